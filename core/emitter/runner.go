@@ -1,0 +1,95 @@
+package emitter
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/sidestream/sidestream/core/event"
+)
+
+// Batch is what a running instance produced: events plus, optionally, the
+// checkpoint that holds once they are stored (nil: unchanged).
+type Batch struct {
+	Events     []event.Draft
+	Checkpoint []byte
+}
+
+// Sink is where a Runner delivers an instance's batches.
+type Sink interface {
+	// Deliver stores and publishes b; it returns once b is durable. A
+	// Runner delivers one instance's batches one at a time, in order.
+	Deliver(ctx context.Context, b Batch) error
+	// Checkpoint returns the durable checkpoint to (re)start from.
+	Checkpoint(ctx context.Context) ([]byte, error)
+}
+
+// Kind describes an emitter kind as its plugin reports it.
+type Kind struct {
+	Name         string          `json:"name"`
+	Version      string          `json:"version"`
+	Description  string          `json:"description,omitempty"`
+	ConfigSchema json.RawMessage `json:"config_schema,omitempty"`
+	Commands     []CommandSpec   `json:"commands,omitempty"`
+	EventTypes   []string        `json:"event_types,omitempty"`
+}
+
+// CommandSpec names a command a kind accepts.
+type CommandSpec struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+// CommandResult is a command's answer and what it changed.
+type CommandResult struct {
+	Result json.RawMessage
+	Batch  Batch
+}
+
+// Runner runs instances in plugin processes (sidecar/internal/pluginhost
+// implements it). It supervises them: after a plugin crash it restarts each
+// instance from sink.Checkpoint, until Stop.
+type Runner interface {
+	Describe(ctx context.Context, kind string) (Kind, error)
+	// Validate returns the normalized config, a *ValidationError, or
+	// ErrUnknownKind.
+	Validate(ctx context.Context, kind string, config json.RawMessage) (json.RawMessage, error)
+	// Start begins supervising an instance; it does not wait for events.
+	Start(ctx context.Context, kind, id string, config json.RawMessage, sink Sink) error
+	// Stop ends an instance and waits (bounded by ctx) until it stopped.
+	Stop(ctx context.Context, kind, id string) error
+	// Command runs a command against checkpoint (the latest accepted one).
+	// Errors: ErrUnknownCommand, *CommandError, ErrUnavailable.
+	Command(ctx context.Context, kind, id, name string, config json.RawMessage, checkpoint, args json.RawMessage) (CommandResult, error)
+}
+
+// FieldError is one invalid field.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// ValidationError lists every invalid field of a request or config.
+type ValidationError struct {
+	Fields []FieldError
+}
+
+func (e *ValidationError) Error() string {
+	parts := make([]string, 0, len(e.Fields))
+	for _, f := range e.Fields {
+		parts = append(parts, f.Field+": "+f.Message)
+	}
+	return "invalid config: " + strings.Join(parts, "; ")
+}
+
+// ErrUnknownCommand means the kind has no such command.
+var ErrUnknownCommand = errors.New("unknown command")
+
+// CommandError is a command failure the caller caused (bad arguments).
+type CommandError struct {
+	Code    string
+	Message string
+}
+
+func (e *CommandError) Error() string { return e.Code + ": " + e.Message }

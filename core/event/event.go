@@ -1,0 +1,142 @@
+// Package event defines the event that flows through sidestream and its
+// wire encodings. Each encoding is computed at most once per event,
+// however many subscribers receive it.
+package event
+
+import (
+	"encoding/json"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// TypeGap marks a range of seqs a subscriber did not receive because they
+// are older than the history kept. Its Data is {"from":A,"to":B}.
+const TypeGap = "gap"
+
+// Event is one event of a stream. Seq is assigned by the host, strictly
+// increasing per stream and never reused. Events are immutable once
+// published: subscribers share the same *Event.
+type Event struct {
+	Stream string
+	Seq    uint64
+	Type   string
+	Time   time.Time
+	// Data is a JSON value.
+	Data json.RawMessage
+
+	sseOnce  sync.Once
+	sse      []byte
+	jsonOnce sync.Once
+	json     []byte
+}
+
+// Envelope is the JSON shape of an event in REST pages and WebSocket frames.
+type Envelope struct {
+	Stream string          `json:"stream"`
+	Seq    uint64          `json:"seq"`
+	Type   string          `json:"type"`
+	Time   time.Time       `json:"time"`
+	Data   json.RawMessage `json:"data"`
+}
+
+// Gap returns the marker for the missing seqs from..to (inclusive).
+func Gap(stream string, from, to uint64) *Event {
+	data := []byte(`{"from":` + strconv.FormatUint(from, 10) + `,"to":` + strconv.FormatUint(to, 10) + `}`)
+	return &Event{Stream: stream, Seq: to, Type: TypeGap, Time: time.Now().UTC(), Data: data}
+}
+
+// IsGap reports whether e is a gap marker.
+func (e *Event) IsGap() bool { return e.Type == TypeGap }
+
+// JSON returns the envelope encoding, computed once.
+func (e *Event) JSON() []byte {
+	e.jsonOnce.Do(func() { e.json = e.AppendJSON(nil) })
+	return e.json
+}
+
+// AppendJSON appends the envelope encoding to dst without caching.
+func (e *Event) AppendJSON(dst []byte) []byte {
+	dst = append(dst, `{"stream":`...)
+	dst = appendJSONString(dst, e.Stream)
+	dst = append(dst, `,"seq":`...)
+	dst = strconv.AppendUint(dst, e.Seq, 10)
+	dst = append(dst, `,"type":`...)
+	dst = appendJSONString(dst, e.Type)
+	dst = append(dst, `,"time":"`...)
+	dst = e.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, `","data":`...)
+	if len(e.Data) == 0 {
+		dst = append(dst, "null"...)
+	} else {
+		dst = append(dst, e.Data...)
+	}
+	return append(dst, '}')
+}
+
+// SSE returns the Server-Sent Events frame, computed once:
+// "id: SEQ\nevent: TYPE\ndata: DATA\n\n". Data is the event's own JSON
+// payload (compact, so one data line).
+func (e *Event) SSE() []byte {
+	e.sseOnce.Do(func() {
+		b := make([]byte, 0, len(e.Data)+len(e.Type)+40)
+		b = append(b, "id: "...)
+		b = strconv.AppendUint(b, e.Seq, 10)
+		b = append(b, "\nevent: "...)
+		b = append(b, sanitizeLine(e.Type)...)
+		b = append(b, "\ndata: "...)
+		b = appendDataLines(b, e.Data)
+		e.sse = append(b, "\n\n"...)
+	})
+	return e.sse
+}
+
+// appendDataLines writes data, splitting on newlines into several data:
+// fields so a payload can never end the frame early.
+func appendDataLines(dst, data []byte) []byte {
+	for i := 0; i < len(data); i++ {
+		switch c := data[i]; c {
+		case '\n':
+			dst = append(dst, "\ndata: "...)
+		case '\r':
+			// Dropped: SSE treats CR as a line end too.
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+func sanitizeLine(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' || s[i] == '\r' {
+			b := []byte(s)
+			for j := range b {
+				if b[j] == '\n' || b[j] == '\r' {
+					b[j] = ' '
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			b, _ := json.Marshal(s) // rare path: let encoding/json escape it
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// Draft is an event before its stream assigns the seq.
+type Draft struct {
+	Type string
+	Time time.Time
+	Data json.RawMessage
+}
