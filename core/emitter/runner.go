@@ -61,7 +61,7 @@ type Runner interface {
 	Stop(ctx context.Context, kind, id string) error
 	// Command runs a command against checkpoint (the latest accepted one).
 	// Errors: ErrUnknownCommand, *CommandError, ErrUnavailable.
-	Command(ctx context.Context, kind, id, name string, config json.RawMessage, checkpoint, args json.RawMessage) (CommandResult, error)
+	Command(ctx context.Context, kind, id, name string, config json.RawMessage, checkpoint []byte, args json.RawMessage) (CommandResult, error)
 }
 
 // FieldError is one invalid field.
