@@ -1,0 +1,366 @@
+package emitter
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/sidestream/sidestream/core/stream"
+)
+
+// DefaultRetention is what an emitter keeps when its request says nothing.
+var DefaultRetention = Retention{Persist: true, MaxEvents: 10000, MaxAge: Duration(24 * time.Hour)}
+
+// MaxLabels bounds the labels of one emitter.
+const MaxLabels = 32
+
+var (
+	idPattern    = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$`)
+	labelPattern = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_./-]{0,62}$`)
+)
+
+// ErrExists is returned when creating an emitter whose id is taken.
+var ErrExists = errors.New("emitter already exists")
+
+// CreateRequest asks for a new emitter. ID is optional (generated).
+type CreateRequest struct {
+	ID        string
+	Kind      string
+	Config    json.RawMessage
+	Labels    map[string]string
+	Retention *Retention
+}
+
+// Filter selects emitters in List. Empty fields match everything.
+type Filter struct {
+	Kind   string
+	Labels map[string]string
+}
+
+// Manager owns the emitters: it stores their specs, runs them through a
+// Runner, routes their batches into streams, and serializes commands.
+type Manager struct {
+	specs  SpecStore
+	runner Runner
+	hub    *stream.Hub
+	log    *slog.Logger
+
+	mu       sync.RWMutex
+	emitters map[string]*instance
+}
+
+// instance is a running emitter and the sink its plugin delivers to.
+type instance struct {
+	spec   Spec
+	stream *stream.Stream
+	specs  SpecStore
+
+	// mu orders commands and deliveries with the checkpoint they move.
+	mu     sync.Mutex
+	latest []byte
+}
+
+// NewManager returns a manager; call Restore to start the stored emitters.
+func NewManager(specs SpecStore, runner Runner, hub *stream.Hub, log *slog.Logger) *Manager {
+	return &Manager{specs: specs, runner: runner, hub: hub, log: log, emitters: map[string]*instance{}}
+}
+
+// Restore starts every stored emitter from its checkpoint. One emitter that
+// cannot start does not stop the others; their errors are joined.
+func (m *Manager) Restore(ctx context.Context) error {
+	specs, err := m.specs.ListSpecs(ctx)
+	if err != nil {
+		return fmt.Errorf("restore emitters: %w", err)
+	}
+	var errs []error
+	for _, s := range specs {
+		if err := m.start(ctx, s); err != nil {
+			errs = append(errs, fmt.Errorf("restore emitter %s (%s): %w", s.ID, s.Kind, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Create validates req through the kind's plugin, stores the spec and
+// starts the emitter.
+func (m *Manager) Create(ctx context.Context, req CreateRequest) (Spec, error) {
+	if err := checkRequest(&req); err != nil {
+		return Spec{}, err
+	}
+	if _, err := m.lookup(req.ID); err == nil {
+		return Spec{}, fmt.Errorf("create %s: %w", req.ID, ErrExists)
+	}
+	cfg, err := m.runner.Validate(ctx, req.Kind, req.Config)
+	if err != nil {
+		return Spec{}, fmt.Errorf("create %s emitter: %w", req.Kind, err)
+	}
+	spec := Spec{ID: req.ID, Kind: req.Kind, Config: cfg, Labels: req.Labels,
+		Retention: DefaultRetention, CreatedAt: time.Now().UTC()}
+	if req.Retention != nil {
+		spec.Retention = *req.Retention
+	}
+	if err := m.specs.PutSpec(ctx, spec); err != nil {
+		return Spec{}, fmt.Errorf("store emitter %s: %w", spec.ID, err)
+	}
+	if err := m.start(ctx, spec); err != nil {
+		return Spec{}, errors.Join(err, m.specs.DeleteSpec(ctx, spec.ID))
+	}
+	return spec, nil
+}
+
+// Ensure creates the emitter id unless it exists (the shared /magic, /time
+// and /fib instances).
+func (m *Manager) Ensure(ctx context.Context, req CreateRequest) (Spec, error) {
+	if inst, err := m.lookup(req.ID); err == nil {
+		return inst.spec, nil
+	}
+	return m.Create(ctx, req)
+}
+
+func checkRequest(req *CreateRequest) error {
+	var fields []FieldError
+	if req.ID == "" {
+		req.ID = newID()
+	} else if !idPattern.MatchString(req.ID) {
+		fields = append(fields, FieldError{"id", "must match " + idPattern.String()})
+	}
+	if req.Kind == "" {
+		fields = append(fields, FieldError{"kind", "is required"})
+	}
+	if len(req.Labels) > MaxLabels {
+		fields = append(fields, FieldError{"labels", fmt.Sprintf("at most %d labels", MaxLabels)})
+	}
+	for k, v := range req.Labels {
+		if !labelPattern.MatchString(k) || len(v) > 256 {
+			fields = append(fields, FieldError{"labels." + k, "key must match " + labelPattern.String() + ", value at most 256 bytes"})
+		}
+	}
+	if r := req.Retention; r != nil && (r.MaxEvents < 0 || r.MaxAge < 0) {
+		fields = append(fields, FieldError{"retention", "max_events and max_age must not be negative"})
+	}
+	if len(req.Config) == 0 {
+		req.Config = json.RawMessage(`{}`)
+	}
+	if len(fields) > 0 {
+		sort.Slice(fields, func(i, j int) bool { return fields[i].Field < fields[j].Field })
+		return &ValidationError{Fields: fields}
+	}
+	return nil
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "em-" + hex.EncodeToString(b[:])
+}
+
+func (m *Manager) start(ctx context.Context, spec Spec) error {
+	st, err := m.hub.Open(ctx, spec.ID, streamConfig(spec.Retention))
+	if err != nil {
+		return err
+	}
+	cp, err := m.specs.Checkpoint(ctx, spec.ID)
+	if err != nil {
+		return fmt.Errorf("load checkpoint: %w", err)
+	}
+	inst := &instance{spec: spec, stream: st, specs: m.specs, latest: cp}
+	m.mu.Lock()
+	m.emitters[spec.ID] = inst
+	m.mu.Unlock()
+	if err := m.runner.Start(ctx, spec.Kind, spec.ID, spec.Config, inst); err != nil {
+		m.mu.Lock()
+		delete(m.emitters, spec.ID)
+		m.mu.Unlock()
+		return errors.Join(fmt.Errorf("start: %w", err), m.hub.Remove(ctx, spec.ID, false))
+	}
+	return nil
+}
+
+func streamConfig(r Retention) stream.Config {
+	return stream.Config{Persist: r.Persist, MaxEvents: r.MaxEvents, MaxAge: time.Duration(r.MaxAge)}
+}
+
+func (m *Manager) lookup(id string) (*instance, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	inst, ok := m.emitters[id]
+	if !ok {
+		return nil, fmt.Errorf("emitter %q: %w", id, ErrNotFound)
+	}
+	return inst, nil
+}
+
+// Get returns an emitter's spec.
+func (m *Manager) Get(_ context.Context, id string) (Spec, error) {
+	inst, err := m.lookup(id)
+	if err != nil {
+		return Spec{}, err
+	}
+	return inst.spec, nil
+}
+
+// Stream returns the stream of an emitter.
+func (m *Manager) Stream(id string) (*stream.Stream, error) {
+	inst, err := m.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	return inst.stream, nil
+}
+
+// List returns the emitters matching f, oldest first, after the id
+// cursor (exclusive; "" from the start), at most limit (<= 0: all). next
+// is the cursor of the following page ("" at the end).
+func (m *Manager) List(_ context.Context, f Filter, after string, limit int) (page []Spec, next string) {
+	m.mu.RLock()
+	all := make([]Spec, 0, len(m.emitters))
+	for _, inst := range m.emitters {
+		if f.matches(inst.spec) {
+			all = append(all, inst.spec)
+		}
+	}
+	m.mu.RUnlock()
+	sort.Slice(all, func(i, j int) bool {
+		if !all[i].CreatedAt.Equal(all[j].CreatedAt) {
+			return all[i].CreatedAt.Before(all[j].CreatedAt)
+		}
+		return all[i].ID < all[j].ID
+	})
+	start := 0
+	if after != "" {
+		start = len(all)
+		for i, s := range all {
+			if s.ID == after {
+				start = i + 1
+				break
+			}
+		}
+	}
+	page = all[start:]
+	if limit > 0 && len(page) > limit {
+		page = page[:limit]
+		next = page[len(page)-1].ID
+	}
+	return page, next
+}
+
+func (f Filter) matches(s Spec) bool {
+	if f.Kind != "" && s.Kind != f.Kind {
+		return false
+	}
+	for k, v := range f.Labels {
+		if s.Labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Delete stops an emitter and removes its spec, checkpoint and history.
+func (m *Manager) Delete(ctx context.Context, id string) error {
+	inst, err := m.lookup(id)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	delete(m.emitters, id)
+	m.mu.Unlock()
+	return errors.Join(
+		m.runner.Stop(ctx, inst.spec.Kind, id),
+		m.hub.Remove(ctx, id, true),
+		m.specs.DeleteSpec(ctx, id),
+	)
+}
+
+// Command runs a command on an emitter; its events and checkpoint are
+// durable before Command returns the result.
+func (m *Manager) Command(ctx context.Context, id, name string, args json.RawMessage) (json.RawMessage, error) {
+	inst, err := m.lookup(id)
+	if err != nil {
+		return nil, err
+	}
+	inst.mu.Lock()
+	res, err := m.runner.Command(ctx, inst.spec.Kind, id, name, inst.spec.Config, inst.latest, args)
+	if err != nil {
+		inst.mu.Unlock()
+		return nil, fmt.Errorf("command %s on %s: %w", name, id, err)
+	}
+	wait, err := inst.enqueueLocked(res.Batch)
+	inst.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	if err := wait(ctx); err != nil {
+		return nil, fmt.Errorf("command %s on %s: %w", name, id, err)
+	}
+	return res.Result, nil
+}
+
+// Close stops every emitter's plugin instance (the specs stay stored).
+func (m *Manager) Close(ctx context.Context) error {
+	m.mu.Lock()
+	all := m.emitters
+	m.emitters = map[string]*instance{}
+	m.mu.Unlock()
+	var errs []error
+	for id, inst := range all {
+		if err := m.runner.Stop(ctx, inst.spec.Kind, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Deliver implements Sink for the instance's plugin run.
+func (inst *instance) Deliver(ctx context.Context, b Batch) error {
+	inst.mu.Lock()
+	wait, err := inst.enqueueLocked(b)
+	inst.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return wait(ctx)
+}
+
+// Checkpoint implements Sink: the durable checkpoint a restart resumes
+// from. The in-memory latest is dropped: what was not durable is replayed.
+func (inst *instance) Checkpoint(ctx context.Context) ([]byte, error) {
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	// Let commits already queued land first, so the checkpoint read is the
+	// newest that will ever be durable for what was accepted so far.
+	if _, wait, err := inst.stream.Enqueue(nil, nil); err == nil {
+		if err := wait(ctx); err != nil {
+			return nil, err
+		}
+	}
+	cp, err := inst.specs.Checkpoint(ctx, inst.spec.ID)
+	if err != nil {
+		return nil, err
+	}
+	inst.latest = cp
+	return cp, nil
+}
+
+func (inst *instance) enqueueLocked(b Batch) (func(context.Context) error, error) {
+	var cp *stream.Checkpoint
+	if b.Checkpoint != nil {
+		cp = &stream.Checkpoint{Emitter: inst.spec.ID, Value: b.Checkpoint}
+	}
+	_, wait, err := inst.stream.Enqueue(b.Events, cp)
+	if err != nil {
+		return nil, err
+	}
+	if b.Checkpoint != nil {
+		inst.latest = b.Checkpoint
+	}
+	return wait, nil
+}

@@ -1,0 +1,161 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+)
+
+// HubOptions tune a Hub.
+type HubOptions struct {
+	// PruneInterval is how often history bounds are enforced (default 30s).
+	PruneInterval time.Duration
+}
+
+// Hub holds the open streams by name and prunes their history.
+type Hub struct {
+	store Store
+	log   *slog.Logger
+
+	mu      sync.RWMutex
+	streams map[string]*Stream
+	closed  bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// NewHub returns a hub over store and starts its background pruner.
+func NewHub(store Store, log *slog.Logger, opts HubOptions) *Hub {
+	if opts.PruneInterval <= 0 {
+		opts.PruneInterval = 30 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Hub{store: store, log: log, streams: map[string]*Stream{}, cancel: cancel}
+	h.wg.Add(1)
+	go h.pruneLoop(ctx, opts.PruneInterval)
+	return h
+}
+
+// Open returns the stream name, creating it with cfg (and its head from the
+// store, so seqs continue after a restart) if it is not open yet.
+func (h *Hub) Open(ctx context.Context, name string, cfg Config) (*Stream, error) {
+	if s, ok := h.Get(name); ok {
+		return s, nil
+	}
+	head, err := h.store.Head(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("open stream %s: %w", name, err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, fmt.Errorf("open stream %s: %w", name, ErrClosed)
+	}
+	if s, ok := h.streams[name]; ok {
+		return s, nil
+	}
+	s := newStream(name, cfg, h.store, head)
+	h.streams[name] = s
+	return s, nil
+}
+
+// Get returns an open stream.
+func (h *Hub) Get(name string) (*Stream, bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	s, ok := h.streams[name]
+	return s, ok
+}
+
+// Names returns the open streams' names, sorted.
+func (h *Hub) Names() []string {
+	h.mu.RLock()
+	names := make([]string, 0, len(h.streams))
+	for n := range h.streams {
+		names = append(names, n)
+	}
+	h.mu.RUnlock()
+	sort.Strings(names)
+	return names
+}
+
+// Remove closes a stream (its subscribers get ErrClosed after draining)
+// and, with purge, deletes its history and head.
+func (h *Hub) Remove(ctx context.Context, name string, purge bool) error {
+	h.mu.Lock()
+	s, ok := h.streams[name]
+	delete(h.streams, name)
+	h.mu.Unlock()
+	if ok {
+		s.close()
+	}
+	if purge {
+		if err := h.store.DeleteStream(ctx, name); err != nil {
+			return fmt.Errorf("remove stream %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Close stops the pruner and closes every stream.
+func (h *Hub) Close(ctx context.Context) error {
+	h.mu.Lock()
+	h.closed = true
+	streams := h.streams
+	h.streams = map[string]*Stream{}
+	h.mu.Unlock()
+	for _, s := range streams {
+		s.close()
+	}
+	h.cancel()
+	done := make(chan struct{})
+	go func() { h.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("close hub: %w", ctx.Err())
+	}
+}
+
+func (h *Hub) pruneLoop(ctx context.Context, every time.Duration) {
+	defer h.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := h.PruneOnce(ctx); err != nil && ctx.Err() == nil {
+				h.log.Warn("prune history", "err", err)
+			}
+		}
+	}
+}
+
+// PruneOnce enforces every persisted stream's bounds now.
+func (h *Hub) PruneOnce(ctx context.Context) error {
+	h.mu.RLock()
+	var todo []*Stream
+	for _, s := range h.streams {
+		if s.cfg.Persist && (s.cfg.MaxEvents > 0 || s.cfg.MaxAge > 0) {
+			todo = append(todo, s)
+		}
+	}
+	h.mu.RUnlock()
+	for _, s := range todo {
+		var olderThan time.Time
+		if s.cfg.MaxAge > 0 {
+			olderThan = time.Now().Add(-s.cfg.MaxAge)
+		}
+		if _, err := h.store.Prune(ctx, s.name, s.cfg.MaxEvents, olderThan); err != nil {
+			return fmt.Errorf("prune %s: %w", s.name, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,283 @@
+// Package stream holds the ordered events of each stream: it assigns seqs,
+// keeps a ring of recent events, commits to a Store before events become
+// visible, and lets any number of subscribers read from any seq.
+//
+// Subscriptions are pull-based: a subscriber owns only a cursor, so one that
+// falls behind never slows the emitter or other subscribers and its memory
+// stays bounded. When it falls out of the ring it continues from history or,
+// where history no longer reaches, receives a gap marker.
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sidestream/sidestream/core/event"
+)
+
+// Errors of the package.
+var (
+	// ErrClosed is returned once a stream was removed or its hub closed.
+	ErrClosed = errors.New("stream closed")
+	// ErrNotFound is returned for a stream the hub does not hold.
+	ErrNotFound = errors.New("stream not found")
+)
+
+const (
+	defaultRingSize = 4096
+	// MaxBatch bounds the events one Next returns (one coalesced write).
+	MaxBatch = 1024
+	// leaseSize is how far ahead a stream without history reserves seqs,
+	// so it writes its head once per leaseSize events, not per event.
+	leaseSize = 1 << 16
+)
+
+// Config is how a stream keeps its events.
+type Config struct {
+	// Persist stores every event in the history before it is visible.
+	Persist bool
+	// RingSize is the number of recent events kept in memory (rounded up
+	// to a power of two; default 4096).
+	RingSize  int
+	MaxEvents int
+	MaxAge    time.Duration
+}
+
+// Stream is the ordered events of one emitter, tracker user or queue.
+type Stream struct {
+	name  string
+	cfg   Config
+	store Store
+
+	// mu orders writers: seq assignment and the commit queue.
+	mu       sync.Mutex
+	last     uint64 // last seq handed out
+	lease    uint64 // head reserved in the store (no-history streams)
+	queue    []*pending
+	flushing bool
+
+	// rmu guards what readers see.
+	rmu       sync.RWMutex
+	ring      []*event.Event
+	mask      uint64
+	head      uint64 // last visible seq
+	ringStart uint64 // first seq published into the ring by this process
+	notify    chan struct{}
+	closed    bool
+
+	subscribers atomic.Int64
+	published   atomic.Uint64
+}
+
+type pending struct {
+	events []*event.Event
+	append Append
+	done   chan error
+}
+
+func newStream(name string, cfg Config, store Store, head uint64) *Stream {
+	size := uint64(defaultRingSize)
+	if cfg.RingSize > 0 {
+		size = 1
+		for size < uint64(cfg.RingSize) {
+			size <<= 1
+		}
+	}
+	return &Stream{
+		name: name, cfg: cfg, store: store,
+		last: head, lease: head,
+		ring: make([]*event.Event, size), mask: size - 1,
+		head: head, ringStart: head + 1,
+		notify: make(chan struct{}),
+	}
+}
+
+// Name returns the stream's name.
+func (s *Stream) Name() string { return s.name }
+
+// Config returns how the stream keeps its events.
+func (s *Stream) Config() Config { return s.cfg }
+
+// Head returns the last visible seq.
+func (s *Stream) Head() uint64 {
+	s.rmu.RLock()
+	defer s.rmu.RUnlock()
+	return s.head
+}
+
+// Subscribers returns the number of open subscriptions.
+func (s *Stream) Subscribers() int { return int(s.subscribers.Load()) }
+
+// Published returns how many events this process made visible.
+func (s *Stream) Published() uint64 { return s.published.Load() }
+
+// Publish assigns seqs to drafts, commits them (with cp, in the same
+// transaction) when the stream persists history or cp is set, and makes
+// them visible to subscribers in seq order. It returns the last seq (the
+// current head when drafts is empty) once everything is durable.
+func (s *Stream) Publish(ctx context.Context, drafts []event.Draft, cp *Checkpoint) (uint64, error) {
+	last, wait, err := s.Enqueue(drafts, cp)
+	if err != nil {
+		return 0, err
+	}
+	return last, wait(ctx)
+}
+
+// Enqueue assigns seqs and queues the commit, in call order, without
+// waiting for it; wait must be called and returns once it is durable and
+// visible. A caller that must order Enqueue with its own state (a command
+// and its checkpoint) holds its lock across Enqueue only, not the wait.
+func (s *Stream) Enqueue(drafts []event.Draft, cp *Checkpoint) (last uint64, wait func(context.Context) error, err error) {
+	s.mu.Lock()
+	if s.isClosed() {
+		s.mu.Unlock()
+		return 0, nil, fmt.Errorf("publish to %s: %w", s.name, ErrClosed)
+	}
+	events := s.assign(drafts)
+	last = s.last
+	a := Append{Stream: s.name, Checkpoint: cp}
+	if s.cfg.Persist && len(events) > 0 {
+		a.Events, a.Head = events, last
+	} else if last > s.lease {
+		s.lease = last + leaseSize
+		a.Head = s.lease
+	}
+	needsCommit := len(a.Events) > 0 || a.Head != 0 || cp != nil
+	if !needsCommit && !s.flushing {
+		// Nothing to store and nothing queued ahead: visible at once.
+		s.makeVisible(events)
+		s.mu.Unlock()
+		return last, func(context.Context) error { return nil }, nil
+	}
+	p := &pending{events: events, append: a, done: make(chan error, 1)}
+	s.queue = append(s.queue, p)
+	leader := !s.flushing
+	s.flushing = true
+	s.mu.Unlock()
+
+	return last, func(ctx context.Context) error {
+		if leader {
+			// The leader flushes whatever its own ctx says: others wait on it.
+			s.flush(context.WithoutCancel(ctx))
+		}
+		select {
+		case err := <-p.done:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}, nil
+}
+
+func (s *Stream) assign(drafts []event.Draft) []*event.Event {
+	events := make([]*event.Event, len(drafts))
+	now := time.Now().UTC()
+	for i, d := range drafts {
+		s.last++
+		t := d.Time
+		if t.IsZero() {
+			t = now
+		}
+		events[i] = &event.Event{Stream: s.name, Seq: s.last, Type: d.Type, Time: t.UTC(), Data: d.Data}
+	}
+	return events
+}
+
+// flush is run by one publisher at a time (the leader): it merges every
+// queued append into one commit, so concurrent publishers of a stream share
+// a transaction, and makes their events visible in order.
+func (s *Stream) flush(ctx context.Context) {
+	for {
+		s.mu.Lock()
+		batch := s.queue
+		s.queue = nil
+		if len(batch) == 0 {
+			s.flushing = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+
+		merged := mergeAppends(s.name, batch)
+		var err error
+		if len(merged.Events) > 0 || merged.Head != 0 || merged.Checkpoint != nil {
+			err = s.store.Commit(ctx, merged)
+		}
+		if err != nil {
+			err = fmt.Errorf("commit %s: %w", s.name, err)
+		} else {
+			s.rmu.Lock()
+			for _, p := range batch {
+				s.makeVisibleLocked(p.events)
+			}
+			s.rmu.Unlock()
+		}
+		for _, p := range batch {
+			p.done <- err
+		}
+	}
+}
+
+func mergeAppends(name string, batch []*pending) Append {
+	if len(batch) == 1 {
+		return batch[0].append
+	}
+	merged := Append{Stream: name}
+	for _, p := range batch {
+		merged.Events = append(merged.Events, p.append.Events...)
+		merged.Head = max(merged.Head, p.append.Head)
+		if p.append.Checkpoint != nil {
+			merged.Checkpoint = p.append.Checkpoint
+		}
+	}
+	return merged
+}
+
+func (s *Stream) makeVisible(events []*event.Event) {
+	s.rmu.Lock()
+	s.makeVisibleLocked(events)
+	s.rmu.Unlock()
+}
+
+func (s *Stream) makeVisibleLocked(events []*event.Event) {
+	if len(events) == 0 || s.closed {
+		return
+	}
+	for _, e := range events {
+		s.ring[e.Seq&s.mask] = e
+	}
+	s.head = events[len(events)-1].Seq
+	s.published.Add(uint64(len(events)))
+	close(s.notify)
+	s.notify = make(chan struct{})
+}
+
+// ringOldest is the oldest seq the ring still holds (rmu held).
+func (s *Stream) ringOldest() uint64 {
+	oldest := s.ringStart
+	if size := s.mask + 1; s.head >= size && s.head-size+1 > oldest {
+		oldest = s.head - size + 1
+	}
+	return oldest
+}
+
+func (s *Stream) isClosed() bool {
+	s.rmu.RLock()
+	defer s.rmu.RUnlock()
+	return s.closed
+}
+
+// close ends the stream: subscribers drain what is visible, then get
+// ErrClosed.
+func (s *Stream) close() {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if !s.closed {
+		s.closed = true
+		close(s.notify)
+	}
+}

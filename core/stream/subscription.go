@@ -1,0 +1,118 @@
+package stream
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sidestream/sidestream/core/event"
+)
+
+// Position is where a subscription starts.
+type Position struct {
+	after uint64
+	now   bool
+}
+
+// FromNow starts after the current head: only new events.
+func FromNow() Position { return Position{now: true} }
+
+// After starts after seq (After(0): from the first event still kept).
+func After(seq uint64) Position { return Position{after: seq} }
+
+// Subscription reads a stream from a cursor. It is not safe for concurrent
+// use: each subscriber's writer goroutine owns one.
+type Subscription struct {
+	s      *Stream
+	cursor uint64
+	closed bool
+}
+
+// Subscribe opens a subscription at pos. A resume point beyond the head
+// (a seq this stream never handed out) starts at the head.
+func (s *Stream) Subscribe(pos Position) *Subscription {
+	s.rmu.RLock()
+	head := s.head
+	s.rmu.RUnlock()
+	cursor := pos.after
+	if pos.now || cursor > head {
+		cursor = head
+	}
+	s.subscribers.Add(1)
+	return &Subscription{s: s, cursor: cursor}
+}
+
+// Cursor returns the last seq delivered (or skipped by a gap).
+func (sub *Subscription) Cursor() uint64 { return sub.cursor }
+
+// Close releases the subscription.
+func (sub *Subscription) Close() {
+	if !sub.closed {
+		sub.closed = true
+		sub.s.subscribers.Add(-1)
+	}
+}
+
+// Next blocks until at least one event after the cursor is visible, then
+// appends to dst everything available (at most MaxBatch) and advances. The
+// result may start with a gap marker when the events after the cursor are
+// no longer kept. It returns ErrClosed once the stream ended and every
+// visible event was delivered.
+func (sub *Subscription) Next(ctx context.Context, dst []*event.Event) ([]*event.Event, error) {
+	s := sub.s
+	for {
+		s.rmu.RLock()
+		head, closed, notify := s.head, s.closed, s.notify
+		if sub.cursor < head {
+			oldest := s.ringOldest()
+			if sub.cursor+1 >= oldest {
+				end := min(head, sub.cursor+MaxBatch)
+				for seq := sub.cursor + 1; seq <= end; seq++ {
+					dst = append(dst, s.ring[seq&s.mask])
+				}
+				sub.cursor = end
+				s.rmu.RUnlock()
+				return dst, nil
+			}
+			s.rmu.RUnlock()
+			return sub.catchUp(ctx, dst, oldest)
+		}
+		s.rmu.RUnlock()
+		if closed {
+			return dst, fmt.Errorf("subscription to %s: %w", s.name, ErrClosed)
+		}
+		select {
+		case <-notify:
+		case <-ctx.Done():
+			return dst, ctx.Err()
+		}
+	}
+}
+
+// catchUp serves a cursor that fell out of the ring: from history when the
+// stream keeps it, else with a gap up to the ring.
+func (sub *Subscription) catchUp(ctx context.Context, dst []*event.Event, ringOldest uint64) ([]*event.Event, error) {
+	s := sub.s
+	if s.cfg.Persist {
+		evs, err := s.store.ReadAfter(ctx, s.name, sub.cursor, MaxBatch)
+		if err != nil {
+			return dst, fmt.Errorf("read history of %s: %w", s.name, err)
+		}
+		if len(evs) > 0 && evs[0].Seq < ringOldest {
+			if first := evs[0].Seq; first > sub.cursor+1 {
+				dst = append(dst, event.Gap(s.name, sub.cursor+1, first-1))
+			}
+			// Only what the ring does not hold: the ring takes over after.
+			for _, e := range evs {
+				if e.Seq >= ringOldest {
+					break
+				}
+				dst = append(dst, e)
+				sub.cursor = e.Seq
+			}
+			return dst, nil
+		}
+	}
+	dst = append(dst, event.Gap(s.name, sub.cursor+1, ringOldest-1))
+	sub.cursor = ringOldest - 1
+	return dst, nil
+}
