@@ -1,0 +1,276 @@
+package bolt
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/sidestream/sidestream/core/stream"
+)
+
+// request is one write waiting for the committer: a stream append, or
+// (when op is set) any other write such as a spec or a prune chunk.
+type request struct {
+	a    stream.Append
+	op   func(tx *bbolt.Tx, ar *arena) error
+	size int
+	done chan error // buffered: the committer never blocks on a caller
+}
+
+var reqPool = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
+
+// Commit stores a durably: its events, its head and its checkpoint in
+// one transaction, shared with whatever other writes are queued. It
+// returns once that transaction is committed. If ctx ends before the
+// committer takes the append, Commit returns ctx's error and nothing is
+// written; once taken, Commit waits for the outcome.
+func (s *Store) Commit(ctx context.Context, a stream.Append) error {
+	size, err := checkAppend(&a)
+	if err != nil {
+		return err
+	}
+	r := reqPool.Get().(*request)
+	r.a, r.size = a, size
+	err = s.submit(ctx, r)
+	*r = request{done: r.done}
+	reqPool.Put(r)
+	return err
+}
+
+// write runs op through the committer like an append.
+func (s *Store) write(ctx context.Context, size int, op func(*bbolt.Tx, *arena) error) error {
+	r := reqPool.Get().(*request)
+	r.op, r.size = op, size
+	err := s.submit(ctx, r)
+	*r = request{done: r.done}
+	reqPool.Put(r)
+	return err
+}
+
+// submit hands r to the committer. The channel is unbuffered on purpose:
+// a successful send means the committer holds r, which makes "taken" a
+// precise point for ctx and Close; waiting senders are the next group.
+func (s *Store) submit(ctx context.Context, r *request) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if s.closed() {
+		return ErrClosed
+	}
+	select {
+	case s.reqs <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.quit:
+		return ErrClosed
+	}
+	return <-r.done
+}
+
+// run is the committer: it takes one request, then everything else that
+// is already waiting (bounded by MaxBatch and MaxBatchBytes), and commits
+// them in one transaction. There is no timer: while one transaction
+// syncs, the next group queues up by itself.
+func (s *Store) run() {
+	defer close(s.done)
+	defer func() {
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("bolt: close %s: %w", s.path, err)
+		}
+	}()
+	group := make([]*request, 0, s.opts.MaxBatch)
+	var ar arena
+	for {
+		var r *request
+		select {
+		case r = <-s.reqs:
+		case <-s.quit:
+			return
+		}
+		group = append(group[:0], r)
+		size := r.size
+	gather:
+		for len(group) < s.opts.MaxBatch && size < s.opts.MaxBatchBytes {
+			select {
+			case r = <-s.reqs:
+				group = append(group, r)
+				size += r.size
+			default:
+				break gather
+			}
+		}
+		s.commitGroup(group, &ar)
+		clear(group)
+	}
+}
+
+// commitGroup commits g and acknowledges every request. When the shared
+// transaction fails, each request is replayed alone, in order, so one
+// bad write fails only itself.
+func (s *Store) commitGroup(g []*request, ar *arena) {
+	err := s.update(g, ar)
+	if err == nil || len(g) == 1 {
+		for _, r := range g {
+			s.ack(r, err)
+		}
+		return
+	}
+	s.stats.replays.Add(1)
+	s.log.Warn("group commit failed, replaying writes one by one", "writes", len(g), "err", err)
+	for i, r := range g {
+		s.ack(r, s.update(g[i:i+1], ar))
+	}
+}
+
+func (s *Store) update(g []*request, ar *arena) error {
+	ar.reset()
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		for _, r := range g {
+			var err error
+			if r.op != nil {
+				err = r.op(tx, ar)
+			} else {
+				err = applyAppend(tx, &r.a, ar)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("bolt: commit: %w", dbErr(err))
+	}
+	s.stats.txs.Add(1)
+	for n := uint64(len(g)); ; {
+		cur := s.stats.maxGroup.Load()
+		if n <= cur || s.stats.maxGroup.CompareAndSwap(cur, n) {
+			break
+		}
+	}
+	return nil
+}
+
+// ack reads everything it needs from r before releasing the caller,
+// which may reuse r at once.
+func (s *Store) ack(r *request, err error) {
+	switch {
+	case err != nil:
+		s.stats.failed.Add(1)
+	case r.op == nil:
+		s.stats.appends.Add(1)
+		s.stats.events.Add(uint64(len(r.a.Events)))
+		s.stats.writes.Add(1)
+	default:
+		s.stats.writes.Add(1)
+	}
+	r.done <- err
+}
+
+// checkAppend refuses appends that could never commit, before they can
+// share (and fail) a group, and estimates the bytes they write.
+func checkAppend(a *stream.Append) (int, error) {
+	if a.Stream == "" || len(a.Stream) > bbolt.MaxKeySize {
+		return 0, fmt.Errorf("%w: stream name must be 1..%d bytes", ErrInvalid, bbolt.MaxKeySize)
+	}
+	size := 64 + len(a.Stream)
+	for i, e := range a.Events {
+		if e == nil {
+			return 0, fmt.Errorf("%w: event %d of stream %q is nil", ErrInvalid, i, a.Stream)
+		}
+		size += 8 + valueSize(e)
+	}
+	if cp := a.Checkpoint; cp != nil {
+		if cp.Emitter == "" || len(cp.Emitter) > bbolt.MaxKeySize {
+			return 0, fmt.Errorf("%w: checkpoint emitter id must be 1..%d bytes", ErrInvalid, bbolt.MaxKeySize)
+		}
+		size += len(cp.Emitter) + len(cp.Value)
+	}
+	return size, nil
+}
+
+// applyAppend writes one append inside the group's transaction. The head
+// only moves forward: max(stored, a.Head, highest event seq).
+func applyAppend(tx *bbolt.Tx, a *stream.Append, ar *arena) error {
+	head := a.Head
+	name := ar.str(a.Stream)
+	if len(a.Events) > 0 {
+		hist, err := tx.Bucket(bktHistory).CreateBucketIfNotExists(name)
+		if err != nil {
+			return fmt.Errorf("bolt: history of %q: %w", a.Stream, err)
+		}
+		// Seqs arrive in ascending order, so pages can be packed fuller
+		// than bbolt's default 50% split.
+		hist.FillPercent = 0.9
+		for _, e := range a.Events {
+			k := ar.alloc(8)
+			putSeq(k, e.Seq)
+			v := ar.alloc(valueSize(e))
+			putValue(v, e)
+			if err := hist.Put(k, v); err != nil {
+				return fmt.Errorf("bolt: put %q seq %d: %w", a.Stream, e.Seq, err)
+			}
+			head = max(head, e.Seq)
+		}
+	}
+	if head > 0 {
+		heads := tx.Bucket(bktHeads)
+		if keySeq(heads.Get(name)) < head {
+			v := ar.alloc(8)
+			putSeq(v, head)
+			if err := heads.Put(name, v); err != nil {
+				return fmt.Errorf("bolt: head of %q: %w", a.Stream, err)
+			}
+		}
+	}
+	if cp := a.Checkpoint; cp != nil {
+		v := ar.alloc(len(cp.Value))
+		copy(v, cp.Value)
+		if err := tx.Bucket(bktCheckpoints).Put(ar.str(cp.Emitter), v); err != nil {
+			return fmt.Errorf("bolt: checkpoint of %q: %w", cp.Emitter, err)
+		}
+	}
+	return nil
+}
+
+// arena hands out the keys and values of one transaction. bbolt keeps
+// the slices given to Put until commit, so they cannot come from a reused
+// scratch buffer; one arena per transaction turns thousands of small
+// allocations into a few large ones, reused across transactions.
+type arena struct {
+	buf []byte
+	off int
+}
+
+const (
+	arenaMin  = 64 << 10
+	arenaKeep = 16 << 20
+)
+
+func (a *arena) alloc(n int) []byte {
+	if a.off+n > len(a.buf) {
+		// The old buffer stays referenced by the open transaction; the
+		// new one is bigger, so steady state is a single buffer.
+		a.buf = make([]byte, max(2*len(a.buf), n, arenaMin))
+		a.off = 0
+	}
+	b := a.buf[a.off : a.off+n : a.off+n]
+	a.off += n
+	return b
+}
+
+func (a *arena) str(s string) []byte {
+	b := a.alloc(len(s))
+	copy(b, s)
+	return b
+}
+
+// reset recycles the buffer once the transaction that used it is over.
+func (a *arena) reset() {
+	a.off = 0
+	if len(a.buf) > arenaKeep {
+		a.buf = nil
+	}
+}
