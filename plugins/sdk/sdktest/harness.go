@@ -1,0 +1,190 @@
+// Package sdktest drives an sdk.Plugin in-process through the real gRPC
+// adapter (sdk.NewServer) over an in-memory connection, so a plugin's tests
+// exercise the same conversions, schema validation and error mapping the
+// host sees. Harness offers the calls one by one; Conformance checks the
+// whole plugin contract in one call.
+package sdktest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/test/bufconn"
+
+	pluginpb "github.com/sidestream/sidestream/plugins/proto"
+	"github.com/sidestream/sidestream/plugins/sdk"
+)
+
+// HangGuard bounds every wait the harness does on its own (stopping runs,
+// shutting down). It is a guard against a hung plugin, not a performance
+// target.
+const HangGuard = 10 * time.Second
+
+// Harness is one plugin served over an in-memory gRPC connection.
+type Harness struct {
+	t      testing.TB
+	client pluginpb.EmitterClient
+}
+
+// New serves p through sdk.NewServer and connects to it. Everything is
+// shut down by t.Cleanup; a plugin whose Run ignores cancellation fails t
+// there instead of hanging the test binary.
+func New(t testing.TB, p sdk.Plugin) *Harness {
+	t.Helper()
+	lw := &testWriter{t: t}
+	log := slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	lis := bufconn.Listen(1 << 20)
+	// WaitForHandlers makes Stop wait for every Run handler, so no plugin
+	// goroutine outlives the test.
+	srv := grpc.NewServer(grpc.WaitForHandlers(true))
+	pluginpb.RegisterEmitterServer(srv, sdk.NewServer(p, log))
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		_ = srv.Serve(lis) // returns nil after Stop
+	}()
+
+	conn, err := grpc.NewClient("passthrough:///sdktest",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		srv.Stop()
+		<-served
+		t.Fatalf("sdktest: dial: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = conn.Close()
+		stopped := make(chan struct{})
+		go func() { srv.Stop(); close(stopped) }()
+		select {
+		case <-stopped:
+			<-served
+		case <-time.After(HangGuard):
+			t.Errorf("sdktest: plugin handlers still running %s after shutdown: Run must return when its ctx is done", HangGuard)
+		}
+		lw.close()
+	})
+	return &Harness{t: t, client: pluginpb.NewEmitterClient(conn)}
+}
+
+// Describe calls Describe through the adapter.
+func (h *Harness) Describe(ctx context.Context) (sdk.Description, error) {
+	resp, err := h.client.Describe(ctx, &pluginpb.DescribeRequest{})
+	if err != nil {
+		return sdk.Description{}, fmt.Errorf("sdktest: describe: %w", err)
+	}
+	d := sdk.Description{
+		Name:         resp.GetName(),
+		Version:      resp.GetVersion(),
+		Description:  resp.GetDescription(),
+		ConfigSchema: resp.GetConfigSchema(),
+		EventTypes:   resp.GetEventTypes(),
+	}
+	for _, c := range resp.GetCommands() {
+		d.Commands = append(d.Commands, sdk.CommandSpec{Name: c.GetName(), Description: c.GetDescription()})
+	}
+	if resp.GetApiVersion() != sdk.APIVersion {
+		return d, fmt.Errorf("sdktest: describe: api version %d, want %d", resp.GetApiVersion(), sdk.APIVersion)
+	}
+	return d, nil
+}
+
+// Validate calls Validate through the adapter (schema first, then the
+// plugin). Field errors come back as *sdk.ValidationError.
+func (h *Harness) Validate(ctx context.Context, config json.RawMessage) (json.RawMessage, error) {
+	resp, err := h.client.Validate(ctx, &pluginpb.ValidateRequest{Config: config})
+	if err != nil {
+		return nil, fmt.Errorf("sdktest: validate: %w", err)
+	}
+	if errs := resp.GetErrors(); len(errs) > 0 {
+		ve := &sdk.ValidationError{}
+		for _, f := range errs {
+			ve.Fields = append(ve.Fields, sdk.FieldError{Field: f.GetField(), Message: f.GetMessage()})
+		}
+		return nil, ve
+	}
+	return resp.GetNormalizedConfig(), nil
+}
+
+// Command calls Command through the adapter. An unknown command returns an
+// error wrapping sdk.ErrUnknownCommand; a failure the caller caused
+// returns *sdk.CommandError.
+func (h *Harness) Command(ctx context.Context, inst sdk.Instance, name string, args json.RawMessage) (sdk.CommandResult, error) {
+	resp, err := h.client.Command(ctx, &pluginpb.CommandRequest{
+		InstanceId: inst.ID, Config: inst.Config, Checkpoint: inst.Checkpoint, Name: name, Args: args,
+	})
+	if err != nil {
+		return sdk.CommandResult{}, fmt.Errorf("sdktest: command %s: %w", name, err)
+	}
+	switch code := resp.GetErrorCode(); code {
+	case "":
+	case sdk.CodeUnknownCommand:
+		return sdk.CommandResult{}, fmt.Errorf("sdktest: command %s: %w: %s", name, sdk.ErrUnknownCommand, resp.GetErrorMessage())
+	default:
+		return sdk.CommandResult{}, &sdk.CommandError{Code: code, Message: resp.GetErrorMessage()}
+	}
+	return sdk.CommandResult{Result: resp.GetResult(), Batch: fromPBBatch(resp.GetBatch())}, nil
+}
+
+// Instances reports how many instances the plugin is running (Heartbeat).
+func (h *Harness) Instances(ctx context.Context) (int, error) {
+	resp, err := h.client.Heartbeat(ctx, &pluginpb.HeartbeatRequest{})
+	if err != nil {
+		return 0, fmt.Errorf("sdktest: heartbeat: %w", err)
+	}
+	return int(resp.GetInstances()), nil
+}
+
+// fromPBBatch converts a wire batch; a checkpoint is non-nil exactly when
+// the plugin set one, as the host sees it.
+func fromPBBatch(pb *pluginpb.Batch) sdk.Batch {
+	var b sdk.Batch
+	if pb == nil {
+		return b
+	}
+	if pb.GetHasCheckpoint() {
+		b.Checkpoint = pb.GetCheckpoint()
+		if b.Checkpoint == nil {
+			b.Checkpoint = []byte{}
+		}
+	}
+	if n := len(pb.GetEvents()); n > 0 {
+		b.Events = make([]sdk.Event, n)
+		for i, e := range pb.GetEvents() {
+			b.Events[i] = sdk.Event{Type: e.GetType(), Data: e.GetData(), Time: time.Unix(0, e.GetTimeUnixNano())}
+		}
+	}
+	return b
+}
+
+// testWriter sends the adapter's logs to t.Log until the harness closed,
+// since t.Log after the test ended panics.
+type testWriter struct {
+	mu     sync.Mutex
+	t      testing.TB
+	closed bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.closed {
+		w.t.Log("plugin: " + string(p))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) close() {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+}
