@@ -60,6 +60,8 @@ func (c *conformance) stop(t *testing.T) {
 	r := c.h.Run(ctx, sdk.Instance{ID: c.nextID(t), Config: c.runConfig(t)})
 	if c.s.NeedsEvents {
 		c.firstEvents(t, r) // stop a run that is busy producing
+	} else if err := c.h.started(ctx, r); err != nil {
+		t.Fatalf("Run never started: %v", err)
 	}
 	r.Stop()
 	if err := r.Wait(ctx); err != nil {

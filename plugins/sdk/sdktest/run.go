@@ -92,7 +92,7 @@ func (r *Run) Next(ctx context.Context) (sdk.Batch, error) {
 }
 
 // Stop asks the plugin to stop the instance (the Stop RPC, as the host
-// does) and waits until the stream ended, at most HangGuard; after that it
+// does, repeated until it takes) and waits until the stream ended, at most HangGuard; after that it
 // cancels the call. Use Wait to learn how the run ended. Stop is
 // idempotent and safe to call from any goroutine.
 func (r *Run) Stop() {
@@ -100,10 +100,18 @@ func (r *Run) Stop() {
 		close(r.stopping)
 		ctx, cancel := context.WithTimeout(context.Background(), HangGuard)
 		defer cancel()
-		_, _ = r.h.client.Stop(ctx, &pluginpb.StopRequest{InstanceId: r.id})
-		select {
-		case <-r.done:
-		case <-ctx.Done():
+		// Repeat the (idempotent) Stop: one sent before the adapter
+		// registered the run finds nothing to stop.
+	wait:
+		for range 1000 {
+			_, _ = r.h.client.Stop(ctx, &pluginpb.StopRequest{InstanceId: r.id})
+			select {
+			case <-r.done:
+				break wait
+			case <-ctx.Done():
+				break wait
+			case <-time.After(20 * time.Millisecond):
+			}
 		}
 		r.cancel()
 		<-r.done // the cancelled stream fails Recv at once
