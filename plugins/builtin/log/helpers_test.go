@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,6 +104,11 @@ type running struct {
 func start(t *testing.T, p sdk.Plugin, inst sdk.Instance, out sdk.Output) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	return startCtx(t, ctx, cancel, p, inst, out)
+}
+
+func startCtx(t *testing.T, ctx context.Context, cancel context.CancelFunc, p sdk.Plugin, inst sdk.Instance, out sdk.Output) *running {
+	t.Helper()
 	r := &running{cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- p.Run(ctx, inst, out) }()
 	t.Cleanup(func() { _ = r.stop(t) })
@@ -218,6 +225,8 @@ func newFileSetup(t *testing.T) fileSetup {
 		p: NewWithOptions(Options{Roots: []string{root}, PollInterval: 5 * time.Millisecond}),
 	}
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func (s fileSetup) inst(cp []byte) sdk.Instance {
 	return sdk.Instance{ID: "vm-17-console", Config: s.config, Checkpoint: cp}

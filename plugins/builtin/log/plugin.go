@@ -122,10 +122,13 @@ func (p *Plugin) parse(config json.RawMessage) (cfg, error) {
 // then; any other return is a failure the host restarts from the last
 // durable checkpoint.
 func (p *Plugin) Run(ctx context.Context, inst sdk.Instance, out sdk.Output) error {
-	c, err := p.parse(inst.Config)
-	if err != nil {
-		return fmt.Errorf("log %s: %w", inst.ID, err)
+	// Path containment is checked at every open, where it yields the
+	// sentinel errors (ErrSymlinkEscape, ...) rather than field errors.
+	c, ve := parseConfig(inst.Config)
+	if ve != nil {
+		return fmt.Errorf("log %s: %w", inst.ID, ve)
 	}
+	var err error
 	switch c.Source {
 	case sourceFile:
 		err = p.runFile(ctx, c, inst, out)
