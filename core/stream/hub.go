@@ -92,6 +92,10 @@ func (h *Hub) Remove(ctx context.Context, name string, purge bool) error {
 	h.mu.Unlock()
 	if ok {
 		s.close()
+		// A commit still in flight would write history back after the purge.
+		if err := s.waitFlushed(ctx); err != nil {
+			return fmt.Errorf("remove stream %s: %w", name, err)
+		}
 	}
 	if purge {
 		if err := h.store.DeleteStream(ctx, name); err != nil {
@@ -112,6 +116,12 @@ func (h *Hub) Close(ctx context.Context) error {
 		s.close()
 	}
 	h.cancel()
+	// Commits already queued still land, so the store can close after us.
+	for _, s := range streams {
+		if err := s.waitFlushed(ctx); err != nil {
+			return fmt.Errorf("close hub: %w", err)
+		}
+	}
 	done := make(chan struct{})
 	go func() { h.wg.Wait(); close(done) }()
 	select {

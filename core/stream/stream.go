@@ -54,11 +54,13 @@ type Stream struct {
 	store Store
 
 	// mu orders writers: seq assignment and the commit queue.
-	mu       sync.Mutex
-	last     uint64 // last seq handed out
-	lease    uint64 // head reserved in the store (no-history streams)
-	queue    []*pending
-	flushing bool
+	mu    sync.Mutex
+	last  uint64 // last seq handed out
+	lease uint64 // head durably reserved in the store (no-history streams)
+	queue []*pending
+	// flushDone is non-nil while a flush runs (or its leader is yet to
+	// start it) and is closed when the queue is empty again.
+	flushDone chan struct{}
 
 	// rmu guards what readers see.
 	rmu       sync.RWMutex
@@ -140,14 +142,19 @@ func (s *Stream) Enqueue(drafts []event.Draft, cp *Checkpoint) (last uint64, wai
 	events := s.assign(drafts)
 	last = s.last
 	a := Append{Stream: s.name, Checkpoint: cp}
-	if s.cfg.Persist && len(events) > 0 {
-		a.Events, a.Head = events, last
+	if s.cfg.Persist {
+		if len(events) > 0 {
+			a.Events, a.Head = events, last
+		}
 	} else if last > s.lease {
-		s.lease = last + leaseSize
-		a.Head = s.lease
+		// s.lease moves only once this commit succeeded, so a failed
+		// reservation is retried by the next publish instead of letting
+		// seqs beyond the durable head become visible (reused after a
+		// restart).
+		a.Head = last + leaseSize
 	}
 	needsCommit := len(a.Events) > 0 || a.Head != 0 || cp != nil
-	if !needsCommit && !s.flushing {
+	if !needsCommit && s.flushDone == nil {
 		// Nothing to store and nothing queued ahead: visible at once.
 		s.makeVisible(events)
 		s.mu.Unlock()
@@ -155,14 +162,23 @@ func (s *Stream) Enqueue(drafts []event.Draft, cp *Checkpoint) (last uint64, wai
 	}
 	p := &pending{events: events, append: a, done: make(chan error, 1)}
 	s.queue = append(s.queue, p)
-	leader := !s.flushing
-	s.flushing = true
+	leader := s.flushDone == nil
+	if leader {
+		s.flushDone = make(chan struct{})
+	}
 	s.mu.Unlock()
 
 	return last, func(ctx context.Context) error {
 		if leader {
-			// The leader flushes whatever its own ctx says: others wait on it.
-			s.flush(context.WithoutCancel(ctx))
+			// The leader commits whatever its own ctx says: others wait on
+			// it. Its own append is in the first batch, so it returns after
+			// that batch and hands the rest of the queue to a goroutine: a
+			// leader is never held hostage by later publishers.
+			bg := context.WithoutCancel(ctx)
+			if s.flushBatch(bg) {
+				go s.flush(bg)
+			}
+			return <-p.done
 		}
 		select {
 		case err := <-p.done:
@@ -187,38 +203,67 @@ func (s *Stream) assign(drafts []event.Draft) []*event.Event {
 	return events
 }
 
-// flush is run by one publisher at a time (the leader): it merges every
-// queued append into one commit, so concurrent publishers of a stream share
-// a transaction, and makes their events visible in order.
+// flush commits batches until the queue is empty.
 func (s *Stream) flush(ctx context.Context) {
-	for {
-		s.mu.Lock()
-		batch := s.queue
-		s.queue = nil
-		if len(batch) == 0 {
-			s.flushing = false
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
+	for s.flushBatch(ctx) {
+	}
+}
 
-		merged := mergeAppends(s.name, batch)
-		var err error
-		if len(merged.Events) > 0 || merged.Head != 0 || merged.Checkpoint != nil {
-			err = s.store.Commit(ctx, merged)
-		}
-		if err != nil {
-			err = fmt.Errorf("commit %s: %w", s.name, err)
-		} else {
-			s.rmu.Lock()
-			for _, p := range batch {
-				s.makeVisibleLocked(p.events)
-			}
-			s.rmu.Unlock()
-		}
+// flushBatch is run by one flusher at a time: it merges every queued
+// append into one commit, so concurrent publishers of a stream share a
+// transaction, and makes their events visible in order. It reports whether
+// more appends were queued meanwhile; if not, the flush is over.
+func (s *Stream) flushBatch(ctx context.Context) (more bool) {
+	s.mu.Lock()
+	batch := s.queue
+	s.queue = nil
+	s.mu.Unlock()
+
+	merged := mergeAppends(s.name, batch)
+	var err error
+	if len(merged.Events) > 0 || merged.Head != 0 || merged.Checkpoint != nil {
+		err = s.store.Commit(ctx, merged)
+	}
+	if err != nil {
+		// The batch's seqs stay unused holes: readers skip them.
+		err = fmt.Errorf("commit %s: %w", s.name, err)
+	} else {
+		s.rmu.Lock()
 		for _, p := range batch {
-			p.done <- err
+			s.makeVisibleLocked(p.events)
 		}
+		s.rmu.Unlock()
+	}
+
+	s.mu.Lock()
+	if err == nil && !s.cfg.Persist {
+		s.lease = max(s.lease, merged.Head)
+	}
+	more = len(s.queue) > 0
+	if !more {
+		close(s.flushDone)
+		s.flushDone = nil
+	}
+	s.mu.Unlock()
+	for _, p := range batch {
+		p.done <- err
+	}
+	return more
+}
+
+// waitFlushed returns once no commit of the stream is queued or running.
+func (s *Stream) waitFlushed(ctx context.Context) error {
+	s.mu.Lock()
+	done := s.flushDone
+	s.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for commits of %s: %w", s.name, ctx.Err())
 	}
 }
 
@@ -254,6 +299,15 @@ func (s *Stream) makeVisibleLocked(events []*event.Event) {
 	s.published.Add(uint64(len(events)))
 	close(s.notify)
 	s.notify = make(chan struct{})
+}
+
+// at returns the visible event seq from the ring, or nil for a seq whose
+// commit failed (rmu held, seq within the ring's bounds).
+func (s *Stream) at(seq uint64) *event.Event {
+	if e := s.ring[seq&s.mask]; e != nil && e.Seq == seq {
+		return e
+	}
+	return nil
 }
 
 // ringOldest is the oldest seq the ring still holds (rmu held).

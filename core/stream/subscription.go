@@ -65,13 +65,19 @@ func (sub *Subscription) Next(ctx context.Context, dst []*event.Event) ([]*event
 		if sub.cursor < head {
 			oldest := s.ringOldest()
 			if sub.cursor+1 >= oldest {
+				n := len(dst)
 				end := min(head, sub.cursor+MaxBatch)
 				for seq := sub.cursor + 1; seq <= end; seq++ {
-					dst = append(dst, s.ring[seq&s.mask])
+					if e := s.at(seq); e != nil {
+						dst = append(dst, e)
+					}
 				}
 				sub.cursor = end
 				s.rmu.RUnlock()
-				return dst, nil
+				if len(dst) > n {
+					return dst, nil
+				}
+				continue // only seqs whose commit failed: wait for more
 			}
 			s.rmu.RUnlock()
 			return sub.catchUp(ctx, dst, oldest)
