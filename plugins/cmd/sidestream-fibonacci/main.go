@@ -1,0 +1,12 @@
+// Command sidestream-fibonacci serves the built-in "fibonacci" emitter plugin as a
+// standalone binary, for hosts that load it from a plugin directory
+// instead of the sidecar's own `sidestream internal-plugin fibonacci`. It is
+// started by the host over the plugin protocol, not by hand.
+package main
+
+import (
+	"github.com/sidestream/sidestream/plugins/builtin/fibonacci"
+	"github.com/sidestream/sidestream/plugins/sdk"
+)
+
+func main() { sdk.Serve(fibonacci.New()) }
