@@ -44,7 +44,7 @@ func (s *Store) ReadAfter(ctx context.Context, stream string, after uint64, limi
 // MaxReadLimit; limit <= 0 returns none.
 func (s *Store) ReadBefore(ctx context.Context, stream string, before uint64, limit int) ([]*event.Event, error) {
 	limit = min(limit, MaxReadLimit)
-	if limit <= 0 || before == 1 {
+	if limit <= 0 {
 		return nil, s.readable(ctx)
 	}
 	var out []*event.Event
