@@ -530,3 +530,40 @@ func TestCloseWhileCommitting(t *testing.T) {
 		}
 	}
 }
+
+// newReq builds a request as Commit would, for driving commitGroup
+// directly with a chosen group.
+func newReq(a stream.Append) *request {
+	return &request{a: a, done: make(chan error, 1)}
+}
+
+// A failing write in a group is replayed alone; the others still commit,
+// in group order (the later checkpoint of an emitter wins).
+func TestGroupReplaysAfterFailure(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := openT(t, tempPath(t), Options{})
+	plantPoison(t, s)
+	group := []*request{
+		newReq(stream.Append{Stream: "a", Events: events("a", 1, 2), Checkpoint: &stream.Checkpoint{Emitter: "e", Value: []byte("first")}}),
+		newReq(stream.Append{Stream: "poison", Events: events("poison", 1, 1), Checkpoint: &stream.Checkpoint{Emitter: "e", Value: []byte("bad")}}),
+		newReq(stream.Append{Stream: "b", Events: events("b", 1, 1), Checkpoint: &stream.Checkpoint{Emitter: "e", Value: []byte("last")}}),
+	}
+	s.commitGroup(group, &arena{})
+	for i, want := range []bool{true, false, true} {
+		if err := <-group[i].done; (err == nil) != want {
+			t.Fatalf("write %d: err = %v, want success %v", i, err, want)
+		}
+	}
+	if st := s.Stats(); st.Replays != 1 || st.Failed != 1 || st.Appends != 2 {
+		t.Fatalf("stats = %+v, want 1 replay, 1 failed, 2 appends", st)
+	}
+	if cp, _ := s.Checkpoint(ctx, "e"); string(cp) != "last" {
+		t.Fatalf("checkpoint = %q, want the group's last good one", cp)
+	}
+	for _, name := range []string{"a", "b"} {
+		if h, _ := s.Head(ctx, name); h == 0 {
+			t.Fatalf("stream %s not committed", name)
+		}
+	}
+}
