@@ -55,6 +55,9 @@ type Manager struct {
 
 	mu       sync.RWMutex
 	emitters map[string]*instance
+	// creating holds the ids a Create is working on; the channel closes
+	// when it is done, so Ensure waits instead of starting a twin.
+	creating map[string]chan struct{}
 }
 
 // instance is a running emitter and the sink its plugin delivers to.
@@ -70,7 +73,8 @@ type instance struct {
 
 // NewManager returns a manager; call Restore to start the stored emitters.
 func NewManager(specs SpecStore, runner Runner, hub *stream.Hub, log *slog.Logger) *Manager {
-	return &Manager{specs: specs, runner: runner, hub: hub, log: log, emitters: map[string]*instance{}}
+	return &Manager{specs: specs, runner: runner, hub: hub, log: log,
+		emitters: map[string]*instance{}, creating: map[string]chan struct{}{}}
 }
 
 // Restore starts every stored emitter from its checkpoint. One emitter that
@@ -95,9 +99,11 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (Spec, error) {
 	if err := checkRequest(&req); err != nil {
 		return Spec{}, err
 	}
-	if _, err := m.lookup(req.ID); err == nil {
-		return Spec{}, fmt.Errorf("create %s: %w", req.ID, ErrExists)
+	release, err := m.reserve(req.ID)
+	if err != nil {
+		return Spec{}, err
 	}
+	defer release()
 	cfg, err := m.runner.Validate(ctx, req.Kind, req.Config)
 	if err != nil {
 		return Spec{}, fmt.Errorf("create %s emitter: %w", req.Kind, err)
@@ -119,10 +125,45 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (Spec, error) {
 // Ensure creates the emitter id unless it exists (the shared /magic, /time
 // and /fib instances).
 func (m *Manager) Ensure(ctx context.Context, req CreateRequest) (Spec, error) {
-	if inst, err := m.lookup(req.ID); err == nil {
-		return inst.spec, nil
+	for {
+		m.mu.RLock()
+		inst, ok := m.emitters[req.ID]
+		pending := m.creating[req.ID]
+		m.mu.RUnlock()
+		if ok {
+			return inst.spec, nil
+		}
+		if pending == nil {
+			spec, err := m.Create(ctx, req)
+			if errors.Is(err, ErrExists) {
+				continue // a concurrent Create won: return its emitter
+			}
+			return spec, err
+		}
+		select {
+		case <-pending:
+		case <-ctx.Done():
+			return Spec{}, fmt.Errorf("ensure %s: %w", req.ID, ctx.Err())
+		}
 	}
-	return m.Create(ctx, req)
+}
+
+// reserve claims id for one Create; concurrent Creates of an id would
+// otherwise both store and start it.
+func (m *Manager) reserve(id string) (release func(), err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.emitters[id]; ok || m.creating[id] != nil {
+		return nil, fmt.Errorf("create %s: %w", id, ErrExists)
+	}
+	done := make(chan struct{})
+	m.creating[id] = done
+	return func() {
+		m.mu.Lock()
+		delete(m.creating, id)
+		m.mu.Unlock()
+		close(done)
+	}, nil
 }
 
 func checkRequest(req *CreateRequest) error {
@@ -266,13 +307,13 @@ func (f Filter) matches(s Spec) bool {
 
 // Delete stops an emitter and removes its spec, checkpoint and history.
 func (m *Manager) Delete(ctx context.Context, id string) error {
-	inst, err := m.lookup(id)
-	if err != nil {
-		return err
-	}
 	m.mu.Lock()
-	delete(m.emitters, id)
+	inst, ok := m.emitters[id]
+	delete(m.emitters, id) // in the same critical section: one Delete wins
 	m.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("emitter %q: %w", id, ErrNotFound)
+	}
 	return errors.Join(
 		m.runner.Stop(ctx, inst.spec.Kind, id),
 		m.hub.Remove(ctx, id, true),
@@ -299,6 +340,7 @@ func (m *Manager) Command(ctx context.Context, id, name string, args json.RawMes
 		return nil, err
 	}
 	if err := wait(ctx); err != nil {
+		inst.resync(ctx)
 		return nil, fmt.Errorf("command %s on %s: %w", name, id, err)
 	}
 	return res.Result, nil
@@ -327,7 +369,22 @@ func (inst *instance) Deliver(ctx context.Context, b Batch) error {
 	if err != nil {
 		return err
 	}
-	return wait(ctx)
+	if err := wait(ctx); err != nil {
+		inst.resync(ctx)
+		return err
+	}
+	return nil
+}
+
+// resync drops a checkpoint whose commit failed: the next command must
+// start from what is durable, not from state that was never stored. A
+// wait that only gave up on its ctx leaves latest alone: that commit may
+// still land.
+func (inst *instance) resync(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	_, _ = inst.Checkpoint(ctx) // on error latest stays; the caller reports its own
 }
 
 // Checkpoint implements Sink: the durable checkpoint a restart resumes

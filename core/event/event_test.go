@@ -1,0 +1,181 @@
+package event_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sidestream/sidestream/core/event"
+)
+
+var t0 = time.Date(2024, 5, 6, 7, 8, 9, 123456789, time.FixedZone("x", 3600))
+
+func TestSSEFrame(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		e    *event.Event
+		want string
+	}{
+		{"compact", &event.Event{Seq: 42, Type: "tick", Data: []byte(`{"n":1}`)},
+			"id: 42\nevent: tick\ndata: {\"n\":1}\n\n"},
+		{"multi-line data", &event.Event{Seq: 1, Type: "t", Data: []byte("{\n  \"a\": 1\n}")},
+			"id: 1\nevent: t\ndata: {\ndata:   \"a\": 1\ndata: }\n\n"},
+		{"blank lines and CRLF in data", &event.Event{Seq: 2, Type: "t", Data: []byte("[1,\r\n\r\n2]")},
+			"id: 2\nevent: t\ndata: [1,\ndata: \ndata: 2]\n\n"},
+		{"newlines in type", &event.Event{Seq: 3, Type: "a\nb\rc", Data: []byte(`1`)},
+			"id: 3\nevent: a b c\ndata: 1\n\n"},
+		{"empty data", &event.Event{Seq: 4, Type: "t"}, "id: 4\nevent: t\ndata: \n\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := string(tc.e.SSE()); got != tc.want {
+				t.Fatalf("SSE\n got %q\nwant %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestJSONEnvelopeMatchesEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, e := range []*event.Event{
+		{Stream: "s1", Seq: 7, Type: "tick", Time: t0, Data: []byte(`{"n":1}`)},
+		{Stream: `q"u\o<te>&`, Seq: 1 << 63, Type: "tab\there", Time: t0, Data: []byte(`"x"`)},
+		{Stream: "ünï©ode", Seq: 0, Type: "\x01ctl", Time: time.Time{}, Data: []byte(`[1, 2 ,3]`)},
+		{Stream: "no-data", Seq: 3, Type: "t", Time: t0},
+	} {
+		got := e.JSON()
+		if !json.Valid(got) {
+			t.Fatalf("invalid JSON: %s", got)
+		}
+		var back event.Envelope
+		if err := json.Unmarshal(got, &back); err != nil {
+			t.Fatal(err)
+		}
+		data := e.Data
+		if len(data) == 0 {
+			data = []byte("null")
+		}
+		want, err := json.Marshal(event.Envelope{Stream: e.Stream, Seq: e.Seq, Type: e.Type, Time: e.Time.UTC(), Data: data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wantBack event.Envelope
+		if err := json.Unmarshal(want, &wantBack); err != nil {
+			t.Fatal(err)
+		}
+		if back.Stream != wantBack.Stream || back.Seq != wantBack.Seq || back.Type != wantBack.Type ||
+			!back.Time.Equal(wantBack.Time) || !jsonEqual(t, back.Data, wantBack.Data) {
+			t.Fatalf("envelope %s\nreads back as %+v\nencoding/json: %s", got, back, want)
+		}
+		if !back.Time.Equal(e.Time) {
+			t.Fatalf("time %v, want %v", back.Time, e.Time)
+		}
+		if app := e.AppendJSON([]byte("prefix")); string(app) != "prefix"+string(got) {
+			t.Fatalf("AppendJSON %s, want prefix + JSON()", app)
+		}
+	}
+}
+
+func jsonEqual(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var ca, cb bytes.Buffer
+	if err := json.Compact(&ca, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Compact(&cb, b); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.Equal(ca.Bytes(), cb.Bytes())
+}
+
+// Every subscriber gets the same bytes: each encoding is computed once.
+func TestEncodingsComputedOnce(t *testing.T) {
+	t.Parallel()
+	e := &event.Event{Stream: "s", Seq: 1, Type: "t", Time: t0, Data: []byte(`{}`)}
+	done := make(chan [2][]byte, 8)
+	for range 8 {
+		go func() { done <- [2][]byte{e.SSE(), e.JSON()} }()
+	}
+	first := <-done
+	for range 7 {
+		got := <-done
+		if &got[0][0] != &first[0][0] || &got[1][0] != &first[1][0] {
+			t.Fatal("SSE or JSON encoded more than once")
+		}
+	}
+}
+
+func TestGap(t *testing.T) {
+	t.Parallel()
+	g := event.Gap("s", 5, 9)
+	var d struct{ From, To uint64 }
+	if err := json.Unmarshal(g.Data, &d); err != nil || d.From != 5 || d.To != 9 {
+		t.Fatalf("gap data %s: %v", g.Data, err)
+	}
+	if !g.IsGap() || g.Type != event.TypeGap || g.Seq != 9 || g.Stream != "s" || g.Time.IsZero() {
+		t.Fatalf("gap %+v", g)
+	}
+	if (&event.Event{Type: "tick"}).IsGap() {
+		t.Fatal("a tick is not a gap")
+	}
+}
+
+func FuzzEncoders(f *testing.F) {
+	f.Add(uint64(1), "tick", "s", []byte(`{"n":1}`))
+	f.Add(uint64(0), "a\nb", "", []byte("{\n\"a\":\r\n[1,\n\n2]}"))
+	f.Add(uint64(1<<64-1), "\r", "ü\"", []byte(`"\n"`))
+	f.Add(uint64(9), "t", "s", []byte("not json\n\n"))
+	f.Fuzz(func(t *testing.T, seq uint64, typ, name string, data []byte) {
+		e := &event.Event{Stream: name, Seq: seq, Type: typ, Time: t0, Data: data}
+		frame := string(e.SSE())
+		if !strings.HasSuffix(frame, "\n\n") || strings.Contains(frame[:len(frame)-2], "\n\n") ||
+			strings.ContainsRune(frame, '\r') {
+			t.Fatalf("frame ends early or holds a CR: %q", frame)
+		}
+		lines := strings.Split(frame[:len(frame)-2], "\n")
+		if len(lines) < 3 || lines[0] != "id: "+uintStr(seq) || !strings.HasPrefix(lines[1], "event: ") {
+			t.Fatalf("frame header %q", frame)
+		}
+		var joined []string
+		for _, l := range lines[2:] {
+			v, ok := strings.CutPrefix(l, "data: ")
+			if !ok {
+				t.Fatalf("line %q is not a data line in %q", l, frame)
+			}
+			joined = append(joined, v)
+		}
+		// What an EventSource reassembles is the data without CRs.
+		wantData := strings.ReplaceAll(strings.ReplaceAll(string(data), "\r\n", "\n"), "\r", "")
+		if strings.Join(joined, "\n") != wantData {
+			t.Fatalf("data %q reassembles to %q", data, strings.Join(joined, "\n"))
+		}
+
+		if !json.Valid(data) {
+			return
+		}
+		var back event.Envelope
+		if err := json.Unmarshal(e.JSON(), &back); err != nil {
+			t.Fatalf("envelope %q: %v", e.JSON(), err)
+		}
+		if back.Seq != seq || back.Type != viaEncodingJSON(typ) || !jsonEqual(t, back.Data, data) {
+			t.Fatalf("envelope %q reads back as %+v", e.JSON(), back)
+		}
+	})
+}
+
+// viaEncodingJSON is s as encoding/json round-trips it (invalid UTF-8
+// becomes U+FFFD).
+func viaEncodingJSON(s string) string {
+	b, _ := json.Marshal(s)
+	var out string
+	_ = json.Unmarshal(b, &out)
+	return out
+}
+
+func uintStr(u uint64) string {
+	b, _ := json.Marshal(u)
+	return string(b)
+}
