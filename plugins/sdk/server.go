@@ -87,10 +87,7 @@ func (s *server) Describe(context.Context, *pluginpb.DescribeRequest) (*pluginpb
 
 func (s *server) Validate(ctx context.Context, req *pluginpb.ValidateRequest) (resp *pluginpb.ValidateResponse, err error) {
 	defer s.recoverCall("Validate", "", &err)
-	config := req.GetConfig()
-	if len(config) == 0 {
-		config = []byte("{}")
-	}
+	config := orEmptyObject(req.GetConfig())
 	fields, err := s.schema.validate(config)
 	if err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "config schema: %v", err)
@@ -110,6 +107,15 @@ func (s *server) Validate(ctx context.Context, req *pluginpb.ValidateRequest) (r
 		norm = json.RawMessage(config)
 	}
 	return &pluginpb.ValidateResponse{NormalizedConfig: norm}, nil
+}
+
+// orEmptyObject treats a missing config as {} so plugins can always
+// unmarshal it.
+func orEmptyObject(config []byte) json.RawMessage {
+	if len(config) == 0 {
+		return json.RawMessage("{}")
+	}
+	return config
 }
 
 func toPBFields(fields []FieldError) []*pluginpb.FieldError {
@@ -135,7 +141,7 @@ func (s *server) Run(req *pluginpb.RunRequest, stream grpc.ServerStreamingServer
 	defer s.unregister(id, run)
 	defer s.recoverCall("Run", id, &err)
 
-	inst := Instance{ID: id, Config: req.GetConfig(), Checkpoint: req.GetCheckpoint()}
+	inst := Instance{ID: id, Config: orEmptyObject(req.GetConfig()), Checkpoint: req.GetCheckpoint()}
 	out := &streamOutput{stream: stream}
 	err = s.p.Run(ctx, inst, out)
 	switch {
@@ -204,7 +210,7 @@ func (s *server) Command(ctx context.Context, req *pluginpb.CommandRequest) (res
 	if s.cmd == nil {
 		return commandFailure(CodeUnknownCommand, "plugin "+s.desc.Name+" accepts no commands"), nil
 	}
-	inst := Instance{ID: req.GetInstanceId(), Config: req.GetConfig(), Checkpoint: req.GetCheckpoint()}
+	inst := Instance{ID: req.GetInstanceId(), Config: orEmptyObject(req.GetConfig()), Checkpoint: req.GetCheckpoint()}
 	res, err := s.cmd.Command(ctx, inst, req.GetName(), req.GetArgs())
 	var ce *CommandError
 	switch {

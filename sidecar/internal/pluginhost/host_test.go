@@ -1,0 +1,403 @@
+package pluginhost
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sidestream/sidestream/core/emitter"
+)
+
+// hangGuard bounds every wait in these tests; it is never a performance
+// assertion, only a way to fail instead of hanging.
+const hangGuard = 60 * time.Second
+
+func builtin(name, mode string, env ...string) Source {
+	return Source{Name: name, Cmd: []string{os.Args[0], "internal-plugin", mode}, Env: env}
+}
+
+// fastConfig keeps supervision delays short so tests are quick; heartbeat
+// timeouts stay generous for a loaded machine.
+func fastConfig(srcs ...Source) Config {
+	return Config{
+		Sources:           srcs,
+		StartTimeout:      20 * time.Second,
+		HeartbeatInterval: 200 * time.Millisecond,
+		HeartbeatTimeout:  time.Second,
+		HeartbeatMisses:   3,
+		BackoffBase:       10 * time.Millisecond,
+		BackoffMax:        200 * time.Millisecond,
+		KillTimeout:       3 * time.Second,
+		ReadyWait:         hangGuard,
+	}
+}
+
+func newHost(t *testing.T, cfg Config, log *slog.Logger) *Host {
+	t.Helper()
+	h, err := New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+		defer cancel()
+		if err := h.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return h
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(hangGuard)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func statusOf(h *Host, name string) PluginStatus {
+	for _, s := range h.Plugins() {
+		if s.Name == name {
+			return s
+		}
+	}
+	return PluginStatus{}
+}
+
+func delivered(s *recSink) int { _, n, _, _ := s.snapshot(); return n }
+
+func TestEventsFlowAndAPI(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	h := newHost(t, fastConfig(builtin("counter", "counter")), nil)
+
+	kind, err := h.Describe(ctx, "counter")
+	if err != nil || kind.Name != "counter" || kind.Version != "1.2.3" || len(kind.Commands) != 1 || len(kind.ConfigSchema) == 0 {
+		t.Fatalf("describe = %+v, %v", kind, err)
+	}
+	norm, err := h.Validate(ctx, "counter", json.RawMessage(`{"interval_ms":1}`))
+	if err != nil || string(norm) != `{"batch":1,"interval_ms":1}` {
+		t.Fatalf("validate = %s, %v", norm, err)
+	}
+	_, err = h.Validate(ctx, "counter", json.RawMessage(`{"batch":0,"color":"red"}`))
+	var ve *emitter.ValidationError
+	if !errors.As(err, &ve) || len(ve.Fields) != 2 {
+		t.Fatalf("validate bad config = %v, want 2 field errors", err)
+	}
+	for _, k := range []string{"nope"} {
+		if _, err := h.Validate(ctx, k, nil); !errors.Is(err, emitter.ErrUnknownKind) {
+			t.Fatalf("unknown kind: %v", err)
+		}
+		if err := h.Start(ctx, k, "x", nil, &recSink{}); !errors.Is(err, emitter.ErrUnknownKind) {
+			t.Fatalf("start unknown kind: %v", err)
+		}
+	}
+
+	sink := &recSink{}
+	if err := h.Start(ctx, "counter", "e1", norm, sink); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(ctx, "counter", "e1", norm, sink); !errors.Is(err, ErrAlreadyStarted) {
+		t.Fatalf("second start = %v", err)
+	}
+	eventually(t, "50 events", func() bool { return delivered(sink) >= 50 })
+	st := statusOf(h, "counter")
+	if st.State != StateRunning || st.PID <= 0 || st.Instances != 1 || st.Version != "1.2.3" {
+		t.Fatalf("status = %+v", st)
+	}
+
+	res, err := h.Command(ctx, "counter", "e1", "add", norm, []byte("40"), json.RawMessage("2"))
+	if err != nil || string(res.Result) != "42" || string(res.Batch.Checkpoint) != "42" || len(res.Batch.Events) != 1 {
+		t.Fatalf("command = %+v, %v", res, err)
+	}
+	if _, err := h.Command(ctx, "counter", "e1", "nope", norm, nil, nil); !errors.Is(err, emitter.ErrUnknownCommand) {
+		t.Fatalf("unknown command = %v", err)
+	}
+	var ce *emitter.CommandError
+	if _, err := h.Command(ctx, "counter", "e1", "add", norm, nil, json.RawMessage(`"x"`)); !errors.As(err, &ce) || ce.Code != "bad_args" {
+		t.Fatalf("bad args = %v", err)
+	}
+
+	if err := h.Stop(ctx, "counter", "e1"); err != nil {
+		t.Fatal(err)
+	}
+	_, n, _, broken := sink.snapshot()
+	if broken != nil {
+		t.Fatal(broken)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if after := delivered(sink); after != n {
+		t.Fatalf("delivered %d events after Stop returned", after-n)
+	}
+	if st := statusOf(h, "counter"); st.Instances != 0 {
+		t.Fatalf("instances after stop = %d", st.Instances)
+	}
+}
+
+// restartAndResume checks that after disturb the plugin runs under a new
+// pid and the instance resumed from the last delivered checkpoint.
+func restartAndResume(t *testing.T, disturb func(pid int), wantErr string) {
+	ctx := ctxT(t)
+	h := newHost(t, fastConfig(builtin("counter", "counter")), nil)
+	sink := &recSink{}
+	if err := h.Start(ctx, "counter", "e1", json.RawMessage(`{"batch":7,"interval_ms":2}`), sink); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "first events", func() bool { return delivered(sink) >= 70 })
+	pid := statusOf(h, "counter").PID
+	disturb(pid)
+	eventually(t, "restart under a new pid", func() bool {
+		st := statusOf(h, "counter")
+		return st.State == StateRunning && st.PID != pid && st.PID != 0
+	})
+	before := delivered(sink)
+	eventually(t, "events after restart", func() bool { return delivered(sink) >= before+70 })
+
+	last, _, starts, broken := sink.snapshot()
+	if broken != nil {
+		t.Fatalf("stream across restart: %v", broken)
+	}
+	if len(starts) < 2 || starts[0] != "" {
+		t.Fatalf("checkpoints handed out = %q, want a first start with none and a restart", starts)
+	}
+	// Batches are 7 events with the last one as checkpoint: a resume from
+	// the last delivered checkpoint is a multiple of 7, and contiguity
+	// (checked by the sink) shows nothing was skipped or repeated.
+	for _, cp := range starts[1:] {
+		if cp == "" || len(cp) > 0 && mustAtoi(t, cp)%7 != 0 {
+			t.Fatalf("restart checkpoint %q is not a delivered batch end", cp)
+		}
+	}
+	st := statusOf(h, "counter")
+	if st.Restarts < 1 || !strings.Contains(st.LastError, wantErr) {
+		t.Fatalf("status = %+v, want restarts ≥ 1 and last error with %q", st, wantErr)
+	}
+	if last == 0 {
+		t.Fatal("nothing delivered")
+	}
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("old plugin process %d still exists: %v", pid, err)
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	var n int
+	if _, err := fmt.Sscan(s, &n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestKill9RestartsFromCheckpoint(t *testing.T) {
+	t.Parallel()
+	restartAndResume(t, func(pid int) {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}, "")
+}
+
+func TestHungPluginDetectedAndReplaced(t *testing.T) {
+	t.Parallel()
+	restartAndResume(t, func(pid int) {
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}, "hung")
+}
+
+func TestCrashLoopOpensCircuitOthersKeepWorking(t *testing.T) {
+	t.Parallel()
+	ctx := ctxT(t)
+	startLog := filepath.Join(t.TempDir(), "starts")
+	cfg := fastConfig(builtin("exiter", "exit", envStartLog+"="+startLog), builtin("counter", "counter"))
+	cfg.CrashLimit = 3
+	cfg.CrashWindow = time.Hour
+	cfg.CoolDown = 2 * time.Second
+	h := newHost(t, cfg, nil)
+	sink := &recSink{}
+	if err := h.Start(ctx, "counter", "c", nil, sink); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Start(ctx, "exiter", "x", nil, &recSink{}); err != nil {
+		t.Fatal(err)
+	}
+	starts := func() int {
+		b, _ := os.ReadFile(startLog)
+		return bytes.Count(b, []byte("\n"))
+	}
+	eventually(t, "exiter failed", func() bool { return statusOf(h, "exiter").State == StateFailed })
+	if n := starts(); n != cfg.CrashLimit+1 {
+		t.Fatalf("starts before the circuit opened = %d, want %d", n, cfg.CrashLimit+1)
+	}
+	st := statusOf(h, "exiter")
+	if st.LastError == "" || st.PID != 0 {
+		t.Fatalf("failed status = %+v", st)
+	}
+	if _, err := h.Command(ctx, "exiter", "x", "add", nil, nil, nil); !errors.Is(err, emitter.ErrUnavailable) {
+		t.Fatalf("command on failed plugin = %v, want ErrUnavailable", err)
+	}
+	if _, err := h.Validate(ctx, "exiter", nil); !errors.Is(err, emitter.ErrUnavailable) {
+		t.Fatalf("validate on failed plugin = %v, want ErrUnavailable", err)
+	}
+	// The healthy plugin is untouched by its neighbour's crash loop.
+	before := delivered(sink)
+	eventually(t, "counter keeps delivering", func() bool { return delivered(sink) >= before+20 })
+	// After the cool-down exactly one half-open attempt, then failed again.
+	eventually(t, "half-open attempt", func() bool { return starts() >= cfg.CrashLimit+2 })
+	eventually(t, "failed again", func() bool { return statusOf(h, "exiter").State == StateFailed })
+	if n := starts(); n != cfg.CrashLimit+2 {
+		t.Fatalf("starts after half-open = %d, want %d", n, cfg.CrashLimit+2)
+	}
+	if _, _, _, broken := sink.snapshot(); broken != nil {
+		t.Fatal(broken)
+	}
+}
+
+func TestBadPluginsFailClearly(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "plugin")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		src     Source
+		wantErr string
+	}{
+		{"garbage", builtin("garbage", "garbage"), "Unrecognized remote plugin message: hello, I am not a plugin"},
+		{"checksum", Source{Name: "checksum", Cmd: []string{bin}, SHA256: strings.Repeat("0", 64)}, "checksum mismatch"},
+		{"missing", Source{Name: "missing", Cmd: []string{filepath.Join(dir, "nope")}}, "no such file"},
+	}
+	srcs := []Source{builtin("counter", "counter")}
+	for _, tt := range tests {
+		srcs = append(srcs, tt.src)
+	}
+	cfg := fastConfig(srcs...)
+	cfg.CrashLimit = 2
+	cfg.CoolDown = time.Hour
+	h := newHost(t, cfg, nil)
+	ctx := ctxT(t)
+	sink := &recSink{}
+	if err := h.Start(ctx, "counter", "c", nil, sink); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			eventually(t, tt.name+" failed", func() bool { return statusOf(h, tt.name).State == StateFailed })
+			if st := statusOf(h, tt.name); !strings.Contains(st.LastError, tt.wantErr) {
+				t.Fatalf("last error = %q, want it to contain %q", st.LastError, tt.wantErr)
+			}
+		})
+	}
+	eventually(t, "counter delivers", func() bool { return delivered(sink) >= 20 })
+}
+
+func TestStartTimeout(t *testing.T) {
+	t.Parallel()
+	cfg := fastConfig(builtin("hang", "hang"))
+	cfg.StartTimeout = 300 * time.Millisecond
+	h := newHost(t, cfg, nil)
+	eventually(t, "start timeout reported", func() bool {
+		return strings.Contains(statusOf(h, "hang").LastError, "timeout")
+	})
+}
+
+// syncBuffer is a bytes.Buffer safe for the host's concurrent log writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) lines() []map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []map[string]any
+	for _, l := range bytes.Split(s.b.Bytes(), []byte("\n")) {
+		var m map[string]any
+		if json.Unmarshal(l, &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func TestPluginStderrInHostLog(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	newHost(t, fastConfig(builtin("counter", "counter")), log)
+	find := func(msg, level string) map[string]any {
+		for _, m := range buf.lines() {
+			if m["msg"] == msg && m["level"] == level && m["plugin"] == "counter" {
+				return m
+			}
+		}
+		return nil
+	}
+	eventually(t, "plugin log lines", func() bool {
+		return find("counter plugin up", "WARN") != nil && find("raw hello from plugin", "INFO") != nil
+	})
+	if m := find("counter plugin up", "WARN"); m["pid"] == nil {
+		t.Fatalf("plugin attributes lost: %v", m)
+	}
+}
+
+func TestCloseKillsProcesses(t *testing.T) {
+	t.Parallel()
+	h, err := New(fastConfig(builtin("a", "counter"), builtin("b", "counter")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	if err := h.Start(ctx, "a", "i", nil, &recSink{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "both running", func() bool {
+		return statusOf(h, "a").State == StateRunning && statusOf(h, "b").State == StateRunning
+	})
+	pids := []int{statusOf(h, "a").PID, statusOf(h, "b").PID}
+	if err := h.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range pids {
+		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+			t.Errorf("plugin process %d survived Close: %v", pid, err)
+		}
+	}
+	for _, s := range h.Plugins() {
+		if s.State != StateStopped || s.PID != 0 {
+			t.Errorf("after close: %+v", s)
+		}
+	}
+	if err := h.Start(ctx, "a", "j", nil, &recSink{}); !errors.Is(err, ErrClosed) {
+		t.Errorf("start after close = %v", err)
+	}
+}

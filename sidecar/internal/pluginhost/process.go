@@ -1,0 +1,178 @@
+package pluginhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	pluginpb "github.com/sidestream/sidestream/plugins/proto"
+	"github.com/sidestream/sidestream/plugins/sdk"
+)
+
+// maxBatchBytes bounds one received batch; a plugin batch is far below.
+const maxBatchBytes = 64 << 20
+
+// proc is one started plugin process. It is never reused once dead.
+type proc struct {
+	client *plugin.Client
+	rpc    pluginpb.EmitterClient
+	pid    int
+	desc   *pluginpb.DescribeResponse
+	// exited is canceled by go-plugin when the process has exited.
+	exited context.Context
+	logw   *logWriter
+	// gone ends when the process exited or was declared dead; its
+	// streams run under it so none outlives the process.
+	gone     context.Context
+	markDead context.CancelCauseFunc // first reason wins
+}
+
+// isGone reports whether p is dead or dying.
+func (p *proc) isGone() bool { return p.gone.Err() != nil }
+
+// glue is the host side of the go-plugin plugin: it hands out the gRPC
+// client together with go-plugin's "process exited" context.
+type glue struct{ plugin.NetRPCUnsupportedPlugin }
+
+type dispensed struct {
+	rpc    pluginpb.EmitterClient
+	exited context.Context
+}
+
+func (glue) GRPCServer(*plugin.GRPCBroker, *grpc.Server) error {
+	return errors.New("pluginhost: host side only")
+}
+
+func (glue) GRPCClient(ctx context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return dispensed{rpc: pluginpb.NewEmitterClient(c), exited: ctx}, nil
+}
+
+// spawn starts the plugin process and completes the handshake and a
+// Describe. It must run on the supervisor's locked OS thread: Pdeathsig
+// fires when the thread that forked the child exits, and that thread
+// lives exactly as long as the supervisor.
+func (k *kindProc) spawn(ctx context.Context) (*proc, error) {
+	src, cfg := k.src, k.h.cfg
+	if err := verifyChecksum(src); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(src.Cmd[0], src.Cmd[1:]...)
+	cmd.Env = append([]string(nil), src.Env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	logw := newLogWriter(k.h.log, src.Name)
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  sdk.Handshake,
+		Plugins:          plugin.PluginSet{sdk.PluginName: glue{}},
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		StartTimeout:     cfg.StartTimeout,
+		Managed:          false,
+		Logger:           hclog.NewNullLogger(),
+		Stderr:           logw,
+		SyncStdout:       io.Discard,
+		SyncStderr:       io.Discard,
+		GRPCDialOptions:  []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxBatchBytes))},
+	})
+	p := &proc{client: client, logw: logw}
+	fail := func(err error) (*proc, error) {
+		if cmd.Process != nil {
+			p.pid = cmd.Process.Pid
+		}
+		k.kill(p, false)
+		return nil, err
+	}
+	cp, err := client.Client()
+	if err != nil {
+		return fail(fmt.Errorf("start plugin %s: %w", src.Name, cleanStartErr(err)))
+	}
+	p.pid = cmd.Process.Pid
+	raw, err := cp.Dispense(sdk.PluginName)
+	if err != nil {
+		return fail(fmt.Errorf("plugin %s: dispense: %w", src.Name, err))
+	}
+	d := raw.(dispensed)
+	p.rpc, p.exited = d.rpc, d.exited
+	p.gone, p.markDead = context.WithCancelCause(d.exited)
+	dctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
+	defer cancel()
+	p.desc, err = p.rpc.Describe(dctx, &pluginpb.DescribeRequest{})
+	if err != nil {
+		return fail(fmt.Errorf("plugin %s: describe: %w", src.Name, err))
+	}
+	if p.desc.GetApiVersion() != sdk.APIVersion {
+		return fail(fmt.Errorf("plugin %s: speaks API version %d, host speaks %d", src.Name, p.desc.GetApiVersion(), sdk.APIVersion))
+	}
+	return p, nil
+}
+
+// cleanStartErr keeps go-plugin's message but drops its multi-line advice.
+func cleanStartErr(err error) error {
+	msg := err.Error()
+	if i := strings.Index(msg, "\nThis usually means"); i > 0 {
+		return fmt.Errorf("%s (the plugin wrote to stdout before its handshake)", msg[:i])
+	}
+	return err
+}
+
+// kill ends p within a bounded time: gracefully through go-plugin unless
+// hung, then SIGKILL by pid once KillTimeout passed. It returns once
+// go-plugin's goroutines for p are gone (or a second bound passed).
+func (k *kindProc) kill(p *proc, hung bool) {
+	if hung && p.pid > 0 {
+		// A stopped or wedged process never answers the graceful
+		// shutdown RPC; go straight to SIGKILL.
+		_ = syscall.Kill(p.pid, syscall.SIGKILL)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		p.client.Kill()
+	}()
+	bound := k.h.cfg.KillTimeout
+	select {
+	case <-done:
+	case <-time.After(bound):
+		if p.pid > 0 {
+			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		}
+		select {
+		case <-done:
+		case <-time.After(bound):
+			k.h.log.Error("plugin kill did not complete", "plugin", k.src.Name, "pid", p.pid)
+		}
+	}
+	p.logw.flush()
+}
+
+// verifyChecksum checks a pinned executable against its sha256.
+func verifyChecksum(src Source) error {
+	if src.SHA256 == "" {
+		return nil
+	}
+	f, err := os.Open(src.Cmd[0])
+	if err != nil {
+		return fmt.Errorf("plugin %s: open executable: %w", src.Name, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("plugin %s: hash executable: %w", src.Name, err)
+	}
+	got := hex.EncodeToString(h.Sum(nil))
+	if !strings.EqualFold(got, src.SHA256) {
+		return fmt.Errorf("plugin %s: %w: %s has sha256 %s, manifest pins %s", src.Name, ErrChecksum, src.Cmd[0], got, src.SHA256)
+	}
+	return nil
+}
