@@ -170,13 +170,15 @@ func makeEvents(rng *rand.Rand, n int, now time.Time) []sdk.Event {
 	const maxLen = len(`{"magic":-9223372036854775808,"timestamp":"2006-01-02T15:04:05.999999999Z"}`)
 	buf := make([]byte, 0, n*maxLen)
 	events := make([]sdk.Event, n)
-	utc := now.UTC()
+	// Every event of a batch shares the tick's timestamp: format it once.
+	var tsBuf [64]byte
+	ts := now.UTC().AppendFormat(tsBuf[:0], time.RFC3339Nano)
 	for i := range events {
 		start := len(buf)
 		buf = append(buf, `{"magic":`...)
 		buf = strconv.AppendInt(buf, int64(rng.Uint64()), 10)
 		buf = append(buf, `,"timestamp":"`...)
-		buf = utc.AppendFormat(buf, time.RFC3339Nano)
+		buf = append(buf, ts...)
 		buf = append(buf, `"}`...)
 		events[i] = sdk.Event{Type: EventType, Data: buf[start:len(buf):len(buf)], Time: now}
 	}

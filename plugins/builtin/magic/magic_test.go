@@ -136,7 +136,7 @@ func TestHighRateBatches(t *testing.T) {
 	r := h.Run(ctx, sdk.Instance{ID: "fast", Config: json.RawMessage(`{"rate":100000}`)})
 	defer r.Stop()
 	var batches, events int
-	for batches < 20 {
+	for batches < 5 {
 		b, err := r.Next(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -147,4 +147,26 @@ func TestHighRateBatches(t *testing.T) {
 	if events < batches*100 {
 		t.Fatalf("%d events in %d batches at 100000/s: want ≥ 100 per batch on average", events, batches)
 	}
+}
+
+// BenchmarkThroughput measures events per second through the real SDK
+// adapter and gRPC (in memory) at the maximum rate.
+func BenchmarkThroughput(b *testing.B) {
+	b.ReportAllocs()
+	h := sdktest.New(b, magic.New())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r := h.Run(ctx, sdk.Instance{ID: "bench", Config: json.RawMessage(`{"rate":100000}`)})
+	defer r.Stop()
+	events := 0
+	start := time.Now()
+	for b.Loop() {
+		batch, err := r.Next(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		events += len(batch.Events)
+	}
+	b.ReportMetric(float64(events)/time.Since(start).Seconds(), "events/s")
+	b.ReportMetric(float64(events)/float64(b.N), "events/batch")
 }
