@@ -1,6 +1,7 @@
 package logplugin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -231,3 +232,5 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 func (s fileSetup) inst(cp []byte) sdk.Instance {
 	return sdk.Instance{ID: "vm-17-console", Config: s.config, Checkpoint: cp}
 }
+
+func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
