@@ -1,0 +1,113 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/cloudwego/hertz/pkg/app"
+
+	"github.com/sidestream/sidestream/core/emitter"
+)
+
+func (s *Server) listPlugins(_ context.Context, c *app.RequestContext) error {
+	items := []PluginInfo{}
+	if s.d.Plugins != nil {
+		items = append(items, s.d.Plugins.Plugins()...)
+	}
+	return writeJSON(c, http.StatusOK, map[string]any{"items": items})
+}
+
+func (s *Server) createEmitter(ctx context.Context, c *app.RequestContext) error {
+	b, err := s.body(c)
+	if err != nil {
+		return err
+	}
+	req, err := decodeCreateRequest(b)
+	if err != nil {
+		return err
+	}
+	spec, err := s.d.Emitters.Create(ctx, req)
+	if err != nil {
+		return err
+	}
+	c.Response.Header.Set("Location", "/api/v1/emitters/"+spec.ID)
+	return writeJSON(c, http.StatusCreated, spec)
+}
+
+// listEmitters answers GET /api/v1/emitters?kind=&label=k:v&limit=&after=.
+func (s *Server) listEmitters(ctx context.Context, c *app.RequestContext) error {
+	limit, err := queryLimit(c)
+	if err != nil {
+		return err
+	}
+	f := emitter.Filter{Kind: c.Query("kind")}
+	for _, raw := range c.QueryArgs().PeekAll("label") {
+		k, v, ok := strings.Cut(string(raw), ":")
+		if !ok || k == "" {
+			return fieldError("invalid_query", "label", `must be "key:value"`)
+		}
+		if f.Labels == nil {
+			f.Labels = map[string]string{}
+		}
+		f.Labels[k] = v
+	}
+	items, next := s.d.Emitters.List(ctx, f, c.Query("after"), limit)
+	if items == nil {
+		items = []emitter.Spec{}
+	}
+	return writeJSON(c, http.StatusOK, map[string]any{"items": items, "next": next})
+}
+
+func (s *Server) getEmitter(ctx context.Context, c *app.RequestContext) error {
+	spec, err := s.d.Emitters.Get(ctx, c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusOK, spec)
+}
+
+func (s *Server) deleteEmitter(ctx context.Context, c *app.RequestContext) error {
+	if err := s.d.Emitters.Delete(ctx, c.Param("id")); err != nil {
+		return err
+	}
+	c.SetStatusCode(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) command(ctx context.Context, c *app.RequestContext) error {
+	return s.runCommand(ctx, c, c.Param("id"), c.Param("name"))
+}
+
+// streamEvents answers a history page: up to limit events after ?after=,
+// oldest first, and "next", the after of the following page.
+func (s *Server) streamEvents(ctx context.Context, c *app.RequestContext) error {
+	limit, err := queryLimit(c)
+	if err != nil {
+		return err
+	}
+	after, _, err := queryUint(c, "after")
+	if err != nil {
+		return err
+	}
+	st, err := s.resolveStream(ctx, c.Param("stream"))
+	if err != nil {
+		return err
+	}
+	evs, err := st.ReadAfter(ctx, after, limit)
+	if err != nil {
+		return err
+	}
+	next := after
+	if len(evs) > 0 {
+		next = evs[len(evs)-1].Seq
+	}
+	buf := appendEvents([]byte(`{"events":`), evs)
+	buf = append(buf, `,"next":`...)
+	buf = strconv.AppendUint(buf, next, 10)
+	buf = append(buf, `,"head":`...)
+	buf = strconv.AppendUint(buf, st.Head(), 10)
+	c.Data(http.StatusOK, "application/json; charset=utf-8", append(buf, '}'))
+	return nil
+}

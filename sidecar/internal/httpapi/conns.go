@@ -1,0 +1,90 @@
+package httpapi
+
+import (
+	"context"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// trackingListener knows every open connection and whether a handler is
+// using it, so Close can end idle keep-alive connections at once and
+// force-close the rest when its deadline passes.
+type trackingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns map[*trackedConn]struct{}
+}
+
+type trackedConn struct {
+	net.Conn
+	ln   *trackingListener
+	busy atomic.Int32
+	once sync.Once
+}
+
+type connKey struct{}
+
+func newTrackingListener(ln net.Listener) *trackingListener {
+	return &trackingListener{Listener: ln, conns: map[*trackedConn]struct{}{}}
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, ln: l}
+	l.mu.Lock()
+	l.conns[tc] = struct{}{}
+	l.mu.Unlock()
+	return tc, nil
+}
+
+// onAccept puts the connection into the handlers' context.
+func (l *trackingListener) onAccept(c net.Conn) context.Context {
+	return context.WithValue(context.Background(), connKey{}, c)
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.ln.mu.Lock()
+		delete(c.ln.conns, c)
+		c.ln.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+func (l *trackingListener) expireIdle() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		if c.busy.Load() == 0 {
+			_ = c.SetReadDeadline(time.Now())
+		}
+	}
+}
+
+func (l *trackingListener) closeAll() {
+	l.mu.Lock()
+	all := make([]*trackedConn, 0, len(l.conns))
+	for c := range l.conns {
+		all = append(all, c)
+	}
+	l.mu.Unlock()
+	for _, c := range all {
+		_ = c.Close()
+	}
+}
+
+// markBusy flags the request's connection as in use until the returned
+// func runs.
+func markBusy(ctx context.Context) func() {
+	tc, ok := ctx.Value(connKey{}).(*trackedConn)
+	if !ok {
+		return func() {}
+	}
+	tc.busy.Add(1)
+	return func() { tc.busy.Add(-1) }
+}

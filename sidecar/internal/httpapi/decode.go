@@ -1,0 +1,190 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cloudwego/hertz/pkg/app"
+
+	"github.com/sidestream/sidestream/core/emitter"
+)
+
+// body returns the request body, or a 413 beyond MaxBodyBytes.
+func (s *Server) body(c *app.RequestContext) ([]byte, error) {
+	b := c.Request.Body()
+	if int64(len(b)) > s.o.MaxBodyBytes {
+		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
+			Message: fmt.Sprintf("request body exceeds %d bytes", s.o.MaxBodyBytes)}
+	}
+	return b, nil
+}
+
+// decodeStrict decodes one JSON value into dst: unknown fields, wrong
+// types, malformed JSON and trailing data are 400s naming what is wrong.
+func decodeStrict(b []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return jsonError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("malformed_json", "unexpected data after the JSON value")
+	}
+	return nil
+}
+
+func jsonError(err error) error {
+	var (
+		te *json.UnmarshalTypeError
+		se *json.SyntaxError
+	)
+	switch {
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			field = "(body)"
+		}
+		msg := fmt.Sprintf("must be %s, not %s", jsonTypeName(te.Type.String()), te.Value)
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_type",
+			Message: field + " " + msg, Fields: []emitter.FieldError{{Field: field, Message: msg}}}
+	case errors.As(err, &se):
+		return badRequest("malformed_json", "malformed JSON at byte %d: %s", se.Offset, se.Error())
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return badRequest("malformed_json", "malformed JSON: unexpected end of input")
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name = strings.Trim(name, `"`)
+		return &apiError{Status: http.StatusBadRequest, Code: "unknown_field",
+			Message: fmt.Sprintf("unknown field %q", name), Fields: []emitter.FieldError{{Field: name, Message: "unknown field"}}}
+	}
+	return badRequest("malformed_json", "malformed JSON: %s", err.Error())
+}
+
+func jsonTypeName(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"):
+		return "an integer"
+	case strings.HasPrefix(goType, "float"):
+		return "a number"
+	case goType == "string":
+		return "a string"
+	case goType == "bool":
+		return "a boolean"
+	case strings.HasPrefix(goType, "map"), strings.HasPrefix(goType, "struct"), strings.Contains(goType, "."):
+		return "an object"
+	case strings.HasPrefix(goType, "[]"):
+		return "an array"
+	}
+	return goType
+}
+
+// retentionBody is a retention policy as requests spell it.
+type retentionBody struct {
+	Persist   *bool  `json:"persist"`
+	MaxEvents *int   `json:"max_events"`
+	MaxAge    string `json:"max_age"`
+}
+
+// toRetention applies r over the default policy.
+func (r *retentionBody) toRetention() (*emitter.Retention, error) {
+	if r == nil {
+		return nil, nil
+	}
+	out := emitter.DefaultRetention
+	if r.Persist != nil {
+		out.Persist = *r.Persist
+	}
+	if r.MaxEvents != nil {
+		out.MaxEvents = *r.MaxEvents
+	}
+	if r.MaxAge != "" {
+		d, err := time.ParseDuration(r.MaxAge)
+		if err != nil || d < 0 {
+			return nil, &apiError{Status: http.StatusBadRequest, Code: "invalid",
+				Message: "retention.max_age must be a duration like \"24h\"",
+				Fields:  []emitter.FieldError{{Field: "retention.max_age", Message: "must be a duration like \"24h\""}}}
+		}
+		out.MaxAge = emitter.Duration(d)
+	}
+	return &out, nil
+}
+
+// logRequest is the optional body of PUT /log.
+type logRequest struct {
+	Source    string         `json:"source"`
+	Rate      *float64       `json:"rate"`
+	Path      string         `json:"path"`
+	Guest     string         `json:"guest"`
+	Retention *retentionBody `json:"retention"`
+}
+
+// decodeLogRequest turns a PUT /log body (possibly empty) into a create
+// request for a log emitter.
+func decodeLogRequest(b []byte) (emitter.CreateRequest, error) {
+	req := emitter.CreateRequest{Kind: "log"}
+	var lr logRequest
+	if len(bytes.TrimSpace(b)) > 0 {
+		if err := decodeStrict(b, &lr); err != nil {
+			return req, err
+		}
+	}
+	if lr.Source == "" {
+		lr.Source = "synthetic"
+	}
+	cfg := map[string]any{"source": lr.Source}
+	if lr.Rate != nil {
+		cfg["rate"] = *lr.Rate
+	} else if lr.Source == "synthetic" {
+		cfg["rate"] = 10
+	}
+	if lr.Path != "" {
+		cfg["path"] = lr.Path
+	}
+	if lr.Guest != "" {
+		if lr.Source == "synthetic" {
+			cfg["guest"] = lr.Guest
+		}
+		req.Labels = map[string]string{"guest": lr.Guest}
+	}
+	req.Config, _ = json.Marshal(cfg) // a map of strings and numbers always encodes
+	ret, err := lr.Retention.toRetention()
+	if err != nil {
+		return req, err
+	}
+	req.Retention = ret
+	return req, nil
+}
+
+// createRequest is the body of POST /api/v1/emitters.
+type createRequest struct {
+	ID        string            `json:"id"`
+	Kind      string            `json:"kind"`
+	Config    json.RawMessage   `json:"config"`
+	Labels    map[string]string `json:"labels"`
+	Retention *retentionBody    `json:"retention"`
+}
+
+func decodeCreateRequest(b []byte) (emitter.CreateRequest, error) {
+	var cr createRequest
+	if len(bytes.TrimSpace(b)) == 0 {
+		return emitter.CreateRequest{}, badRequest("malformed_json", "a JSON body {\"kind\": …} is required")
+	}
+	if err := decodeStrict(b, &cr); err != nil {
+		return emitter.CreateRequest{}, err
+	}
+	if cr.Kind == "" {
+		return emitter.CreateRequest{}, &apiError{Status: http.StatusBadRequest, Code: "invalid",
+			Message: "kind is required", Fields: []emitter.FieldError{{Field: "kind", Message: "is required"}}}
+	}
+	ret, err := cr.Retention.toRetention()
+	if err != nil {
+		return emitter.CreateRequest{}, err
+	}
+	return emitter.CreateRequest{ID: cr.ID, Kind: cr.Kind, Config: cr.Config, Labels: cr.Labels, Retention: ret}, nil
+}

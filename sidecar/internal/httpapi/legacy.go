@@ -1,0 +1,160 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/cloudwego/hertz/pkg/app"
+
+	"github.com/sidestream/sidestream/core/emitter"
+	"github.com/sidestream/sidestream/core/event"
+)
+
+// Page bounds of the history routes.
+const (
+	defaultPage = 100
+	maxPage     = 1000
+)
+
+// fibCommands are the Fibonacci routes under /fib/, each a command of the
+// shared emitter "fib".
+var fibCommands = []string{"current", "next", "previous", "reset"}
+
+func (s *Server) createLog(ctx context.Context, c *app.RequestContext) error {
+	b, err := s.body(c)
+	if err != nil {
+		return err
+	}
+	req, err := decodeLogRequest(b)
+	if err != nil {
+		return err
+	}
+	spec, err := s.d.Emitters.Create(ctx, req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusCreated, map[string]string{"id": spec.ID})
+}
+
+// logPage answers GET /log/{id}?limit=&before=: the newest events before
+// the cursor, oldest first, and "prev", the cursor of the page before.
+func (s *Server) logPage(ctx context.Context, c *app.RequestContext) error {
+	limit, err := queryLimit(c)
+	if err != nil {
+		return err
+	}
+	before, _, err := queryUint(c, "before")
+	if err != nil {
+		return err
+	}
+	st, err := s.d.Emitters.Stream(c.Param("id"))
+	if err != nil {
+		return err
+	}
+	evs, err := st.ReadBefore(ctx, before, limit)
+	if err != nil {
+		return err
+	}
+	buf := appendEvents([]byte(`{"events":`), evs)
+	if len(evs) > 0 && evs[0].Seq > 1 {
+		buf = append(buf, `,"prev":`...)
+		buf = strconv.AppendUint(buf, evs[0].Seq, 10)
+	}
+	c.Data(http.StatusOK, "application/json; charset=utf-8", append(buf, '}'))
+	return nil
+}
+
+// appendEvents appends a JSON array of the events' cached envelopes.
+func appendEvents(buf []byte, evs []*event.Event) []byte {
+	buf = append(buf, '[')
+	for i, e := range evs {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, e.JSON()...)
+	}
+	return append(buf, ']')
+}
+
+func (s *Server) fibIndex(_ context.Context, c *app.RequestContext) error {
+	type endpoint struct {
+		Path        string   `json:"path"`
+		Methods     []string `json:"methods"`
+		Description string   `json:"description"`
+	}
+	both := []string{"GET", "POST"}
+	return writeJSON(c, http.StatusOK, map[string]any{
+		"description": "Fibonacci sequence with durable state; values are decimal strings",
+		"endpoints": []endpoint{
+			{"/fib/current", both, "the current position and value"},
+			{"/fib/next", both, "advance one position and return it"},
+			{"/fib/previous", both, "go back one position (stays at 0)"},
+			{"/fib/reset", both, "back to position 0"},
+			{"/sse/fib", []string{"GET"}, "SSE stream of every change"},
+		},
+	})
+}
+
+// fib runs a command on the shared "fib" emitter and passes its result
+// ({"position":N,"value":"…"}) through.
+func (s *Server) fib(name string) handler {
+	return func(ctx context.Context, c *app.RequestContext) error {
+		return s.runCommand(ctx, c, "fib", name)
+	}
+}
+
+func (s *Server) runCommand(ctx context.Context, c *app.RequestContext, id, name string) error {
+	args, err := s.optionalJSON(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.d.Emitters.Command(ctx, id, name, args)
+	if err != nil {
+		return err
+	}
+	if len(res) == 0 {
+		res = json.RawMessage("null")
+	}
+	c.Data(http.StatusOK, "application/json; charset=utf-8", res)
+	return nil
+}
+
+// optionalJSON returns the body when it is one JSON value, nil when empty.
+func (s *Server) optionalJSON(c *app.RequestContext) (json.RawMessage, error) {
+	b, err := s.body(c)
+	if err != nil {
+		return nil, err
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var v any
+	if err := decodeStrict(b, &v); err != nil {
+		return nil, err
+	}
+	return json.RawMessage(b), nil
+}
+
+func (s *Server) trackPublish(ctx context.Context, c *app.RequestContext) error {
+	data, err := s.optionalJSON(c)
+	if err != nil {
+		return err
+	}
+	if data == nil {
+		q, ok := c.GetQuery("data")
+		if !ok {
+			return &apiError{Status: http.StatusBadRequest, Code: "invalid", Message: "data is required (?data= or a JSON body)",
+				Fields: []emitter.FieldError{{Field: "data", Message: "is required"}}}
+		}
+		data, _ = json.Marshal(q) // a string always encodes
+	}
+	seq, err := s.d.Tracker.Publish(ctx, c.Param("user"), data)
+	if err != nil {
+		return err
+	}
+	return writeJSON(c, http.StatusAccepted, map[string]uint64{"seq": seq})
+}

@@ -1,0 +1,76 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+
+	"github.com/cloudwego/hertz/pkg/app"
+
+	"github.com/sidestream/sidestream/core/emitter"
+	"github.com/sidestream/sidestream/core/stream"
+)
+
+func fieldError(code, field, msg string) *apiError {
+	return &apiError{Status: http.StatusBadRequest, Code: code, Message: field + " " + msg,
+		Fields: []emitter.FieldError{{Field: field, Message: msg}}}
+}
+
+// queryUint reads an optional unsigned integer query parameter.
+func queryUint(c *app.RequestContext, name string) (v uint64, ok bool, err error) {
+	q, ok := c.GetQuery(name)
+	if !ok {
+		return 0, false, nil
+	}
+	v, perr := strconv.ParseUint(q, 10, 64)
+	if perr != nil {
+		return 0, false, fieldError("invalid_query", name, "must be an unsigned integer")
+	}
+	return v, true, nil
+}
+
+// queryLimit reads ?limit= (1..maxPage, default defaultPage).
+func queryLimit(c *app.RequestContext) (int, error) {
+	v, ok, err := queryUint(c, "limit")
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return defaultPage, nil
+	}
+	if v < 1 || v > maxPage {
+		return 0, fieldError("invalid_query", "limit", fmt.Sprintf("must be between 1 and %d", maxPage))
+	}
+	return int(v), nil
+}
+
+// resumePosition is where a stream response starts: the Last-Event-ID
+// header, else ?last_event_id=, else ?after= (all: after that seq), else
+// ?from=start (the oldest kept) or ?from=now; by default only new events.
+func resumePosition(c *app.RequestContext) (stream.Position, error) {
+	if h := c.Request.Header.Get("Last-Event-ID"); h != "" {
+		seq, err := strconv.ParseUint(h, 10, 64)
+		if err != nil {
+			return stream.Position{}, fieldError("bad_last_event_id", "Last-Event-ID", "must be an event seq (unsigned integer)")
+		}
+		return stream.After(seq), nil
+	}
+	for _, name := range []string{"last_event_id", "after"} {
+		seq, ok, err := queryUint(c, name)
+		if err != nil {
+			err.(*apiError).Code = "bad_last_event_id"
+			return stream.Position{}, err
+		}
+		if ok {
+			return stream.After(seq), nil
+		}
+	}
+	switch from, _ := c.GetQuery("from"); from {
+	case "", "now":
+		return stream.FromNow(), nil
+	case "start":
+		return stream.After(0), nil
+	default:
+		return stream.Position{}, fieldError("invalid_query", "from", `must be "start" or "now"`)
+	}
+}

@@ -1,0 +1,220 @@
+// Package httpapi is the sidecar's HTTP API on Hertz: the routes of the
+// earlier systems (/log, /magic, /time, /echo, /fib, /track), the /api/v1
+// surface, SSE and WebSocket streams, health, and /openapi.yaml. Every
+// error goes through one mapper (errors.go) into
+// {"error":{"code":"…","message":"…"}}.
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudwego/hertz/pkg/app/server"
+	"github.com/cloudwego/hertz/pkg/network/standard"
+
+	"github.com/sidestream/sidestream/core/emitter"
+	"github.com/sidestream/sidestream/core/stream"
+	"github.com/sidestream/sidestream/core/tracker"
+)
+
+// Emitters is what the API needs of the emitter manager (*emitter.Manager).
+type Emitters interface {
+	Create(ctx context.Context, req emitter.CreateRequest) (emitter.Spec, error)
+	Get(ctx context.Context, id string) (emitter.Spec, error)
+	List(ctx context.Context, f emitter.Filter, after string, limit int) ([]emitter.Spec, string)
+	Delete(ctx context.Context, id string) error
+	Command(ctx context.Context, id, name string, args json.RawMessage) (json.RawMessage, error)
+	Stream(id string) (*stream.Stream, error)
+}
+
+// PluginInfo is one plugin process as /api/v1/plugins shows it.
+type PluginInfo struct {
+	Name      string `json:"name"`
+	Version   string `json:"version"`
+	PID       int    `json:"pid"`
+	State     string `json:"state"`
+	Restarts  int    `json:"restarts"`
+	Instances int    `json:"instances"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// Plugins lists the plugin processes.
+type Plugins interface {
+	Plugins() []PluginInfo
+}
+
+// Deps are the parts the API serves.
+type Deps struct {
+	Emitters Emitters
+	Streams  *stream.Hub
+	Tracker  *tracker.Tracker
+	Plugins  Plugins
+	// Ready reports readiness for /readyz (nil func or nil error: ready).
+	Ready func(ctx context.Context) error
+	Log   *slog.Logger
+}
+
+// Options tune the server.
+type Options struct {
+	// Listen is the address to bind ("127.0.0.1:9000"; ":0" picks a port).
+	Listen string
+	// MaxBodyBytes bounds request bodies (default 1 MiB).
+	MaxBodyBytes int64
+	// HeartbeatInterval is the SSE comment and WS ping interval (default 15s).
+	HeartbeatInterval time.Duration
+	// SSERetry is the reconnect delay told to SSE clients (default 2s).
+	SSERetry time.Duration
+	// MaxWSFrame bounds client WebSocket messages (default 64 KiB).
+	MaxWSFrame int64
+}
+
+func (o Options) withDefaults() Options {
+	if o.Listen == "" {
+		o.Listen = "127.0.0.1:9000"
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = 15 * time.Second
+	}
+	if o.SSERetry <= 0 {
+		o.SSERetry = 2 * time.Second
+	}
+	if o.MaxWSFrame <= 0 {
+		o.MaxWSFrame = 64 << 10
+	}
+	return o
+}
+
+// Server is the HTTP API server.
+type Server struct {
+	d   Deps
+	o   Options
+	h   *server.Hertz
+	ln  *trackingListener
+
+	routes routeTable
+	log *slog.Logger
+
+	// ctx ends every stream response when the server closes.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	serving   atomic.Bool
+	serveDone chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New builds the server and binds its listener, so Addr is known and a port
+// conflict fails here.
+func New(d Deps, o Options) (*Server, error) {
+	if d.Emitters == nil || d.Streams == nil || d.Tracker == nil {
+		return nil, errors.New("httpapi: Emitters, Streams and Tracker are required")
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	o = o.withDefaults()
+	raw, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: listen %s: %w", o.Listen, err)
+	}
+	ln := newTrackingListener(raw)
+	s := &Server{d: d, o: o, ln: ln, log: d.Log, serveDone: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.h = server.New(
+		server.WithTransport(standard.NewTransporter),
+		server.WithListener(ln),
+		server.WithOnAccept(ln.onAccept),
+		server.WithHandleMethodNotAllowed(true),
+		server.WithSenseClientDisconnection(true),
+		server.WithDisablePrintRoute(true),
+		// Hertz answers bodies beyond its own limit with a plain 413; ours
+		// is higher so bodies just over MaxBodyBytes get the JSON 413.
+		server.WithMaxRequestBodySize(int(max(4*o.MaxBodyBytes, o.MaxBodyBytes+64<<10))),
+		server.WithIdleTimeout(2*time.Minute),
+		server.WithExitWaitTime(time.Minute), // Close's ctx is the real bound
+	)
+	s.h.NoHijackConnPool = true // hijacked WS conns must not be pooled (hertz#121)
+	s.register()
+	return s, nil
+}
+
+// Addr returns the bound address ("127.0.0.1:40123").
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serve serves until Close; it returns nil after Close.
+func (s *Server) Serve(ctx context.Context) error {
+	if !s.serving.CompareAndSwap(false, true) {
+		return errors.New("httpapi: Serve called twice")
+	}
+	defer close(s.serveDone)
+	if s.ctx.Err() != nil {
+		return nil
+	}
+	stop := context.AfterFunc(ctx, func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Close(cctx)
+	})
+	defer stop()
+	if err := s.h.Run(); err != nil && s.ctx.Err() == nil {
+		return fmt.Errorf("httpapi: serve: %w", err)
+	}
+	return nil
+}
+
+// Close stops accepting, ends every stream response (SSE responses end,
+// WebSockets get close 1001), lets requests in flight finish, closes idle
+// keep-alive connections, and force-closes what remains when ctx ends.
+func (s *Server) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() { s.closeErr = s.shutdown(ctx) })
+	return s.closeErr
+}
+
+func (s *Server) shutdown(ctx context.Context) error {
+	s.cancel()
+	if !s.serving.Load() {
+		return s.ln.Close()
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.h.Shutdown(ctx) }()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+wait:
+	for {
+		// Idle keep-alive connections would hold Shutdown until their idle
+		// timeout: end their wait for a next request, repeatedly, since
+		// Hertz re-arms the deadline between requests.
+		s.ln.expireIdle()
+		select {
+		case err = <-done:
+			break wait
+		case <-ctx.Done():
+			err = ctx.Err()
+			break wait
+		case <-tick.C:
+		}
+	}
+	_ = s.ln.Close() // in case Shutdown found the engine not running yet
+	s.ln.closeAll()
+	select {
+	case <-s.serveDone:
+	case <-ctx.Done():
+		return errors.Join(err, fmt.Errorf("httpapi: close: %w", ctx.Err()))
+	}
+	if err != nil {
+		return fmt.Errorf("httpapi: close: %w", err)
+	}
+	return nil
+}

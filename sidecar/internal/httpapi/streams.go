@@ -1,0 +1,173 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/cloudwego/hertz/pkg/app"
+	"github.com/cloudwego/hertz/pkg/protocol/http1/resp"
+	"github.com/hertz-contrib/websocket"
+
+	"github.com/sidestream/sidestream/core/emitter"
+	"github.com/sidestream/sidestream/core/stream"
+	"github.com/sidestream/sidestream/core/tracker"
+	streamhttp "github.com/sidestream/sidestream/sidecar/internal/stream"
+)
+
+// streamCtx is parent, also ended when the server closes.
+func (s *Server) streamCtx(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(parent)
+	stop := context.AfterFunc(s.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// serveSSE answers with st as an event stream. Errors before the headers
+// go out are JSON answers; after that the response just ends.
+func (s *Server) serveSSE(ctx context.Context, c *app.RequestContext, st *stream.Stream) error {
+	pos, err := resumePosition(c)
+	if err != nil {
+		return err
+	}
+	if s.ctx.Err() != nil {
+		return stream.ErrClosed
+	}
+	c.SetStatusCode(http.StatusOK)
+	h := &c.Response.Header
+	h.SetContentType("text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	w := resp.NewChunkedBodyWriter(&c.Response, c.GetWriter())
+	c.Response.HijackWriter(w)
+
+	sub := st.Subscribe(pos)
+	defer sub.Close()
+	sctx, cancel := s.streamCtx(ctx)
+	defer cancel()
+	err = streamhttp.ServeSSE(sctx, w, sub, streamhttp.SSEOptions{Retry: s.o.SSERetry, Heartbeat: s.o.HeartbeatInterval})
+	if err != nil {
+		s.log.Debug("sse ended", "stream", st.Name(), "err", err)
+	}
+	return nil
+}
+
+// serveWS upgrades to a WebSocket carrying st (see streamhttp.ServeWS).
+func (s *Server) serveWS(ctx context.Context, c *app.RequestContext, st *stream.Stream) error {
+	pos, err := resumePosition(c)
+	if err != nil {
+		return err
+	}
+	return s.upgrade(ctx, c, func(conn *websocket.Conn) {
+		sctx, cancel := s.streamCtx(context.Background())
+		defer cancel()
+		_ = streamhttp.ServeWS(sctx, conn, st, pos, streamhttp.WSOptions{
+			Heartbeat: s.o.HeartbeatInterval, MaxFrame: s.o.MaxWSFrame,
+		})
+	})
+}
+
+// upgrade switches to WebSocket and runs fn on the hijacked connection.
+func (s *Server) upgrade(ctx context.Context, c *app.RequestContext, fn func(*websocket.Conn)) error {
+	if !strings.EqualFold(c.Request.Header.Get("Upgrade"), "websocket") {
+		return &apiError{Status: http.StatusBadRequest, Code: "websocket_required", Message: "this route is a WebSocket: send an Upgrade: websocket request"}
+	}
+	if s.ctx.Err() != nil {
+		return stream.ErrClosed
+	}
+	var upErr error
+	up := websocket.HertzUpgrader{Error: func(_ *app.RequestContext, status int, reason error) {
+		upErr = &apiError{Status: status, Code: "bad_handshake", Message: reason.Error()}
+	}}
+	err := up.Upgrade(c, func(conn *websocket.Conn) {
+		// The handler chain (and its busy mark) ended before the hijack.
+		release := markBusy(ctx)
+		defer release()
+		fn(conn)
+	})
+	if upErr != nil {
+		return upErr
+	}
+	return err
+}
+
+func (s *Server) echo(ctx context.Context, c *app.RequestContext) error {
+	return s.upgrade(ctx, c, func(conn *websocket.Conn) {
+		sctx, cancel := s.streamCtx(context.Background())
+		defer cancel()
+		_ = streamhttp.ServeEcho(sctx, conn, s.o.MaxWSFrame)
+	})
+}
+
+// emitterSSE serves the stream of the emitter named by path param p.
+func (s *Server) emitterSSE(p string) handler {
+	return func(ctx context.Context, c *app.RequestContext) error {
+		st, err := s.d.Emitters.Stream(c.Param(p))
+		if err != nil {
+			return err
+		}
+		return s.serveSSE(ctx, c, st)
+	}
+}
+
+// sharedSSE serves the stream of a shared emitter the app creates.
+func (s *Server) sharedSSE(id string) handler {
+	return func(ctx context.Context, c *app.RequestContext) error {
+		st, err := s.d.Emitters.Stream(id)
+		if err != nil {
+			return err
+		}
+		return s.serveSSE(ctx, c, st)
+	}
+}
+
+func (s *Server) trackSSE(ctx context.Context, c *app.RequestContext) error {
+	st, err := s.d.Tracker.Stream(ctx, c.Param("user"))
+	if err != nil {
+		return err
+	}
+	return s.serveSSE(ctx, c, st)
+}
+
+func (s *Server) trackWS(ctx context.Context, c *app.RequestContext) error {
+	st, err := s.d.Tracker.Stream(ctx, c.Param("user"))
+	if err != nil {
+		return err
+	}
+	return s.serveWS(ctx, c, st)
+}
+
+// resolveStream finds a stream by name: "track:{user}", an emitter id, or
+// any other stream the hub holds.
+func (s *Server) resolveStream(ctx context.Context, name string) (*stream.Stream, error) {
+	if user, ok := strings.CutPrefix(name, tracker.Prefix); ok {
+		return s.d.Tracker.Stream(ctx, user)
+	}
+	st, err := s.d.Emitters.Stream(name)
+	if err == nil {
+		return st, nil
+	}
+	if errors.Is(err, emitter.ErrNotFound) {
+		if st, ok := s.d.Streams.Get(name); ok {
+			return st, nil
+		}
+		return nil, notFound("stream %q not found", name)
+	}
+	return nil, err
+}
+
+func (s *Server) streamSSE(ctx context.Context, c *app.RequestContext) error {
+	st, err := s.resolveStream(ctx, c.Param("stream"))
+	if err != nil {
+		return err
+	}
+	return s.serveSSE(ctx, c, st)
+}
+
+func (s *Server) streamWS(ctx context.Context, c *app.RequestContext) error {
+	st, err := s.resolveStream(ctx, c.Param("stream"))
+	if err != nil {
+		return err
+	}
+	return s.serveWS(ctx, c, st)
+}

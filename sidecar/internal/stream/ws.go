@@ -1,0 +1,251 @@
+package streamhttp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hertz-contrib/websocket"
+
+	"github.com/sidestream/sidestream/core/event"
+	"github.com/sidestream/sidestream/core/stream"
+)
+
+// WSOptions tune a WebSocket session.
+type WSOptions struct {
+	// Heartbeat is the ping interval; a client silent (no pong, no frame)
+	// for two intervals is dropped (default 15s).
+	Heartbeat time.Duration
+	// MaxFrame bounds a client message; larger ones close with 1009
+	// (default 64 KiB).
+	MaxFrame int64
+	// WriteTimeout bounds one write to the client (default 10s).
+	WriteTimeout time.Duration
+}
+
+func (o WSOptions) withDefaults() WSOptions {
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 15 * time.Second
+	}
+	if o.MaxFrame <= 0 {
+		o.MaxFrame = 64 << 10
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	return o
+}
+
+// closeReason is why a session ends, sent as the close frame.
+type closeReason struct {
+	code int
+	text string
+	sent bool // the close frame already went out (gorilla sent 1009)
+}
+
+// session is one stream socket: a reader goroutine for client frames and
+// the caller's goroutine as the only writer of events.
+type session struct {
+	conn *websocket.Conn
+	st   *stream.Stream
+	o    WSOptions
+
+	mu     sync.Mutex
+	resume *uint64            // pending {"resume"} request
+	wake   context.CancelFunc // interrupts the writer's current Next
+	reason *closeReason       // set once by whoever ends the session first
+}
+
+// ServeWS streams st to conn from pos until ctx ends (close 1001), the
+// stream closes (1000), the client goes away, sends a bad frame (1008) or
+// an oversized one (1009). Each event is one text frame holding its JSON
+// envelope; everything one Next returns goes out in a single write.
+func ServeWS(ctx context.Context, conn *websocket.Conn, st *stream.Stream, pos stream.Position, o WSOptions) error {
+	s := &session{conn: conn, st: st, o: o.withDefaults()}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		s.readLoop(cancel)
+	}()
+	err := s.writeLoop(ctx, pos)
+	s.finish(ctx, err)
+	// Unblock the reader: the peer may never answer our close frame.
+	_ = conn.UnderlyingConn().SetReadDeadline(time.Now().Add(time.Second))
+	<-readerDone
+	return nil
+}
+
+func (s *session) setReason(code int, text string, sent bool) {
+	s.mu.Lock()
+	if s.reason == nil {
+		s.reason = &closeReason{code: code, text: text, sent: sent}
+	}
+	s.mu.Unlock()
+}
+
+// readLoop handles client frames; any end of reading ends the session.
+func (s *session) readLoop(cancel context.CancelFunc) {
+	defer cancel()
+	c := s.conn
+	c.SetReadLimit(s.o.MaxFrame)
+	deadline := func() { _ = c.SetReadDeadline(time.Now().Add(2*s.o.Heartbeat + s.o.WriteTimeout)) }
+	deadline()
+	c.SetPongHandler(func(string) error { deadline(); return nil })
+	for {
+		mt, msg, err := c.ReadMessage()
+		if err != nil {
+			s.readEnded(err)
+			return
+		}
+		deadline()
+		if mt != websocket.TextMessage {
+			s.setReason(websocket.CloseUnsupportedData, "text frames only", false)
+			return
+		}
+		f, err := ParseClientFrame(msg)
+		if err != nil {
+			s.setReason(websocket.ClosePolicyViolation, truncate(err.Error(), 120), false)
+			return
+		}
+		s.mu.Lock()
+		s.resume = f.Resume
+		if s.wake != nil {
+			s.wake()
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *session) readEnded(err error) {
+	var ce *websocket.CloseError
+	switch {
+	case errors.Is(err, websocket.ErrReadLimit):
+		// The library already sent close 1009.
+		s.setReason(websocket.CloseMessageTooBig, "frame too large", true)
+	case errors.As(err, &ce):
+		// The library answered the peer's close already.
+		s.setReason(ce.Code, "", true)
+	default:
+		s.setReason(websocket.CloseGoingAway, "", true) // connection gone
+	}
+}
+
+// writeLoop delivers events until something ends the session.
+func (s *session) writeLoop(ctx context.Context, pos stream.Position) error {
+	sub := s.st.Subscribe(pos)
+	defer func() { sub.Close() }()
+	ping := time.NewTicker(s.o.Heartbeat)
+	defer ping.Stop()
+	var (
+		evs []*event.Event
+		buf []byte
+	)
+	for {
+		select {
+		case <-ping.C:
+			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.o.WriteTimeout)); err != nil {
+				return err
+			}
+		default:
+		}
+		nctx, cancel := context.WithTimeout(ctx, s.o.Heartbeat)
+		s.mu.Lock()
+		if r := s.resume; r != nil {
+			s.resume = nil
+			sub.Close()
+			sub = s.st.Subscribe(stream.After(*r))
+		}
+		s.wake = cancel
+		s.mu.Unlock()
+		var err error
+		evs, err = sub.Next(nctx, evs[:0])
+		cancel()
+		if len(evs) > 0 {
+			buf = buf[:0]
+			for _, e := range evs {
+				buf = appendTextFrame(buf, e.JSON())
+			}
+			clear(evs)
+			if err := s.writeRaw(buf); err != nil {
+				return err
+			}
+			continue
+		}
+		if err != nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+}
+
+// writeRaw writes prebuilt frames in one write. Only the writer goroutine
+// writes data frames; the library's control frames (pong, close) are whole
+// single writes too, and a net.Conn never interleaves two writes.
+func (s *session) writeRaw(b []byte) error {
+	nc := s.conn.UnderlyingConn()
+	if err := nc.SetWriteDeadline(time.Now().Add(s.o.WriteTimeout)); err != nil {
+		return err
+	}
+	if _, err := nc.Write(b); err != nil {
+		return fmt.Errorf("ws write: %w", err)
+	}
+	return nil
+}
+
+// finish sends the close frame that says why the session ended.
+func (s *session) finish(ctx context.Context, err error) {
+	switch {
+	case errors.Is(err, stream.ErrClosed):
+		s.setReason(websocket.CloseNormalClosure, "stream ended", false)
+	case ctx.Err() != nil:
+		s.setReason(websocket.CloseGoingAway, "server shutting down", false)
+	case err != nil:
+		s.setReason(websocket.CloseInternalServerErr, "internal error", false)
+	}
+	s.setReason(websocket.CloseNormalClosure, "", false)
+	s.mu.Lock()
+	r := *s.reason
+	s.mu.Unlock()
+	if !r.sent {
+		msg := websocket.FormatCloseMessage(r.code, r.text)
+		_ = s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(s.o.WriteTimeout))
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// ServeEcho echoes every text and binary message until the client leaves,
+// ctx ends (close 1001) or a message exceeds maxFrame (close 1009).
+func ServeEcho(ctx context.Context, conn *websocket.Conn, maxFrame int64) error {
+	if maxFrame <= 0 {
+		maxFrame = 64 << 10
+	}
+	conn.SetReadLimit(maxFrame)
+	stop := context.AfterFunc(ctx, func() {
+		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
+		_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		_ = conn.UnderlyingConn().SetReadDeadline(time.Now().Add(time.Second))
+	})
+	defer stop()
+	for {
+		// Whole messages only: an oversized one is never half echoed.
+		mt, msg, err := conn.ReadMessage()
+		if err != nil {
+			return nil // client gone, closed, or oversized (1009 already sent)
+		}
+		if err := conn.WriteMessage(mt, msg); err != nil {
+			return nil
+		}
+	}
+}
