@@ -409,4 +409,3 @@ func (e *env) dialWS(path string) (*websocket.Conn, int) {
 	e.t.Cleanup(func() { conn.Close() })
 	return conn, resp.StatusCode()
 }
-

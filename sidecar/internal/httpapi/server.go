@@ -96,13 +96,13 @@ func (o Options) withDefaults() Options {
 
 // Server is the HTTP API server.
 type Server struct {
-	d   Deps
-	o   Options
-	h   *server.Hertz
-	ln  *trackingListener
+	d  Deps
+	o  Options
+	h  *server.Hertz
+	ln *trackingListener
 
 	routes routeTable
-	log *slog.Logger
+	log    *slog.Logger
 
 	// ctx ends every stream response when the server closes.
 	ctx    context.Context
