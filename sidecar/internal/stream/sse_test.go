@@ -1,0 +1,252 @@
+package streamhttp
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+	"log/slog"
+
+	"github.com/sidestream/sidestream/core/bolt"
+	"github.com/sidestream/sidestream/core/event"
+	"github.com/sidestream/sidestream/core/stream"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// countingWriter records every Write and Flush, like a response body.
+type countingWriter struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	writes  int
+	flushes int
+	wrote   chan struct{}
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.writes++
+	select {
+	case w.wrote <- struct{}{}:
+	default:
+	}
+	return w.buf.Write(p)
+}
+
+func (w *countingWriter) Flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.flushes++
+	return nil
+}
+
+func (w *countingWriter) snapshot() (string, int, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String(), w.writes, w.flushes
+}
+
+func newHub(t *testing.T) *stream.Hub {
+	t.Helper()
+	ctx := context.Background()
+	store, err := bolt.Open(ctx, filepath.Join(t.TempDir(), "s.db"), bolt.Options{NoSync: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := stream.NewHub(store, slog.New(slog.DiscardHandler), stream.HubOptions{})
+	t.Cleanup(func() {
+		_ = hub.Close(ctx)
+		_ = store.Close(ctx)
+	})
+	return hub
+}
+
+func drafts(n int) []event.Draft {
+	d := make([]event.Draft, n)
+	for i := range d {
+		d[i] = event.Draft{Type: "line", Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, i))}
+	}
+	return d
+}
+
+// A burst queued before the writer runs goes out in far fewer writes than
+// events (one per Next), each followed by a flush, in seq order.
+func TestSSECoalescesQueuedBurst(t *testing.T) {
+	t.Parallel()
+	hub := newHub(t)
+	ctx := context.Background()
+	st, err := hub.Open(ctx, "burst", stream.Config{Persist: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	if _, err := st.Publish(ctx, drafts(n), nil); err != nil {
+		t.Fatal(err)
+	}
+	sub := st.Subscribe(stream.After(0))
+	defer sub.Close()
+	w := &countingWriter{wrote: make(chan struct{}, 1)}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- ServeSSE(sctx, w, sub, SSEOptions{Retry: 1500 * time.Millisecond, Heartbeat: time.Hour})
+	}()
+	deadline := time.After(20 * time.Second)
+	for {
+		out, _, _ := w.snapshot()
+		if strings.Count(out, "\nevent: line\n") == n {
+			break
+		}
+		select {
+		case <-w.wrote:
+		case <-deadline:
+			t.Fatalf("not all events written: %d", strings.Count(out, "event: line"))
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("ServeSSE: %v", err)
+	}
+	out, writes, flushes := w.snapshot()
+	if !strings.HasPrefix(out, "retry: 1500\n\n") {
+		t.Fatalf("retry line not first: %q", out[:min(40, len(out))])
+	}
+	// retry + the burst: a burst of n takes one write (MaxBatch >= n).
+	if writes > 2 || writes >= n {
+		t.Fatalf("%d writes for %d queued events, want coalesced (<= 2)", writes, n)
+	}
+	if flushes != writes {
+		t.Fatalf("flushes %d != writes %d", flushes, writes)
+	}
+	for i := 1; i <= n; i++ {
+		want := fmt.Sprintf("id: %d\nevent: line\ndata: {\"n\":%d}\n\n", i, i-1)
+		if !strings.Contains(out, want) {
+			t.Fatalf("missing frame %q", want)
+		}
+	}
+}
+
+func TestSSEHeartbeatAndEndOnClose(t *testing.T) {
+	t.Parallel()
+	hub := newHub(t)
+	ctx := context.Background()
+	st, err := hub.Open(ctx, "quiet", stream.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := st.Subscribe(stream.FromNow())
+	defer sub.Close()
+	w := &countingWriter{wrote: make(chan struct{}, 1)}
+	done := make(chan error, 1)
+	go func() { done <- ServeSSE(ctx, w, sub, SSEOptions{Heartbeat: 5 * time.Millisecond}) }()
+	deadline := time.After(20 * time.Second)
+	for {
+		out, _, _ := w.snapshot()
+		if strings.Count(out, ": hb\n\n") >= 2 {
+			break
+		}
+		select {
+		case <-w.wrote:
+		case <-deadline:
+			t.Fatal("no heartbeats")
+		}
+	}
+	if err := hub.Remove(ctx, "quiet", false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("closed stream should end cleanly: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("ServeSSE did not end when the stream closed")
+	}
+}
+
+func TestAppendTextFrameLengths(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, 1, 125, 126, 65535, 65536, 70000} {
+		p := bytes.Repeat([]byte("x"), n)
+		f := appendTextFrame(nil, p)
+		if f[0] != 0x81 {
+			t.Fatalf("n=%d: first byte %x", n, f[0])
+		}
+		var hdr, got int
+		switch {
+		case n < 126:
+			hdr, got = 2, int(f[1])
+		case n <= 65535:
+			hdr, got = 4, int(binary.BigEndian.Uint16(f[2:4]))
+			if f[1] != 126 {
+				t.Fatalf("n=%d: len byte %d", n, f[1])
+			}
+		default:
+			hdr, got = 10, int(binary.BigEndian.Uint64(f[2:10]))
+			if f[1] != 127 {
+				t.Fatalf("n=%d: len byte %d", n, f[1])
+			}
+		}
+		if got != n || len(f) != hdr+n {
+			t.Fatalf("n=%d: header says %d, frame %d bytes", n, got, len(f))
+		}
+	}
+}
+
+func TestParseClientFrame(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{`{"resume":0}`, 0, true},
+		{`{"resume":18446744073709551615}`, 18446744073709551615, true},
+		{` {"resume": 42} `, 42, true},
+		{`{"resume":-1}`, 0, false},
+		{`{"resume":1.5}`, 0, false},
+		{`{"resume":"3"}`, 0, false},
+		{`{"resume":3,"x":1}`, 0, false},
+		{`{}`, 0, false},
+		{`{"resume":3}{}`, 0, false},
+		{`[`, 0, false},
+		{``, 0, false},
+	}
+	for _, tc := range tests {
+		f, err := ParseClientFrame([]byte(tc.in))
+		if tc.ok != (err == nil) {
+			t.Fatalf("%q: err=%v, want ok=%v", tc.in, err, tc.ok)
+		}
+		if tc.ok && *f.Resume != tc.want {
+			t.Fatalf("%q: resume %d, want %d", tc.in, *f.Resume, tc.want)
+		}
+	}
+}
+
+func FuzzParseClientFrame(f *testing.F) {
+	for _, s := range []string{`{"resume":1}`, `{"resume":-1}`, `{}`, `null`, `{"resume":1e3}`, `{"resume":1}x`, "\xff"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fr, err := ParseClientFrame(b)
+		if err == nil && fr.Resume == nil {
+			t.Fatalf("accepted %q without a resume", b)
+		}
+		if err == nil {
+			// What is accepted round-trips.
+			again, err := ParseClientFrame(fmt.Appendf(nil, `{"resume":%d}`, *fr.Resume))
+			if err != nil || *again.Resume != *fr.Resume {
+				t.Fatalf("round trip of %q failed", b)
+			}
+		}
+	})
+}
