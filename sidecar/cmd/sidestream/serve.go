@@ -1,0 +1,106 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/sidestream/sidestream/plugins/builtin"
+	"github.com/sidestream/sidestream/sidecar/internal/app"
+	"github.com/sidestream/sidestream/sidecar/internal/config"
+)
+
+// flagKeys maps serve's flags to config keys; flags win over env and file.
+var flagKeys = map[string]string{
+	"listen": "listen", "data-dir": "data_dir", "plugin-dir": "plugin_dir",
+	"insecure": "insecure", "log-format": "log_format", "log-level": "log_level",
+	"heartbeat": "heartbeat", "shutdown-timeout": "shutdown_timeout",
+	"plugin-start-timeout": "plugin_start_timeout", "max-body-bytes": "max_body_bytes",
+}
+
+func newServeCommand() *cobra.Command {
+	def := config.Default()
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the sidecar",
+		Long: "Run the sidecar: built-in plugins, bbolt state in --data-dir, the HTTP API and livedoc on --listen.\n" +
+			"Every flag is also a SIDESTREAM_* environment variable (e.g. SIDESTREAM_DATA_DIR) and a key of the --config YAML file;\n" +
+			"flags win over the environment, the environment over the file.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := loadConfig(cmd.Flags())
+			if err != nil {
+				return err
+			}
+			log := newLogger(cfg)
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find own executable: %w", err)
+			}
+			return app.Run(cmd.Context(), cfg, app.Options{Exe: exe, Builtins: builtin.Names()}, log)
+		},
+	}
+	f := cmd.Flags()
+	f.String("config", "", "YAML config file (also SIDESTREAM_CONFIG)")
+	f.String("listen", def.Listen, "address to listen on")
+	f.String("data-dir", def.DataDir, "directory of the bbolt state file")
+	f.String("plugin-dir", "", "directory of external plugins with a manifest.json pinning each binary's sha256")
+	f.StringArray("log-root", nil, "directory the log emitter may read files under (repeatable)")
+	f.Bool("insecure", false, "allow listening on a non-loopback address without auth")
+	f.String("log-format", def.LogFormat, "log format: json or text")
+	f.String("log-level", def.LogLevel, "log level: debug, info, warn or error")
+	f.String("heartbeat", def.Heartbeat.String(), "SSE heartbeat comment and WebSocket ping interval")
+	f.String("shutdown-timeout", def.ShutdownTimeout.String(), "how long SIGTERM may drain before exiting")
+	f.String("plugin-start-timeout", def.PluginStartTimeout.String(), "how long a plugin may take to start")
+	f.Int64("max-body-bytes", def.MaxBodyBytes, "largest request body accepted")
+	return cmd
+}
+
+// loadConfig layers defaults, file, environment and the flags the user set.
+func loadConfig(f *pflag.FlagSet) (config.Config, error) {
+	cfg := config.Default()
+	path, _ := f.GetString("config")
+	if path == "" {
+		path = os.Getenv("SIDESTREAM_CONFIG")
+	}
+	if path != "" {
+		if err := cfg.LoadFile(path); err != nil {
+			return cfg, err
+		}
+	}
+	if err := cfg.LoadEnv(os.LookupEnv); err != nil {
+		return cfg, err
+	}
+	var errs []string
+	f.Visit(func(fl *pflag.Flag) {
+		if key, ok := flagKeys[fl.Name]; ok {
+			if err := cfg.Set(key, fl.Value.String()); err != nil {
+				errs = append(errs, "--"+fl.Name+": "+err.Error())
+			}
+		}
+	})
+	if roots, _ := f.GetStringArray("log-root"); f.Changed("log-root") {
+		cfg.LogRoots = roots
+	}
+	if len(errs) > 0 {
+		return cfg, fmt.Errorf("invalid flags: %s", strings.Join(errs, "; "))
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
+func newLogger(cfg config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel)) // validated already
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
