@@ -9,6 +9,15 @@
 // in SIDESTREAM_LOG_ROOTS are ever opened: relative paths, ".." and
 // symlinks that resolve outside the roots are refused, at Validate and
 // again at every open.
+//
+// Limits, by design: a line longer than MaxLineBytes is split into pieces;
+// an unterminated last line waits for its newline (except in a file that
+// was rotated away, where it is emitted as the file's last line). If the
+// file was rotated more than once while the instance was stopped, only the
+// checkpointed file and the current one are read (intermediate files are
+// skipped). Copytruncate is detected by the file shrinking below the read
+// position, so a file truncated and refilled past that position between
+// two polls is not noticed.
 package logplugin
 
 import (
