@@ -1,6 +1,7 @@
 package pluginhost
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -400,4 +402,66 @@ func TestCloseKillsProcesses(t *testing.T) {
 	if err := h.Start(ctx, "a", "j", nil, &recSink{}); !errors.Is(err, ErrClosed) {
 		t.Errorf("start after close = %v", err)
 	}
+}
+
+func TestCloseAbortsStartingPlugin(t *testing.T) {
+	t.Parallel()
+	startLog := filepath.Join(t.TempDir(), "starts")
+	cfg := fastConfig(builtin("hang", "hang", envStartLog+"="+startLog))
+	cfg.StartTimeout = time.Hour // Close must not wait for it
+	h, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "plugin process started", func() bool {
+		b, _ := os.ReadFile(startLog)
+		return len(b) > 0
+	})
+	if err := h.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(startLog)
+	pid := mustAtoi(t, strings.TrimSpace(string(b)))
+	if alive(pid) {
+		t.Fatalf("starting plugin %d survived Close", pid)
+	}
+}
+
+// alive reports whether pid exists and is not a zombie (an orphan
+// re-parented to a non-reaping init stays a zombie, dead all the same).
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := bytes.LastIndexByte(b, ')')
+	return i < 0 || i+2 >= len(b) || b[i+2] != 'Z'
+}
+
+// TestNoOrphanWhenHostKilled runs a host in a subprocess, kills it with
+// SIGKILL (no cleanup runs) and expects its plugin to die too.
+func TestNoOrphanWhenHostKilled(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(os.Args[0], "internal-host")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("host subprocess: %v", err)
+	}
+	pid := mustAtoi(t, strings.TrimSpace(line))
+	if !alive(pid) {
+		t.Fatalf("plugin %d not running under the host", pid)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = cmd.Wait()
+	eventually(t, "orphaned plugin gone", func() bool { return !alive(pid) })
 }

@@ -25,6 +25,9 @@ func TestMain(m *testing.M) {
 		servePlugin(os.Args[2])
 		os.Exit(0)
 	}
+	if len(os.Args) >= 2 && os.Args[1] == "internal-host" {
+		os.Exit(serveHost())
+	}
 	goleak.VerifyTestMain(m)
 }
 
@@ -55,6 +58,25 @@ func servePlugin(mode string) {
 		fmt.Fprintln(os.Stderr, "unknown mode", mode)
 		os.Exit(1)
 	}
+}
+
+// serveHost is a sidecar stand-in for the orphan test: it runs a Host
+// with one plugin, prints the plugin's pid and waits to be killed.
+func serveHost() int {
+	h, err := New(Config{Sources: []Source{{Name: "counter", Cmd: []string{os.Args[0], "internal-plugin", "counter"}}}}, nil)
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := h.Describe(ctx, "counter"); err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	fmt.Println(h.Plugins()[0].PID)
+	<-ctx.Done() // the test kills us long before
+	return 0
 }
 
 // counter emits consecutive integers, batch at a time, resuming after

@@ -33,6 +33,8 @@ type proc struct {
 	// exited is canceled by go-plugin when the process has exited.
 	exited context.Context
 	logw   *logWriter
+	// release ends the exec context of the process (after it is killed).
+	release context.CancelFunc
 	// gone ends when the process exited or was declared dead; its
 	// streams run under it so none outlives the process.
 	gone     context.Context
@@ -68,7 +70,12 @@ func (k *kindProc) spawn(ctx context.Context) (*proc, error) {
 	if err := verifyChecksum(src); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(src.Cmd[0], src.Cmd[1:]...)
+	// startCtx kills a process still starting when the host closes, so
+	// Close need not wait out StartTimeout; once started, the process
+	// outlives ctx and kill ends it (gracefully first), then releases it.
+	startCtx, release := context.WithCancel(context.Background())
+	abortStart := context.AfterFunc(ctx, release)
+	cmd := exec.CommandContext(startCtx, src.Cmd[0], src.Cmd[1:]...)
 	cmd.Env = append([]string(nil), src.Env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	logw := newLogWriter(k.h.log, src.Name)
@@ -85,8 +92,9 @@ func (k *kindProc) spawn(ctx context.Context) (*proc, error) {
 		SyncStderr:       io.Discard,
 		GRPCDialOptions:  []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxBatchBytes))},
 	})
-	p := &proc{client: client, logw: logw}
+	p := &proc{client: client, logw: logw, release: release}
 	fail := func(err error) (*proc, error) {
+		abortStart()
 		if cmd.Process != nil {
 			p.pid = cmd.Process.Pid
 		}
@@ -113,6 +121,9 @@ func (k *kindProc) spawn(ctx context.Context) (*proc, error) {
 	}
 	if p.desc.GetApiVersion() != sdk.APIVersion {
 		return fail(fmt.Errorf("plugin %s: speaks API version %d, host speaks %d", src.Name, p.desc.GetApiVersion(), sdk.APIVersion))
+	}
+	if !abortStart() {
+		return fail(fmt.Errorf("plugin %s: %w", src.Name, ErrClosed))
 	}
 	return p, nil
 }
@@ -153,6 +164,7 @@ func (k *kindProc) kill(p *proc, hung bool) {
 			k.h.log.Error("plugin kill did not complete", "plugin", k.src.Name, "pid", p.pid)
 		}
 	}
+	p.release()
 	p.logw.flush()
 }
 
