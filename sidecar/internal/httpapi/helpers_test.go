@@ -155,6 +155,9 @@ func (f *fakeEmitters) Command(ctx context.Context, id, name string, args json.R
 	case "fail":
 		f.mu.Unlock()
 		return nil, &emitter.CommandError{Code: "bad_args", Message: "args rejected: " + string(args)}
+	case "panic":
+		f.mu.Unlock()
+		panic("fake plugin bug")
 	case "down":
 		f.mu.Unlock()
 		return nil, fmt.Errorf("command: %w", emitter.ErrUnavailable)
