@@ -125,8 +125,11 @@ type Host struct {
 	log    *slog.Logger
 	ctx    context.Context // canceled by Close: ends every goroutine
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 	kinds  map[string]*kindProc
+
+	mu     sync.Mutex // orders Start's wg.Add before Close's wg.Wait
+	closed bool
+	wg     sync.WaitGroup
 }
 
 // New starts a supervisor for every source. It does not wait for the
@@ -161,6 +164,9 @@ func New(cfg Config, log *slog.Logger) (*Host, error) {
 // Close stops every instance and kills every plugin process. Each kill is
 // bounded by KillTimeout (then SIGKILL); ctx bounds the whole wait.
 func (h *Host) Close(ctx context.Context) error {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
 	h.cancel()
 	done := make(chan struct{})
 	go func() {
@@ -225,7 +231,9 @@ func (h *Host) Start(_ context.Context, kind, id string, config json.RawMessage,
 	if err != nil {
 		return err
 	}
-	if h.ctx.Err() != nil {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
 		return ErrClosed
 	}
 	return k.startInstance(h.ctx, &h.wg, id, config, sink)

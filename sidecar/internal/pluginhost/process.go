@@ -110,7 +110,10 @@ func (k *kindProc) spawn(ctx context.Context) (*proc, error) {
 	if err != nil {
 		return fail(fmt.Errorf("plugin %s: dispense: %w", src.Name, err))
 	}
-	d := raw.(dispensed)
+	d, ok := raw.(dispensed)
+	if !ok {
+		return fail(fmt.Errorf("plugin %s: dispensed %T", src.Name, raw))
+	}
 	p.rpc, p.exited = d.rpc, d.exited
 	p.gone, p.markDead = context.WithCancelCause(d.exited)
 	dctx, cancel := context.WithTimeout(ctx, cfg.StartTimeout)
