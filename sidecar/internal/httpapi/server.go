@@ -136,7 +136,9 @@ func New(d Deps, o Options) (*Server, error) {
 		server.WithListener(ln),
 		server.WithOnAccept(ln.onAccept),
 		server.WithHandleMethodNotAllowed(true),
-		server.WithSenseClientDisconnection(true),
+		// Not WithSenseClientDisconnection: its watcher races with the
+		// connection's release when a response write fails (seen with
+		// -race on v0.10.4). Stream handlers watch their client themselves.
 		server.WithDisablePrintRoute(true),
 		// Hertz answers bodies beyond its own limit with a plain 413; ours
 		// is higher so bodies just over MaxBodyBytes get the JSON 413.

@@ -185,3 +185,28 @@ func TestCloseEndsStreamsAndRefusesNew(t *testing.T) {
 		t.Fatal("server still accepts after Close")
 	}
 }
+
+// A client that goes away releases its subscription even on a quiet
+// stream (no write has to fail first).
+func TestSSEClientGoneReleasesSubscription(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{HeartbeatInterval: time.Hour})
+	st, err := e.ems.Stream("time")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := e.openSSE("/time")
+	if _, err := r.next(); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.Subscribers(); n != 1 {
+		t.Fatalf("subscribers %d, want 1", n)
+	}
+	r.resp.Body.Close()
+	for i := 0; i < 2000 && st.Subscribers() != 0; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := st.Subscribers(); n != 0 {
+		t.Fatalf("subscribers %d after the client left, want 0", n)
+	}
+}

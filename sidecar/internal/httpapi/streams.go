@@ -3,10 +3,13 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
+	"github.com/cloudwego/hertz/pkg/network"
 	"github.com/cloudwego/hertz/pkg/protocol/http1/resp"
 	"github.com/hertz-contrib/websocket"
 
@@ -45,11 +48,34 @@ func (s *Server) serveSSE(ctx context.Context, c *app.RequestContext, st *stream
 	defer sub.Close()
 	sctx, cancel := s.streamCtx(ctx)
 	defer cancel()
+	defer watchClient(c.GetConn(), cancel)()
 	err = streamhttp.ServeSSE(sctx, w, sub, streamhttp.SSEOptions{Retry: s.o.SSERetry, Heartbeat: s.o.HeartbeatInterval})
 	if err != nil {
 		s.log.Debug("sse ended", "stream", st.Name(), "err", err)
 	}
 	return nil
+}
+
+// watchClient cancels when the client closes the connection, so a quiet
+// stream does not hold a subscription until the next write fails. The
+// returned func stops the watch and waits for it: nothing reads the
+// connection once the handler returned.
+func watchClient(conn network.Conn, cancel context.CancelFunc) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := conn.Peek(1); err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				cancel()
+			}
+		}
+	}()
+	return func() {
+		_ = conn.SetReadDeadline(time.Unix(1, 0))
+		<-done
+		_ = conn.SetReadDeadline(time.Time{})
+	}
 }
 
 // serveWS upgrades to a WebSocket carrying st (see streamhttp.ServeWS).
