@@ -43,6 +43,7 @@ func (s *Server) listEmitters(ctx context.Context, c *app.RequestContext) error 
 		return err
 	}
 	f := emitter.Filter{Kind: c.Query("kind")}
+	conflict := false // label filters AND together: k:a and k:b match nothing
 	for _, raw := range c.QueryArgs().PeekAll("label") {
 		k, v, ok := strings.Cut(string(raw), ":")
 		if !ok || k == "" {
@@ -51,7 +52,13 @@ func (s *Server) listEmitters(ctx context.Context, c *app.RequestContext) error 
 		if f.Labels == nil {
 			f.Labels = map[string]string{}
 		}
+		if old, ok := f.Labels[k]; ok && old != v {
+			conflict = true
+		}
 		f.Labels[k] = v
+	}
+	if conflict {
+		return writeJSON(c, http.StatusOK, map[string]any{"items": []emitter.Spec{}, "next": ""})
 	}
 	items, next := s.d.Emitters.List(ctx, f, c.Query("after"), limit)
 	if items == nil {
