@@ -1,0 +1,116 @@
+package tracker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/sidestream/sidestream/core/bolt"
+	"github.com/sidestream/sidestream/core/event"
+	"github.com/sidestream/sidestream/core/stream"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func open(t *testing.T, path string) (*Tracker, func()) {
+	t.Helper()
+	ctx := context.Background()
+	store, err := bolt.Open(ctx, path, bolt.Options{NoSync: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := stream.NewHub(store, slog.New(slog.DiscardHandler), stream.HubOptions{})
+	return New(hub, Options{}), func() {
+		_ = hub.Close(ctx)
+		_ = store.Close(ctx)
+	}
+}
+
+func TestPublishSubscribeAndPersist(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "t.db")
+	tr, closeAll := open(t, path)
+	st, err := tr.Stream(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := st.Subscribe(stream.FromNow())
+	defer sub.Close()
+	for i, data := range []string{`"hello"`, `{ "a" : [1, 2] }`} {
+		seq, err := tr.Publish(ctx, "alice", json.RawMessage(data))
+		if err != nil || seq != uint64(i+1) {
+			t.Fatalf("publish %d: seq %d, %v", i, seq, err)
+		}
+	}
+	evs, err := sub.Next(ctx, nil)
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("next: %d events, %v", len(evs), err)
+	}
+	if evs[0].Stream != "track:alice" || evs[0].Type != EventType || string(evs[1].Data) != `{"a":[1,2]}` {
+		t.Fatalf("events %+v %+v", evs[0], evs[1])
+	}
+	if !st.Config().Persist || st.Config().MaxEvents != 10000 {
+		t.Fatalf("config %+v", st.Config())
+	}
+	sub.Close()
+	closeAll()
+
+	// After a restart the history is there and seqs continue.
+	tr, closeAll = open(t, path)
+	defer closeAll()
+	st, err = tr.Stream(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := st.ReadAfter(ctx, 0, 10)
+	if err != nil || len(old) != 2 || string(old[0].Data) != `"hello"` {
+		t.Fatalf("history after restart: %v %v", eventsData(old), err)
+	}
+	if seq, err := tr.Publish(ctx, "alice", json.RawMessage(`3`)); err != nil || seq != 3 {
+		t.Fatalf("publish after restart: %d %v", seq, err)
+	}
+	// Users are separate streams.
+	if seq, err := tr.Publish(ctx, "bob", json.RawMessage(`1`)); err != nil || seq != 1 {
+		t.Fatalf("bob: %d %v", seq, err)
+	}
+}
+
+func eventsData(evs []*event.Event) []string {
+	var out []string
+	for _, e := range evs {
+		out = append(out, string(e.Data))
+	}
+	return out
+}
+
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	tr, closeAll := open(t, filepath.Join(t.TempDir(), "t.db"))
+	defer closeAll()
+	ctx := context.Background()
+	for _, u := range []string{"", "a b", "a/b", "track:x", "é", strings.Repeat("a", 65)} {
+		if _, err := tr.Publish(ctx, u, json.RawMessage(`1`)); !errors.Is(err, ErrInvalidUser) {
+			t.Errorf("user %q: %v, want ErrInvalidUser", u, err)
+		}
+		if _, err := tr.Stream(ctx, u); !errors.Is(err, ErrInvalidUser) {
+			t.Errorf("stream %q: %v, want ErrInvalidUser", u, err)
+		}
+	}
+	for _, ok := range []string{"a", "A.b-c_9", strings.Repeat("z", 64)} {
+		if !ValidUser(ok) {
+			t.Errorf("%q rejected", ok)
+		}
+	}
+	for _, d := range []string{"", "{", "1 2", "nope"} {
+		if _, err := tr.Publish(ctx, "alice", json.RawMessage(d)); !errors.Is(err, ErrInvalidData) {
+			t.Errorf("data %q: %v, want ErrInvalidData", d, err)
+		}
+	}
+}
