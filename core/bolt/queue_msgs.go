@@ -1,0 +1,265 @@
+package bolt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"go.etcd.io/bbolt"
+
+	"github.com/sidestream/sidestream/core/queue"
+)
+
+// listScanLimit bounds the messages one list looks at beyond its limit
+// (claimed or echoed ones it skips), so one call never walks a huge queue.
+const listScanLimit = 4096
+
+// PostMessages implements queue.Driver.
+func (d *QueueDriver) PostMessages(ctx context.Context, k queue.Key, clientID string, msgs []queue.NewMessage, now time.Time) ([]string, error) {
+	client, err := uuid.Parse(clientID)
+	if err != nil {
+		return nil, fmt.Errorf("%w: client id: %w", ErrInvalid, err)
+	}
+	name := queueName(k)
+	size := 64 + len(name)
+	for _, m := range msgs {
+		size += 8 + msgHdrLen + len(m.Body)
+	}
+	n := now.UnixNano()
+	var first uint64
+	err = d.s.write(ctx, size, func(tx *bbolt.Tx, ar *arena) error {
+		b, _, err := ensureQueue(tx, ar.str(string(name)), []byte("{}"))
+		if err != nil {
+			return err
+		}
+		first = keySeq(b.Get(qkSeq)) + 1
+		mb := b.Bucket(qbktMsgs)
+		mb.FillPercent = 0.9 // seqs only grow
+		minExp := int64(1<<63 - 1)
+		for i, m := range msgs {
+			r := msgRec{created: n, expires: n + int64(m.TTL), ttl: int64(m.TTL), client: client, body: m.Body}
+			v := ar.alloc(msgHdrLen + len(m.Body))
+			r.encode(v)
+			if err := mb.Put(putU64(ar, first+uint64(i)), v); err != nil {
+				return fmt.Errorf("bolt: post to %s: %w", k, err)
+			}
+			minExp = min(minExp, r.expires)
+		}
+		d.noteExpiry(string(name), minExp)
+		return b.Put(qkSeq, putU64(ar, first+uint64(len(msgs))-1))
+	})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(msgs))
+	for i := range ids {
+		ids[i] = msgID(first + uint64(i))
+	}
+	return ids, nil
+}
+
+// ListMessages implements queue.Driver.
+func (d *QueueDriver) ListMessages(ctx context.Context, k queue.Key, o queue.ListOptions, now time.Time) (queue.Page, error) {
+	var page queue.Page
+	var client uuid.UUID
+	if !o.Echo {
+		client, _ = uuid.Parse(o.ClientID)
+	}
+	n := now.UnixNano()
+	err := d.s.view(ctx, func(tx *bbolt.Tx) error {
+		b := queueBucket(tx, queueName(k))
+		if b == nil {
+			return nil
+		}
+		var slab []byte
+		c := b.Bucket(qbktMsgs).Cursor()
+		from := seqKey(parseMsgID(o.Marker) + 1)
+		scanned := 0
+		for key, v := c.Seek(from[:]); key != nil && len(page.Messages) < o.Limit; key, v = c.Next() {
+			if scanned++; scanned > o.Limit+listScanLimit {
+				break
+			}
+			page.Marker = msgID(keySeq(key))
+			r, err := decodeMsg(v)
+			if err != nil {
+				return fmt.Errorf("%w: queue %s: %w", ErrCorrupt, k, err)
+			}
+			if r.expires <= n || (!o.IncludeClaimed && r.claimedAt(n)) || (client != uuid.Nil && r.client == client) {
+				continue
+			}
+			page.Messages = append(page.Messages, r.message(keySeq(key), n, &slab))
+		}
+		return nil
+	})
+	return page, err
+}
+
+// GetMessages implements queue.Driver.
+func (d *QueueDriver) GetMessages(ctx context.Context, k queue.Key, ids []string, now time.Time) ([]queue.Message, error) {
+	var out []queue.Message
+	n := now.UnixNano()
+	err := d.s.view(ctx, func(tx *bbolt.Tx) error {
+		b := queueBucket(tx, queueName(k))
+		if b == nil {
+			return nil
+		}
+		var slab []byte
+		mb := b.Bucket(qbktMsgs)
+		for _, id := range ids {
+			seq := parseMsgID(id)
+			if seq == 0 {
+				continue
+			}
+			key := seqKey(seq)
+			v := mb.Get(key[:])
+			if v == nil {
+				continue
+			}
+			r, err := decodeMsg(v)
+			if err != nil {
+				return fmt.Errorf("%w: queue %s: %w", ErrCorrupt, k, err)
+			}
+			if r.expires > n {
+				out = append(out, r.message(seq, n, &slab))
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// DeleteMessages implements queue.Driver.
+func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, claimIDs []string, now time.Time) error {
+	claims := make([]uuid.UUID, 0, len(claimIDs))
+	for _, c := range claimIDs {
+		u, ok := parseClaimID(c)
+		if !ok {
+			return fmt.Errorf("%w: %q is not a claim id", queue.ErrNotClaimedBy, c)
+		}
+		claims = append(claims, u)
+	}
+	seqs := make([]uint64, 0, len(ids))
+	for _, id := range ids {
+		if seq := parseMsgID(id); seq != 0 {
+			seqs = append(seqs, seq)
+		}
+	}
+	if len(seqs) == 0 {
+		return nil
+	}
+	name := queueName(k)
+	n := now.UnixNano()
+	var result error
+	err := d.s.write(ctx, 64+8*len(seqs), func(tx *bbolt.Tx, _ *arena) error {
+		result = nil
+		b := queueBucket(tx, name)
+		if b == nil {
+			return nil
+		}
+		mb := b.Bucket(qbktMsgs)
+		// Check everything first: a rejected delete deletes nothing.
+		for _, seq := range seqs {
+			key := seqKey(seq)
+			v := mb.Get(key[:])
+			if v == nil {
+				continue
+			}
+			r, err := decodeMsg(v)
+			if err != nil {
+				return fmt.Errorf("%w: queue %s: %w", ErrCorrupt, k, err)
+			}
+			if r.expires <= n {
+				continue
+			}
+			if result = checkDelete(&r, seq, claims, n); result != nil {
+				return nil
+			}
+		}
+		for _, seq := range seqs {
+			key := seqKey(seq)
+			if err := mb.Delete(key[:]); err != nil {
+				return fmt.Errorf("bolt: delete from %s: %w", k, err)
+			}
+		}
+		return nil
+	})
+	return errors.Join(err, result)
+}
+
+func checkDelete(r *msgRec, seq uint64, claims []uuid.UUID, now int64) error {
+	claimed := r.claimedAt(now)
+	if len(claims) == 0 {
+		if claimed {
+			return fmt.Errorf("%w (message %s)", queue.ErrClaimed, msgID(seq))
+		}
+		return nil
+	}
+	if claimed {
+		for _, c := range claims {
+			if c == r.claim {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("%w (message %s)", queue.ErrNotClaimedBy, msgID(seq))
+}
+
+// PopMessages implements queue.Driver.
+func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, now time.Time) ([]queue.Message, error) {
+	name := queueName(k)
+	n := now.UnixNano()
+	var out []queue.Message
+	err := d.s.write(ctx, 64+16*limit, func(tx *bbolt.Tx, _ *arena) error {
+		out = out[:0]
+		b := queueBucket(tx, name)
+		if b == nil {
+			return nil
+		}
+		var slab []byte
+		mb := b.Bucket(qbktMsgs)
+		var seqs []uint64
+		err := scanFree(mb, n, limit, func(seq uint64, r *msgRec) {
+			out = append(out, r.message(seq, n, &slab))
+			seqs = append(seqs, seq)
+		})
+		if err != nil {
+			return fmt.Errorf("queue %s: %w", k, err)
+		}
+		for _, seq := range seqs {
+			key := seqKey(seq)
+			if err := mb.Delete(key[:]); err != nil {
+				return fmt.Errorf("bolt: pop from %s: %w", k, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// claimScanLimit bounds the claimed messages a claim or pop skips.
+const claimScanLimit = 16384
+
+// scanFree calls fn for up to limit live, unclaimed messages, oldest
+// first. fn must not modify mb; r.body aliases the page.
+func scanFree(mb *bbolt.Bucket, now int64, limit int, fn func(seq uint64, r *msgRec)) error {
+	c := mb.Cursor()
+	got, scanned := 0, 0
+	for key, v := c.First(); key != nil && got < limit && scanned < limit+claimScanLimit; key, v = c.Next() {
+		scanned++
+		r, err := decodeMsg(v)
+		if err != nil {
+			return fmt.Errorf("%w: seq %d: %w", ErrCorrupt, keySeq(key), err)
+		}
+		if r.expires <= now || r.claimedAt(now) {
+			continue
+		}
+		fn(keySeq(key), &r)
+		got++
+	}
+	return nil
+}
