@@ -55,7 +55,7 @@ func (w *countingWriter) snapshot() (string, int, int) {
 	return w.buf.String(), w.writes, w.flushes
 }
 
-func newHub(t *testing.T) *stream.Hub {
+func newHub(t testing.TB) *stream.Hub {
 	t.Helper()
 	ctx := context.Background()
 	store, err := bolt.Open(ctx, filepath.Join(t.TempDir(), "s.db"), bolt.Options{NoSync: true}, nil)
