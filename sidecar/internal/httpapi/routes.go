@@ -64,6 +64,7 @@ func (s *Server) table() routeTable {
 func (s *Server) register() {
 	s.routes = s.table()
 	s.h.Use(s.recoverMiddleware)
+	s.h.Use(s.d.Middleware...)
 	s.h.NoRoute(s.noRoute)
 	s.h.NoMethod(s.noMethod)
 	for _, r := range s.routes {

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cloudwego/hertz/pkg/app"
 	"github.com/cloudwego/hertz/pkg/app/server"
 	"github.com/cloudwego/hertz/pkg/network/standard"
 
@@ -59,6 +60,9 @@ type Deps struct {
 	// Ready reports readiness for /readyz (nil func or nil error: ready).
 	Ready func(ctx context.Context) error
 	Log   *slog.Logger
+	// Middleware runs on every request after panic recovery, before the
+	// route (e.g. telemetry). Optional.
+	Middleware []app.HandlerFunc
 }
 
 // Options tune the server.
