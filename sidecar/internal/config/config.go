@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -33,6 +34,41 @@ type Config struct {
 	// PluginStartTimeout bounds a plugin's handshake.
 	PluginStartTimeout Duration `yaml:"plugin_start_timeout"`
 	MaxBodyBytes       int64    `yaml:"max_body_bytes"`
+
+	Telemetry Telemetry `yaml:"telemetry"`
+	Auth      Auth      `yaml:"auth"`
+}
+
+// Telemetry configures traces (metrics are always on at /metrics). The
+// standard OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_HEADERS and
+// OTEL_SERVICE_NAME variables are read too; SIDESTREAM_TELEMETRY_* win
+// over them.
+type Telemetry struct {
+	// OTLPEndpoint enables OTLP/gRPC trace export (e.g.
+	// http://otel-collector:4317); empty means no traces are exported.
+	OTLPEndpoint string `yaml:"otlp_endpoint"`
+	// OTLPHeaders are sent with every export, often credentials.
+	OTLPHeaders map[string]string `yaml:"otlp_headers,omitempty" secret:"true"`
+	ServiceName string            `yaml:"service_name"`
+	// TraceSampleRatio is the fraction of new traces kept, in (0, 1].
+	TraceSampleRatio float64 `yaml:"trace_sample_ratio"`
+}
+
+// Auth configures bearer tokens. Any of its sources turns auth on.
+type Auth struct {
+	// TokenFile holds static tokens (the file's contents are secret, its
+	// path is not).
+	TokenFile string `yaml:"token_file"`
+	// JWTSecret is an inline HS256 key.
+	JWTSecret string `yaml:"jwt_secret" secret:"true"`
+	// JWTKeyFile is a PEM RS256 public key; JWKSFile a JSON Web Key Set.
+	JWTKeyFile string `yaml:"jwt_key_file"`
+	JWKSFile   string `yaml:"jwks_file"`
+}
+
+// Enabled reports whether any token source is configured.
+func (a Auth) Enabled() bool {
+	return a.TokenFile != "" || a.JWTSecret != "" || a.JWTKeyFile != "" || a.JWKSFile != ""
 }
 
 // Duration reads "15s" from YAML and environment.
@@ -78,6 +114,7 @@ func Default() Config {
 		ShutdownTimeout:    Duration(20 * time.Second),
 		PluginStartTimeout: Duration(10 * time.Second),
 		MaxBodyBytes:       1 << 20,
+		Telemetry:          Telemetry{ServiceName: "sidestream", TraceSampleRatio: 1},
 	}
 }
 
@@ -105,15 +142,40 @@ func (c *Config) LoadFile(path string) error {
 	return nil
 }
 
-// envKeys maps SIDESTREAM_* variables to setters, by YAML key.
-var envKeys = []string{"listen", "data_dir", "plugin_dir", "log_roots", "insecure", "log_format",
-	"log_level", "heartbeat", "shutdown_timeout", "plugin_start_timeout", "max_body_bytes"}
+// Keys are every settable key, as in YAML; nested ones are dotted
+// ("telemetry.otlp_endpoint"). Their variables are SIDESTREAM_ + the key in
+// upper case with dots as underscores (SIDESTREAM_TELEMETRY_OTLP_ENDPOINT).
+var Keys = []string{"listen", "data_dir", "plugin_dir", "log_roots", "insecure", "log_format",
+	"log_level", "heartbeat", "shutdown_timeout", "plugin_start_timeout", "max_body_bytes",
+	"telemetry.otlp_endpoint", "telemetry.otlp_headers", "telemetry.service_name", "telemetry.trace_sample_ratio",
+	"auth.token_file", "auth.jwt_secret", "auth.jwt_key_file", "auth.jwks_file"}
 
-// LoadEnv applies SIDESTREAM_<KEY> variables (KEY = upper-case YAML key).
-// SIDESTREAM_LOG_ROOTS is a list separated by the OS path list separator.
+// otelEnv are the standard OpenTelemetry variables, applied before the
+// SIDESTREAM_* ones so that the more specific name wins.
+var otelEnv = []struct{ name, key string }{
+	{"OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlp_endpoint"},
+	{"OTEL_EXPORTER_OTLP_HEADERS", "telemetry.otlp_headers"},
+	{"OTEL_SERVICE_NAME", "telemetry.service_name"},
+}
+
+// EnvName is the environment variable of a key.
+func EnvName(key string) string {
+	return "SIDESTREAM_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// LoadEnv applies OTEL_* and then SIDESTREAM_<KEY> variables.
+// SIDESTREAM_LOG_ROOTS is a list separated by the OS path list separator;
+// header variables are "k1=v1,k2=v2" as OTel specifies.
 func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
-	for _, key := range envKeys {
-		name := "SIDESTREAM_" + strings.ToUpper(key)
+	for _, e := range otelEnv {
+		if v, ok := lookup(e.name); ok && v != "" {
+			if err := c.Set(e.key, v); err != nil {
+				return fmt.Errorf("%s: %w", e.name, err)
+			}
+		}
+	}
+	for _, key := range Keys {
+		name := EnvName(key)
 		v, ok := lookup(name)
 		if !ok {
 			continue
@@ -152,12 +214,57 @@ func (c *Config) Set(key, v string) error {
 	case "max_body_bytes":
 		c.MaxBodyBytes, err = strconv.ParseInt(v, 10, 64)
 	default:
+		return c.setNested(key, v)
+	}
+	if err != nil {
+		return &FieldError{key, err.Error()}
+	}
+	return nil
+}
+
+func (c *Config) setNested(key, v string) error {
+	var err error
+	switch key {
+	case "telemetry.otlp_endpoint":
+		c.Telemetry.OTLPEndpoint = v
+	case "telemetry.otlp_headers":
+		c.Telemetry.OTLPHeaders, err = parseHeaders(v)
+	case "telemetry.service_name":
+		c.Telemetry.ServiceName = v
+	case "telemetry.trace_sample_ratio":
+		c.Telemetry.TraceSampleRatio, err = strconv.ParseFloat(v, 64)
+	case "auth.token_file":
+		c.Auth.TokenFile = v
+	case "auth.jwt_secret":
+		c.Auth.JWTSecret = v
+	case "auth.jwt_key_file":
+		c.Auth.JWTKeyFile = v
+	case "auth.jwks_file":
+		c.Auth.JWKSFile = v
+	default:
 		return &FieldError{key, "unknown key"}
 	}
 	if err != nil {
 		return &FieldError{key, err.Error()}
 	}
 	return nil
+}
+
+// parseHeaders reads "k1=v1,k2=v2" (OTEL_EXPORTER_OTLP_HEADERS syntax).
+// The error never quotes a value: values are usually credentials.
+func parseHeaders(v string) (map[string]string, error) {
+	out := map[string]string{}
+	for i, part := range strings.Split(v, ",") {
+		if strings.TrimSpace(part) == "" {
+			continue
+		}
+		k, val, ok := strings.Cut(part, "=")
+		if k = strings.TrimSpace(k); !ok || k == "" {
+			return nil, fmt.Errorf("entry %d is not key=value", i+1)
+		}
+		out[k] = strings.TrimSpace(val)
+	}
+	return out, nil
 }
 
 func splitList(v string) []string {
@@ -180,7 +287,7 @@ func (c Config) Validate() error {
 	host, _, err := net.SplitHostPort(c.Listen)
 	if err != nil {
 		bad("listen", "%v (want host:port, e.g. 127.0.0.1:9000)", err)
-	} else if !c.Insecure && !IsLoopback(host) {
+	} else if !c.Insecure && !c.Auth.Enabled() && !IsLoopback(host) {
 		bad("listen", "%q is not a loopback address; sidestream has no auth configured, so it refuses to listen beyond this host unless --insecure is given", c.Listen)
 	}
 	if c.DataDir == "" {
@@ -208,12 +315,44 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes < 1024 {
 		bad("max_body_bytes", "must be at least 1024")
 	}
+	errs = append(errs, c.Telemetry.validate()...)
+	errs = append(errs, c.Auth.validate()...)
 	for i, r := range c.LogRoots {
 		if !strings.HasPrefix(r, "/") {
 			bad(fmt.Sprintf("log_roots[%d]", i), "%q must be an absolute path", r)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (t Telemetry) validate() []error {
+	var errs []error
+	if t.OTLPEndpoint != "" {
+		u, err := url.Parse(t.OTLPEndpoint)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, &FieldError{"telemetry.otlp_endpoint",
+				fmt.Sprintf("%q is not an http:// or https:// URL (e.g. http://otel-collector:4317)", t.OTLPEndpoint)})
+		}
+	}
+	if t.ServiceName == "" {
+		errs = append(errs, &FieldError{"telemetry.service_name", "must not be empty"})
+	}
+	if !(t.TraceSampleRatio > 0 && t.TraceSampleRatio <= 1) {
+		errs = append(errs, &FieldError{"telemetry.trace_sample_ratio", fmt.Sprintf("must be in (0, 1], not %v", t.TraceSampleRatio)})
+	}
+	return errs
+}
+
+// minJWTSecret is the HS256 key length RFC 7518 §3.2 requires (256 bits).
+const minJWTSecret = 32
+
+func (a Auth) validate() []error {
+	var errs []error
+	if a.JWTSecret != "" && len(a.JWTSecret) < minJWTSecret {
+		// Never quote the secret itself.
+		errs = append(errs, &FieldError{"auth.jwt_secret", fmt.Sprintf("must be at least %d bytes (HS256 needs a 256-bit key)", minJWTSecret)})
+	}
+	return errs
 }
 
 // IsLoopback reports whether host (an IP or "localhost") is loopback. An
