@@ -18,6 +18,8 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCommand(), newVersionCommand())
+	root.AddCommand(newConfigCommand())
+	root.AddCommand(newBenchCommand())
 	return root
 }
 

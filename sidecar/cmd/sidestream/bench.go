@@ -1,0 +1,121 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sidestream/sidestream/sidecar/internal/bench"
+)
+
+// newBenchCommand is `sidestream bench SCENARIO`: the load generator.
+func newBenchCommand() *cobra.Command {
+	var (
+		o                bench.Options
+		buckets, format  string
+		jsonOut, htmlOut string
+		quiet            bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bench SCENARIO",
+		Short: "Load-test a running sidestream (" + strings.Join(bench.Names(), ", ") + ")",
+		Long: `Load-test a running sidestream server with one scenario:
+
+  fanout     N SSE or WS subscribers of one magic emitter at R events/s: deliveries/s,
+             delivery latency (receive time - event time), losses
+  sse-users  U users open /sse/log/{id} and each reads E events (the Gatling test)
+  track      GET /track/{user}?data=… at concurrency C, a WS subscriber per user
+  fib        POST /fib/next at concurrency C (the ab test)
+  idle       N idle SSE/WS connections: server RSS per connection
+  queue      producers and consumers over the queue WebSocket
+
+The server's CPU and RSS are read from /proc when it runs on this machine (found by
+the target's listening port, or --pid). Progress goes to stderr once a second; the
+report to stdout (text or JSON), optionally also to --json-out and --html-out files.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if buckets != "" {
+				b, err := bench.ParseBuckets(buckets)
+				if err != nil {
+					return err
+				}
+				o.Buckets = b
+			}
+			if format != "text" && format != "json" {
+				return fmt.Errorf("--format %q: want text or json", format)
+			}
+			if !quiet {
+				o.Progress = cmd.ErrOrStderr()
+			}
+			rep, runErr := bench.Run(cmd.Context(), args[0], o)
+			if rep == nil {
+				return runErr
+			}
+			if err := writeReports(cmd.OutOrStdout(), rep, format, jsonOut, htmlOut); err != nil {
+				return errors.Join(runErr, err)
+			}
+			return runErr
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Target, "target", "http://127.0.0.1:9000", "base URL of the server")
+	f.IntVar(&o.PID, "pid", 0, "server process for CPU/RSS (0: find by port if local, -1: off)")
+	f.DurationVar(&o.Duration, "duration", 10*time.Second, "measured window (idle: how long connections are held)")
+	f.DurationVar(&o.Warmup, "warmup", time.Second, "load before the window opens")
+	f.IntVar(&o.Subscribers, "subscribers", 0, "fanout: subscribers (default 1000)")
+	f.Float64Var(&o.Rate, "rate", 0, "fanout, sse-users: events/s of the emitter (default 1000)")
+	f.StringVar(&o.Transport, "transport", "", "fanout: sse or ws; idle: sse, ws or both (default sse)")
+	f.IntVar(&o.Users, "users", 0, "sse-users: users (default 1000); track: users (default = concurrency)")
+	f.IntVar(&o.Events, "events", 0, "sse-users: events each user reads (default 1000)")
+	f.IntVar(&o.Concurrency, "concurrency", 0, "track (default 64), fib (default 10): request loops")
+	f.IntVar(&o.Conns, "conns", 0, "idle: connections (default 10000)")
+	f.IntVar(&o.Producers, "producers", 0, "queue: producers")
+	f.IntVar(&o.Consumers, "consumers", 0, "queue: consumers")
+	f.IntVar(&o.Size, "size", 0, "queue: message size in bytes")
+	f.Int64Var(&o.MaxOps, "max-ops", 0, "upper bound of requests or messages (0: none but --duration)")
+	f.IntVar(&o.ConnectConcurrency, "connect-concurrency", 64, "connections opened at once")
+	f.StringVar(&buckets, "buckets", "", `histogram buckets, e.g. "[0,1ms,10ms,100ms]"`)
+	f.StringVar(&format, "format", "text", "report on stdout: text or json")
+	f.StringVar(&jsonOut, "json-out", "", "also write the JSON report to this file")
+	f.StringVar(&htmlOut, "html-out", "", "also write a self-contained HTML plot to this file")
+	f.BoolVar(&quiet, "quiet", false, "no progress on stderr")
+	return cmd
+}
+
+func writeReports(stdout io.Writer, rep *bench.Report, format, jsonOut, htmlOut string) error {
+	var err error
+	if format == "json" {
+		err = rep.WriteJSON(stdout)
+	} else {
+		err = rep.WriteText(stdout)
+	}
+	if err != nil {
+		return err
+	}
+	for path, write := range map[string]func(io.Writer) error{jsonOut: rep.WriteJSON, htmlOut: rep.WriteHTML} {
+		if path == "" {
+			continue
+		}
+		if err := writeFile(path, write); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,359 @@
+// Package bench is the load generator behind `sidestream bench`: the load
+// scenarios of the systems sidestream replaces (Gatling's SSE users,
+// vegeta's tracker publishes, ab's Fibonacci requests) plus fan-out, idle
+// connections and queues. It speaks raw HTTP/1.1, SSE and WebSocket over
+// TCP so that the generator, sharing the machine with the server, spends
+// as little CPU per delivery as possible; latencies go into HDR
+// histograms; the target's CPU and RSS are read from /proc when it runs on
+// this machine. A run yields a Report (JSON, plain text, HTML).
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/url"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Errors of the package.
+var (
+	// ErrUsage is a bad scenario name or option.
+	ErrUsage = errors.New("usage")
+	// ErrNotDone is a scenario the server cannot run yet.
+	ErrNotDone = errors.New("scenario not available")
+)
+
+// Options configure a run. Zero values take each scenario's defaults.
+type Options struct {
+	// Target is the server's base URL (default http://127.0.0.1:9000).
+	Target string
+	// PID is the server process; 0 finds it by the target's port when
+	// the target is on this machine, -1 disables process stats.
+	PID int
+	// Duration is the measured window (default 10s; idle: how long the
+	// connections are held).
+	Duration time.Duration
+	// Warmup runs load before the window opens (default 1s).
+	Warmup time.Duration
+	// Subscribers, Rate and Transport ("sse" or "ws", idle also "both")
+	// shape fanout and idle.
+	Subscribers int
+	Rate        float64
+	Transport   string
+	// Users and Events shape sse-users (and the users of track).
+	Users, Events int
+	// Concurrency is the number of request loops (track, fib).
+	Concurrency int
+	// Conns is the idle connection count.
+	Conns int
+	// Producers and Consumers shape queue; Size is the message size.
+	Producers, Consumers, Size int
+	// MaxOps bounds the requests or messages of a run (0: only Duration).
+	MaxOps int64
+	// ConnectConcurrency bounds connections being opened at once (64).
+	ConnectConcurrency int
+	// Buckets are the histogram bucket bounds of the text report.
+	Buckets []time.Duration
+	// Progress receives a status line per second (nil: none).
+	Progress io.Writer
+	// Log receives debug details (nil: discarded).
+	Log *slog.Logger
+}
+
+// scenario runs one load shape and fills the report.
+type scenario func(ctx context.Context, e *env) error
+
+// scenarios by name; Names lists them.
+var scenarios = map[string]scenario{
+	"fanout":    runFanout,
+	"sse-users": runSSEUsers,
+	"track":     runTrack,
+	"fib":       runFib,
+	"idle":      runIdle,
+	"queue":     runQueue,
+}
+
+// Names lists the scenarios.
+func Names() []string {
+	out := make([]string, 0, len(scenarios))
+	for n := range scenarios {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Run runs scenario name against o.Target. The report is returned even
+// with an error when something was measured (Completed is false then).
+func Run(ctx context.Context, name string, o Options) (*Report, error) {
+	run, ok := scenarios[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown scenario %q (have %v)", ErrUsage, name, Names())
+	}
+	e, err := newEnv(name, o)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := raiseNoFile(); err != nil {
+		e.log.Debug("raise open files", "err", err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	samplerDone := make(chan struct{})
+	go func() {
+		defer close(samplerDone)
+		e.sample(sctx)
+	}()
+	runErr := run(ctx, e)
+	stop()
+	<-samplerDone
+	e.finish(runErr)
+	for _, fn := range e.posts {
+		fn(e.rep)
+	}
+	return e.rep, runErr
+}
+
+// env is the state one run shares between its scenario and its sampler.
+type env struct {
+	o    Options
+	log  *slog.Logger
+	base *url.URL
+	host string // host:port to dial
+	pid  int
+
+	ops, errs, lost, dups, conns atomic.Int64
+
+	mu         sync.Mutex
+	errSamples map[string]int
+	rep        *Report
+	hists      []*latencies
+	win        window
+	peakRSS    int64
+	posts      []func(*Report)
+}
+
+// after registers fn to complete the report once its figures are final
+// (checks against targets).
+func (e *env) after(fn func(*Report)) {
+	e.mu.Lock()
+	e.posts = append(e.posts, fn)
+	e.mu.Unlock()
+}
+
+// window is the measured interval of a run.
+type window struct {
+	open, closed     bool
+	t0, t1           time.Time
+	ops0, ops1       int64
+	proc0, proc1     procSample
+	client0, client1 time.Duration
+}
+
+func newEnv(name string, o Options) (*env, error) {
+	if o.Target == "" {
+		o.Target = "http://127.0.0.1:9000"
+	}
+	u, err := url.Parse(o.Target)
+	if err != nil || (u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("%w: target %q must be an http://host:port URL", ErrUsage, o.Target)
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "80")
+	}
+	if o.Duration <= 0 {
+		o.Duration = 10 * time.Second
+	}
+	if o.Warmup < 0 {
+		o.Warmup = 0
+	} else if o.Warmup == 0 {
+		o.Warmup = time.Second
+	}
+	if o.ConnectConcurrency <= 0 {
+		o.ConnectConcurrency = 64
+	}
+	if len(o.Buckets) == 0 {
+		o.Buckets = DefaultBuckets
+	}
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &env{o: o, log: log, base: u, host: host, errSamples: map[string]int{},
+		rep: &Report{Scenario: name, Target: o.Target, Params: map[string]any{}, Started: time.Now().UTC(), Metrics: map[string]float64{}}}
+	e.pid = o.PID
+	if e.pid == 0 && isLocal(u.Hostname()) {
+		_, ps, _ := net.SplitHostPort(host)
+		port, _ := strconv.Atoi(ps)
+		if pid, err := pidByPort(port); err == nil {
+			e.pid = pid
+		} else {
+			e.note("process stats off: " + err.Error())
+		}
+	}
+	return e, nil
+}
+
+// param records an effective parameter of the run.
+func (e *env) param(k string, v any) { e.mu.Lock(); e.rep.Params[k] = v; e.mu.Unlock() }
+
+// metric records a scenario-specific figure.
+func (e *env) metric(k string, v float64) { e.mu.Lock(); e.rep.Metrics[k] = v; e.mu.Unlock() }
+
+// note records a remark shown in the report.
+func (e *env) note(s string) { e.mu.Lock(); e.rep.Notes = append(e.rep.Notes, s); e.mu.Unlock() }
+
+// check records a target and whether the run met it.
+func (r *Report) check(name, want, got string, ok bool) {
+	r.Checks = append(r.Checks, Check{Name: name, Want: want, Got: got, OK: ok})
+}
+
+// checkLatency checks the p99 of histogram name against limit (ms).
+func (r *Report) checkLatency(name, label string, limit float64) {
+	for _, l := range r.Latencies {
+		if l.Name == name {
+			r.check(label, "≤ "+ms(limit), ms(l.P99), l.Count > 0 && l.P99 <= limit)
+			return
+		}
+	}
+	r.check(label, "≤ "+ms(limit), "no values", false)
+}
+
+// fail counts an error and keeps a few distinct messages for the report.
+func (e *env) fail(err error) {
+	e.errs.Add(1)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	msg := err.Error()
+	if _, ok := e.errSamples[msg]; ok || len(e.errSamples) < 20 {
+		e.errSamples[msg]++
+	}
+}
+
+// hist returns a new named latency histogram reported with the run.
+func (e *env) hist(name string) *latencies {
+	l := newLatencies(name)
+	e.mu.Lock()
+	e.hists = append(e.hists, l)
+	e.mu.Unlock()
+	return l
+}
+
+func (e *env) procNow() procSample {
+	if e.pid <= 0 {
+		return procSample{At: time.Now()}
+	}
+	s, err := readProc(e.pid)
+	if err != nil {
+		return procSample{At: time.Now()}
+	}
+	return s
+}
+
+// openWindow starts the measured interval.
+func (e *env) openWindow() {
+	p := e.procNow()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.win = window{open: true, t0: time.Now(), ops0: e.ops.Load(), proc0: p, client0: selfCPU()}
+	e.peakRSS = p.RSS
+}
+
+// closeWindow ends the measured interval (once).
+func (e *env) closeWindow() {
+	p := e.procNow()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.win.open || e.win.closed {
+		return
+	}
+	e.win.closed, e.win.t1, e.win.ops1, e.win.proc1, e.win.client1 = true, time.Now(), e.ops.Load(), p, selfCPU()
+	e.peakRSS = max(e.peakRSS, p.RSS)
+}
+
+// measuring reports whether the window is open now.
+func (e *env) measuring() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.win.open && !e.win.closed
+}
+
+// sample records the timeline and prints progress once a second.
+func (e *env) sample(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	start := time.Now()
+	var prevOps int64
+	prev := e.procNow()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p := e.procNow()
+		ops := e.ops.Load()
+		s := Sample{T: time.Since(start).Seconds(), Ops: ops, Rate: float64(ops - prevOps),
+			Conns: e.conns.Load(), Errors: e.errs.Load(), Lost: e.lost.Load(), ServerRSS: p.RSS}
+		if dt := p.At.Sub(prev.At).Seconds(); dt > 0 && e.pid > 0 {
+			s.ServerCPU = 100 * (p.CPU - prev.CPU).Seconds() / dt
+		}
+		prevOps, prev = ops, p
+		e.mu.Lock()
+		e.rep.Timeline = append(e.rep.Timeline, s)
+		if e.win.open && !e.win.closed {
+			e.peakRSS = max(e.peakRSS, p.RSS)
+		}
+		e.mu.Unlock()
+		if e.o.Progress != nil {
+			fmt.Fprintf(e.o.Progress, "%s %5.0fs  conns %-6d %s %-12d %10.0f/s  errors %d  lost %d  server cpu %4.0f%% rss %s\n",
+				e.rep.Scenario, s.T, s.Conns, e.rep.OpsUnit, s.Ops, s.Rate, s.Errors, s.Lost, s.ServerCPU, iec(s.ServerRSS))
+		}
+	}
+}
+
+// finish computes the report's figures from the window and histograms.
+func (e *env) finish(runErr error) {
+	e.closeWindow()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	r, w := e.rep, e.win
+	r.Completed = runErr == nil
+	if runErr != nil {
+		r.Error = runErr.Error()
+	}
+	r.Errors, r.Lost, r.Duplicates = e.errs.Load(), e.lost.Load(), e.dups.Load()
+	for msg, n := range e.errSamples {
+		r.ErrorSamples = append(r.ErrorSamples, fmt.Sprintf("%d× %s", n, msg))
+	}
+	sort.Strings(r.ErrorSamples)
+	for _, h := range e.hists {
+		r.Latencies = append(r.Latencies, summarize(h.name, h.merged(), e.o.Buckets))
+	}
+	if !w.open {
+		return
+	}
+	el := w.t1.Sub(w.t0).Seconds()
+	r.Elapsed = el
+	if r.Ops == 0 {
+		r.Ops = w.ops1 - w.ops0
+	}
+	if el > 0 {
+		r.Rate = float64(r.Ops) / el
+		r.Client = &ClientStats{CPUPercent: 100 * (w.client1 - w.client0).Seconds() / el}
+	}
+	if e.pid > 0 && el > 0 && w.proc1.RSS > 0 {
+		r.Server = &ServerStats{PID: e.pid, Threads: w.proc1.Threads,
+			CPUPercent:      100 * (w.proc1.CPU - w.proc0.CPU).Seconds() / el,
+			ChildCPUPercent: 100 * (w.proc1.ChildCPU - w.proc0.ChildCPU).Seconds() / el,
+			RSSStart:        w.proc0.RSS, RSSEnd: w.proc1.RSS, RSSPeak: max(e.peakRSS, w.proc1.RSS), ChildRSS: w.proc1.ChildRSS}
+	}
+}

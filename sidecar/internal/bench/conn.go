@@ -1,0 +1,241 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Errors of the wire clients.
+var (
+	// ErrStatus is an unexpected HTTP status.
+	ErrStatus = errors.New("unexpected status")
+	// ErrProtocol is a response the raw clients cannot read.
+	ErrProtocol = errors.New("protocol error")
+)
+
+// dialTimeout bounds one TCP connect.
+const dialTimeout = 10 * time.Second
+
+// dial opens a TCP connection to the target.
+func (e *env) dial(ctx context.Context) (net.Conn, error) {
+	d := net.Dialer{Timeout: dialTimeout}
+	c, err := d.DialContext(ctx, "tcp", e.host)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", e.host, err)
+	}
+	return c, nil
+}
+
+// closeOnDone closes c when ctx ends, which unblocks its reader; the
+// returned func stops the watch.
+func closeOnDone(ctx context.Context, c io.Closer) (stop func() bool) {
+	return context.AfterFunc(ctx, func() { _ = c.Close() })
+}
+
+// httpConn is one keep-alive HTTP/1.1 connection issuing requests one at
+// a time; requests are prebuilt bytes, responses need Content-Length.
+type httpConn struct {
+	c    net.Conn
+	br   *bufio.Reader
+	body []byte
+}
+
+func (e *env) openHTTP(ctx context.Context) (*httpConn, error) {
+	c, err := e.dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &httpConn{c: c, br: bufio.NewReaderSize(c, 8<<10)}, nil
+}
+
+// request builds a GET or POST request with no body.
+func (e *env) request(method, target string) []byte {
+	return []byte(method + " " + target + " HTTP/1.1\r\nHost: " + e.host + "\r\nContent-Length: 0\r\n\r\n")
+}
+
+// do sends req and reads the response; body is valid until the next do.
+func (h *httpConn) do(req []byte) (status int, body []byte, err error) {
+	if _, err := h.c.Write(req); err != nil {
+		return 0, nil, fmt.Errorf("write request: %w", err)
+	}
+	status, hdr, err := readHead(h.br)
+	if err != nil {
+		return 0, nil, err
+	}
+	if hdr.chunked || hdr.length < 0 {
+		return status, nil, fmt.Errorf("%w: response without Content-Length", ErrProtocol)
+	}
+	if cap(h.body) < hdr.length {
+		h.body = make([]byte, hdr.length)
+	}
+	h.body = h.body[:hdr.length]
+	if _, err := io.ReadFull(h.br, h.body); err != nil {
+		return status, nil, fmt.Errorf("read body: %w", err)
+	}
+	return status, h.body, nil
+}
+
+func (h *httpConn) Close() error { return h.c.Close() }
+
+// head is what the raw clients need of response headers.
+type head struct {
+	length  int // -1 when absent
+	chunked bool
+	accept  string // Sec-WebSocket-Accept
+}
+
+var (
+	hdrContentLength = []byte("content-length:")
+	hdrTransferEnc   = []byte("transfer-encoding:")
+	hdrWSAccept      = []byte("sec-websocket-accept:")
+)
+
+// readHead reads a status line and headers.
+func readHead(br *bufio.Reader) (int, head, error) {
+	h := head{length: -1}
+	line, err := br.ReadSlice('\n')
+	if err != nil {
+		return 0, h, fmt.Errorf("read status: %w", err)
+	}
+	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
+		return 0, h, fmt.Errorf("%w: status line %q", ErrProtocol, line)
+	}
+	status, err := strconv.Atoi(string(line[9:12]))
+	if err != nil {
+		return 0, h, fmt.Errorf("%w: status line %q", ErrProtocol, line)
+	}
+	for range 100 {
+		line, err = br.ReadSlice('\n')
+		if err != nil {
+			return 0, h, fmt.Errorf("read header: %w", err)
+		}
+		line = bytes.TrimRight(line, "\r\n")
+		if len(line) == 0 {
+			return status, h, nil
+		}
+		lower := bytes.ToLower(line)
+		switch {
+		case bytes.HasPrefix(lower, hdrContentLength):
+			h.length, _ = strconv.Atoi(string(bytes.TrimSpace(line[len(hdrContentLength):])))
+		case bytes.HasPrefix(lower, hdrTransferEnc):
+			h.chunked = bytes.Contains(lower, []byte("chunked"))
+		case bytes.HasPrefix(lower, hdrWSAccept):
+			h.accept = string(bytes.TrimSpace(line[len(hdrWSAccept):]))
+		}
+	}
+	return 0, h, fmt.Errorf("%w: too many headers", ErrProtocol)
+}
+
+// api is the plain net/http client for setup calls (create, delete).
+var (
+	apiOnce   sync.Once
+	apiClient *http.Client
+)
+
+func (e *env) api() *http.Client {
+	apiOnce.Do(func() { apiClient = &http.Client{Timeout: 30 * time.Second} })
+	return apiClient
+}
+
+// call sends a JSON request and decodes a JSON answer into out (may be nil).
+func (e *env) call(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode %s %s: %w", method, path, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, e.base.String()+path, body)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := e.api().Do(req)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("%s %s: read: %w", method, path, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("%w: %s %s: %d %s", ErrStatus, method, path, resp.StatusCode, bytes.TrimSpace(b))
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return fmt.Errorf("%s %s: decode %q: %w", method, path, b, err)
+		}
+	}
+	return nil
+}
+
+// createEmitter creates an emitter of kind with config and no persisted
+// history, and returns its id.
+func (e *env) createEmitter(ctx context.Context, kind string, config any) (string, error) {
+	var out struct {
+		ID string `json:"id"`
+	}
+	in := map[string]any{"kind": kind, "config": config, "retention": map[string]any{"persist": false}}
+	if err := e.call(ctx, http.MethodPost, "/api/v1/emitters", in, &out); err != nil {
+		return "", err
+	}
+	return out.ID, nil
+}
+
+// deleteEmitter removes an emitter the run created; it runs after the
+// run's context may have ended, so it has its own deadline.
+func (e *env) deleteEmitter(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.call(ctx, http.MethodDelete, "/api/v1/emitters/"+id, nil, nil); err != nil {
+		e.note("cleanup: " + err.Error())
+	}
+}
+
+// connectAll runs open(i) for i in [0,n) with bounded concurrency and
+// returns the first error after every attempt finished.
+func (e *env) connectAll(ctx context.Context, n int, open func(ctx context.Context, i int) error) error {
+	sem := make(chan struct{}, e.o.ConnectConcurrency)
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	for i := range n {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := open(ctx, i); err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}

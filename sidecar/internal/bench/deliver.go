@@ -1,0 +1,160 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// delivery is one event as a subscriber received it.
+type delivery struct {
+	seq   uint64
+	gap   bool
+	stamp []byte    // the event's own time (RFC 3339), if any
+	at    time.Time // receive time
+}
+
+// subscriber reads deliveries from one connection.
+type subscriber interface {
+	read(d *delivery) error
+	// buffered reports whether the next read needs no network read.
+	buffered() bool
+	Close() error
+}
+
+var typeGap = []byte("gap")
+
+// sseSub reads SSE events; the timestamp is the data's "timestamp" field
+// (log and magic events carry one).
+type sseSub struct {
+	*sseConn
+	ev sseEvent
+}
+
+func (s *sseSub) read(d *delivery) error {
+	fresh := !s.buffered()
+	if err := s.next(&s.ev); err != nil {
+		return err
+	}
+	if fresh || d.at.IsZero() {
+		d.at = time.Now()
+	}
+	d.seq, d.gap = s.ev.ID, bytes.Equal(s.ev.Type, typeGap)
+	d.stamp = stringField(s.ev.Data, keyTimestamp)
+	return nil
+}
+
+// wsSub reads WebSocket envelopes {stream,seq,type,time,data}; the
+// timestamp is the envelope's "time", the event time.
+type wsSub struct{ *wsConn }
+
+func (w wsSub) read(d *delivery) error {
+	fresh := !w.buffered()
+	_, p, err := w.next()
+	if err != nil {
+		return err
+	}
+	if fresh || d.at.IsZero() {
+		d.at = time.Now()
+	}
+	seq, ok := uintField(p, keySeq)
+	if !ok {
+		return fmt.Errorf("%w: ws frame without seq: %.80q", ErrProtocol, p)
+	}
+	d.seq, d.gap = seq, bytes.Equal(stringField(p, keyType), typeGap)
+	d.stamp = stringField(p, keyTime)
+	return nil
+}
+
+// subscribe opens an SSE or WS subscriber on path.
+func (e *env) subscribe(ctx context.Context, transport, path string) (subscriber, error) {
+	if transport == "ws" {
+		c, err := e.openWS(ctx, path)
+		if err != nil {
+			return nil, err
+		}
+		return wsSub{c}, nil
+	}
+	c, err := e.openSSE(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return &sseSub{sseConn: c}, nil
+}
+
+// consumer checks the seqs of one subscriber and records latencies.
+type consumer struct {
+	e       *env
+	key     int
+	h       *latencies // nil: no latency
+	last    uint64
+	seen    bool
+	count   int64 // events delivered (gap markers excluded)
+	pending int64 // of count, not yet added to ops
+	ops     *atomic.Int64
+	lastSeq atomic.Uint64 // last seq, published per network read
+	maxSeq  uint64
+	stamps  stampCache
+	lat     []int64
+}
+
+// run reads until ctx ends (nil), limit events arrived (nil; 0: no
+// limit), or the connection fails. measure says whether latency counts now.
+func (c *consumer) run(ctx context.Context, sub subscriber, limit int64, measure func() bool) error {
+	defer c.flush()
+	var d delivery
+	for limit <= 0 || c.count < limit {
+		if err := sub.read(&d); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		c.see(&d, measure == nil || measure())
+		// Shared counters are touched once per network read, not per
+		// event: a thousand subscribers would fight over one cache line.
+		if !sub.buffered() || len(c.lat) >= 256 {
+			c.flush()
+		}
+	}
+	return nil
+}
+
+// see accounts one delivery: a jump in seq is loss, a repeat a duplicate.
+func (c *consumer) see(d *delivery, measure bool) {
+	switch {
+	case !c.seen:
+		c.seen = true
+	case d.seq <= c.last:
+		c.e.dups.Add(1)
+		return
+	case d.seq > c.last+1 && !d.gap:
+		c.e.lost.Add(int64(d.seq - c.last - 1))
+	case d.gap:
+		c.e.lost.Add(int64(d.seq - c.last))
+	}
+	c.last = d.seq
+	c.maxSeq = max(c.maxSeq, d.seq)
+	if d.gap {
+		return
+	}
+	c.count++
+	c.pending++
+	if c.h != nil && measure {
+		if ns, ok := c.stamps.parse(d.stamp); ok {
+			c.lat = append(c.lat, (d.at.UnixNano()-ns)/1000)
+		}
+	}
+}
+
+func (c *consumer) flush() {
+	c.ops.Add(c.pending)
+	c.pending = 0
+	c.lastSeq.Store(c.last)
+	if c.h != nil {
+		c.h.record(c.key, c.lat...)
+	}
+	c.lat = c.lat[:0]
+}
