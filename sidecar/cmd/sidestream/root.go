@@ -19,7 +19,6 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(newServeCommand(), newVersionCommand())
 	root.AddCommand(newConfigCommand())
-	root.AddCommand(newBenchCommand())
 	return root
 }
 

@@ -20,10 +20,10 @@ var flagKeys = map[string]string{
 	"insecure": "insecure", "log-format": "log_format", "log-level": "log_level",
 	"heartbeat": "heartbeat", "shutdown-timeout": "shutdown_timeout",
 	"plugin-start-timeout": "plugin_start_timeout", "max-body-bytes": "max_body_bytes",
+	"otlp-endpoint": "telemetry.otlp_endpoint", "auth-token-file": "auth.token_file",
 }
 
 func newServeCommand() *cobra.Command {
-	def := config.Default()
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the sidecar",
@@ -44,7 +44,14 @@ func newServeCommand() *cobra.Command {
 			return app.Run(cmd.Context(), cfg, app.Options{Exe: exe, Builtins: builtin.Names()}, log)
 		},
 	}
-	f := cmd.Flags()
+	registerConfigFlags(cmd.Flags())
+	return cmd
+}
+
+// registerConfigFlags adds the configuration flags shared by serve and
+// config print, so both resolve the same effective configuration.
+func registerConfigFlags(f *pflag.FlagSet) {
+	def := config.Default()
 	f.String("config", "", "YAML config file (also SIDESTREAM_CONFIG)")
 	f.String("listen", def.Listen, "address to listen on")
 	f.String("data-dir", def.DataDir, "directory of the bbolt state file")
@@ -57,42 +64,28 @@ func newServeCommand() *cobra.Command {
 	f.String("shutdown-timeout", def.ShutdownTimeout.String(), "how long SIGTERM may drain before exiting")
 	f.String("plugin-start-timeout", def.PluginStartTimeout.String(), "how long a plugin may take to start")
 	f.Int64("max-body-bytes", def.MaxBodyBytes, "largest request body accepted")
-	return cmd
+	f.String("otlp-endpoint", "", "export traces over OTLP/gRPC to this URL (also OTEL_EXPORTER_OTLP_ENDPOINT)")
+	f.String("auth-token-file", "", "file of static bearer tokens; turns auth on")
 }
 
 // loadConfig layers defaults, file, environment and the flags the user set.
 func loadConfig(f *pflag.FlagSet) (config.Config, error) {
-	cfg := config.Default()
 	path, _ := f.GetString("config")
 	if path == "" {
 		path = os.Getenv("SIDESTREAM_CONFIG")
 	}
-	if path != "" {
-		if err := cfg.LoadFile(path); err != nil {
-			return cfg, err
-		}
-	}
-	if err := cfg.LoadEnv(os.LookupEnv); err != nil {
-		return cfg, err
-	}
-	var errs []string
+	src := config.Sources{File: path, Env: os.LookupEnv}
 	f.Visit(func(fl *pflag.Flag) {
 		if key, ok := flagKeys[fl.Name]; ok {
-			if err := cfg.Set(key, fl.Value.String()); err != nil {
-				errs = append(errs, "--"+fl.Name+": "+err.Error())
-			}
+			src.Flags = append(src.Flags, config.Setting{Key: key, Value: fl.Value.String(), Source: "--" + fl.Name})
 		}
 	})
 	if roots, _ := f.GetStringArray("log-root"); f.Changed("log-root") {
-		cfg.LogRoots = roots
+		// A list flag: joined so Set splits it back, whatever the separator.
+		src.Flags = append(src.Flags, config.Setting{Key: "log_roots",
+			Value: strings.Join(roots, string(os.PathListSeparator)), Source: "--log-root"})
 	}
-	if len(errs) > 0 {
-		return cfg, fmt.Errorf("invalid flags: %s", strings.Join(errs, "; "))
-	}
-	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
-	}
-	return cfg, nil
+	return config.Load(src)
 }
 
 func newLogger(cfg config.Config) *slog.Logger {
