@@ -78,8 +78,14 @@ func TestServiceRejectsBadInput(t *testing.T) {
 	}{
 		{"name too long", func() error { _, err := s.CreateQueue(ctx, queue.Key{Tenant: "t", Queue: long}, nil); return err }, queue.ErrInvalid},
 		{"name with dot", func() error { _, err := s.CreateQueue(ctx, queue.Key{Tenant: "t", Queue: "a.b"}, nil); return err }, queue.ErrInvalid},
-		{"empty name", func() error { _, err := s.Post(ctx, queue.Key{Tenant: "t"}, queuetest.ClientA, msgs(1, "1", 0)); return err }, queue.ErrInvalid},
-		{"empty tenant", func() error { _, err := s.Post(ctx, queue.Key{Queue: "q"}, queuetest.ClientA, msgs(1, "1", 0)); return err }, queue.ErrInvalid},
+		{"empty name", func() error {
+			_, err := s.Post(ctx, queue.Key{Tenant: "t"}, queuetest.ClientA, msgs(1, "1", 0))
+			return err
+		}, queue.ErrInvalid},
+		{"empty tenant", func() error {
+			_, err := s.Post(ctx, queue.Key{Queue: "q"}, queuetest.ClientA, msgs(1, "1", 0))
+			return err
+		}, queue.ErrInvalid},
 		{"metadata not object", func() error { _, err := s.CreateQueue(ctx, k, json.RawMessage(`[1]`)); return err }, queue.ErrInvalid},
 		{"metadata ttl out of range", func() error {
 			_, err := s.CreateQueue(ctx, k, json.RawMessage(`{"_default_message_ttl":5}`))
@@ -112,7 +118,10 @@ func TestServiceRejectsBadInput(t *testing.T) {
 			_, err := s.Claim(ctx, k, queuetest.ClientA, queue.ClaimOptions{Limit: 101})
 			return err
 		}, queue.ErrInvalid},
-		{"list limit too high", func() error { _, err := s.List(ctx, k, queue.ListOptions{ClientID: queuetest.ClientA, Limit: 101}); return err }, queue.ErrInvalid},
+		{"list limit too high", func() error {
+			_, err := s.List(ctx, k, queue.ListOptions{ClientID: queuetest.ClientA, Limit: 101})
+			return err
+		}, queue.ErrInvalid},
 		{"queues limit too high", func() error { _, err := s.ListQueues(ctx, "t", "", 21); return err }, queue.ErrInvalid},
 		{"renew ttl too long", func() error {
 			return s.RenewClaim(ctx, k, queuetest.ClientA, "x", 13*time.Hour, 0)
