@@ -19,6 +19,7 @@ func newRootCommand() *cobra.Command {
 	}
 	root.AddCommand(newServeCommand(), newVersionCommand())
 	root.AddCommand(newConfigCommand())
+	root.AddCommand(newBenchCommand())
 	return root
 }
 
