@@ -128,6 +128,7 @@ func New(d Deps, o Options) (*Server, error) {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
 	o = o.withDefaults()
+	routeHertzLog(d.Log)
 	raw, err := net.Listen("tcp", o.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("httpapi: listen %s: %w", o.Listen, err)

@@ -77,7 +77,10 @@ func (k *kindProc) spawn(ctx context.Context) (*proc, error) {
 	abortStart := context.AfterFunc(ctx, release)
 	cmd := exec.CommandContext(startCtx, src.Cmd[0], src.Cmd[1:]...)
 	cmd.Env = append([]string(nil), src.Env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	// Setpgid: a signal to the sidecar's process group (Ctrl-C, timeout(1))
+	// must not reach plugins directly; the sidecar drains and stops them
+	// itself, and Pdeathsig still takes them down if it dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	logw := newLogWriter(k.h.log, src.Name)
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
