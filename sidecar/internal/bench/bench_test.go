@@ -1,0 +1,135 @@
+package bench
+
+import (
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestParseRFC3339(t *testing.T) {
+	t.Parallel()
+	for _, s := range []string{
+		"2026-11-23T17:00:00.123456789Z", "2026-11-23T17:00:00Z", "2026-02-28T23:59:59.5Z",
+		"2024-02-29T00:00:00.000001Z", "1999-12-31T23:59:59.99Z", "2026-11-23T18:00:00.1+01:00",
+	} {
+		want, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := parseRFC3339([]byte(s))
+		if !ok || got != want.UnixNano() {
+			t.Errorf("parseRFC3339(%q) = %d, %v; want %d", s, got, ok, want.UnixNano())
+		}
+	}
+	for _, bad := range []string{"", "yesterday", "2026-13-01T00:00:00Z", "2026-11-23T17:00:00.Z"} {
+		if _, ok := parseRFC3339([]byte(bad)); ok {
+			t.Errorf("parseRFC3339(%q) accepted", bad)
+		}
+	}
+}
+
+func TestFields(t *testing.T) {
+	t.Parallel()
+	env := []byte(`{"stream":"em-1","seq":42,"type":"magic","time":"2026-11-23T17:00:00Z","data":{"timestamp":"x","seq":7}}`)
+	if seq, ok := uintField(env, keySeq); !ok || seq != 42 {
+		t.Errorf("seq = %d, %v; want the envelope's 42", seq, ok)
+	}
+	if got := string(stringField(env, keyTime)); got != "2026-11-23T17:00:00Z" {
+		t.Errorf("time = %q", got)
+	}
+	if got := string(stringField(env, keyTimestamp)); got != "x" {
+		t.Errorf("timestamp = %q", got)
+	}
+	if _, ok := uintField([]byte(`{"seq":"x"}`), keySeq); ok {
+		t.Error("a non-number seq was accepted")
+	}
+}
+
+func TestParseBuckets(t *testing.T) {
+	t.Parallel()
+	got, err := ParseBuckets("[0, 1ms, 10ms,1s]")
+	if err != nil || len(got) != 4 || got[1] != time.Millisecond || got[3] != time.Second {
+		t.Fatalf("ParseBuckets = %v, %v", got, err)
+	}
+	for _, bad := range []string{"", "[]", "[1ms,1ms]", "[5ms,1ms]", "[0,soon]"} {
+		if _, err := ParseBuckets(bad); err == nil {
+			t.Errorf("ParseBuckets(%q) accepted", bad)
+		}
+	}
+}
+
+func TestBucketCounts(t *testing.T) {
+	t.Parallel()
+	h := hdrhistogram.New(histLow, histHigh, histDigit)
+	for _, us := range []int64{100, 900, 1500, 9000, 20000, 2_000_000} {
+		_ = h.RecordValue(us)
+	}
+	bs := bucketCounts(h, []time.Duration{0, time.Millisecond, 10 * time.Millisecond, time.Second})
+	want := []int64{2, 2, 1, 1}
+	for i, b := range bs {
+		if b.Count != want[i] {
+			t.Errorf("bucket %d [%v,%v) = %d, want %d", i, b.From, b.To, b.Count, want[i])
+		}
+	}
+	if bs[len(bs)-1].To != nil {
+		t.Error("last bucket must be open (+Inf)")
+	}
+	l := summarize("x", h, nil)
+	if l.Count != 6 || l.P50 > l.P99 || l.Max < 1999 || l.Min > 0.101 {
+		t.Errorf("summary %+v", l)
+	}
+}
+
+func TestReportText(t *testing.T) {
+	t.Parallel()
+	h := newLatencies("delivery")
+	h.record(3, 1200, 800, 40000)
+	r := &Report{Scenario: "fanout", Target: "http://x", Params: map[string]any{"rate": 5}, Completed: true,
+		OpsUnit: "deliveries", Ops: 1234567, Rate: 1000000, Metrics: map[string]float64{"m": 1.5},
+		Latencies: []Latency{summarize("delivery", h.merged(), DefaultBuckets)}}
+	r.check("deliveries/s", "≥ 1", "2", true)
+	r.checkLatency("nothing", "p99 of nothing", 1)
+	var b strings.Builder
+	if err := r.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"1,234,567", "1,000,000/s", "Bucket", "[25ms,", "+Inf]", "ok   deliveries/s", "FAIL p99 of nothing", "rate=5"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("text lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestProcOfSelf(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pid, err := pidByPort(ln.Addr().(*net.TCPAddr).Port)
+	if err != nil || pid != os.Getpid() {
+		t.Fatalf("pidByPort of our own listener = %d, %v; want %d", pid, err, os.Getpid())
+	}
+	s, err := readProc(pid)
+	if err != nil || s.RSS <= 0 || s.Threads <= 0 {
+		t.Fatalf("readProc(self) = %+v, %v", s, err)
+	}
+	if _, err := readProc(1 << 30); err == nil {
+		t.Error("readProc of a missing pid succeeded")
+	}
+	if !isLocal("127.0.0.1") || !isLocal("localhost") || isLocal("192.0.2.1") {
+		t.Error("isLocal is wrong about loopback or TEST-NET")
+	}
+	n, err := raiseNoFile()
+	if err != nil || n == 0 {
+		t.Errorf("raiseNoFile = %d, %v", n, err)
+	}
+}
