@@ -17,7 +17,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newVersionCommand())
+	root.AddCommand(newServeCommand(), newVersionCommand(), newPluginsCommand())
 	root.AddCommand(newConfigCommand())
 	root.AddCommand(newBenchCommand())
 	return root
