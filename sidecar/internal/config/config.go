@@ -59,16 +59,23 @@ type Auth struct {
 	// TokenFile holds static tokens (the file's contents are secret, its
 	// path is not).
 	TokenFile string `yaml:"token_file"`
-	// JWTSecret is an inline HS256 key.
-	JWTSecret string `yaml:"jwt_secret" secret:"true"`
-	// JWTKeyFile is a PEM RS256 public key; JWKSFile a JSON Web Key Set.
-	JWTKeyFile string `yaml:"jwt_key_file"`
-	JWKSFile   string `yaml:"jwks_file"`
+	// JWTSecret is an inline HS256 key (usually from
+	// SIDESTREAM_AUTH_JWT_SECRET); JWTSecretFile a file holding one.
+	JWTSecret     string `yaml:"jwt_secret" secret:"true"`
+	JWTSecretFile string `yaml:"jwt_secret_file"`
+	// JWTPublicKeyFile is a PEM RS256 public key; JWKSFile a JSON Web Key Set.
+	JWTPublicKeyFile string `yaml:"jwt_public_key_file"`
+	JWKSFile         string `yaml:"jwks_file"`
+	// Issuer and Audience, when set, must match a JWT's iss and aud;
+	// TenantClaim names the claim holding the tenant.
+	Issuer      string `yaml:"issuer"`
+	Audience    string `yaml:"audience"`
+	TenantClaim string `yaml:"tenant_claim"`
 }
 
 // Enabled reports whether any token source is configured.
 func (a Auth) Enabled() bool {
-	return a.TokenFile != "" || a.JWTSecret != "" || a.JWTKeyFile != "" || a.JWKSFile != ""
+	return a.TokenFile != "" || a.JWTSecret != "" || a.JWTSecretFile != "" || a.JWTPublicKeyFile != "" || a.JWKSFile != ""
 }
 
 // Duration reads "15s" from YAML and environment.
@@ -148,7 +155,8 @@ func (c *Config) LoadFile(path string) error {
 var Keys = []string{"listen", "data_dir", "plugin_dir", "log_roots", "insecure", "log_format",
 	"log_level", "heartbeat", "shutdown_timeout", "plugin_start_timeout", "max_body_bytes",
 	"telemetry.otlp_endpoint", "telemetry.otlp_headers", "telemetry.service_name", "telemetry.trace_sample_ratio",
-	"auth.token_file", "auth.jwt_secret", "auth.jwt_key_file", "auth.jwks_file"}
+	"auth.token_file", "auth.jwt_secret", "auth.jwt_secret_file", "auth.jwt_public_key_file", "auth.jwks_file",
+	"auth.issuer", "auth.audience", "auth.tenant_claim"}
 
 // otelEnv are the standard OpenTelemetry variables, applied before the
 // SIDESTREAM_* ones so that the more specific name wins.
@@ -237,8 +245,16 @@ func (c *Config) setNested(key, v string) error {
 		c.Auth.TokenFile = v
 	case "auth.jwt_secret":
 		c.Auth.JWTSecret = v
-	case "auth.jwt_key_file":
-		c.Auth.JWTKeyFile = v
+	case "auth.jwt_secret_file":
+		c.Auth.JWTSecretFile = v
+	case "auth.jwt_public_key_file":
+		c.Auth.JWTPublicKeyFile = v
+	case "auth.issuer":
+		c.Auth.Issuer = v
+	case "auth.audience":
+		c.Auth.Audience = v
+	case "auth.tenant_claim":
+		c.Auth.TenantClaim = v
 	case "auth.jwks_file":
 		c.Auth.JWKSFile = v
 	default:
