@@ -1,0 +1,173 @@
+// Package queueapi serves the queues of core/queue with OpenStack Zaqar
+// v2 semantics: REST routes under /v2/queues and a WebSocket at /v2/ws
+// whose frames {"action","headers","body"} reach every operation, plus
+// subscriptions that push newly posted messages to a consumer through
+// claims (at-least-once). REST and WebSocket share one implementation of
+// each operation (ops.go), so both answer identically.
+package queueapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/cloudwego/hertz/pkg/app"
+	"github.com/cloudwego/hertz/pkg/route"
+
+	"github.com/sidestream/sidestream/core/bolt"
+	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/sidecar/internal/auth"
+)
+
+// Scopes a token needs (auth on).
+const (
+	ScopeRead  = "queues:read"
+	ScopeWrite = "queues:write"
+)
+
+// Options tune the API.
+type Options struct {
+	// MaxBodyBytes bounds REST bodies and WebSocket frames (default:
+	// the post limit plus 64 KiB of envelope).
+	MaxBodyBytes int
+	// MaxInFlight bounds the frames one WebSocket handles at once
+	// (default 64); the reader waits when it is reached.
+	MaxInFlight int
+	// Heartbeat is the WebSocket ping interval (default 15s).
+	Heartbeat time.Duration
+	// WriteTimeout bounds one WebSocket write (default 10s).
+	WriteTimeout time.Duration
+	// PollInterval is how often an idle subscription looks for messages
+	// whose claims expired (default 1s); posts wake it at once.
+	PollInterval time.Duration
+	// MaxSubscriptions bounds the subscriptions of one connection (default 16).
+	MaxSubscriptions int
+}
+
+func (o Options) withDefaults(l queue.Limits) Options {
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = l.MaxPostBytes + 64<<10
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 64
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 15 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.MaxSubscriptions <= 0 {
+		o.MaxSubscriptions = 16
+	}
+	return o
+}
+
+// API is the mounted queue API. Close ends its WebSocket sessions.
+type API struct {
+	q    *queue.Service
+	a    *auth.Authenticator
+	o    Options
+	log  *slog.Logger
+	ctx  context.Context
+	stop context.CancelFunc
+	mu   sync.Mutex // orders enter (wg.Add) before Close's Wait
+	wg   sync.WaitGroup
+}
+
+// Register mounts the REST routes and /v2/ws on r. a may be nil or
+// disabled (auth off: the tenant is X-Project-Id alone).
+func Register(r route.IRoutes, q *queue.Service, a *auth.Authenticator, opts Options, log *slog.Logger) *API {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	api := &API{q: q, a: a, o: opts.withDefaults(q.Limits()), log: log}
+	api.ctx, api.stop = context.WithCancel(context.Background())
+	api.routes(r)
+	return api
+}
+
+// Close ends every WebSocket session (close 1001) and waits for their
+// goroutines, or for ctx.
+func (api *API) Close(ctx context.Context) error {
+	api.mu.Lock()
+	api.stop()
+	api.mu.Unlock()
+	done := make(chan struct{})
+	go func() { api.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("queueapi: close: %w", ctx.Err())
+	}
+}
+
+// apiError is an error with its answer.
+type apiError struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+func errf(status int, code, format string, args ...any) *apiError {
+	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// errorFor maps every error to its status and code.
+func errorFor(err error) *apiError {
+	var (
+		ae *apiError
+		ve *queue.ValidationError
+	)
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &ve):
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid", Message: ve.Error(), Field: ve.Field}
+	case errors.Is(err, queue.ErrInvalid):
+		return errf(http.StatusBadRequest, "invalid", "%s", err)
+	case errors.Is(err, queue.ErrTooLarge):
+		return errf(http.StatusRequestEntityTooLarge, "too_large", "%s", err)
+	case errors.Is(err, queue.ErrQueueNotFound):
+		return errf(http.StatusNotFound, "queue_not_found", "%s", err)
+	case errors.Is(err, queue.ErrMessageNotFound):
+		return errf(http.StatusNotFound, "message_not_found", "%s", err)
+	case errors.Is(err, queue.ErrClaimNotFound):
+		return errf(http.StatusNotFound, "claim_not_found", "%s", err)
+	case errors.Is(err, queue.ErrClaimed):
+		return errf(http.StatusForbidden, "claimed", "%s", err)
+	case errors.Is(err, queue.ErrNotClaimedBy):
+		return errf(http.StatusForbidden, "not_claimed_by", "%s", err)
+	case errors.Is(err, auth.ErrUnauthenticated):
+		return errf(http.StatusUnauthorized, "unauthenticated", "%s", err)
+	case errors.Is(err, queue.ErrClosed), errors.Is(err, bolt.ErrClosed), errors.Is(err, context.Canceled):
+		return errf(http.StatusServiceUnavailable, "unavailable", "shutting down")
+	case errors.Is(err, context.DeadlineExceeded):
+		return errf(http.StatusGatewayTimeout, "timeout", "timed out")
+	default:
+		return errf(http.StatusInternalServerError, "internal", "internal error")
+	}
+}
+
+// writeError answers a REST request with {"error":{…}}.
+func (api *API) writeError(c *app.RequestContext, err error) {
+	ae := errorFor(err)
+	if ae.Status >= 500 {
+		api.log.Error("queue request failed", "path", string(c.Path()), "err", err)
+	}
+	if ae.Status == http.StatusUnauthorized {
+		c.Response.Header.Set("WWW-Authenticate", `Bearer realm="sidestream"`)
+	}
+	c.AbortWithStatusJSON(ae.Status, map[string]any{"error": ae})
+}

@@ -1,0 +1,94 @@
+package queueapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// frame is one client request over the WebSocket.
+type frame struct {
+	Action  string                     `json:"action"`
+	Headers map[string]json.RawMessage `json:"headers"`
+	Body    json.RawMessage            `json:"body"`
+	raw     []byte                     // the frame as received (valid JSON)
+}
+
+var errBadFrame = errors.New("malformed frame")
+
+// maxActionLen bounds the action name echoed in errors.
+const maxActionLen = 64
+
+// decodeFrame parses a text frame: a JSON object with a non-empty string
+// action, optional headers whose values are strings, and an optional body
+// that is an object (or null).
+func decodeFrame(data []byte) (frame, error) {
+	var f frame
+	t := bytes.TrimSpace(data)
+	if len(t) == 0 || t[0] != '{' {
+		return f, fmt.Errorf("%w: a frame is a JSON object {\"action\",\"headers\",\"body\"}", errBadFrame)
+	}
+	if err := json.Unmarshal(t, &f); err != nil {
+		return f, fmt.Errorf("%w: %s", errBadFrame, err)
+	}
+	if f.Action == "" {
+		return f, fmt.Errorf("%w: action is required", errBadFrame)
+	}
+	if len(f.Action) > maxActionLen {
+		return f, fmt.Errorf("%w: action is longer than %d characters", errBadFrame, maxActionLen)
+	}
+	if b := bytes.TrimSpace(f.Body); len(b) > 0 && b[0] != '{' && string(b) != "null" {
+		return f, fmt.Errorf("%w: body must be a JSON object", errBadFrame)
+	}
+	for name, v := range f.Headers {
+		if len(v) == 0 || v[0] != '"' {
+			return f, fmt.Errorf("%w: header %q must be a string", errBadFrame, name)
+		}
+	}
+	f.raw = t
+	return f, nil
+}
+
+// header returns the string value of a header, matched case-insensitively.
+func (f *frame) header(name string) string {
+	for k, v := range f.Headers {
+		if strings.EqualFold(k, name) {
+			var s string
+			_ = json.Unmarshal(v, &s) // decodeFrame checked it is a string
+			return s
+		}
+	}
+	return ""
+}
+
+// reply encodes {"request":…,"headers":{"status":N},"body":…}. The
+// request is echoed byte for byte (null when it was not JSON).
+func reply(req []byte, status int, body any) []byte {
+	b, err := json.Marshal(body)
+	if err != nil {
+		status, b = 500, []byte(`{"error":{"code":"internal","message":"encode response"}}`)
+	}
+	if body == nil {
+		b = []byte("{}")
+	}
+	if req == nil {
+		req = []byte("null")
+	}
+	out := make([]byte, 0, len(req)+len(b)+48)
+	out = append(out, `{"request":`...)
+	out = append(out, req...)
+	out = append(out, `,"headers":{"status":`...)
+	out = strconv.AppendInt(out, int64(status), 10)
+	out = append(out, `},"body":`...)
+	out = append(out, b...)
+	return append(out, '}')
+}
+
+// errorReply answers req with err in the API's error shape.
+func errorReply(req []byte, err error) []byte {
+	ae := errorFor(err)
+	return reply(req, ae.Status, map[string]any{"error": ae})
+}

@@ -1,0 +1,265 @@
+package queueapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sidestream/sidestream/core/queue"
+)
+
+// subscription pushes a queue's messages to one connection as they
+// arrive: it claims them (claim_ttl, grace) and sends each claim as a
+// "message_delivery" frame. The consumer deletes each message with its
+// claim_id; one whose claim expires undeleted is delivered again, to this
+// or another consumer (at-least-once). At most window messages are
+// pushed and not yet deleted at a time.
+type subscription struct {
+	id       string
+	key      queue.Key
+	clientID string
+	opts     subOptions
+	expires  time.Time // zero: while the connection lives
+	cancel   context.CancelFunc
+
+	mu       sync.Mutex
+	inflight map[string]time.Time // message id → claim expiry
+	kick     chan struct{}
+}
+
+type subOptions struct {
+	ClaimTTL *int64 `json:"claim_ttl"`
+	Grace    *int64 `json:"grace"`
+	Limit    int    `json:"limit"`
+	Window   int    `json:"window"`
+}
+
+type subParams struct {
+	QueueName      string     `json:"queue_name"`
+	SubscriptionID string     `json:"subscription_id"`
+	TTL            *int64     `json:"ttl"`
+	Options        subOptions `json:"options"`
+}
+
+const defaultWindow = 1000
+
+func (s *session) subscribe(f frame) []byte {
+	o := op{scope: ScopeWrite, client: true}
+	w, err := s.identify(f, o)
+	if err != nil {
+		return errorReply(f.raw, err)
+	}
+	var p subParams
+	if len(f.Body) > 0 && string(f.Body) != "null" {
+		if err := decodeObject(f.Body, &p); err != nil {
+			return errorReply(f.raw, err)
+		}
+	}
+	sub, err := s.newSubscription(w, p)
+	if err != nil {
+		return errorReply(f.raw, err)
+	}
+	s.mu.Lock()
+	if len(s.subs) >= s.api.o.MaxSubscriptions {
+		s.mu.Unlock()
+		return errorReply(f.raw, errf(http.StatusBadRequest, "too_many_subscriptions", "at most %d subscriptions per connection", s.api.o.MaxSubscriptions))
+	}
+	s.subs[sub.id] = sub
+	s.mu.Unlock()
+	ctx, cancel := context.WithCancel(s.ctx)
+	sub.cancel = cancel
+	// The reply goes out before the first delivery.
+	rep := reply(f.raw, http.StatusCreated, map[string]any{"subscription_id": sub.id})
+	s.send(rep)
+	s.wg.Go(func() {
+		defer s.dropSub(sub.id)
+		sub.run(ctx, s)
+	})
+	return nil
+}
+
+func (s *session) newSubscription(w who, p subParams) (*subscription, error) {
+	l := s.api.q.Limits()
+	if err := queue.CheckName(p.QueueName); err != nil {
+		return nil, err
+	}
+	life, err := secs("ttl", p.TTL)
+	if err != nil {
+		return nil, err
+	}
+	cp := claimParams{TTL: p.Options.ClaimTTL, Grace: p.Options.Grace}
+	ttl, grace, err := cp.durations()
+	if err != nil {
+		return nil, err
+	}
+	if ttl == 0 {
+		ttl = l.DefaultClaimTTL
+	}
+	if ttl < l.MinClaimTTL || ttl > l.MaxClaimTTL {
+		return nil, queue.Invalid("options.claim_ttl", "must be between %d and %d seconds", int64(l.MinClaimTTL/time.Second), int64(l.MaxClaimTTL/time.Second))
+	}
+	if p.Options.Limit == 0 {
+		p.Options.Limit = min(10, l.MaxMessagesPerClaim)
+	}
+	if p.Options.Limit < 1 || p.Options.Limit > l.MaxMessagesPerClaim {
+		return nil, queue.Invalid("options.limit", "must be between 1 and %d", l.MaxMessagesPerClaim)
+	}
+	if p.Options.Window == 0 {
+		p.Options.Window = defaultWindow
+	}
+	if p.Options.Window < p.Options.Limit || p.Options.Window > 100*l.MaxMessagesPerClaim {
+		return nil, queue.Invalid("options.window", "must be between limit and %d", 100*l.MaxMessagesPerClaim)
+	}
+	sub := &subscription{
+		id: uuid.NewString(), key: w.key(p.QueueName), clientID: w.clientID,
+		inflight: map[string]time.Time{}, kick: make(chan struct{}, 1),
+	}
+	sub.opts = p.Options
+	ttlS, graceS := int64(ttl/time.Second), int64(grace/time.Second)
+	sub.opts.ClaimTTL, sub.opts.Grace = &ttlS, &graceS
+	if grace == time.Nanosecond {
+		zero := int64(0)
+		sub.opts.Grace = &zero
+	}
+	if life > 0 {
+		sub.expires = s.api.q.Now().Add(life)
+	}
+	return sub, nil
+}
+
+func (s *session) dropSub(id string) {
+	s.mu.Lock()
+	delete(s.subs, id)
+	s.mu.Unlock()
+}
+
+func (s *session) unsubscribe(f frame) []byte {
+	var p subParams
+	if len(f.Body) > 0 {
+		if err := decodeObject(f.Body, &p); err != nil {
+			return errorReply(f.raw, err)
+		}
+	}
+	s.mu.Lock()
+	sub, ok := s.subs[p.SubscriptionID]
+	delete(s.subs, p.SubscriptionID)
+	s.mu.Unlock()
+	if ok {
+		sub.cancel()
+	}
+	return reply(f.raw, http.StatusNoContent, nil)
+}
+
+func (s *session) listSubscriptions(f frame) []byte {
+	s.mu.Lock()
+	out := make([]map[string]any, 0, len(s.subs))
+	for _, sub := range s.subs {
+		out = append(out, map[string]any{"subscription_id": sub.id, "queue_name": sub.key.Queue, "options": sub.opts})
+	}
+	s.mu.Unlock()
+	return reply(f.raw, http.StatusOK, map[string]any{"subscriptions": out})
+}
+
+// acked frees window room of the subscriptions on a queue after this
+// connection deleted messages.
+func (s *session) acked(key string, p *idsParams) {
+	ids := p.MessageIDs
+	if p.MessageID != "" {
+		ids = append(ids, p.MessageID)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, sub := range s.subs {
+		if sub.key.String() != key {
+			continue
+		}
+		sub.mu.Lock()
+		for _, id := range ids {
+			delete(sub.inflight, id)
+		}
+		sub.mu.Unlock()
+		select {
+		case sub.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// room forgets deliveries whose claim expired and returns the free window.
+func (sub *subscription) room(now time.Time) int {
+	sub.mu.Lock()
+	defer sub.mu.Unlock()
+	for id, exp := range sub.inflight {
+		if !exp.After(now) {
+			delete(sub.inflight, id)
+		}
+	}
+	return sub.opts.Window - len(sub.inflight)
+}
+
+func (sub *subscription) run(ctx context.Context, s *session) {
+	api := s.api
+	poll := time.NewTimer(api.o.PollInterval)
+	defer poll.Stop()
+	grace := time.Duration(*sub.opts.Grace) * time.Second
+	if grace == 0 {
+		grace = time.Nanosecond // the service reads 0 as "default"
+	}
+	co := queue.ClaimOptions{TTL: time.Duration(*sub.opts.ClaimTTL) * time.Second, Grace: grace}
+	for ctx.Err() == nil {
+		now := api.q.Now()
+		if !sub.expires.IsZero() && !now.Before(sub.expires) {
+			return
+		}
+		var wake <-chan struct{}
+		if room := sub.room(now); room > 0 {
+			// Watch before claiming: a post between the claim and the wait
+			// still wakes us.
+			wake = api.q.Watch(sub.key)
+			co.Limit = min(sub.opts.Limit, room)
+			c, err := api.q.Claim(ctx, sub.key, sub.clientID, co)
+			if errors.Is(err, queue.ErrClosed) || ctx.Err() != nil {
+				return
+			}
+			if err == nil && c.ID != "" {
+				sub.deliver(s, c)
+				continue
+			}
+			if err != nil {
+				api.log.Warn("subscription claim failed", "queue", sub.key.String(), "err", err)
+			}
+		}
+		poll.Reset(api.o.PollInterval)
+		select {
+		case <-ctx.Done():
+		case <-wake:
+		case <-sub.kick:
+		case <-poll.C:
+		}
+	}
+}
+
+func (sub *subscription) deliver(s *session, c queue.Claim) {
+	sub.mu.Lock()
+	for _, m := range c.Messages {
+		sub.inflight[m.ID] = c.Expires
+	}
+	sub.mu.Unlock()
+	body := map[string]any{
+		"queue_name": sub.key.Queue, "claim_id": c.ID, "subscription_id": sub.id,
+		"messages": messagesOut(sub.key.Queue, c.Messages, s.api.q.Now()),
+	}
+	b, err := json.Marshal(map[string]any{
+		"action":  "message_delivery",
+		"headers": map[string]any{"status": http.StatusOK, "subscription_id": sub.id, "queue_name": sub.key.Queue},
+		"body":    body,
+	})
+	if err == nil {
+		s.send(b)
+	}
+}

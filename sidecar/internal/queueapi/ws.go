@@ -1,0 +1,292 @@
+package queueapi
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudwego/hertz/pkg/app"
+	"github.com/hertz-contrib/websocket"
+
+	"github.com/sidestream/sidestream/sidecar/internal/auth"
+)
+
+// serveWS upgrades /v2/ws. A token on the upgrade request (header,
+// cookie or access_token) authenticates the connection; without one the
+// client sends an "authenticate" frame first. X-Project-Id and Client-ID
+// on the upgrade request are defaults for frames that omit them.
+func (api *API) serveWS(ctx context.Context, c *app.RequestContext) {
+	if !strings.EqualFold(string(c.GetHeader("Upgrade")), "websocket") {
+		api.writeError(c, errf(http.StatusBadRequest, "websocket_required", "this route is a WebSocket: send an Upgrade: websocket request"))
+		return
+	}
+	var p *auth.Principal
+	if tok := auth.TokenFrom(c); api.a.Enabled() && tok != "" {
+		pr, err := api.a.Authenticate(tok)
+		if err != nil {
+			api.writeError(c, err)
+			return
+		}
+		p = &pr
+	}
+	project, client := string(c.GetHeader("X-Project-Id")), string(c.GetHeader("Client-ID"))
+	if !api.enter() {
+		api.writeError(c, errf(http.StatusServiceUnavailable, "unavailable", "shutting down"))
+		return
+	}
+	started := false
+	var upErr error
+	up := websocket.HertzUpgrader{
+		CheckOrigin: func(*app.RequestContext) bool { return true }, // bearer tokens, not cookies alone, carry authority
+		Error: func(_ *app.RequestContext, status int, reason error) {
+			upErr = errf(status, "bad_handshake", "%s", reason)
+		},
+	}
+	err := up.Upgrade(c, func(conn *websocket.Conn) {
+		started = true
+		defer api.wg.Done()
+		newSession(api, conn, p, project, client).run()
+	})
+	if !started {
+		api.wg.Done()
+		if upErr == nil && err != nil {
+			upErr = errf(http.StatusBadRequest, "bad_handshake", "%s", err)
+		}
+		if upErr != nil {
+			api.writeError(c, upErr)
+		}
+	}
+}
+
+// enter registers a session unless the API is closing.
+func (api *API) enter() bool {
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	if api.ctx.Err() != nil {
+		return false
+	}
+	api.wg.Add(1)
+	return true
+}
+
+// session is one WebSocket: a reader that dispatches frames to bounded
+// concurrent handlers, and one writer goroutine that owns every write.
+type session struct {
+	api    *API
+	conn   *websocket.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+	out    chan []byte
+	sem    chan struct{}
+	wg     sync.WaitGroup
+
+	defProject, defClient string
+
+	mu        sync.Mutex
+	principal *auth.Principal
+	subs      map[string]*subscription
+}
+
+func newSession(api *API, conn *websocket.Conn, p *auth.Principal, project, client string) *session {
+	s := &session{
+		api: api, conn: conn, principal: p, defProject: project, defClient: client,
+		out: make(chan []byte, 256), sem: make(chan struct{}, api.o.MaxInFlight),
+		subs: map[string]*subscription{},
+	}
+	s.ctx, s.cancel = context.WithCancel(api.ctx)
+	return s
+}
+
+func (s *session) run() {
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		s.writeLoop()
+	}()
+	s.readLoop()
+	s.cancel()
+	s.wg.Wait() // handlers and subscriptions
+	<-writerDone
+	_ = s.conn.Close()
+}
+
+// send queues a frame for the writer; false once the session ended.
+func (s *session) send(b []byte) bool {
+	select {
+	case s.out <- b:
+		return true
+	case <-s.ctx.Done():
+		return false
+	}
+}
+
+func (s *session) readDeadline() {
+	_ = s.conn.SetReadDeadline(time.Now().Add(2*s.api.o.Heartbeat + s.api.o.WriteTimeout))
+}
+
+func (s *session) readLoop() {
+	c := s.conn
+	// Frames up to MaxBodyBytes are read; larger ones (up to a hard cap)
+	// are drained and refused, so the connection survives them.
+	c.SetReadLimit(int64(4*s.api.o.MaxBodyBytes) + 1<<20)
+	s.readDeadline()
+	c.SetPongHandler(func(string) error { s.readDeadline(); return nil })
+	for s.ctx.Err() == nil {
+		mt, r, err := c.NextReader()
+		if err != nil {
+			return
+		}
+		s.readDeadline()
+		data, err := io.ReadAll(io.LimitReader(r, int64(s.api.o.MaxBodyBytes)+1))
+		if err != nil {
+			return
+		}
+		if len(data) > s.api.o.MaxBodyBytes {
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				return
+			}
+			s.send(errorReply(nil, errf(http.StatusRequestEntityTooLarge, "too_large", "frames are limited to %d bytes", s.api.o.MaxBodyBytes)))
+			continue
+		}
+		if mt != websocket.TextMessage {
+			s.send(errorReply(nil, errf(http.StatusBadRequest, "unsupported_frame", "only text frames holding JSON are accepted")))
+			continue
+		}
+		f, err := decodeFrame(data)
+		if err != nil {
+			s.send(errorReply(validJSON(data), errf(http.StatusBadRequest, "malformed_frame", "%s", err)))
+			continue
+		}
+		select {
+		case s.sem <- struct{}{}:
+		case <-s.ctx.Done():
+			return
+		}
+		s.wg.Go(func() {
+			defer func() { <-s.sem }()
+			if b := s.handle(f); b != nil {
+				s.send(b)
+			}
+		})
+	}
+}
+
+// validJSON returns data when it is JSON (to echo it), else nil.
+func validJSON(data []byte) []byte {
+	if json.Valid(data) {
+		return data
+	}
+	return nil
+}
+
+func (s *session) writeLoop() {
+	ping := time.NewTicker(s.api.o.Heartbeat)
+	defer ping.Stop()
+	for {
+		select {
+		case b := <-s.out:
+			if err := s.write(b); err != nil {
+				s.cancel()
+				return
+			}
+		case <-ping.C:
+			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.api.o.WriteTimeout)); err != nil {
+				s.cancel()
+				return
+			}
+		case <-s.ctx.Done():
+			code, text := websocket.CloseNormalClosure, ""
+			if s.api.ctx.Err() != nil {
+				code, text = websocket.CloseGoingAway, "server shutting down"
+			}
+			_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+			// Unblock the reader: the peer may never answer our close.
+			_ = s.conn.SetReadDeadline(time.Now())
+			return
+		}
+	}
+}
+
+func (s *session) write(b []byte) error {
+	_ = s.conn.SetWriteDeadline(time.Now().Add(s.api.o.WriteTimeout))
+	return s.conn.WriteMessage(websocket.TextMessage, b)
+}
+
+// handle runs one frame and returns its reply.
+func (s *session) handle(f frame) []byte {
+	switch f.Action {
+	case "authenticate":
+		return s.authenticate(f)
+	case "subscription_create":
+		return s.subscribe(f)
+	case "subscription_delete":
+		return s.unsubscribe(f)
+	case "subscription_list":
+		return s.listSubscriptions(f)
+	}
+	o, ok := ops[f.Action]
+	if !ok {
+		return errorReply(f.raw, errf(http.StatusBadRequest, "unknown_action", "unknown action %q", f.Action))
+	}
+	w, err := s.identify(f, o)
+	if err != nil {
+		return errorReply(f.raw, err)
+	}
+	var deleted *idsParams
+	dec := func(v any) error {
+		if len(f.Body) == 0 || string(f.Body) == "null" {
+			return nil
+		}
+		if err := decodeObject(f.Body, v); err != nil {
+			return err
+		}
+		if p, ok := v.(*idsParams); ok {
+			deleted = p
+		}
+		return nil
+	}
+	status, out, err := o.run(s.ctx, s.api, w, dec)
+	if err != nil {
+		return errorReply(f.raw, err)
+	}
+	if deleted != nil && status == http.StatusNoContent {
+		s.acked(w.key(deleted.QueueName).String(), deleted)
+	}
+	return reply(f.raw, status, out)
+}
+
+func (s *session) identify(f frame, o op) (who, error) {
+	project, client := f.header("X-Project-Id"), f.header("Client-ID")
+	if project == "" {
+		project = s.defProject
+	}
+	if client == "" {
+		client = s.defClient
+	}
+	s.mu.Lock()
+	p := s.principal
+	s.mu.Unlock()
+	return s.api.identify(p, project, client, o)
+}
+
+func (s *session) authenticate(f frame) []byte {
+	if !s.api.a.Enabled() {
+		return reply(f.raw, http.StatusOK, map[string]any{"authenticated": false, "message": "auth is off"})
+	}
+	tok := f.header("X-Auth-Token")
+	if h := f.header("Authorization"); tok == "" && len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		tok = strings.TrimSpace(h[7:])
+	}
+	p, err := s.api.a.Authenticate(tok)
+	if err != nil {
+		return errorReply(f.raw, err)
+	}
+	s.mu.Lock()
+	s.principal = &p
+	s.mu.Unlock()
+	return reply(f.raw, http.StatusOK, map[string]any{"authenticated": true, "tenant": p.Tenant})
+}
