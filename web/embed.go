@@ -1,9 +1,9 @@
 // Package web holds the files the sidecar serves as they are: the OpenAPI
 // document of the HTTP API and the livedoc page (plain HTML/CSS/JS, no
-// build step), embedded into the binary.
+// build step), embedded into the binary so the page works offline.
 package web
 
-import _ "embed"
+import "embed"
 
 // OpenAPI is the OpenAPI 3.1 document of every route, served at
 // /openapi.yaml. A test in sidecar/internal/httpapi keeps it equal to the
@@ -12,7 +12,9 @@ import _ "embed"
 //go:embed openapi.yaml
 var OpenAPI []byte
 
-// LivedocPlaceholder is served at /livedoc until the livedoc page lands.
+// Livedoc is the livedoc page: livedoc/index.html is served at /livedoc,
+// every other file of the folder at /livedoc/NAME. The folder is flat
+// (the route takes one path segment).
 //
-//go:embed livedoc_placeholder.html
-var LivedocPlaceholder []byte
+//go:embed livedoc
+var Livedoc embed.FS

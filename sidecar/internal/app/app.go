@@ -179,3 +179,9 @@ func (l pluginLister) Plugins() []httpapi.PluginInfo {
 	}
 	return out
 }
+
+// Describe lets /api/v1/kinds show each kind's config schema and commands
+// (httpapi.KindDescriber).
+func (l pluginLister) Describe(ctx context.Context, kind string) (emitter.Kind, error) {
+	return l.host.Describe(ctx, kind)
+}

@@ -26,9 +26,11 @@ func (s *Server) table() routeTable {
 	r := routeTable{
 		{"GET", "/", s.root},
 		{"GET", "/livedoc", s.livedoc},
+		{"GET", "/livedoc/:asset", s.livedocAsset},
 		{"GET", "/healthz", s.healthz},
 		{"GET", "/readyz", s.readyz},
 		{"GET", "/openapi.yaml", s.openapi},
+		{"GET", "/openapi.json", s.openapiJSONHandler},
 
 		{"PUT", "/log", s.createLog},
 		{"GET", "/log/:id", s.logPage},
@@ -46,6 +48,7 @@ func (s *Server) table() routeTable {
 		{"GET", "/sse/track/:user", s.trackSSE},
 
 		{"GET", "/api/v1/plugins", s.listPlugins},
+		{"GET", "/api/v1/kinds", s.listKinds},
 		{"POST", "/api/v1/emitters", s.createEmitter},
 		{"GET", "/api/v1/emitters", s.listEmitters},
 		{"GET", "/api/v1/emitters/:id", s.getEmitter},
@@ -90,11 +93,6 @@ func writeJSON(c *app.RequestContext, status int, v any) error {
 
 func (s *Server) root(_ context.Context, c *app.RequestContext) error {
 	c.Redirect(http.StatusFound, []byte("/livedoc"))
-	return nil
-}
-
-func (s *Server) livedoc(_ context.Context, c *app.RequestContext) error {
-	c.Data(http.StatusOK, "text/html; charset=utf-8", web.LivedocPlaceholder)
 	return nil
 }
 

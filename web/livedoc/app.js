@@ -1,0 +1,85 @@
+// livedoc entry point: tabs (with the hash as the address), the token
+// field, the health line, and the links between panels.
+import { $ } from './dom.js';
+import { auth, api } from './api.js';
+import { initReference } from './reference.js';
+import { initStreams } from './streams.js';
+import { initWebSocket } from './wsconsole.js';
+import { initEmitters } from './emitters.js';
+import { initPlugins } from './plugins.js';
+import { initQueues } from './queues.js';
+
+const tabs = [...document.querySelectorAll('[role="tab"]')];
+const shown = new Map(); // tab name -> callback(visible)
+
+/** app is what panels use to reach each other. */
+export const app = {
+  select(name, focus = false) {
+    const tab = tabs.find((t) => t.dataset.tab === name) || tabs[0];
+    for (const t of tabs) {
+      const on = t === tab;
+      t.setAttribute('aria-selected', String(on));
+      t.tabIndex = on ? 0 : -1;
+      $(t.getAttribute('aria-controls')).hidden = !on;
+      const cb = shown.get(t.dataset.tab);
+      if (cb) cb(on);
+    }
+    if (focus) tab.focus();
+    if (location.hash !== '#' + tab.dataset.tab) history.replaceState(null, '', '#' + tab.dataset.tab);
+  },
+  onShow(name, cb) { shown.set(name, cb); },
+  watch: null, // set by the streams panel: watch(streamId)
+  openSocket: null, // set by the WebSocket console: openSocket(path)
+};
+
+function initTabs() {
+  tabs.forEach((t, i) => {
+    t.addEventListener('click', () => app.select(t.dataset.tab));
+    t.addEventListener('keydown', (e) => {
+      const moves = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: tabs.length - 1 };
+      if (!(e.key in moves)) return;
+      e.preventDefault();
+      const next = tabs[(moves[e.key] + tabs.length) % tabs.length];
+      app.select(next.dataset.tab, true);
+    });
+  });
+  window.addEventListener('hashchange', () => app.select(location.hash.slice(1)));
+}
+
+function initAuth() {
+  const input = $('token');
+  input.value = auth.token;
+  $('auth').addEventListener('submit', (e) => {
+    e.preventDefault();
+    auth.token = input.value.trim();
+    checkHealth();
+  });
+  $('token-clear').addEventListener('click', () => {
+    input.value = '';
+    auth.token = '';
+    checkHealth();
+  });
+}
+
+async function checkHealth() {
+  const el = $('health');
+  try {
+    const r = await api('GET', '/readyz');
+    el.textContent = `${location.host} is ${r.status}`;
+    el.className = 'health ok';
+  } catch (e) {
+    el.textContent = `${location.host}: ${e.message}`;
+    el.className = 'health bad';
+  }
+}
+
+initTabs();
+initAuth();
+initReference(app);
+initStreams(app);
+initWebSocket(app);
+initEmitters(app);
+initPlugins(app);
+initQueues(app);
+app.select(location.hash.slice(1) || 'reference');
+checkHealth();
