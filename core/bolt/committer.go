@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -26,7 +27,12 @@ var reqPool = sync.Pool{New: func() any { return &request{done: make(chan error,
 // returns once that transaction is committed. If ctx ends before the
 // committer takes the append, Commit returns ctx's error and nothing is
 // written; once taken, Commit waits for the outcome.
-func (s *Store) Commit(ctx context.Context, a stream.Append) error {
+func (s *Store) Commit(ctx context.Context, a stream.Append) (err error) {
+	if s.opts.Trace != nil {
+		var end func(error)
+		ctx, end = s.opts.Trace(ctx, "store.commit")
+		defer func() { end(err) }()
+	}
 	size, err := checkAppend(&a)
 	if err != nil {
 		return err
@@ -126,6 +132,7 @@ func (s *Store) commitGroup(g []*request, ar *arena) {
 
 func (s *Store) update(g []*request, ar *arena) error {
 	ar.reset()
+	start := time.Now()
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		for _, r := range g {
 			var err error
@@ -144,6 +151,9 @@ func (s *Store) update(g []*request, ar *arena) error {
 		return fmt.Errorf("bolt: commit: %w", dbErr(err))
 	}
 	s.stats.txs.Add(1)
+	if s.opts.OnCommit != nil {
+		s.opts.OnCommit(time.Since(start), len(g))
+	}
 	for n := uint64(len(g)); ; {
 		cur := s.stats.maxGroup.Load()
 		if n <= cur || s.stats.maxGroup.CompareAndSwap(cur, n) {

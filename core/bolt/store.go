@@ -66,6 +66,13 @@ type Options struct {
 	// LockTimeout is how long Open waits for another process to release
 	// the file before failing with ErrLocked.
 	LockTimeout time.Duration
+	// OnCommit, if set, is told each committed transaction's duration and
+	// number of writes (telemetry; called on the committer goroutine, so
+	// it must be quick).
+	OnCommit func(d time.Duration, writes int)
+	// Trace, if set, wraps every Commit call, e.g. in a span; end is
+	// called with Commit's result.
+	Trace func(ctx context.Context, name string) (_ context.Context, end func(error))
 }
 
 func (o Options) withDefaults() Options {

@@ -204,7 +204,7 @@ func newID() string {
 }
 
 func (m *Manager) start(ctx context.Context, spec Spec) error {
-	st, err := m.hub.Open(ctx, spec.ID, streamConfig(spec.Retention))
+	st, err := m.hub.Open(ctx, spec.ID, streamConfig(spec))
 	if err != nil {
 		return err
 	}
@@ -225,8 +225,9 @@ func (m *Manager) start(ctx context.Context, spec Spec) error {
 	return nil
 }
 
-func streamConfig(r Retention) stream.Config {
-	return stream.Config{Persist: r.Persist, MaxEvents: r.MaxEvents, MaxAge: time.Duration(r.MaxAge)}
+func streamConfig(spec Spec) stream.Config {
+	r := spec.Retention
+	return stream.Config{Persist: r.Persist, MaxEvents: r.MaxEvents, MaxAge: time.Duration(r.MaxAge), Kind: spec.Kind}
 }
 
 func (m *Manager) lookup(id string) (*instance, error) {

@@ -13,12 +13,16 @@ import (
 type HubOptions struct {
 	// PruneInterval is how often history bounds are enforced (default 30s).
 	PruneInterval time.Duration
+	// OnPublish, if set, is told how many events became visible on a
+	// stream of kind (telemetry). It runs on the publishing path: be quick.
+	OnPublish func(kind string, events int)
 }
 
 // Hub holds the open streams by name and prunes their history.
 type Hub struct {
 	store Store
 	log   *slog.Logger
+	opts  HubOptions
 
 	mu      sync.RWMutex
 	streams map[string]*Stream
@@ -34,7 +38,7 @@ func NewHub(store Store, log *slog.Logger, opts HubOptions) *Hub {
 		opts.PruneInterval = 30 * time.Second
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &Hub{store: store, log: log, streams: map[string]*Stream{}, cancel: cancel}
+	h := &Hub{store: store, log: log, opts: opts, streams: map[string]*Stream{}, cancel: cancel}
 	h.wg.Add(1)
 	go h.pruneLoop(ctx, opts.PruneInterval)
 	return h
@@ -59,6 +63,7 @@ func (h *Hub) Open(ctx context.Context, name string, cfg Config) (*Stream, error
 		return s, nil
 	}
 	s := newStream(name, cfg, h.store, head)
+	s.onPublish = h.opts.OnPublish
 	h.streams[name] = s
 	return s, nil
 }

@@ -45,6 +45,8 @@ type Config struct {
 	RingSize  int
 	MaxEvents int
 	MaxAge    time.Duration
+	// Kind labels the stream in metrics: the emitter kind, "tracker", …
+	Kind string
 }
 
 // Stream is the ordered events of one emitter, tracker user or queue.
@@ -71,6 +73,7 @@ type Stream struct {
 	notify    chan struct{}
 	closed    bool
 
+	onPublish   func(kind string, events int)
 	subscribers atomic.Int64
 	published   atomic.Uint64
 }
@@ -100,6 +103,9 @@ func newStream(name string, cfg Config, store Store, head uint64) *Stream {
 
 // Name returns the stream's name.
 func (s *Stream) Name() string { return s.name }
+
+// Kind returns the stream's metrics label (Config.Kind).
+func (s *Stream) Kind() string { return s.cfg.Kind }
 
 // Config returns how the stream keeps its events.
 func (s *Stream) Config() Config { return s.cfg }
@@ -297,6 +303,9 @@ func (s *Stream) makeVisibleLocked(events []*event.Event) {
 	}
 	s.head = events[len(events)-1].Seq
 	s.published.Add(uint64(len(events)))
+	if s.onPublish != nil {
+		s.onPublish(s.cfg.Kind, len(events))
+	}
 	close(s.notify)
 	s.notify = make(chan struct{})
 }

@@ -59,7 +59,7 @@ func New(hub *stream.Hub, o Options) *Tracker {
 		o.RingSize = 256
 	}
 	return &Tracker{hub: hub, cfg: stream.Config{
-		Persist: true, RingSize: o.RingSize, MaxEvents: o.MaxEvents, MaxAge: o.MaxAge,
+		Persist: true, RingSize: o.RingSize, MaxEvents: o.MaxEvents, MaxAge: o.MaxAge, Kind: "tracker",
 	}}
 }
 
