@@ -41,7 +41,7 @@ func newServeCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("find own executable: %w", err)
 			}
-			return app.Run(cmd.Context(), cfg, app.Options{Exe: exe, Builtins: builtin.Names()}, log)
+			return app.Run(cmd.Context(), cfg, app.Options{Exe: exe, Builtins: builtin.Names(), Version: version}, log)
 		},
 	}
 	registerConfigFlags(cmd.Flags())

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	hertzapp "github.com/cloudwego/hertz/pkg/app"
+
 	"github.com/sidestream/sidestream/core/bolt"
 	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/core/stream"
@@ -22,6 +24,7 @@ import (
 	"github.com/sidestream/sidestream/sidecar/internal/config"
 	"github.com/sidestream/sidestream/sidecar/internal/httpapi"
 	"github.com/sidestream/sidestream/sidecar/internal/pluginhost"
+	"github.com/sidestream/sidestream/sidecar/internal/telemetry"
 )
 
 // Options are what the binary knows about itself.
@@ -32,6 +35,8 @@ type Options struct {
 	Builtins []string
 	// Ready, if set, is called with the bound address once serving.
 	Ready func(addr string)
+	// Version is reported in telemetry (service.version).
+	Version string
 }
 
 // StateFile is the bbolt file's name inside the data directory.
@@ -54,24 +59,46 @@ func Run(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 	}()
 	push := func(name string, fn func(context.Context) error) { closers = append(closers, closer{name, fn}) }
 
-	store, err := bolt.Open(ctx, filepath.Join(cfg.DataDir, StateFile), bolt.Options{}, log.With("component", "store"))
+	tel, err := telemetry.New(ctx, telemetry.Options{
+		ServiceName: cfg.Telemetry.ServiceName, ServiceVersion: opts.Version,
+		OTLPEndpoint: cfg.Telemetry.OTLPEndpoint, OTLPHeaders: cfg.Telemetry.OTLPHeaders,
+		SampleRatio: cfg.Telemetry.TraceSampleRatio,
+	}, log.With("component", "telemetry"))
+	if err != nil {
+		return err
+	}
+	push("telemetry", tel.Close)
+	ins := tel.Instruments()
+
+	store, err := bolt.Open(ctx, filepath.Join(cfg.DataDir, StateFile), bolt.Options{
+		OnCommit: func(d time.Duration, writes int) { ins.StoreCommit(context.Background(), d, writes) },
+		Trace:    spanHook(tel.Tracer("sidestream/store")),
+	}, log.With("component", "store"))
 	if err != nil {
 		return err
 	}
 	push("store", store.Close)
 
-	hub := stream.NewHub(store, log.With("component", "streams"), stream.HubOptions{})
+	hub := stream.NewHub(store, log.With("component", "streams"), stream.HubOptions{
+		OnPublish: func(kind string, n int) { ins.Stream(kind).Published(context.Background(), n) },
+	})
 	push("streams", hub.Close)
 
 	hc, err := hostConfig(cfg, opts)
 	if err != nil {
 		return err
 	}
+	hc.DialOptions = tel.GRPCDialOptions
 	host, err := pluginhost.New(hc, log.With("component", "pluginhost"))
 	if err != nil {
 		return err
 	}
 	push("plugins", host.Close)
+	unobserve, err := ins.ObservePlugins(pluginSamples(host))
+	if err != nil {
+		return err
+	}
+	push("plugin metrics", func(context.Context) error { return unobserve() })
 
 	mgr := emitter.NewManager(store, host, hub, log.With("component", "emitters"))
 	push("emitters", mgr.Close)
@@ -90,6 +117,10 @@ func Run(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 		Plugins:  pluginLister{host},
 		Ready:    func(context.Context) error { return nil },
 		Log:      log.With("component", "http"),
+		// Telemetry first: its span and duration cover every other layer.
+		Middleware:     []hertzapp.HandlerFunc{tel.HertzMiddleware()},
+		Metrics:        streamMetrics{ins},
+		MetricsHandler: tel.MetricsHandler(),
 	}, httpapi.Options{
 		Listen:            cfg.Listen,
 		MaxBodyBytes:      cfg.MaxBodyBytes,

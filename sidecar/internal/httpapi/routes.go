@@ -29,6 +29,7 @@ func (s *Server) table() routeTable {
 		{"GET", "/livedoc/:asset", s.livedocAsset},
 		{"GET", "/healthz", s.healthz},
 		{"GET", "/readyz", s.readyz},
+		{"GET", "/metrics", s.metrics},
 		{"GET", "/openapi.yaml", s.openapi},
 		{"GET", "/openapi.json", s.openapiJSONHandler},
 

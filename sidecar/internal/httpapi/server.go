@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,6 +64,11 @@ type Deps struct {
 	// Middleware runs on every request after panic recovery, before the
 	// route (e.g. telemetry). Optional.
 	Middleware []app.HandlerFunc
+	// Metrics, if set, observes every SSE/WS subscriber. Optional.
+	Metrics Metrics
+	// MetricsHandler serves GET /metrics (Prometheus exposition); without
+	// it the route answers 404.
+	MetricsHandler http.Handler
 }
 
 // Options tune the server.

@@ -46,10 +46,12 @@ func (s *Server) serveSSE(ctx context.Context, c *app.RequestContext, st *stream
 
 	sub := st.Subscribe(pos)
 	defer sub.Close()
+	obs, leave := s.subscriber(st.Kind(), TransportSSE)
+	defer leave()
 	sctx, cancel := s.streamCtx(ctx)
 	defer cancel()
 	defer watchClient(c.GetConn(), cancel)()
-	err = streamhttp.ServeSSE(sctx, w, sub, streamhttp.SSEOptions{Retry: s.o.SSERetry, Heartbeat: s.o.HeartbeatInterval})
+	err = streamhttp.ServeSSE(sctx, w, sub, streamhttp.SSEOptions{Retry: s.o.SSERetry, Heartbeat: s.o.HeartbeatInterval, Observer: obs})
 	if err != nil {
 		s.log.Debug("sse ended", "stream", st.Name(), "err", err)
 	}
@@ -87,8 +89,10 @@ func (s *Server) serveWS(ctx context.Context, c *app.RequestContext, st *stream.
 	return s.upgrade(ctx, c, func(conn *websocket.Conn) {
 		sctx, cancel := s.streamCtx(context.Background())
 		defer cancel()
+		obs, leave := s.subscriber(st.Kind(), TransportWS)
+		defer leave()
 		_ = streamhttp.ServeWS(sctx, conn, st, pos, streamhttp.WSOptions{
-			Heartbeat: s.o.HeartbeatInterval, MaxFrame: s.o.MaxWSFrame,
+			Heartbeat: s.o.HeartbeatInterval, MaxFrame: s.o.MaxWSFrame, Observer: obs,
 		})
 	})
 }

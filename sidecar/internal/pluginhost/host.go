@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"google.golang.org/grpc"
 	"log/slog"
 	"sort"
 	"sync"
@@ -71,6 +72,9 @@ type Config struct {
 	// ReadyWait is how long Validate, Describe and Command wait for a
 	// starting or restarting plugin before ErrUnavailable (5s).
 	ReadyWait time.Duration
+	// DialOptions, if set, adds gRPC options to each plugin's connection
+	// (telemetry: spans, RPC latency, trace context into the plugin).
+	DialOptions func(plugin string) []grpc.DialOption
 }
 
 func (c *Config) defaults() {

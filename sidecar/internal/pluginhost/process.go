@@ -82,6 +82,10 @@ func (k *kindProc) spawn(ctx context.Context) (*proc, error) {
 	// itself, and Pdeathsig still takes them down if it dies.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	logw := newLogWriter(k.h.log, src.Name)
+	dial := []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxBatchBytes))}
+	if cfg.DialOptions != nil {
+		dial = append(dial, cfg.DialOptions(src.Name)...)
+	}
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  sdk.Handshake,
 		Plugins:          plugin.PluginSet{sdk.PluginName: glue{}},
@@ -93,7 +97,7 @@ func (k *kindProc) spawn(ctx context.Context) (*proc, error) {
 		Stderr:           logw,
 		SyncStdout:       io.Discard,
 		SyncStderr:       io.Discard,
-		GRPCDialOptions:  []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxBatchBytes))},
+		GRPCDialOptions:  dial,
 	})
 	p := &proc{client: client, logw: logw, release: release}
 	fail := func(err error) (*proc, error) {

@@ -29,6 +29,8 @@ type SSEOptions struct {
 	Retry time.Duration
 	// Heartbeat is the interval of ": hb" comments while idle (default 15s).
 	Heartbeat time.Duration
+	// Observer, if set, is told about every write (telemetry).
+	Observer Observer
 }
 
 func (o SSEOptions) withDefaults() SSEOptions {
@@ -70,6 +72,7 @@ func ServeSSE(ctx context.Context, w FlushWriter, sub *stream.Subscription, o SS
 			if werr := writeFlush(w, buf); werr != nil {
 				return werr
 			}
+			observe(o.Observer, evs, len(buf))
 			clear(evs) // drop references for the GC while idle
 		case errors.Is(err, errBeat):
 			if werr := writeFlush(w, heartbeat); werr != nil {

@@ -23,6 +23,8 @@ type WSOptions struct {
 	MaxFrame int64
 	// WriteTimeout bounds one write to the client (default 10s).
 	WriteTimeout time.Duration
+	// Observer, if set, is told about every write (telemetry).
+	Observer Observer
 }
 
 func (o WSOptions) withDefaults() WSOptions {
@@ -169,10 +171,11 @@ func (s *session) writeLoop(ctx context.Context, pos stream.Position) error {
 			for _, e := range evs {
 				buf = appendTextFrame(buf, e.JSON())
 			}
-			clear(evs)
 			if err := s.writeRaw(buf); err != nil {
 				return err
 			}
+			observe(s.o.Observer, evs, len(buf))
+			clear(evs)
 			continue
 		}
 		if err != nil && ctx.Err() != nil {

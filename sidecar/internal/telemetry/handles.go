@@ -55,8 +55,19 @@ func (i *Instruments) newStreamMetrics(kind string) *StreamMetrics {
 		s.onlyTransport[t] = newAttrOpts(tr)
 	}
 	s.drops = newCache(func(reason string) attrOpts { return newAttrOpts(k, KeyDropReason.String(reason)) }, otherString)
+	// Gap and drop series exist from the first use of a kind (at zero), so
+	// dashboards and alerts have a series to read before anything is lost.
+	ctx := context.Background()
+	for _, t := range []Transport{TransportSSE, TransportWS} {
+		i.gaps.Add(ctx, 0, s.byTransport[t].add...)
+	}
+	i.dropped.Add(ctx, 0, s.drops.get(DropBehindHistory).add...)
 	return s
 }
+
+// DropBehindHistory is the drop reason of events a subscriber skipped with
+// a gap: older than the history kept when it resumed or fell behind.
+const DropBehindHistory = "behind_history"
 
 func (s *StreamMetrics) tr(t Transport) attrOpts {
 	if t >= numTransports {

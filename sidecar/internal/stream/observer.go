@@ -1,0 +1,41 @@
+package streamhttp
+
+import (
+	"encoding/json"
+
+	"github.com/sidestream/sidestream/core/event"
+)
+
+// Observer is told what one subscriber's writer did; telemetry implements
+// it per stream kind and transport. Calls come from the writer goroutine.
+type Observer interface {
+	// Wrote reports one coalesced write: events delivered (gap markers
+	// excluded) and bytes.
+	Wrote(events, bytes int)
+	// Gap reports a gap marker sent for missed events the subscriber will
+	// never receive.
+	Gap(missed uint64)
+}
+
+// observe reports a write of evs taking n bytes to o (nil: nothing).
+func observe(o Observer, evs []*event.Event, n int) {
+	if o == nil {
+		return
+	}
+	delivered := len(evs)
+	for _, e := range evs {
+		if e.IsGap() {
+			delivered--
+			o.Gap(gapSize(e))
+		}
+	}
+	o.Wrote(delivered, n)
+}
+
+func gapSize(e *event.Event) uint64 {
+	var g struct{ From, To uint64 }
+	if json.Unmarshal(e.Data, &g) != nil || g.To < g.From {
+		return 0
+	}
+	return g.To - g.From + 1
+}
