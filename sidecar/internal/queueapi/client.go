@@ -69,9 +69,8 @@ func Dial(ctx context.Context, url string, hdr http.Header) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Not released to the pools: the upgraded connection lives on in them.
 	req, resp := protocol.AcquireRequest(), protocol.AcquireResponse()
-	defer protocol.ReleaseRequest(req)
-	defer protocol.ReleaseResponse(resp)
 	req.SetRequestURI(url)
 	req.SetMethod(http.MethodGet)
 	for k, vs := range hdr {
@@ -97,10 +96,8 @@ func Dial(ctx context.Context, url string, hdr http.Header) (*Client, error) {
 }
 
 type wireReply struct {
-	Action  string `json:"action"`
-	Request *struct {
-		Headers map[string]any `json:"headers"`
-	} `json:"request"`
+	Action  string          `json:"action"`
+	Request json.RawMessage `json:"request"`
 	Headers struct {
 		Status int `json:"status"`
 	} `json:"headers"`
@@ -130,10 +127,11 @@ func (c *Client) read() {
 			c.deliveries <- d
 			continue
 		}
-		id := ""
-		if r.Request != nil {
-			id, _ = r.Request.Headers["Request-ID"].(string)
+		var req struct {
+			Headers map[string]any `json:"headers"`
 		}
+		_ = json.Unmarshal(r.Request, &req) // the echo of a bad frame may be anything
+		id, _ := req.Headers["Request-ID"].(string)
 		c.mu.Lock()
 		ch, ok := c.pending[id]
 		delete(c.pending, id)

@@ -38,7 +38,6 @@ func (api *API) serveWS(ctx context.Context, c *app.RequestContext) {
 		api.writeError(c, errf(http.StatusServiceUnavailable, "unavailable", "shutting down"))
 		return
 	}
-	started := false
 	var upErr error
 	up := websocket.HertzUpgrader{
 		CheckOrigin: func(*app.RequestContext) bool { return true }, // bearer tokens, not cookies alone, carry authority
@@ -46,19 +45,18 @@ func (api *API) serveWS(ctx context.Context, c *app.RequestContext) {
 			upErr = errf(status, "bad_handshake", "%s", reason)
 		},
 	}
+	// On success the session runs later, on the hijacked connection, after
+	// this handler returned.
 	err := up.Upgrade(c, func(conn *websocket.Conn) {
-		started = true
 		defer api.wg.Done()
 		newSession(api, conn, p, project, client).run()
 	})
-	if !started {
+	if upErr == nil && err != nil {
+		upErr = errf(http.StatusBadRequest, "bad_handshake", "%s", err)
+	}
+	if upErr != nil {
 		api.wg.Done()
-		if upErr == nil && err != nil {
-			upErr = errf(http.StatusBadRequest, "bad_handshake", "%s", err)
-		}
-		if upErr != nil {
-			api.writeError(c, upErr)
-		}
+		api.writeError(c, upErr)
 	}
 }
 
