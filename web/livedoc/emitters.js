@@ -5,6 +5,7 @@ import { api, kinds, ApiError } from './api.js';
 import { buildConfigFields } from './schemaform.js';
 
 let kindList = [];
+const lastResult = new Map(); // emitter id -> text of its last command, kept across refreshes
 let configReader = { read: () => ({ config: {}, errors: [] }) };
 
 export function initEmitters(app) {
@@ -29,7 +30,7 @@ async function loadKinds() {
   }
   const filter = $('em-kind-filter');
   const keep = filter.value;
-  filter.replaceChildren(h('option', { value: '' }, 'all kinds'), kindList.map((k) => h('option', { value: k.name }, k.name)));
+  filter.replaceChildren(h('option', { value: '' }, 'all kinds'), ...kindList.map((k) => h('option', { value: k.name }, k.name)));
   filter.value = keep;
   $('em-kind').replaceChildren(...kindList.map((k) => h('option', { value: k.name }, k.name + (k.error ? ' (unavailable)' : ''))));
   const preferred = kindList.find((k) => k.name === 'log') || kindList[0];
@@ -65,7 +66,7 @@ async function refreshList(app) {
 function row(app, e) {
   const kind = kindList.find((k) => k.name === e.kind);
   const commands = (kind && kind.commands) || [];
-  const out = h('output', { 'aria-live': 'polite', 'aria-label': `result for ${e.id}` });
+  const out = h('output', { 'aria-live': 'polite', 'aria-label': `result for ${e.id}` }, lastResult.get(e.id) || '');
   const labels = Object.entries(e.labels || {}).map(([k, v]) => `${k}=${v}`).join(' ');
   const del = h('button', { type: 'button', class: 'small danger', 'aria-label': `Delete ${e.id}` }, 'Delete');
   del.addEventListener('click', () => remove(app, e.id, del, out));
@@ -84,13 +85,18 @@ function row(app, e) {
 
 async function command(id, name, out) {
   out.textContent = `${name}…`;
+  let text;
   try {
     const r = await api('POST', `/api/v1/emitters/${encodeURIComponent(id)}/commands/${encodeURIComponent(name)}`);
-    out.textContent = r && typeof r === 'object' && 'position' in r
+    text = r && typeof r === 'object' && 'position' in r
       ? `${name}: position ${r.position}, value ${r.value}` : `${name}: ${JSON.stringify(r)}`;
   } catch (e) {
-    out.textContent = `${name} failed: ${e.message}`;
+    text = `${name} failed: ${e.message}`;
   }
+  lastResult.set(id, text);
+  // The list may have been redrawn meanwhile: write to the row shown now.
+  const live = document.querySelector(`.em-row[data-id="${CSS.escape(id)}"] output`) || out;
+  live.textContent = text;
 }
 
 async function remove(app, id, btn, out) {
@@ -190,7 +196,10 @@ function showErrors(message, fields) {
     }
   }
   const sum = $('em-create-summary');
-  sum.replaceChildren(h('p', null, message), rest.length ? h('ul', null, rest.map((f) => h('li', null, `${f.field}: ${f.message}`))) : null);
+  const placed = fields.length - rest.length;
+  const head = placed ? `The node refused the emitter: ${placed === 1 ? 'one field needs' : placed + ' fields need'} a fix (marked below).` : message;
+  sum.replaceChildren(h('p', null, head));
+  if (rest.length) sum.append(h('ul', null, rest.map((f) => h('li', null, `${f.field}: ${f.message}`))));
   sum.hidden = false;
   if (first) first.focus();
 }
