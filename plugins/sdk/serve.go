@@ -33,12 +33,13 @@ var Handshake = plugin.HandshakeConfig{
 var stderr = os.Stderr
 
 var logger = sync.OnceValue(func() *slog.Logger {
-	return slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(traceHandler{slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug})})
 })
 
 // Logger returns the plugin's logger. It writes JSON lines to stderr; the
 // host re-emits each line in its own log under the plugin's name, keeping
-// level, message and attributes.
+// level, message and attributes. Log with the ctx a call gave you
+// (InfoContext) and the line carries the caller's trace_id and span_id.
 func Logger() *slog.Logger { return logger() }
 
 // GRPCPlugin is the go-plugin glue for the emitter service. Plugins get it
@@ -77,7 +78,7 @@ func Serve(p Plugin) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         plugin.PluginSet{PluginName: &GRPCPlugin{Impl: p, Log: log}},
-		GRPCServer:      plugin.DefaultGRPCServer,
+		GRPCServer:      grpcServer,
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name:       "go-plugin",
 			Level:      hclog.Warn,
