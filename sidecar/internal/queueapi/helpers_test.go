@@ -41,7 +41,7 @@ const (
 
 // env is a real Hertz server with the queue API over a real bbolt file.
 type env struct {
-	t    *testing.T
+	t    testing.TB
 	base string
 	api  *API
 	svc  *queue.Service
@@ -54,7 +54,7 @@ type envOpts struct {
 	nosync bool
 }
 
-func newEnv(t *testing.T, o envOpts) *env {
+func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	ctx := context.Background()
 	st, err := bolt.Open(ctx, filepath.Join(t.TempDir(), "q.db"), bolt.Options{NoSync: o.nosync}, nil)

@@ -29,6 +29,7 @@ type subscription struct {
 
 	mu       sync.Mutex
 	inflight map[string]time.Time // message id → claim expiry
+	reserved int                  // window taken by claims in progress
 	kick     chan struct{}
 }
 
@@ -117,7 +118,7 @@ func (s *session) newSubscription(w who, p subParams) (*subscription, error) {
 	}
 	sub := &subscription{
 		id: uuid.NewString(), key: w.key(p.QueueName), clientID: w.clientID,
-		inflight: map[string]time.Time{}, kick: make(chan struct{}, 1),
+		inflight: map[string]time.Time{}, kick: make(chan struct{}, claimers),
 	}
 	sub.opts = p.Options
 	ttlS, graceS := int64(ttl/time.Second), int64(grace/time.Second)
@@ -183,26 +184,51 @@ func (s *session) acked(key string, p *idsParams) {
 			delete(sub.inflight, id)
 		}
 		sub.mu.Unlock()
-		select {
-		case sub.kick <- struct{}{}:
-		default:
+		for range claimers {
+			select {
+			case sub.kick <- struct{}{}:
+			default:
+			}
 		}
 	}
 }
 
-// room forgets deliveries whose claim expired and returns the free window.
-func (sub *subscription) room(now time.Time) int {
+// reserve forgets deliveries whose claim expired and takes up to n of
+// the free window for one claim; release gives back what it did not use.
+func (sub *subscription) reserve(now time.Time, n int) int {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
-	for id, exp := range sub.inflight {
-		if !exp.After(now) {
-			delete(sub.inflight, id)
+	if len(sub.inflight) > sub.opts.Window/2 {
+		for id, exp := range sub.inflight {
+			if !exp.After(now) {
+				delete(sub.inflight, id)
+			}
 		}
 	}
-	return sub.opts.Window - len(sub.inflight)
+	n = max(min(n, sub.opts.Window-len(sub.inflight)-sub.reserved), 0)
+	sub.reserved += n
+	return n
 }
 
+func (sub *subscription) release(n int) {
+	sub.mu.Lock()
+	sub.reserved -= n
+	sub.mu.Unlock()
+}
+
+// claimers is how many claims one subscription keeps in progress: each
+// waits for a durable commit, so several overlap to fill the window.
+const claimers = 4
+
 func (sub *subscription) run(ctx context.Context, s *session) {
+	var wg sync.WaitGroup
+	for range claimers {
+		wg.Go(func() { sub.claimLoop(ctx, s) })
+	}
+	wg.Wait()
+}
+
+func (sub *subscription) claimLoop(ctx context.Context, s *session) {
 	api := s.api
 	poll := time.NewTimer(api.o.PollInterval)
 	defer poll.Stop()
@@ -217,18 +243,19 @@ func (sub *subscription) run(ctx context.Context, s *session) {
 			return
 		}
 		var wake <-chan struct{}
-		if room := sub.room(now); room > 0 {
+		if n := sub.reserve(now, sub.opts.Limit); n > 0 {
 			// Watch before claiming: a post between the claim and the wait
 			// still wakes us.
 			wake = api.q.Watch(sub.key)
-			co.Limit = min(sub.opts.Limit, room)
+			co.Limit = n
 			c, err := api.q.Claim(ctx, sub.key, sub.clientID, co)
+			if err == nil && c.ID != "" {
+				sub.deliver(s, c, n)
+				continue
+			}
+			sub.release(n)
 			if errors.Is(err, queue.ErrClosed) || ctx.Err() != nil {
 				return
-			}
-			if err == nil && c.ID != "" {
-				sub.deliver(s, c)
-				continue
 			}
 			if err != nil {
 				api.log.Warn("subscription claim failed", "queue", sub.key.String(), "err", err)
@@ -244,11 +271,12 @@ func (sub *subscription) run(ctx context.Context, s *session) {
 	}
 }
 
-func (sub *subscription) deliver(s *session, c queue.Claim) {
+func (sub *subscription) deliver(s *session, c queue.Claim, reserved int) {
 	sub.mu.Lock()
 	for _, m := range c.Messages {
 		sub.inflight[m.ID] = c.Expires
 	}
+	sub.reserved -= reserved
 	sub.mu.Unlock()
 	body := map[string]any{
 		"queue_name": sub.key.Queue, "claim_id": c.ID, "subscription_id": sub.id,

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/spf13/cobra"
+
+	"github.com/sidestream/sidestream/sidecar/internal/queueapi"
+)
+
+// newQueueCommand is `sidestream queue produce|consume`: the producer and
+// consumer clients of the queue API, over its WebSocket.
+func newQueueCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "queue",
+		Short: "Produce to and consume from a queue over the /v2/ws WebSocket",
+	}
+	var t queueapi.Target
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&t.URL, "url", "http://127.0.0.1:9000", "sidestream server")
+	pf.StringVar(&t.Queue, "queue", "default", "queue name")
+	pf.StringVar(&t.Project, "project", "", "X-Project-Id (tenant); defaults to the token's tenant")
+	pf.StringVar(&t.Token, "token", os.Getenv("SIDESTREAM_TOKEN"), "bearer token (default $SIDESTREAM_TOKEN)")
+	pf.StringVar(&t.ClientID, "client-id", "", "Client-ID UUID (default: a new one)")
+	cmd.AddCommand(newProduceCommand(&t), newConsumeCommand(&t))
+	return cmd
+}
+
+func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+}
+
+func fillClientID(t *queueapi.Target) {
+	if t.ClientID == "" {
+		t.ClientID = uuid.NewString()
+	}
+}
+
+func newProduceCommand(t *queueapi.Target) *cobra.Command {
+	var (
+		o    queueapi.ProduceOptions
+		body string
+	)
+	cmd := &cobra.Command{
+		Use:   "produce",
+		Short: "Post messages in batches; each counts once the server acknowledged it durably",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fillClientID(t)
+			o.Target = *t
+			if body != "" {
+				if !json.Valid([]byte(body)) {
+					return fmt.Errorf("--body must be JSON")
+				}
+				o.Body = json.RawMessage(body)
+			}
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			res, err := queueapi.Produce(ctx, o)
+			fmt.Fprintf(cmd.OutOrStdout(), "produced %d messages in %s (%.0f msg/s)\n",
+				res.Messages, res.Elapsed.Round(time.Millisecond), res.PerSecond())
+			if ctx.Err() != nil && cmd.Context().Err() == nil {
+				return nil // interrupted by a signal: the summary is the answer
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Count, "count", 1000, "messages to post")
+	f.IntVar(&o.Batch, "batch", 10, "messages per post")
+	f.Float64Var(&o.Rate, "rate", 0, "messages per second (0: as fast as acknowledged)")
+	f.IntVar(&o.InFlight, "inflight", 8, "posts awaiting acknowledgement at once")
+	f.DurationVar(&o.TTL, "ttl", 0, "message ttl (0: the queue's default)")
+	f.StringVar(&body, "body", "", `JSON body of every message (default {"seq":N})`)
+	return cmd
+}
+
+func newConsumeCommand(t *queueapi.Target) *cobra.Command {
+	var (
+		o        queueapi.ConsumeOptions
+		duration time.Duration
+		print    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "consume",
+		Short: "Subscribe to a queue: messages arrive claimed; --ack deletes each with its claim",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fillClientID(t)
+			o.Target = *t
+			ctx, cancel := signalContext(cmd)
+			defer cancel()
+			if duration > 0 {
+				var c2 context.CancelFunc
+				ctx, c2 = context.WithTimeout(ctx, duration)
+				defer c2()
+			}
+			if print {
+				out := cmd.OutOrStdout()
+				o.OnMessage = func(id string) { fmt.Fprintln(out, id) }
+			}
+			res, err := queueapi.Consume(ctx, o)
+			fmt.Fprintf(cmd.ErrOrStderr(), "consumed %d messages in %s (%.0f msg/s)\n",
+				res.Messages, res.Elapsed.Round(time.Millisecond), res.PerSecond())
+			if ctx.Err() != nil && cmd.Context().Err() == nil {
+				return nil // stopped by --duration or a signal
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Count, "count", 0, "stop after this many messages (0: until interrupted)")
+	f.DurationVar(&duration, "duration", 0, "stop after this long (0: no limit)")
+	f.IntVar(&o.Batch, "batch", 10, "messages per claim")
+	f.DurationVar(&o.ClaimTTL, "claim-ttl", 60*time.Second, "claim ttl: undeleted messages come back after it")
+	f.DurationVar(&o.Grace, "grace", 60*time.Second, "claim grace")
+	f.IntVar(&o.Window, "window", 0, "messages delivered and not yet deleted (0: server default)")
+	f.BoolVar(&o.Ack, "ack", true, "delete each message with its claim")
+	f.IntVar(&o.InFlight, "inflight", 8, "deletes awaiting acknowledgement at once")
+	f.BoolVar(&print, "print", false, "print each message id on stdout")
+	return cmd
+}
