@@ -41,6 +41,8 @@ type FollowOptions struct {
 	MaxEventBytes int
 	// OnReconnect, if set, is called before each reconnect wait.
 	OnReconnect func(Reconnect)
+
+	rnd func(n int64) int64 // jitter source; tests pin it
 }
 
 // Reconnect describes one reconnect of a follower.
@@ -205,7 +207,7 @@ func (f *follower) run(ctx context.Context) error {
 		if delivered > 0 {
 			attempt = 0
 		}
-		b := backoff{base: max(f.o.MinBackoff, f.retry), max: f.o.MaxBackoff}
+		b := backoff{base: max(f.o.MinBackoff, f.retry), max: f.o.MaxBackoff, rnd: f.o.rnd}
 		delay := b.delay(attempt)
 		attempt++
 		if f.o.OnReconnect != nil {

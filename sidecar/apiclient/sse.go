@@ -35,7 +35,7 @@ type SSEDecoder struct {
 	r       *bufio.Reader
 	max     int
 	started bool
-	skipLF bool // the previous line ended with CR: a following LF is part of it
+	skipLF  bool // the previous line ended with CR: a following LF is part of it
 
 	line      []byte
 	data      bytes.Buffer
@@ -182,6 +182,9 @@ func (d *SSEDecoder) readLine() ([]byte, error) {
 		d.line = append(d.line, buf[:i]...)
 		d.skipLF = buf[i] == '\r'
 		_, _ = d.r.Discard(i + 1)
+		if len(d.line) > d.max {
+			return nil, fmt.Errorf("%w (a line over %d bytes)", ErrSSETooLarge, d.max)
+		}
 		if !d.started {
 			d.started = true
 			d.line = bytes.TrimPrefix(d.line, []byte("\uFEFF"))

@@ -1,0 +1,167 @@
+package apiclient
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"testing/iotest"
+	"time"
+)
+
+func decodeAll(t testing.TB, r io.Reader) ([]SSEEvent, error) {
+	t.Helper()
+	d := NewSSEDecoder(r, 1<<10)
+	var out []SSEEvent
+	for i := 0; i < 10000; i++ {
+		ev, err := d.Next()
+		if err != nil {
+			return out, err
+		}
+		out = append(out, ev)
+	}
+	t.Fatal("more than 10000 events")
+	return nil, nil
+}
+
+func TestSSEDecoder(t *testing.T) {
+	t.Parallel()
+	type ev = SSEEvent
+	tests := []struct {
+		name, in string
+		want     []ev
+		wantErr  error
+	}{
+		{"one event", "id: 1\nevent: log\ndata: {}\n\n", []ev{{"1", "log", []byte("{}")}}, io.EOF},
+		{"multi-line data", "data: a\ndata:b\ndata\n\n", []ev{{"", "message", []byte("a\nb\n")}}, io.EOF},
+		{"CRLF", "id: 7\r\nevent: x\r\ndata: y\r\n\r\n", []ev{{"7", "x", []byte("y")}}, io.EOF},
+		{"CR only", "id: 7\revent: x\rdata: y\r\r", []ev{{"7", "x", []byte("y")}}, io.EOF},
+		{"comments and retry", ": hb\n\nretry: 10\n\n: x\ndata: 1\n\n", []ev{{"", "message", []byte("1")}}, io.EOF},
+		{"id carries over", "id: 5\ndata: a\n\ndata: b\n\n", []ev{{"5", "message", []byte("a")}, {"5", "message", []byte("b")}}, io.EOF},
+		{"id with NUL ignored", "id: 5\ndata: a\n\nid: 6\x00\ndata: b\n\n", []ev{{"5", "message", []byte("a")}, {"5", "message", []byte("b")}}, io.EOF},
+		{"no data no event", "id: 3\nevent: x\n\ndata: z\n\n", []ev{{"3", "message", []byte("z")}}, io.EOF},
+		{"one leading space only", "data:  two\n\n", []ev{{"", "message", []byte(" two")}}, io.EOF},
+		{"unknown field", "foo: bar\ndata: 1\n\n", []ev{{"", "message", []byte("1")}}, io.EOF},
+		{"BOM", "\uFEFFdata: 1\n\n", []ev{{"", "message", []byte("1")}}, io.EOF},
+		{"unterminated last event", "data: 1\n\ndata: 2\n", []ev{{"", "message", []byte("1")}}, io.EOF},
+		{"cut mid-line", "data: 1\n\ndata: 2", []ev{{"", "message", []byte("1")}}, io.ErrUnexpectedEOF},
+		{"too large", "data: " + strings.Repeat("x", 2000) + "\n\n", nil, ErrSSETooLarge},
+		{"too large in lines", strings.Repeat("data: "+strings.Repeat("x", 100)+"\n", 20) + "\n", nil, ErrSSETooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			for _, r := range []io.Reader{strings.NewReader(tt.in), iotest.OneByteReader(strings.NewReader(tt.in))} {
+				got, err := decodeAll(t, r)
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err %v, want %v", err, tt.wantErr)
+				}
+				if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", tt.want) {
+					t.Fatalf("events %q, want %q", got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestSSEDecoderRetry(t *testing.T) {
+	t.Parallel()
+	d := NewSSEDecoder(strings.NewReader("retry: 1500\n\nretry: 2x\n\nretry:\n\n"), 0)
+	if _, err := d.Next(); err != io.EOF {
+		t.Fatal(err)
+	}
+	if r, ok := d.Retry(); !ok || r != 1500*time.Millisecond {
+		t.Fatalf("retry %v %v, want 1.5s (invalid values ignored)", r, ok)
+	}
+}
+
+// A lone CR ends the line at once: the decoder must not wait for the
+// next byte to see whether an LF follows (the server may send nothing
+// more for a long time).
+func TestSSEDecoderCRDoesNotWait(t *testing.T) {
+	t.Parallel()
+	pr, pw := io.Pipe()
+	defer pr.Close()
+	go func() { _, _ = pw.Write([]byte("data: 1\r\r")) }()
+	d := NewSSEDecoder(pr, 0)
+	got := make(chan SSEEvent, 1)
+	go func() {
+		ev, err := d.Next()
+		if err == nil {
+			got <- ev
+		}
+		close(got)
+	}()
+	select {
+	case ev := <-got:
+		if string(ev.Data) != "1" {
+			t.Fatalf("event %q", ev.Data)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("decoder waited for a byte after CR")
+	}
+	pw.Close()
+}
+
+// encodeSSE writes events as a server would, one id per event.
+func encodeSSE(evs []SSEEvent) []byte {
+	var b bytes.Buffer
+	for _, e := range evs {
+		fmt.Fprintf(&b, "id: %s\nevent: %s\n", e.ID, e.Event)
+		for _, line := range strings.Split(string(e.Data), "\n") {
+			fmt.Fprintf(&b, "data: %s\n", line)
+		}
+		b.WriteString("\n")
+	}
+	return b.Bytes()
+}
+
+func FuzzSSEDecoder(f *testing.F) {
+	for _, s := range []string{
+		"id: 1\nevent: log\ndata: {}\n\n", "data: a\r\ndata: b\r\n\r\n", ": hb\n\nretry: 5\n\n",
+		"data: 1\r\r\n\n", "\uFEFFid: 2\rdata\r\r", "event: gap\nid: 9\ndata: {\"from\":3,\"to\":9}\n\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		whole, err1 := decodeAll(t, bytes.NewReader(in))
+		split, err2 := decodeAll(t, iotest.OneByteReader(bytes.NewReader(in)))
+		if fmt.Sprintf("%q %v", whole, err1) != fmt.Sprintf("%q %v", split, err2) {
+			t.Fatalf("chunking changed the result:\n%q %v\n%q %v", whole, err1, split, err2)
+		}
+		if err1 != nil && err1 != io.EOF && err1 != io.ErrUnexpectedEOF && !errors.Is(err1, ErrSSETooLarge) {
+			t.Fatalf("unexpected error %v", err1)
+		}
+		// What was decoded re-encodes to the same events.
+		var ok []SSEEvent
+		for _, e := range whole {
+			if !strings.ContainsAny(e.ID, "\r\n") && !strings.ContainsAny(e.Event, "\r\n") {
+				ok = append(ok, e)
+			}
+		}
+		again, err := decodeAll(t, bytes.NewReader(encodeSSE(ok)))
+		if err != io.EOF && !errors.Is(err, ErrSSETooLarge) {
+			t.Fatalf("re-decode: %v", err)
+		}
+		if err == io.EOF && fmt.Sprintf("%q", again) != fmt.Sprintf("%q", ok) {
+			t.Fatalf("round trip:\n%q\n%q", ok, again)
+		}
+	})
+}
+
+func BenchmarkSSEDecoder(b *testing.B) {
+	frame := []byte("id: 123456\nevent: log\ndata: {\"line\":123456,\"level\":\"info\",\"msg\":\"guest vm-17 booted service 42\"}\n\n")
+	in := bytes.Repeat(frame, 1000)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		d := NewSSEDecoder(bytes.NewReader(in), 0)
+		for {
+			if _, err := d.Next(); err != nil {
+				break
+			}
+		}
+	}
+}
