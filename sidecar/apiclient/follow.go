@@ -102,13 +102,7 @@ func (c *Client) Follow(ctx context.Context, stream string, o FollowOptions, fn 
 	if o.After != nil {
 		f.last, f.known = *o.After, true
 	} else {
-		// Start at the head so that events published while (re)connecting
-		// are not lost; this also turns an unknown stream into a 404.
-		page, err := c.Events(ctx, stream, 0, 1)
-		if err != nil {
-			return err
-		}
-		f.last, f.known = page.Head, true
+		f.needHead = true
 	}
 	u, err := url.Parse(c.url("/api/v1/streams/"+url.PathEscape(stream)+"/"+string(o.Transport), nil))
 	if err != nil {
@@ -181,8 +175,11 @@ type follower struct {
 	target *url.URL
 
 	last  uint64
-	known bool          // last is meaningful (else: no resume point yet)
-	retry time.Duration // the server's SSE retry:, 0 if none
+	known bool // last is meaningful (else: no resume point yet)
+	// needHead: start at the stream's head, looked up before connecting
+	// so that events published while (re)connecting are not lost.
+	needHead bool
+	retry    time.Duration // the server's SSE retry:, 0 if none
 }
 
 // run connects until something permanent happens.
@@ -193,9 +190,12 @@ func (f *follower) run(ctx context.Context) error {
 			delivered int
 			err       error
 		)
-		if f.o.Transport == TransportWS {
+		switch {
+		case f.needHead:
+			err = f.resolveHead(ctx)
+		case f.o.Transport == TransportWS:
 			delivered, err = f.connectWS(ctx)
-		} else {
+		default:
 			delivered, err = f.connectSSE(ctx)
 		}
 		if ctx.Err() != nil {
@@ -203,6 +203,9 @@ func (f *follower) run(ctx context.Context) error {
 		}
 		if permanent(err) {
 			return err
+		}
+		if err == nil {
+			continue // the head is known: connect now
 		}
 		if delivered > 0 {
 			attempt = 0
@@ -217,6 +220,17 @@ func (f *follower) run(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// resolveHead sets the resume point to the stream's newest seq (this also
+// turns an unknown stream into a 404).
+func (f *follower) resolveHead(ctx context.Context) error {
+	page, err := f.c.Events(ctx, f.stream, 0, 1)
+	if err != nil {
+		return err
+	}
+	f.last, f.known, f.needHead = page.Head, true, false
+	return nil
 }
 
 func permanent(err error) bool {

@@ -20,6 +20,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newServeCommand(), newVersionCommand(), newPluginsCommand())
 	root.AddCommand(newConfigCommand())
 	root.AddCommand(newBenchCommand())
+	root.AddCommand(newTailCommand())
 	return root
 }
 
