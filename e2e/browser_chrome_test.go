@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -237,15 +238,33 @@ func (p *browserPage) waitJS(what, expr string) {
 	}
 }
 
-// screenshot saves a full-page PNG under e2e/artifacts/ at the given width.
-func (p *browserPage) screenshot(name string, width, height int64, mobile bool) {
+// tryIt opens the reference entry whose search key starts with key
+// ("get /healthz") and presses its Try it button.
+func (p *browserPage) tryIt(key string) {
+	p.t.Helper()
+	op := `details.op[data-search^="` + key + ` "]`
+	p.do("try "+key,
+		chromedp.Evaluate[chromedp.Void](`document.querySelector('`+op+`').open = true`),
+		chromedp.Click(chromedp.CSS(op+` button[type=submit]`)))
+}
+
+// screenshot saves a PNG under e2e/artifacts/ at the given viewport: the
+// whole page, or (scrollTo set) the viewport scrolled to that element, which
+// is what a phone user sees.
+func (p *browserPage) screenshot(name string, width, height int64, mobile bool, scrollTo string) {
 	p.t.Helper()
 	opts := []chromedp.EmulateViewportOption{}
 	if mobile {
 		opts = append(opts, chromedp.EmulateMobile, chromedp.EmulateScale(2))
 	}
 	p.do("viewport "+name, chromedp.EmulateViewport(width, height, opts...), chromedp.Sleep(200*time.Millisecond))
-	buf, err := chromedp.Run(p.ctx, chromedp.FullScreenshot(100))
+	shot := chromedp.FullScreenshot(100)
+	if scrollTo != "" {
+		p.do("scroll to "+scrollTo, chromedp.Evaluate[chromedp.Void](`document.querySelector(`+strconv.Quote(scrollTo)+`).scrollIntoView()`),
+			chromedp.Sleep(100*time.Millisecond))
+		shot = chromedp.CaptureScreenshot()
+	}
+	buf, err := chromedp.Run(p.ctx, shot)
 	if err != nil {
 		p.t.Fatalf("screenshot %s: %v", name, err)
 	}

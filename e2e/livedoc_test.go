@@ -37,9 +37,7 @@ func TestLivedocInBrowser(t *testing.T) {
 			t.Fatalf("reference shows %d operations, the document has %d", got, want)
 		}
 		// Try it sends the real request and shows status, headers and body.
-		p.do("try GET /healthz",
-			chromedp.Click(chromedp.CSS(`details.op[data-search^="get /healthz"] > summary`)),
-			chromedp.Click(chromedp.CSS(`details.op[data-search^="get /healthz"] button[type=submit]`)))
+		p.tryIt(`get /healthz`)
 		p.waitJS("healthz result", `(document.querySelector('details.op[data-search^="get /healthz"] .result.ok') || {}).textContent?.includes('"status": "ok"')`)
 		res := evalJS[string](p, `document.querySelector('details.op[data-search^="get /healthz"] .result').textContent`)
 		for _, want := range []string{"200", "content-type", "ms"} {
@@ -47,11 +45,26 @@ func TestLivedocInBrowser(t *testing.T) {
 				t.Errorf("Try it result lacks %q: %s", want, res)
 			}
 		}
+		// A body from the document's example; an SSE route read for a
+		// while and cut; a WebSocket route opens the console.
+		p.tryIt(`put /log`)
+		p.waitJS("PUT /log created", `(document.querySelector('details.op[data-search^="put /log"] .result.ok') || {}).textContent?.includes('"id": "em-')`)
+		p.tryIt(`get /magic`)
+		p.waitJS("SSE read and cut", `(document.querySelector('details.op[data-search^="get /magic"] .result.ok') || {}).textContent?.includes('stream cut by the page')`)
+		if sse := evalJS[string](p, `document.querySelector('details.op[data-search^="get /magic"] .result pre').textContent`); !strings.Contains(sse, "retry:") {
+			t.Errorf("SSE Try it body lacks the retry: line: %q", sse)
+		}
+		p.tryIt(`get /echo`)
+		p.waitJS("echo socket opened from the reference", `!document.getElementById('panel-streams').hidden && document.getElementById('ws-state').textContent === 'open'`)
+		p.do("close it", chromedp.Click(chromedp.CSS(`#ws-close`)), chromedp.Click(chromedp.CSS(`#tab-reference`)))
 		// Tabs work from the keyboard.
 		p.do("arrow to next tab", chromedp.Focus(chromedp.CSS(`#tab-reference`)), chromedp.SendKeys(chromedp.CSS(`#tab-reference`), kb.ArrowRight))
 		p.waitJS("streams tab selected by keyboard", `document.activeElement.id === 'tab-streams' && !document.getElementById('panel-streams').hidden`)
 		p.do("back to reference", chromedp.Click(chromedp.CSS(`#tab-reference`)))
-		p.screenshot("livedoc-reference-laptop", 1280, 900, false)
+		p.screenshot("livedoc-reference-laptop", 1280, 900, false, "")
+		p.screenshot("livedoc-reference-phone", 390, 844, true, `details.op[data-search^="get /magic "]`)
+		checkNoHorizontalScroll(t, p)
+		p.do("restore viewport", chromedp.EmulateViewport(1280, 900))
 	})
 
 	t.Run("create a log emitter through the form and watch it stream", func(t *testing.T) {
@@ -88,8 +101,8 @@ func TestLivedocInBrowser(t *testing.T) {
 		p.do("pause", chromedp.Click(chromedp.CSS(`#sse-pause`)))
 		p.waitJS("events held while paused", `/Resume \([1-9]/.test(document.getElementById('sse-pause').textContent)`)
 		p.do("resume", chromedp.Click(chromedp.CSS(`#sse-pause`)))
-		p.screenshot("livedoc-streams-laptop", 1280, 900, false)
-		p.screenshot("livedoc-streams-phone", 390, 844, true)
+		p.screenshot("livedoc-streams-laptop", 1280, 900, false, "")
+		p.screenshot("livedoc-streams-phone", 390, 844, true, "#sse-title")
 		checkNoHorizontalScroll(t, p)
 		p.do("stop and restore viewport", chromedp.Click(chromedp.CSS(`#sse-stop`)), chromedp.EmulateViewport(1280, 900))
 	})
@@ -118,8 +131,8 @@ func TestLivedocInBrowser(t *testing.T) {
 		if txt := evalJS[string](p, `document.querySelector('#em-config [data-field=rate] .field-error').textContent`); txt != "" {
 			t.Errorf("old rate error still shown after resubmitting: %q", txt)
 		}
-		p.screenshot("livedoc-emitters-error-laptop", 1280, 900, false)
-		p.screenshot("livedoc-emitters-phone", 390, 844, true)
+		p.screenshot("livedoc-emitters-error-laptop", 1280, 900, false, "")
+		p.screenshot("livedoc-emitters-phone", 390, 844, true, "#em-create-title")
 		checkNoHorizontalScroll(t, p)
 		p.do("restore viewport", chromedp.EmulateViewport(1280, 900), chromedp.Evaluate[chromedp.Void](`document.getElementById("em-id").value = ""`))
 	})
@@ -160,7 +173,7 @@ func TestLivedocInBrowser(t *testing.T) {
 		p.waitJS("four running plugins", `document.querySelectorAll('#pl-table tbody .pill.running').length === 4`)
 		first := evalJS[string](p, `document.getElementById('pl-status').textContent`)
 		p.waitJS("refreshed by itself", `document.getElementById('pl-status').textContent !== `+strconv.Quote(first))
-		p.screenshot("livedoc-plugins-laptop", 1280, 900, false)
+		p.screenshot("livedoc-plugins-laptop", 1280, 900, false, "")
 	})
 
 	// The watch itself notices what it must: a console error and a failed
