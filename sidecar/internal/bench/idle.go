@@ -83,6 +83,7 @@ func runIdle(ctx context.Context, e *env) error {
 	}
 	e.metric("held", float64(held))
 	e.after(func(r *Report) {
+		r.Rate = 0 // connections held, not a throughput
 		r.check("connections open", group(float64(n)), group(float64(connected)), connected == int64(n))
 		r.check("connections held", group(float64(connected)), group(float64(held)), held == connected)
 	})
