@@ -176,6 +176,29 @@ func TestLivedocInBrowser(t *testing.T) {
 		p.screenshot("livedoc-plugins-laptop", 1280, 900, false, "")
 	})
 
+	t.Run("queue console: create, post, claim, delete", func(t *testing.T) {
+		p.t = t
+		p.do("queues tab", chromedp.Click(chromedp.CSS(`#tab-queues`)))
+		p.waitJS("console loaded", `document.getElementById('q-create')`)
+		okRows := `[...document.querySelectorAll('#q-log li:not(.gap)')].map(li => li.firstChild.textContent)`
+		p.do("create", chromedp.Click(chromedp.CSS(`#q-create`)))
+		p.waitJS("created", okRows+`.includes('create')`)
+		p.do("post", chromedp.SetValue(chromedp.CSS(`#q-body`), `{"order": 17}`), chromedp.Click(chromedp.CSS(`#q-post`)))
+		p.waitJS("posted", okRows+`.includes('post')`)
+		p.do("claim", chromedp.Click(chromedp.CSS(`#q-claim`)))
+		p.waitJS("claimed the message", `[...document.querySelectorAll('#q-claimed li')].some(li => li.textContent.includes('{"order":17}'))`)
+		p.do("delete it", chromedp.Click(chromedp.CSS(`#q-claimed button`)))
+		p.waitJS("message deleted", `!document.querySelector('#q-claimed button')`)
+		p.do("claim again", chromedp.Click(chromedp.CSS(`#q-claim`)))
+		p.waitJS("nothing left", `document.getElementById('q-claimed').textContent.includes('nothing to claim')`)
+		p.do("delete queue", chromedp.Click(chromedp.CSS(`#q-delete`)))
+		p.waitJS("queue deleted", okRows+`.includes('delete queue')`)
+		if bad := evalJS[int](p, `document.querySelectorAll('#q-log li.gap').length`); bad != 0 {
+			t.Errorf("%d queue requests failed: %s", bad, evalJS[string](p, `document.getElementById('q-log').textContent`))
+		}
+		p.screenshot("livedoc-queues-laptop", 1280, 900, false, "")
+	})
+
 	// The watch itself notices what it must: a console error and a failed
 	// request (taken out again, so only the page's own problems fail).
 	t.Run("problem detector", func(t *testing.T) {

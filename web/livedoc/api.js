@@ -29,8 +29,8 @@ function withAuth(headers) {
 
 /** api sends a JSON request and returns the decoded answer (null on 204);
  * a non-2xx answer throws ApiError. */
-export async function api(method, path, body) {
-  const init = { method, headers: withAuth(body === undefined ? {} : { 'Content-Type': 'application/json' }) };
+export async function api(method, path, body, headers = {}) {
+  const init = { method, headers: withAuth(body === undefined ? headers : { ...headers, 'Content-Type': 'application/json' }) };
   if (body !== undefined) init.body = JSON.stringify(body);
   const res = await fetch(path, init);
   const text = await res.text();
