@@ -94,7 +94,7 @@ func ensureQueue(tx *bbolt.Tx, name []byte, meta []byte) (b *bbolt.Bucket, creat
 // CreateQueue implements queue.Driver.
 func (d *QueueDriver) CreateQueue(ctx context.Context, k queue.Key, meta json.RawMessage, _ time.Time) (bool, error) {
 	var created bool
-	err := d.s.write(ctx, 64+len(meta), func(tx *bbolt.Tx, ar *arena) error {
+	err := d.write(ctx, 64+len(meta), func(tx *bbolt.Tx, ar *arena) error {
 		var err error
 		_, created, err = ensureQueue(tx, ar.str(string(queueName(k))), ar.str(string(meta)))
 		return err
@@ -119,7 +119,7 @@ func (d *QueueDriver) QueueMetadata(ctx context.Context, k queue.Key) (json.RawM
 // SetQueueMetadata implements queue.Driver.
 func (d *QueueDriver) SetQueueMetadata(ctx context.Context, k queue.Key, meta json.RawMessage) error {
 	var result error
-	err := d.s.write(ctx, 64+len(meta), func(tx *bbolt.Tx, ar *arena) error {
+	err := d.write(ctx, 64+len(meta), func(tx *bbolt.Tx, ar *arena) error {
 		result = nil
 		b := queueBucket(tx, queueName(k))
 		if b == nil {
@@ -158,7 +158,7 @@ func (d *QueueDriver) ListQueues(ctx context.Context, tenant, marker string, lim
 // DeleteQueue implements queue.Driver.
 func (d *QueueDriver) DeleteQueue(ctx context.Context, k queue.Key) error {
 	name := queueName(k)
-	err := d.s.write(ctx, 64, func(tx *bbolt.Tx, ar *arena) error {
+	err := d.write(ctx, 64, func(tx *bbolt.Tx, ar *arena) error {
 		err := tx.Bucket(bktQueues).DeleteBucket(ar.str(string(name)))
 		if errors.Is(err, berrors.ErrBucketNotFound) {
 			return nil
@@ -219,4 +219,14 @@ func putU64(ar *arena, v uint64) []byte {
 	b := ar.alloc(8)
 	binary.BigEndian.PutUint64(b, v)
 	return b
+}
+
+// write runs op through the store's group committer; a closed store is
+// reported as queue.ErrClosed so the queue layers need not know bolt.
+func (d *QueueDriver) write(ctx context.Context, size int, op func(*bbolt.Tx, *arena) error) error {
+	err := d.s.write(ctx, size, op)
+	if errors.Is(err, ErrClosed) {
+		return fmt.Errorf("%w: %w", queue.ErrClosed, err)
+	}
+	return err
 }

@@ -21,7 +21,7 @@ func (d *QueueDriver) CreateClaim(ctx context.Context, k queue.Key, o queue.Clai
 	n := now.UnixNano()
 	cr := claimRec{created: n, expires: n + int64(o.TTL), ttl: int64(o.TTL), grace: int64(o.Grace)}
 	var msgs []queue.Message
-	err := d.s.write(ctx, 128+64*o.Limit, func(tx *bbolt.Tx, ar *arena) error {
+	err := d.write(ctx, 128+64*o.Limit, func(tx *bbolt.Tx, ar *arena) error {
 		msgs = msgs[:0]
 		b := queueBucket(tx, name)
 		if b == nil {
@@ -175,7 +175,7 @@ func (d *QueueDriver) updateClaim(ctx context.Context, k queue.Key, id string, n
 	name := queueName(k)
 	n := now.UnixNano()
 	var result error
-	err := d.s.write(ctx, 256, func(tx *bbolt.Tx, ar *arena) error {
+	err := d.write(ctx, 256, func(tx *bbolt.Tx, ar *arena) error {
 		b := queueBucket(tx, name)
 		cr, err := activeClaim(b, cid, n)
 		if result = err; errors.Is(err, queue.ErrClaimNotFound) {
@@ -220,7 +220,7 @@ const expireChunk = 16384
 func (d *QueueDriver) Expire(ctx context.Context, now time.Time) (int, error) {
 	e := &expirer{d: d, now: now.UnixNano()}
 	for !e.cur.done {
-		if err := d.s.write(ctx, 64, e.chunk); err != nil {
+		if err := d.write(ctx, 64, e.chunk); err != nil {
 			return e.cur.removed, err
 		}
 		e.cur = e.next

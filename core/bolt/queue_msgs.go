@@ -29,7 +29,7 @@ func (d *QueueDriver) PostMessages(ctx context.Context, k queue.Key, clientID st
 	}
 	n := now.UnixNano()
 	var first uint64
-	err = d.s.write(ctx, size, func(tx *bbolt.Tx, ar *arena) error {
+	err = d.write(ctx, size, func(tx *bbolt.Tx, ar *arena) error {
 		b, _, err := ensureQueue(tx, ar.str(string(name)), []byte("{}"))
 		if err != nil {
 			return err
@@ -152,7 +152,7 @@ func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, clai
 	name := queueName(k)
 	n := now.UnixNano()
 	var result error
-	err := d.s.write(ctx, 64+8*len(seqs), func(tx *bbolt.Tx, _ *arena) error {
+	err := d.write(ctx, 64+8*len(seqs), func(tx *bbolt.Tx, _ *arena) error {
 		result = nil
 		b := queueBucket(tx, name)
 		if b == nil {
@@ -211,7 +211,7 @@ func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, n
 	name := queueName(k)
 	n := now.UnixNano()
 	var out []queue.Message
-	err := d.s.write(ctx, 64+16*limit, func(tx *bbolt.Tx, _ *arena) error {
+	err := d.write(ctx, 64+16*limit, func(tx *bbolt.Tx, _ *arena) error {
 		out = out[:0]
 		b := queueBucket(tx, name)
 		if b == nil {

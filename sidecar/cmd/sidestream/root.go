@@ -21,6 +21,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newConfigCommand())
 	root.AddCommand(newBenchCommand())
 	root.AddCommand(newTailCommand())
+	root.AddCommand(newQueueCommand())
 	return root
 }
 

@@ -21,6 +21,7 @@ var flagKeys = map[string]string{
 	"heartbeat": "heartbeat", "shutdown-timeout": "shutdown_timeout",
 	"plugin-start-timeout": "plugin_start_timeout", "max-body-bytes": "max_body_bytes",
 	"otlp-endpoint": "telemetry.otlp_endpoint", "auth-token-file": "auth.token_file",
+	"queue-min-message-ttl": "queues.min_message_ttl", "queue-min-claim-ttl": "queues.min_claim_ttl",
 }
 
 func newServeCommand() *cobra.Command {
@@ -66,6 +67,8 @@ func registerConfigFlags(f *pflag.FlagSet) {
 	f.Int64("max-body-bytes", def.MaxBodyBytes, "largest request body accepted")
 	f.String("otlp-endpoint", "", "export traces over OTLP/gRPC to this URL (also OTEL_EXPORTER_OTLP_ENDPOINT)")
 	f.String("auth-token-file", "", "file of static bearer tokens; turns auth on")
+	f.String("queue-min-message-ttl", "", "lowest message ttl queues accept (default 60s, as Zaqar)")
+	f.String("queue-min-claim-ttl", "", "lowest claim ttl queues accept (default 60s, as Zaqar)")
 }
 
 // loadConfig layers defaults, file, environment and the flags the user set.

@@ -1,6 +1,6 @@
-// Package app is the one place where sidestream's parts are wired: the
-// bbolt store, the stream hub, the plugin host, the emitter manager and the
-// HTTP server. It starts them in dependency order and shuts them down in
+// Package app is the one place where sidestream's parts are wired:
+// telemetry, the bbolt store, the stream hub, the plugin host, the emitter
+// manager, auth, the queues and the HTTP server. It starts them in dependency order and shuts them down in
 // reverse.
 package app
 
@@ -16,14 +16,18 @@ import (
 	"time"
 
 	hertzapp "github.com/cloudwego/hertz/pkg/app"
+	hzroute "github.com/cloudwego/hertz/pkg/route"
 
 	"github.com/sidestream/sidestream/core/bolt"
 	"github.com/sidestream/sidestream/core/emitter"
+	"github.com/sidestream/sidestream/core/queue"
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/core/tracker"
+	"github.com/sidestream/sidestream/sidecar/internal/auth"
 	"github.com/sidestream/sidestream/sidecar/internal/config"
 	"github.com/sidestream/sidestream/sidecar/internal/httpapi"
 	"github.com/sidestream/sidestream/sidecar/internal/pluginhost"
+	"github.com/sidestream/sidestream/sidecar/internal/queueapi"
 	"github.com/sidestream/sidestream/sidecar/internal/telemetry"
 )
 
@@ -48,88 +52,48 @@ type closer struct {
 	close func(context.Context) error
 }
 
+// system is what Run started so far; each stage adds its parts and their
+// closers, so a failing stage leaves the earlier ones to be shut down.
+type system struct {
+	cfg     config.Config
+	opts    Options
+	log     *slog.Logger
+	closers []closer
+
+	tel   *telemetry.Telemetry
+	store *bolt.Store
+	hub   *stream.Hub
+	host  *pluginhost.Host
+	mgr   *emitter.Manager
+	auth  *auth.Authenticator
+	queue *queue.Service
+}
+
+func (s *system) push(name string, fn func(context.Context) error) {
+	s.closers = append(s.closers, closer{name, fn})
+}
+
 // Run serves until ctx is done, then drains and shuts down within the
 // configured timeout. A clean shutdown returns nil.
 func Run(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger) (err error) {
-	var closers []closer
+	s := &system{cfg: cfg, opts: opts, log: log}
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(cfg.ShutdownTimeout))
 		defer cancel()
-		err = errors.Join(err, shutdown(sctx, closers, log))
+		err = errors.Join(err, shutdown(sctx, s.closers, log))
 	}()
-	push := func(name string, fn func(context.Context) error) { closers = append(closers, closer{name, fn}) }
-
-	tel, err := telemetry.New(ctx, telemetry.Options{
-		ServiceName: cfg.Telemetry.ServiceName, ServiceVersion: opts.Version,
-		OTLPEndpoint: cfg.Telemetry.OTLPEndpoint, OTLPHeaders: cfg.Telemetry.OTLPHeaders,
-		SampleRatio: cfg.Telemetry.TraceSampleRatio,
-	}, log.With("component", "telemetry"))
+	for _, stage := range []func(context.Context) error{s.startStorage, s.startPlugins, s.startEmitters, s.startQueues} {
+		if err := stage(ctx); err != nil {
+			return err
+		}
+	}
+	srv, queues, err := s.newServer()
 	if err != nil {
 		return err
 	}
-	push("telemetry", tel.Close)
-	ins := tel.Instruments()
-
-	store, err := bolt.Open(ctx, filepath.Join(cfg.DataDir, StateFile), bolt.Options{
-		OnCommit: func(d time.Duration, writes int) { ins.StoreCommit(context.Background(), d, writes) },
-		Trace:    spanHook(tel.Tracer("sidestream/store")),
-	}, log.With("component", "store"))
-	if err != nil {
-		return err
-	}
-	push("store", store.Close)
-
-	hub := stream.NewHub(store, log.With("component", "streams"), stream.HubOptions{
-		OnPublish: func(kind string, n int) { ins.Stream(kind).Published(context.Background(), n) },
-	})
-	push("streams", hub.Close)
-
-	hc, err := hostConfig(cfg, opts)
-	if err != nil {
-		return err
-	}
-	hc.DialOptions = tel.GRPCDialOptions
-	host, err := pluginhost.New(hc, log.With("component", "pluginhost"))
-	if err != nil {
-		return err
-	}
-	push("plugins", host.Close)
-	unobserve, err := ins.ObservePlugins(pluginSamples(host))
-	if err != nil {
-		return err
-	}
-	push("plugin metrics", func(context.Context) error { return unobserve() })
-
-	mgr := emitter.NewManager(store, host, hub, log.With("component", "emitters"))
-	push("emitters", mgr.Close)
-	if err := mgr.Restore(ctx); err != nil {
-		// One broken emitter must not take the others down.
-		log.Error("some emitters could not be restored", "err", err)
-	}
-	if err := ensureDefaults(ctx, mgr); err != nil {
-		log.Error("shared emitters unavailable", "err", err)
-	}
-
-	srv, err := httpapi.New(httpapi.Deps{
-		Emitters: mgr,
-		Streams:  hub,
-		Tracker:  tracker.New(hub, tracker.Options{}),
-		Plugins:  pluginLister{host},
-		Ready:    func(context.Context) error { return nil },
-		Log:      log.With("component", "http"),
-		// Telemetry first: its span and duration cover every other layer.
-		Middleware:     []hertzapp.HandlerFunc{tel.HertzMiddleware()},
-		Metrics:        streamMetrics{ins},
-		MetricsHandler: tel.MetricsHandler(),
-	}, httpapi.Options{
-		Listen:            cfg.Listen,
-		MaxBodyBytes:      cfg.MaxBodyBytes,
-		HeartbeatInterval: time.Duration(cfg.Heartbeat),
-	})
-	if err != nil {
-		return err
-	}
-	push("http", srv.Close)
+	s.push("http", srv.Close)
+	// Closed before the server: queue WebSockets get their 1001 first.
+	s.push("queue websockets", queues.Close)
 	log.Info("sidestream serving", "addr", srv.Addr(), "livedoc", "http://"+srv.Addr()+"/livedoc", "data_dir", cfg.DataDir)
 	if opts.Ready != nil {
 		opts.Ready(srv.Addr())
@@ -143,6 +107,134 @@ func Run(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 	case err := <-serveErr:
 		return fmt.Errorf("http server: %w", err)
 	}
+}
+
+// startStorage opens telemetry (first, so it closes last), the store and
+// the stream hub.
+func (s *system) startStorage(ctx context.Context) error {
+	tel, err := telemetry.New(ctx, telemetry.Options{
+		ServiceName: s.cfg.Telemetry.ServiceName, ServiceVersion: s.opts.Version,
+		OTLPEndpoint: s.cfg.Telemetry.OTLPEndpoint, OTLPHeaders: s.cfg.Telemetry.OTLPHeaders,
+		SampleRatio: s.cfg.Telemetry.TraceSampleRatio,
+	}, s.log.With("component", "telemetry"))
+	if err != nil {
+		return err
+	}
+	s.tel = tel
+	s.push("telemetry", tel.Close)
+	ins := tel.Instruments()
+
+	s.store, err = bolt.Open(ctx, filepath.Join(s.cfg.DataDir, StateFile), bolt.Options{
+		OnCommit: func(d time.Duration, writes int) { ins.StoreCommit(context.Background(), d, writes) },
+		Trace:    spanHook(tel.Tracer("sidestream/store")),
+	}, s.log.With("component", "store"))
+	if err != nil {
+		return err
+	}
+	s.push("store", s.store.Close)
+
+	s.hub = stream.NewHub(s.store, s.log.With("component", "streams"), stream.HubOptions{
+		OnPublish: func(kind string, n int) { ins.Stream(kind).Published(context.Background(), n) },
+	})
+	s.push("streams", s.hub.Close)
+	return nil
+}
+
+// startPlugins starts the plugin host over the built-ins and the plugin
+// directory.
+func (s *system) startPlugins(context.Context) error {
+	hc, err := hostConfig(s.cfg, s.opts)
+	if err != nil {
+		return err
+	}
+	hc.DialOptions = s.tel.GRPCDialOptions
+	s.host, err = pluginhost.New(hc, s.log.With("component", "pluginhost"))
+	if err != nil {
+		return err
+	}
+	s.push("plugins", s.host.Close)
+	unobserve, err := s.tel.Instruments().ObservePlugins(pluginSamples(s.host))
+	if err != nil {
+		return err
+	}
+	s.push("plugin metrics", func(context.Context) error { return unobserve() })
+	return nil
+}
+
+// startEmitters restores the stored emitters and the shared ones.
+func (s *system) startEmitters(ctx context.Context) error {
+	s.mgr = emitter.NewManager(s.store, s.host, s.hub, s.log.With("component", "emitters"))
+	s.push("emitters", s.mgr.Close)
+	if err := s.mgr.Restore(ctx); err != nil {
+		// One broken emitter must not take the others down.
+		s.log.Error("some emitters could not be restored", "err", err)
+	}
+	if err := ensureDefaults(ctx, s.mgr); err != nil {
+		s.log.Error("shared emitters unavailable", "err", err)
+	}
+	return nil
+}
+
+// startQueues opens the authenticator and the queue service.
+func (s *system) startQueues(ctx context.Context) error {
+	a := s.cfg.Auth
+	var err error
+	s.auth, err = auth.New(auth.Config{
+		TokenFile: a.TokenFile, JWTSecret: a.JWTSecret, JWTSecretFile: a.JWTSecretFile,
+		JWTPublicKeyFile: a.JWTPublicKeyFile, JWKSFile: a.JWKSFile,
+		Issuer: a.Issuer, Audience: a.Audience, TenantClaim: a.TenantClaim,
+	}, s.log.With("component", "auth"))
+	if err != nil {
+		return err
+	}
+	driver, err := s.store.Queues(ctx)
+	if err != nil {
+		return err
+	}
+	limits := queue.DefaultLimits()
+	if d := time.Duration(s.cfg.Queues.MinMessageTTL); d > 0 {
+		limits.MinMessageTTL = d
+	}
+	if d := time.Duration(s.cfg.Queues.MinClaimTTL); d > 0 {
+		limits.MinClaimTTL = d
+	}
+	s.queue = queue.NewService(driver, queue.Options{Limits: limits}, s.log.With("component", "queues"))
+	s.push("queues", s.queue.Close)
+	return nil
+}
+
+// newServer builds the HTTP server with every API mounted.
+func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
+	ins := s.tel.Instruments()
+	var queues *queueapi.API
+	deps := httpapi.Deps{
+		Emitters: s.mgr,
+		Streams:  s.hub,
+		Tracker:  tracker.New(s.hub, tracker.Options{}),
+		Plugins:  pluginLister{s.host},
+		Ready:    func(context.Context) error { return nil },
+		Log:      s.log.With("component", "http"),
+		// Telemetry first: its span and duration cover every other layer.
+		Middleware:     []hertzapp.HandlerFunc{s.tel.HertzMiddleware()},
+		Metrics:        streamMetrics{ins},
+		MetricsHandler: s.tel.MetricsHandler(),
+		Mount: []func(hzroute.IRoutes){func(r hzroute.IRoutes) {
+			queues = queueapi.Register(r, s.queue, s.auth, queueapi.Options{Heartbeat: time.Duration(s.cfg.Heartbeat)},
+				s.log.With("component", "queueapi"))
+		}},
+	}
+	if s.auth.Enabled() {
+		deps.Authenticate = s.auth.Middleware()
+	}
+	srv, err := httpapi.New(deps, httpapi.Options{
+		Listen:            s.cfg.Listen,
+		MaxBodyBytes:      s.cfg.MaxBodyBytes,
+		HeartbeatInterval: time.Duration(s.cfg.Heartbeat),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return srv, queues, nil
 }
 
 func shutdown(ctx context.Context, closers []closer, log *slog.Logger) error {

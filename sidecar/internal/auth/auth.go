@@ -59,6 +59,9 @@ type Config struct {
 	TokenFile string
 	// JWTSecretFile holds the HS256 secret (surrounding whitespace trimmed).
 	JWTSecretFile string
+	// JWTSecret is an inline HS256 secret (e.g. from the environment); it
+	// wins over JWTSecretFile.
+	JWTSecret string
 	// JWTPublicKeyFile holds a PEM RSA public key for RS256.
 	JWTPublicKeyFile string
 	// JWKSFile holds a JSON Web Key Set (RSA keys for RS256, oct for HS256).

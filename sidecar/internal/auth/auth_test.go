@@ -275,3 +275,23 @@ func TestMiddleware(t *testing.T) {
 		t.Errorf("auth off: %d %q", code, body)
 	}
 }
+
+// An inline HS256 secret (from the environment) verifies like a file one
+// and is refused when too short.
+func TestInlineJWTSecret(t *testing.T) {
+	t.Parallel()
+	a, err := New(Config{JWTSecret: secret}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.Enabled() {
+		t.Fatal("inline secret did not turn auth on")
+	}
+	p, err := a.Authenticate(sign(t, jwt.SigningMethodHS256, []byte(secret), "", claims()))
+	if err != nil || p.Tenant != "t1" {
+		t.Fatalf("principal %+v, err %v", p, err)
+	}
+	if _, err := New(Config{JWTSecret: "short"}, nil); !errors.Is(err, ErrConfig) {
+		t.Fatalf("short inline secret: %v", err)
+	}
+}

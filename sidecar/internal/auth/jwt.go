@@ -24,14 +24,18 @@ type jwtVerifier struct {
 }
 
 func newJWTVerifier(cfg Config) (*jwtVerifier, error) {
-	if cfg.JWTSecretFile == "" && cfg.JWTPublicKeyFile == "" && cfg.JWKSFile == "" {
+	if cfg.JWTSecret == "" && cfg.JWTSecretFile == "" && cfg.JWTPublicKeyFile == "" && cfg.JWKSFile == "" {
 		return nil, nil
 	}
 	v := &jwtVerifier{claim: cfg.TenantClaim, rsaKid: map[string]*rsa.PublicKey{}, hsKid: map[string][]byte{}}
 	if v.claim == "" {
 		v.claim = "tenant"
 	}
-	if cfg.JWTSecretFile != "" {
+	if cfg.JWTSecret != "" {
+		if v.secret = []byte(strings.TrimSpace(cfg.JWTSecret)); len(v.secret) < 32 {
+			return nil, fmt.Errorf("%w: inline jwt secret: at least 32 bytes needed", ErrConfig)
+		}
+	} else if cfg.JWTSecretFile != "" {
 		raw, err := os.ReadFile(cfg.JWTSecretFile)
 		if err != nil {
 			return nil, fmt.Errorf("%w: jwt secret: %w", ErrConfig, err)

@@ -37,6 +37,14 @@ type Config struct {
 
 	Telemetry Telemetry `yaml:"telemetry"`
 	Auth      Auth      `yaml:"auth"`
+	Queues    Queues    `yaml:"queues"`
+}
+
+// Queues tunes the Zaqar-style queues. Zero durations keep Zaqar's limits
+// (60s minimum message ttl and claim ttl); lower them for tests and demos.
+type Queues struct {
+	MinMessageTTL Duration `yaml:"min_message_ttl"`
+	MinClaimTTL   Duration `yaml:"min_claim_ttl"`
 }
 
 // Telemetry configures traces (metrics are always on at /metrics). The
@@ -156,7 +164,8 @@ var Keys = []string{"listen", "data_dir", "plugin_dir", "log_roots", "insecure",
 	"log_level", "heartbeat", "shutdown_timeout", "plugin_start_timeout", "max_body_bytes",
 	"telemetry.otlp_endpoint", "telemetry.otlp_headers", "telemetry.service_name", "telemetry.trace_sample_ratio",
 	"auth.token_file", "auth.jwt_secret", "auth.jwt_secret_file", "auth.jwt_public_key_file", "auth.jwks_file",
-	"auth.issuer", "auth.audience", "auth.tenant_claim"}
+	"auth.issuer", "auth.audience", "auth.tenant_claim",
+	"queues.min_message_ttl", "queues.min_claim_ttl"}
 
 // otelEnv are the standard OpenTelemetry variables, applied before the
 // SIDESTREAM_* ones so that the more specific name wins.
@@ -257,6 +266,10 @@ func (c *Config) setNested(key, v string) error {
 		c.Auth.TenantClaim = v
 	case "auth.jwks_file":
 		c.Auth.JWKSFile = v
+	case "queues.min_message_ttl":
+		err = c.Queues.MinMessageTTL.Set(v)
+	case "queues.min_claim_ttl":
+		err = c.Queues.MinClaimTTL.Set(v)
 	default:
 		return &FieldError{key, "unknown key"}
 	}
@@ -337,6 +350,12 @@ func (c Config) Validate() error {
 		if !strings.HasPrefix(r, "/") {
 			bad(fmt.Sprintf("log_roots[%d]", i), "%q must be an absolute path", r)
 		}
+	}
+	if c.Queues.MinMessageTTL < 0 {
+		bad("queues.min_message_ttl", "must not be negative")
+	}
+	if c.Queues.MinClaimTTL < 0 {
+		bad("queues.min_claim_ttl", "must not be negative")
 	}
 	return errors.Join(errs...)
 }

@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	hzroute "github.com/cloudwego/hertz/pkg/route"
+	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/sidecar/internal/queueapi"
 	"io"
 	"log/slog"
 	"math/big"
@@ -229,10 +232,21 @@ func newEnv(t *testing.T, o Options) *env {
 	if o.Listen == "" {
 		o.Listen = "127.0.0.1:0"
 	}
+	// The queues API is mounted as the app mounts it, so the OpenAPI test
+	// sees every route the real server has.
+	qd, err := store.Queues(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs := queue.NewService(qd, queue.Options{}, nil)
+	var qapi *queueapi.API
 	srv, err := New(Deps{
 		Emitters: ems, Streams: hub, Tracker: tracker.New(hub, tracker.Options{}),
 		Plugins: fakePlugins{{Name: "log", Version: "1.0.0", PID: 42, State: "running", Instances: 1}},
 		Log:     slog.New(slog.DiscardHandler),
+		Mount: []func(hzroute.IRoutes){func(r hzroute.IRoutes) {
+			qapi = queueapi.Register(r, qs, nil, queueapi.Options{}, nil)
+		}},
 	}, o)
 	if err != nil {
 		t.Fatal(err)
@@ -251,6 +265,8 @@ func newEnv(t *testing.T, o Options) *env {
 		if err := <-served; err != nil {
 			t.Errorf("serve: %v", err)
 		}
+		_ = qapi.Close(cctx)
+		_ = qs.Close(cctx)
 		_ = hub.Close(cctx)
 		_ = store.Close(cctx)
 	})

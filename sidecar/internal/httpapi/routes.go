@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/cloudwego/hertz/pkg/app"
 
@@ -73,12 +74,30 @@ func (s *Server) register() {
 	s.h.NoMethod(s.noMethod)
 	for _, r := range s.routes {
 		h := r.h
-		s.h.Handle(r.Method, r.Path, func(ctx context.Context, c *app.RequestContext) {
+		chain := []app.HandlerFunc{func(ctx context.Context, c *app.RequestContext) {
 			if err := h(ctx, c); err != nil {
 				s.writeError(c, err)
 			}
-		})
+		}}
+		if s.d.Authenticate != nil && !publicRoute(r.Path) {
+			chain = append([]app.HandlerFunc{s.d.Authenticate}, chain...)
+		}
+		s.h.Handle(r.Method, r.Path, chain...)
 	}
+	for _, mount := range s.d.Mount {
+		mount(s.h)
+	}
+}
+
+// publicRoute reports whether path is served without a token: what a
+// browser needs to load livedoc and ask for one, and what probes and
+// scrapers read.
+func publicRoute(path string) bool {
+	switch path {
+	case "/", "/livedoc", "/healthz", "/readyz", "/metrics", "/openapi.yaml", "/openapi.json":
+		return true
+	}
+	return strings.HasPrefix(path, "/livedoc/")
 }
 
 // writeJSON answers with v encoded by encoding/json (json.RawMessage

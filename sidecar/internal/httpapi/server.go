@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	hzroute "github.com/cloudwego/hertz/pkg/route"
 	"log/slog"
 	"net"
 	"net/http"
@@ -69,6 +70,12 @@ type Deps struct {
 	// MetricsHandler serves GET /metrics (Prometheus exposition); without
 	// it the route answers 404.
 	MetricsHandler http.Handler
+	// Authenticate, if set, guards every route but the public ones (the
+	// livedoc page, the OpenAPI document, health, readiness and metrics).
+	Authenticate app.HandlerFunc
+	// Mount registers more routes on the same server (the queues API);
+	// they carry their own auth and are documented in web/openapi.yaml.
+	Mount []func(r hzroute.IRoutes)
 }
 
 // Options tune the server.

@@ -18,7 +18,6 @@ import (
 	"github.com/cloudwego/hertz/pkg/app"
 	"github.com/cloudwego/hertz/pkg/route"
 
-	"github.com/sidestream/sidestream/core/bolt"
 	"github.com/sidestream/sidestream/core/queue"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
 )
@@ -151,7 +150,7 @@ func errorFor(err error) *apiError {
 		return errf(http.StatusForbidden, "not_claimed_by", "%s", err)
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return errf(http.StatusUnauthorized, "unauthenticated", "%s", err)
-	case errors.Is(err, queue.ErrClosed), errors.Is(err, bolt.ErrClosed), errors.Is(err, context.Canceled):
+	case errors.Is(err, queue.ErrClosed), errors.Is(err, context.Canceled):
 		return errf(http.StatusServiceUnavailable, "unavailable", "shutting down")
 	case errors.Is(err, context.DeadlineExceeded):
 		return errf(http.StatusGatewayTimeout, "timeout", "timed out")
