@@ -17,7 +17,7 @@ import (
 // flagKeys maps serve's flags to config keys; flags win over env and file.
 var flagKeys = map[string]string{
 	"listen": "listen", "data-dir": "data_dir", "plugin-dir": "plugin_dir",
-	"insecure": "insecure", "log-format": "log_format", "log-level": "log_level",
+	"insecure": "insecure", "debug-listen": "debug_listen", "log-format": "log_format", "log-level": "log_level",
 	"heartbeat": "heartbeat", "shutdown-timeout": "shutdown_timeout",
 	"plugin-start-timeout": "plugin_start_timeout", "max-body-bytes": "max_body_bytes",
 	"otlp-endpoint": "telemetry.otlp_endpoint", "auth-token-file": "auth.token_file",
@@ -59,6 +59,7 @@ func registerConfigFlags(f *pflag.FlagSet) {
 	f.String("plugin-dir", "", "directory of external plugins with a manifest.json pinning each binary's sha256")
 	f.StringArray("log-root", nil, "directory the log emitter may read files under (repeatable)")
 	f.Bool("insecure", false, "allow listening on a non-loopback address without auth")
+	f.String("debug-listen", "", "serve pprof profiles on this loopback address (e.g. 127.0.0.1:6060)")
 	f.String("log-format", def.LogFormat, "log format: json or text")
 	f.String("log-level", def.LogLevel, "log level: debug, info, warn or error")
 	f.String("heartbeat", def.Heartbeat.String(), "SSE heartbeat comment and WebSocket ping interval")

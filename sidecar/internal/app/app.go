@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 		defer cancel()
 		err = errors.Join(err, shutdown(sctx, s.closers, log))
 	}()
-	for _, stage := range []func(context.Context) error{s.startStorage, s.startPlugins, s.startEmitters, s.startQueues} {
+	for _, stage := range []func(context.Context) error{s.startDebug, s.startStorage, s.startPlugins, s.startEmitters, s.startQueues} {
 		if err := stage(ctx); err != nil {
 			return err
 		}

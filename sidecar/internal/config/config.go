@@ -25,10 +25,13 @@ type Config struct {
 	PluginDir string   `yaml:"plugin_dir"`
 	LogRoots  []string `yaml:"log_roots"`
 	// Insecure allows a non-loopback listen address without auth.
-	Insecure  bool     `yaml:"insecure"`
-	LogFormat string   `yaml:"log_format"`
-	LogLevel  string   `yaml:"log_level"`
-	Heartbeat Duration `yaml:"heartbeat"`
+	Insecure bool `yaml:"insecure"`
+	// DebugListen, if set, serves Go's pprof profiles on this loopback
+	// address (e.g. 127.0.0.1:6060) for profiling under load.
+	DebugListen string   `yaml:"debug_listen"`
+	LogFormat   string   `yaml:"log_format"`
+	LogLevel    string   `yaml:"log_level"`
+	Heartbeat   Duration `yaml:"heartbeat"`
 	// ShutdownTimeout bounds the drain on SIGTERM.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// PluginStartTimeout bounds a plugin's handshake.
@@ -160,7 +163,7 @@ func (c *Config) LoadFile(path string) error {
 // Keys are every settable key, as in YAML; nested ones are dotted
 // ("telemetry.otlp_endpoint"). Their variables are SIDESTREAM_ + the key in
 // upper case with dots as underscores (SIDESTREAM_TELEMETRY_OTLP_ENDPOINT).
-var Keys = []string{"listen", "data_dir", "plugin_dir", "log_roots", "insecure", "log_format",
+var Keys = []string{"listen", "data_dir", "plugin_dir", "log_roots", "insecure", "debug_listen", "log_format",
 	"log_level", "heartbeat", "shutdown_timeout", "plugin_start_timeout", "max_body_bytes",
 	"telemetry.otlp_endpoint", "telemetry.otlp_headers", "telemetry.service_name", "telemetry.trace_sample_ratio",
 	"auth.token_file", "auth.jwt_secret", "auth.jwt_secret_file", "auth.jwt_public_key_file", "auth.jwks_file",
@@ -218,6 +221,8 @@ func (c *Config) Set(key, v string) error {
 		c.LogRoots = splitList(v)
 	case "insecure":
 		c.Insecure, err = strconv.ParseBool(v)
+	case "debug_listen":
+		c.DebugListen = v
 	case "log_format":
 		c.LogFormat = v
 	case "log_level":
@@ -356,6 +361,12 @@ func (c Config) Validate() error {
 	}
 	if c.Queues.MinClaimTTL < 0 {
 		bad("queues.min_claim_ttl", "must not be negative")
+	}
+	if c.DebugListen != "" {
+		// Profiles expose memory contents: never beyond this host.
+		if host, _, err := net.SplitHostPort(c.DebugListen); err != nil || !IsLoopback(host) {
+			bad("debug_listen", "%q must be a loopback host:port (profiles are not for the network)", c.DebugListen)
+		}
 	}
 	return errors.Join(errs...)
 }
