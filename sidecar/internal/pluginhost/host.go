@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"google.golang.org/grpc"
 	"log/slog"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -130,6 +131,10 @@ type Host struct {
 	ctx    context.Context // canceled by Close: ends every goroutine
 	cancel context.CancelFunc
 	kinds  map[string]*kindProc
+	// sockDir holds the plugins' gRPC unix sockets. A plugin killed with
+	// SIGKILL cannot remove its socket; Close removes the whole directory,
+	// so nothing piles up in the system temp dir.
+	sockDir string
 
 	mu     sync.Mutex // orders Start's wg.Add before Close's wg.Wait
 	closed bool
@@ -154,6 +159,11 @@ func New(cfg Config, log *slog.Logger) (*Host, error) {
 		}
 		h.kinds[src.Name] = newKindProc(h, src)
 	}
+	dir, err := os.MkdirTemp("", "sidestream-plugins-")
+	if err != nil {
+		return nil, fmt.Errorf("plugin socket directory: %w", err)
+	}
+	h.sockDir = dir
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	for _, k := range h.kinds {
 		h.wg.Add(1)
@@ -179,6 +189,9 @@ func (h *Host) Close(ctx context.Context) error {
 	}()
 	select {
 	case <-done:
+		if err := os.RemoveAll(h.sockDir); err != nil {
+			return fmt.Errorf("close plugin host: %w", err)
+		}
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("close plugin host: %w", ctx.Err())

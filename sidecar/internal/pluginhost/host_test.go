@@ -465,3 +465,34 @@ func TestNoOrphanWhenHostKilled(t *testing.T) {
 	_ = cmd.Wait()
 	eventually(t, "orphaned plugin gone", func() bool { return !alive(pid) })
 }
+
+// A plugin killed with SIGKILL leaves its unix socket behind; it lives in
+// the host's own directory, which Close removes, not in the system temp
+// dir where it would pile up.
+func TestPluginSocketsLiveInHostDirRemovedOnClose(t *testing.T) {
+	t.Parallel()
+	h, err := New(fastConfig(builtin("a", "counter")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	eventually(t, "running", func() bool { return statusOf(h, "a").State == StateRunning })
+	first := statusOf(h, "a").PID
+	if err := syscall.Kill(first, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "restarted", func() bool {
+		s := statusOf(h, "a")
+		return s.State == StateRunning && s.PID != first
+	})
+	entries, err := os.ReadDir(h.sockDir)
+	if err != nil || len(entries) == 0 {
+		t.Fatalf("no plugin sockets in %s: %v", h.sockDir, err)
+	}
+	if err := h.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(h.sockDir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket directory %s survived Close: %v", h.sockDir, err)
+	}
+}

@@ -76,7 +76,7 @@ func (k *kindProc) spawn(ctx context.Context) (*proc, error) {
 	startCtx, release := context.WithCancel(context.Background())
 	abortStart := context.AfterFunc(ctx, release)
 	cmd := exec.CommandContext(startCtx, src.Cmd[0], src.Cmd[1:]...)
-	cmd.Env = append([]string(nil), src.Env...)
+	cmd.Env = append(append([]string(nil), src.Env...), plugin.EnvUnixSocketDir+"="+k.h.sockDir)
 	// Setpgid: a signal to the sidecar's process group (Ctrl-C, timeout(1))
 	// must not reach plugins directly; the sidecar drains and stops them
 	// itself, and Pdeathsig still takes them down if it dies.
