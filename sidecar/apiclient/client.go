@@ -15,9 +15,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
-
-	hclient "github.com/cloudwego/hertz/pkg/app/client"
 )
 
 // DefaultUserAgent is sent unless WithUserAgent says otherwise.
@@ -33,16 +30,16 @@ type Client struct {
 	token     string
 	userAgent string
 	tlsConfig *tls.Config
-
-	wsOnce sync.Once
-	ws     *hclient.Client
-	wsErr  error
 }
 
 // Option configures a Client.
 type Option func(*Client)
 
 // WithHTTPClient sets the client used for REST calls and SSE streams.
+// WebSocket connections are dialed by the package itself (an HTTP
+// client cannot hand over its connection), with the DialContext and,
+// unless WithTLSConfig says otherwise, the TLSClientConfig of hc's
+// transport when that is an *http.Transport; its proxy is not used.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = hc } }
 
 // WithToken sends "Authorization: Bearer token" on every request.
@@ -52,7 +49,8 @@ func WithToken(token string) Option { return func(c *Client) { c.token = token }
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
 
 // WithTLSConfig sets the TLS configuration of WebSocket connections to
-// https/wss servers (SSE and REST use the HTTP client's transport).
+// https/wss servers (SSE and REST use the HTTP client's transport). The
+// default verifies the server against the system roots, TLS 1.2 or newer.
 func WithTLSConfig(cfg *tls.Config) Option { return func(c *Client) { c.tlsConfig = cfg } }
 
 // New returns a client of the server at baseURL ("http://127.0.0.1:9000").
