@@ -83,7 +83,7 @@ func errorFor(err error) *apiError {
 func (s *Server) writeError(c *app.RequestContext, err error) {
 	ae := errorFor(err)
 	if ae.Status >= 500 {
-		s.log.Error("request failed", "method", string(c.Method()), "path", string(c.Path()), "status", ae.Status, "err", err)
+		s.log.Error("request failed", requestIDKey, requestID(c), "method", string(c.Method()), "path", string(c.Path()), "status", ae.Status, "err", err)
 	}
 	if ae.allow != "" {
 		c.Response.Header.Set("Allow", ae.allow)
@@ -98,7 +98,7 @@ func (s *Server) recoverMiddleware(ctx context.Context, c *app.RequestContext) {
 	defer release()
 	defer func() {
 		if r := recover(); r != nil {
-			s.log.Error("handler panic", "path", string(c.Path()), "panic", r, "stack", string(debug.Stack()))
+			s.log.Error("handler panic", requestIDKey, requestID(c), "path", string(c.Path()), "panic", r, "stack", string(debug.Stack()))
 			c.Abort()
 			if c.Response.GetHijackWriter() == nil {
 				c.Response.Reset()

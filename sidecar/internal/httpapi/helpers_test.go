@@ -217,6 +217,12 @@ type env struct {
 
 func newEnv(t *testing.T, o Options) *env {
 	t.Helper()
+	return newEnvLog(t, o, slog.New(slog.DiscardHandler))
+}
+
+// newEnvLog is newEnv with the server logging to log.
+func newEnvLog(t *testing.T, o Options, log *slog.Logger) *env {
+	t.Helper()
 	ctx := context.Background()
 	store, err := bolt.Open(ctx, filepath.Join(t.TempDir(), "s.db"), bolt.Options{NoSync: true}, nil)
 	if err != nil {
@@ -243,7 +249,7 @@ func newEnv(t *testing.T, o Options) *env {
 	srv, err := New(Deps{
 		Emitters: ems, Streams: hub, Tracker: tracker.New(hub, tracker.Options{}),
 		Plugins: fakePlugins{{Name: "log", Version: "1.0.0", PID: 42, State: "running", Instances: 1}},
-		Log:     slog.New(slog.DiscardHandler),
+		Log:     log,
 		Mount: []func(hzroute.IRoutes){func(r hzroute.IRoutes) {
 			qapi = queueapi.Register(r, qs, nil, queueapi.Options{}, nil)
 		}},

@@ -68,7 +68,7 @@ func (s *Server) table() routeTable {
 
 func (s *Server) register() {
 	s.routes = s.table()
-	s.h.Use(s.recoverMiddleware)
+	s.h.Use(s.accessLog, s.recoverMiddleware)
 	s.h.Use(s.d.Middleware...)
 	s.h.NoRoute(s.noRoute)
 	s.h.NoMethod(s.noMethod)
