@@ -158,6 +158,9 @@ func (wr *wsReader) readMessage() (op byte, msg []byte, err error) {
 	op = opContinuation // no message started
 	for {
 		h, err := readHeader(wr.r)
+		if err != nil && op != opContinuation {
+			return 0, nil, noEOF(err) // inside a message
+		}
 		if err != nil {
 			return 0, nil, err
 		}
