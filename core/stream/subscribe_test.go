@@ -187,6 +187,46 @@ func TestNextRespectsContext(t *testing.T) {
 	wantRange(t, readN(t, sub, 1), 1, 1, 0)
 }
 
+// NextUntil ends with ErrIdle when its timer fires with nothing to read,
+// but events already visible win over a timer that already fired, and the
+// subscription stays usable after an idle wait.
+func TestNextUntilTimer(t *testing.T) {
+	t.Parallel()
+	s := open(t, newHub(t, memstore.New()), "s", stream.Config{})
+	sub := s.Subscribe(stream.FromNow())
+	defer sub.Close()
+	fired := make(chan time.Time, 1)
+	fired <- time.Now()
+	got, err := sub.NextUntil(ctxT(t), nil, fired)
+	if !errors.Is(err, stream.ErrIdle) || len(got) != 0 {
+		t.Fatalf("NextUntil on a quiet stream = %d events, %v; want ErrIdle", len(got), err)
+	}
+	publish(t, s, 1, 2)
+	fired <- time.Now()
+	got, err = sub.NextUntil(ctxT(t), nil, fired)
+	if err != nil {
+		t.Fatalf("NextUntil with events visible: %v", err)
+	}
+	wantRange(t, got, 1, 2, 0)
+	res := make(chan error, 1)
+	go func() {
+		got, err := sub.NextUntil(ctxT(t), nil, nil) // nil timer: waits for events
+		if err == nil && (len(got) != 1 || got[0].Seq != 3) {
+			err = fmt.Errorf("got %v, want seq 3", seqs(got))
+		}
+		res <- err
+	}()
+	publish(t, s, 3, 1)
+	select {
+	case err := <-res:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(guard):
+		t.Fatal("NextUntil with a nil timer never returned")
+	}
+}
+
 // After Remove or Close, Next drains what was visible, then ErrClosed;
 // a Next already waiting wakes up with ErrClosed.
 func TestCloseDrainsThenErrClosed(t *testing.T) {

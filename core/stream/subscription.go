@@ -2,7 +2,9 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/sidestream/sidestream/core/event"
 )
@@ -58,6 +60,17 @@ func (sub *Subscription) Close() {
 // no longer kept. It returns ErrClosed once the stream ended and every
 // visible event was delivered.
 func (sub *Subscription) Next(ctx context.Context, dst []*event.Event) ([]*event.Event, error) {
+	return sub.NextUntil(ctx, dst, nil)
+}
+
+// ErrIdle is returned by NextUntil when its timer fired before any event.
+var ErrIdle = errors.New("no event before the timer fired")
+
+// NextUntil is Next that also stops waiting, with ErrIdle, when timer
+// fires (a nil timer never fires). A writer that keeps one timer for its
+// heartbeat needs no context and timer per call, which costs more than
+// the delivery itself at high fan-out.
+func (sub *Subscription) NextUntil(ctx context.Context, dst []*event.Event, timer <-chan time.Time) ([]*event.Event, error) {
 	s := sub.s
 	for {
 		s.rmu.RLock()
@@ -90,6 +103,8 @@ func (sub *Subscription) Next(ctx context.Context, dst []*event.Event) ([]*event
 		case <-notify:
 		case <-ctx.Done():
 			return dst, ctx.Err()
+		case <-timer:
+			return dst, ErrIdle
 		}
 	}
 }

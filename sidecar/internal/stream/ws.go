@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hertz-contrib/websocket"
@@ -54,10 +55,21 @@ type session struct {
 	st   *stream.Stream
 	o    WSOptions
 
+	// wake interrupts the writer's current Next (a resume request or a
+	// ping due); one buffered slot, so a poke is never lost or blocking.
+	wake    chan time.Time
+	pingDue atomic.Bool
+
 	mu     sync.Mutex
-	resume *uint64            // pending {"resume"} request
-	wake   context.CancelFunc // interrupts the writer's current Next
-	reason *closeReason       // set once by whoever ends the session first
+	resume *uint64      // pending {"resume"} request
+	reason *closeReason // set once by whoever ends the session first
+}
+
+func (s *session) poke() {
+	select {
+	case s.wake <- time.Time{}:
+	default:
+	}
 }
 
 // ServeWS streams st to conn from pos until ctx ends (close 1001), the
@@ -65,7 +77,7 @@ type session struct {
 // an oversized one (1009). Each event is one text frame holding its JSON
 // envelope; everything one Next returns goes out in a single write.
 func ServeWS(ctx context.Context, conn *websocket.Conn, st *stream.Stream, pos stream.Position, o WSOptions) error {
-	s := &session{conn: conn, st: st, o: o.withDefaults()}
+	s := &session{conn: conn, st: st, o: o.withDefaults(), wake: make(chan time.Time, 1)}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	readerDone := make(chan struct{})
@@ -115,10 +127,8 @@ func (s *session) readLoop(cancel context.CancelFunc) {
 		}
 		s.mu.Lock()
 		s.resume = f.Resume
-		if s.wake != nil {
-			s.wake()
-		}
 		s.mu.Unlock()
+		s.poke()
 	}
 }
 
@@ -136,55 +146,64 @@ func (s *session) readEnded(err error) {
 	}
 }
 
-// writeLoop delivers events until something ends the session.
+// writeLoop delivers events until something ends the session. It keeps
+// one ping timer instead of a context and timer per Next, which cost more
+// than the delivery at high fan-out.
 func (s *session) writeLoop(ctx context.Context, pos stream.Position) error {
 	sub := s.st.Subscribe(pos)
 	defer func() { sub.Close() }()
-	ping := time.NewTicker(s.o.Heartbeat)
+	ping := time.AfterFunc(s.o.Heartbeat, func() { s.pingDue.Store(true); s.poke() })
 	defer ping.Stop()
-	var (
-		evs []*event.Event
-		buf []byte
-	)
+	var evs []*event.Event
 	for {
-		select {
-		case <-ping.C:
+		if s.pingDue.Swap(false) {
 			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.o.WriteTimeout)); err != nil {
 				return err
 			}
-		default:
+			ping.Reset(s.o.Heartbeat)
 		}
-		nctx, cancel := context.WithTimeout(ctx, s.o.Heartbeat)
 		s.mu.Lock()
 		if r := s.resume; r != nil {
 			s.resume = nil
 			sub.Close()
 			sub = s.st.Subscribe(stream.After(*r))
 		}
-		s.wake = cancel
 		s.mu.Unlock()
 		var err error
-		evs, err = sub.Next(nctx, evs[:0])
-		cancel()
+		evs, err = sub.NextUntil(ctx, evs[:0], s.wake)
 		if len(evs) > 0 {
-			buf = buf[:0]
-			for _, e := range evs {
-				buf = appendTextFrame(buf, e.JSON())
-			}
-			if err := s.writeRaw(buf); err != nil {
+			if err := s.writeEvents(evs); err != nil {
 				return err
 			}
-			observe(s.o.Observer, evs, len(buf))
 			clear(evs)
 			continue
 		}
 		if err != nil && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, context.Canceled) {
+		if err != nil && !errors.Is(err, stream.ErrIdle) {
 			return err
 		}
 	}
+}
+
+// writeEvents writes one text frame per event in one write, from a pooled
+// buffer: an idle session holds none.
+func (s *session) writeEvents(evs []*event.Event) error {
+	bp := writePool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	for _, e := range evs {
+		buf = appendTextFrame(buf, e.JSON())
+	}
+	err := s.writeRaw(buf)
+	if err == nil {
+		observe(s.o.Observer, evs, len(buf))
+	}
+	if cap(buf) <= maxPooled {
+		*bp = buf[:0]
+		writePool.Put(bp)
+	}
+	return err
 }
 
 // writeRaw writes prebuilt frames in one write. Only the writer goroutine
