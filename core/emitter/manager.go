@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"regexp"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -258,9 +260,11 @@ func (m *Manager) Stream(id string) (*stream.Stream, error) {
 	return inst.stream, nil
 }
 
-// List returns the emitters matching f, oldest first, after the id
-// cursor (exclusive; "" from the start), at most limit (<= 0: all). next
-// is the cursor of the following page ("" at the end).
+// List returns the emitters matching f, oldest first, after the cursor
+// (exclusive; "" from the start; an emitter id also works), at most limit
+// (<= 0: all). next is the cursor of the following page ("" at the end).
+// A next cursor names a position (creation time and id), not an emitter,
+// so deleting the emitter it came from does not lose the rest of the list.
 func (m *Manager) List(_ context.Context, f Filter, after string, limit int) (page []Spec, next string) {
 	m.mu.RLock()
 	all := make([]Spec, 0, len(m.emitters))
@@ -270,14 +274,12 @@ func (m *Manager) List(_ context.Context, f Filter, after string, limit int) (pa
 		}
 	}
 	m.mu.RUnlock()
-	sort.Slice(all, func(i, j int) bool {
-		if !all[i].CreatedAt.Equal(all[j].CreatedAt) {
-			return all[i].CreatedAt.Before(all[j].CreatedAt)
-		}
-		return all[i].ID < all[j].ID
-	})
+	sort.Slice(all, func(i, j int) bool { return listBefore(all[i].CreatedAt, all[i].ID, all[j].CreatedAt, all[j].ID) })
 	start := 0
-	if after != "" {
+	if at, id, ok := parseCursor(after); ok {
+		start = sort.Search(len(all), func(i int) bool { return listBefore(at, id, all[i].CreatedAt, all[i].ID) })
+	} else if after != "" {
+		// A bare emitter id works too (what a person types).
 		start = len(all)
 		for i, s := range all {
 			if s.ID == after {
@@ -289,9 +291,27 @@ func (m *Manager) List(_ context.Context, f Filter, after string, limit int) (pa
 	page = all[start:]
 	if limit > 0 && len(page) > limit {
 		page = page[:limit]
-		next = page[len(page)-1].ID
+		last := page[len(page)-1]
+		next = strconv.FormatInt(last.CreatedAt.UnixNano(), 10) + "." + last.ID
 	}
 	return page, next
+}
+
+// listBefore orders emitters by creation time, then id.
+func listBefore(at time.Time, id string, bt time.Time, bid string) bool {
+	if !at.Equal(bt) {
+		return at.Before(bt)
+	}
+	return id < bid
+}
+
+func parseCursor(c string) (time.Time, string, bool) {
+	nanos, id, ok := strings.Cut(c, ".")
+	n, err := strconv.ParseInt(nanos, 10, 64)
+	if !ok || err != nil || id == "" {
+		return time.Time{}, "", false
+	}
+	return time.Unix(0, n).UTC(), id, true
 }
 
 func (f Filter) matches(s Spec) bool {

@@ -259,6 +259,14 @@ func TestListFiltersAndPages(t *testing.T) {
 	if page, next := e.m.List(ctxT(t), emitter.Filter{}, "e4", 2); fmt.Sprint(ids(page)) != "[e5 e6]" || next != "" {
 		t.Fatalf("last page %v next %q", ids(page), next)
 	}
+	// The emitter a cursor came from may go away between pages.
+	page, next := e.m.List(ctxT(t), emitter.Filter{}, "", 2)
+	if err := e.m.Delete(ctxT(t), page[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if rest, _ := e.m.List(ctxT(t), emitter.Filter{}, next, 0); fmt.Sprint(ids(rest)) != "[e2 e3 e4 e5 e6]" {
+		t.Fatalf("after deleting the cursor's emitter: %v", ids(rest))
+	}
 }
 
 func TestDeletePurges(t *testing.T) {
