@@ -551,3 +551,9 @@ func TestCheckUpgrade(t *testing.T) {
 		}
 	}
 }
+
+// writeResume asks the server to restart delivery after seq (Follow itself
+// resumes with ?after= on each connection; servers also accept this frame).
+func (c *wsConn) writeResume(seq uint64) error {
+	return c.writeFrame(opText, append(strconv.AppendUint([]byte(`{"resume":`), seq, 10), '}'))
+}

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -91,11 +90,6 @@ func (c *wsConn) writeFrame(op byte, p []byte) error {
 // ignored because the connection is ending anyway.
 func (c *wsConn) writeClose(code int, reason string) {
 	_ = c.writeFrame(opClose, closePayload(code, reason))
-}
-
-// writeResume asks the server to restart delivery after seq.
-func (c *wsConn) writeResume(seq uint64) error {
-	return c.writeFrame(opText, append(strconv.AppendUint([]byte(`{"resume":`), seq, 10), '}'))
 }
 
 // onControl answers pings and echoes the server's close (§5.5).
