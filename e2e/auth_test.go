@@ -1,0 +1,460 @@
+package e2e
+
+// Bearer auth on the real binary: a token file of two tenants, HS256 JWTs
+// from SIDESTREAM_AUTH_JWT_SECRET, and the listen guard. What a user
+// relies on: protected routes refuse anonymous and wrong tokens with a
+// JSON 401, the public ones (livedoc, OpenAPI, probes, metrics) do not,
+// browsers' streams authenticate by access_token or cookie, and one
+// tenant's token never reaches another tenant's queues.
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudwego/hertz/pkg/app/client"
+	"github.com/cloudwego/hertz/pkg/network/standard"
+	"github.com/cloudwego/hertz/pkg/protocol"
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/hertz-contrib/websocket"
+)
+
+const (
+	tokAlpha = "e2e-alpha-token-0123456789"
+	tokBravo = "e2e-bravo-token-0123456789"
+	tokWrong = "e2e-wrong-token-0123456789"
+)
+
+// writeTokenFile writes the two tenants' tokens (JSON: the file format
+// accepts YAML too) and returns its path.
+func writeTokenFile(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tokens.json")
+	body := `{"tokens":[
+	  {"token":"` + tokAlpha + `","tenant":"alpha","subject":"alice","scopes":["*"]},
+	  {"token":"` + tokBravo + `","tenant":"bravo","subject":"bob","scopes":["queues"]}
+	]}`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// hdr is the headers of one request.
+type hdr map[string]string
+
+func bearer(tok string) hdr { return hdr{"Authorization": "Bearer " + tok} }
+
+// with returns h plus more (h is not changed).
+func (h hdr) with(more hdr) hdr {
+	out := hdr{}
+	for k, v := range h {
+		out[k] = v
+	}
+	for k, v := range more {
+		out[k] = v
+	}
+	return out
+}
+
+// noRedirect shows redirects as they are (GET / answers 302).
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// answer is a whole HTTP response.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// decode unmarshals the body into out, failing the test on bad JSON.
+func (a answer) decode(t *testing.T, out any) {
+	t.Helper()
+	if err := json.Unmarshal(a.body, out); err != nil {
+		t.Fatalf("status %d body %q: %v", a.status, a.body, err)
+	}
+}
+
+// errorCode is the code of an {"error":{"code"}} body ("" if none).
+func (a answer) errorCode() string {
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	_ = json.Unmarshal(a.body, &e)
+	return e.Error.Code
+}
+
+// send sends one request with headers h and reads the whole answer.
+func send(t *testing.T, method, url, body string, h hdr) answer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range h {
+		req.Header.Set(k, v)
+	}
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return answer{resp.StatusCode, resp.Header, raw}
+}
+
+// wantUnauthenticated checks the answer is the API's 401.
+func wantUnauthenticated(t *testing.T, what string, a answer) {
+	t.Helper()
+	if a.status != http.StatusUnauthorized || a.errorCode() != "unauthenticated" {
+		t.Errorf("%s: %d %s, want 401 with error code unauthenticated", what, a.status, a.body)
+	}
+	if ct := a.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("%s: 401 content type %q, want JSON", what, ct)
+	}
+	if !strings.HasPrefix(a.header.Get("WWW-Authenticate"), "Bearer") {
+		t.Errorf("%s: 401 without a Bearer WWW-Authenticate challenge", what)
+	}
+}
+
+// sseWith opens an event stream the way EventSource does (Accept:
+// text/event-stream) with headers h. It returns the status and, on 200,
+// the stream.
+func sseWith(t *testing.T, url string, h hdr) (int, *sseStream) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	for k, v := range h {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		cancel()
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		cancel()
+		return resp.StatusCode, nil
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64*1024), 4<<20)
+	s := &sseStream{resp: resp, sc: sc, cancel: cancel}
+	t.Cleanup(s.Close)
+	return http.StatusOK, s
+}
+
+// wsWith is tryWS with request headers (a cookie, a bearer token).
+func wsWith(t *testing.T, url string, h hdr) (conn *websocket.Conn, status int, body string) {
+	t.Helper()
+	cli, err := client.NewClient(client.WithDialer(standard.NewDialer()), client.WithDialTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, resp := protocol.AcquireRequest(), protocol.AcquireResponse()
+	req.SetRequestURI(url)
+	req.SetMethod(http.MethodGet)
+	u := &websocket.ClientUpgrader{}
+	u.PrepareRequest(req)
+	for k, v := range h {
+		req.Header.Set(k, v)
+	}
+	if err := cli.Do(ctx, req, resp); err != nil {
+		t.Fatalf("WS %s: %v", url, err)
+	}
+	if resp.StatusCode() != http.StatusSwitchingProtocols {
+		return nil, resp.StatusCode(), string(resp.Body())
+	}
+	c, err := u.UpgradeResponse(req, resp)
+	if err != nil {
+		t.Fatalf("WS %s: upgrade: %v", url, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c, http.StatusSwitchingProtocols, ""
+}
+
+// startSidecarEnv is startSidecar with extra environment variables.
+func startSidecarEnv(t *testing.T, dataDir string, env []string, extra ...string) *sidecar {
+	t.Helper()
+	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "debug"}, extra...)
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(append(os.Environ(), "SIDESTREAM_CONFIG="), env...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sidecar{t: t, cmd: cmd, dataDir: dataDir, args: args, done: make(chan struct{}), ready: make(chan string, 1)}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go s.readLogs(stderr)
+	t.Cleanup(func() {
+		s.Kill()
+		if t.Failed() {
+			t.Logf("sidestream logs:\n%s", s.Logs())
+		}
+	})
+	select {
+	case s.addr = <-s.ready:
+	case <-s.done:
+		t.Fatalf("sidestream exited before serving; logs:\n%s", s.Logs())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("sidestream did not start within 60s; logs:\n%s", s.Logs())
+	}
+	return s
+}
+
+// TestAuthTokenFile: with a token file, every protected route refuses a
+// missing or unknown token with the API's JSON 401 and serves a valid
+// one; the public routes answer anyone; SSE and WebSocket streams take the
+// token as access_token or as the sidestream_token cookie.
+func TestAuthTokenFile(t *testing.T) {
+	t.Parallel()
+	sc := startSidecar(t, t.TempDir(), "--auth-token-file", writeTokenFile(t))
+
+	var logEm struct{ ID string }
+	if a := send(t, "PUT", sc.URL("/log"), `{"rate":50}`, bearer(tokAlpha)); a.status != http.StatusCreated {
+		t.Fatalf("PUT /log with a valid token: %d %s", a.status, a.body)
+	} else {
+		a.decode(t, &logEm)
+	}
+
+	t.Run("REST", func(t *testing.T) {
+		t.Parallel()
+		routes := []struct{ method, path, body string }{
+			{"GET", "/api/v1/emitters", ""},
+			{"GET", "/api/v1/plugins", ""},
+			{"GET", "/api/v1/emitters/" + logEm.ID, ""},
+			{"PUT", "/log", `{"rate":1}`},
+			{"GET", "/log/" + logEm.ID, ""},
+			{"GET", "/fib/next", ""},
+			{"POST", "/fib/next", ""},
+			{"POST", "/api/v1/emitters/fib/commands/current", ""},
+		}
+		for _, r := range routes {
+			what := r.method + " " + r.path
+			wantUnauthenticated(t, what+" without a token", send(t, r.method, sc.URL(r.path), r.body, nil))
+			wantUnauthenticated(t, what+" with an unknown token", send(t, r.method, sc.URL(r.path), r.body, bearer(tokWrong)))
+			wantUnauthenticated(t, what+" with Basic credentials", send(t, r.method, sc.URL(r.path), r.body, hdr{"Authorization": "Basic " + tokAlpha}))
+			for name, h := range map[string]hdr{"Bearer": bearer(tokAlpha), "X-Auth-Token": {"X-Auth-Token": tokBravo}} {
+				if a := send(t, r.method, sc.URL(r.path), r.body, h); a.status/100 != 2 {
+					t.Errorf("%s with a valid token (%s): %d %s", what, name, a.status, a.body)
+				}
+			}
+		}
+		// A token in the URL is for browsers' streams only: a REST call
+		// with it, or with the cookie, stays anonymous.
+		wantUnauthenticated(t, "REST with access_token", send(t, "GET", sc.URL("/api/v1/emitters?access_token="+tokAlpha), "", nil))
+		wantUnauthenticated(t, "REST with the cookie", send(t, "GET", sc.URL("/api/v1/emitters"), "", hdr{"Cookie": "sidestream_token=" + tokAlpha}))
+		// Anonymous calls changed nothing: fib moved only by the
+		// authenticated next calls (two per valid token kind).
+		var cur struct{ Position int }
+		send(t, "GET", sc.URL("/fib/current"), "", bearer(tokAlpha)).decode(t, &cur)
+		if cur.Position != 4 {
+			t.Errorf("fib at position %d after 4 authenticated next calls, want 4 (anonymous ones must not count)", cur.Position)
+		}
+	})
+
+	t.Run("public routes", func(t *testing.T) {
+		t.Parallel()
+		for path, want := range map[string]int{
+			"/": http.StatusFound, "/livedoc": 200, "/livedoc/app.js": 200, "/livedoc/api.js": 200,
+			"/openapi.yaml": 200, "/openapi.json": 200, "/healthz": 200, "/readyz": 200, "/metrics": 200,
+		} {
+			if a := send(t, "GET", sc.URL(path), "", nil); a.status != want {
+				t.Errorf("GET %s without a token: %d, want %d", path, a.status, want)
+			}
+		}
+		// Scrapers read metrics anonymously, and a bad token does not
+		// turn a public route into a 401.
+		a := send(t, "GET", sc.URL("/metrics"), "", bearer(tokWrong))
+		if a.status != 200 || !strings.Contains(string(a.body), "# TYPE") {
+			t.Errorf("GET /metrics with a wrong token: %d, body starts %.80q", a.status, a.body)
+		}
+	})
+
+	t.Run("SSE", func(t *testing.T) {
+		t.Parallel()
+		url := sc.URL("/sse/log/" + logEm.ID)
+		for name, c := range map[string]struct {
+			url string
+			h   hdr
+		}{
+			"access_token": {url + "?access_token=" + tokAlpha, nil},
+			"cookie":       {url, hdr{"Cookie": "sidestream_token=" + tokBravo}},
+			"bearer":       {url, bearer(tokAlpha)},
+		} {
+			status, s := sseWith(t, c.url, c.h)
+			if status != http.StatusOK {
+				t.Fatalf("SSE with %s: %d, want 200", name, status)
+			}
+			if ev, err := s.Next(); err != nil || ev.Event != "log" || ev.ID == 0 {
+				t.Fatalf("SSE with %s: first event %+v %v, want a log event", name, ev, err)
+			}
+			s.Close()
+		}
+		for name, c := range map[string]struct {
+			url string
+			h   hdr
+		}{
+			"no token":             {url, nil},
+			"unknown access_token": {url + "?access_token=" + tokWrong, nil},
+			"unknown cookie":       {url, hdr{"Cookie": "sidestream_token=" + tokWrong}},
+		} {
+			if status, _ := sseWith(t, c.url, c.h); status != http.StatusUnauthorized {
+				t.Errorf("SSE with %s: %d, want 401", name, status)
+			}
+		}
+	})
+
+	t.Run("WebSocket", func(t *testing.T) {
+		t.Parallel()
+		url := sc.URL("/api/v1/streams/" + logEm.ID + "/ws")
+		for name, c := range map[string]struct {
+			url string
+			h   hdr
+		}{
+			"access_token": {url + "?access_token=" + tokAlpha, nil},
+			"cookie":       {url, hdr{"Cookie": "sidestream_token=" + tokBravo}},
+			"bearer":       {url, bearer(tokAlpha)},
+		} {
+			conn, status, body := wsWith(t, c.url, c.h)
+			if conn == nil {
+				t.Fatalf("stream WS with %s: refused %d %s", name, status, body)
+			}
+			var env struct {
+				Stream, Type string
+				Seq          uint64
+			}
+			readEnvelope(t, conn, &env)
+			if env.Stream != logEm.ID || env.Type != "log" || env.Seq == 0 {
+				t.Fatalf("stream WS with %s: %+v", name, env)
+			}
+			_ = conn.Close()
+		}
+		for name, c := range map[string]struct {
+			url string
+			h   hdr
+		}{
+			"no token":             {url, nil},
+			"unknown access_token": {url + "?access_token=" + tokWrong, nil},
+			"unknown cookie":       {url, hdr{"Cookie": "sidestream_token=" + tokWrong}},
+			"echo without a token": {sc.URL("/echo"), nil},
+		} {
+			if conn, status, body := wsWith(t, c.url, c.h); conn != nil || status != http.StatusUnauthorized {
+				t.Errorf("WS with %s: status %d %s, want a refused upgrade with 401", name, status, body)
+			}
+		}
+		// The echo socket with a token in the URL, as livedoc opens it.
+		conn, status, body := wsWith(t, sc.URL("/echo?access_token="+tokBravo), nil)
+		if conn == nil {
+			t.Fatalf("echo with access_token: refused %d %s", status, body)
+		}
+		if err := conn.WriteMessage(websocket.TextMessage, []byte("authed ping")); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		if _, msg, err := conn.ReadMessage(); err != nil || string(msg) != "authed ping" {
+			t.Fatalf("echo: %q %v", msg, err)
+		}
+	})
+}
+
+// TestAuthJWT: an HS256 JWT signed with SIDESTREAM_AUTH_JWT_SECRET and
+// carrying a tenant and exp is accepted (REST, queues as its tenant, SSE
+// by access_token); an expired one, one signed with another key, one
+// without exp or tenant, and an unsigned one are refused.
+func TestAuthJWT(t *testing.T) {
+	t.Parallel()
+	secret := "e2e-jwt-secret-of-at-least-32-bytes!!"
+	sc := startSidecarEnv(t, t.TempDir(), []string{"SIDESTREAM_AUTH_JWT_SECRET=" + secret})
+	now := time.Now()
+	sign := func(key string, claims jwt.MapClaims) string {
+		s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	good := sign(secret, jwt.MapClaims{"sub": "carol", "tenant": "charlie", "scope": "queues", "exp": now.Add(time.Hour).Unix()})
+
+	if a := send(t, "GET", sc.URL("/api/v1/emitters"), "", bearer(good)); a.status != http.StatusOK {
+		t.Fatalf("GET /api/v1/emitters with a valid JWT: %d %s", a.status, a.body)
+	}
+	// The tenant claim is the queue tenant.
+	if a := send(t, "PUT", sc.URL("/v2/queues/jwt-q"), "", bearer(good)); a.status != http.StatusCreated {
+		t.Fatalf("create a queue with the JWT: %d %s", a.status, a.body)
+	}
+	if a := send(t, "GET", sc.URL("/v2/queues"), "", bearer(good).with(hdr{"X-Project-Id": "charlie"})); a.status != http.StatusOK || !strings.Contains(string(a.body), `"jwt-q"`) {
+		t.Errorf("list charlie's queues with the JWT: %d %s", a.status, a.body)
+	}
+	if a := send(t, "GET", sc.URL("/v2/queues"), "", bearer(good).with(hdr{"X-Project-Id": "alpha"})); a.status != http.StatusForbidden {
+		t.Errorf("list another tenant's queues with the JWT: %d %s, want 403", a.status, a.body)
+	}
+	if status, s := sseWith(t, sc.URL("/sse/fib?access_token="+good), nil); status != http.StatusOK {
+		t.Errorf("SSE with the JWT as access_token: %d", status)
+	} else {
+		s.Close()
+	}
+
+	refused := map[string]string{
+		"expired":         sign(secret, jwt.MapClaims{"tenant": "charlie", "exp": now.Add(-time.Hour).Unix()}),
+		"another key":     sign("another-secret-of-at-least-32-bytes!!", jwt.MapClaims{"tenant": "charlie", "exp": now.Add(time.Hour).Unix()}),
+		"no exp":          sign(secret, jwt.MapClaims{"tenant": "charlie"}),
+		"no tenant":       sign(secret, jwt.MapClaims{"sub": "carol", "exp": now.Add(time.Hour).Unix()}),
+		"not before":      sign(secret, jwt.MapClaims{"tenant": "charlie", "nbf": now.Add(time.Hour).Unix(), "exp": now.Add(2 * time.Hour).Unix()}),
+		"unsigned (none)": unsignedJWT(t, jwt.MapClaims{"tenant": "charlie", "exp": now.Add(time.Hour).Unix()}),
+		"tampered":        tamper(good),
+	}
+	for name, tok := range refused {
+		wantUnauthenticated(t, "JWT "+name, send(t, "GET", sc.URL("/api/v1/emitters"), "", bearer(tok)))
+		wantUnauthenticated(t, "JWT "+name+" on queues", send(t, "GET", sc.URL("/v2/queues"), "", bearer(tok)))
+	}
+}
+
+// unsignedJWT makes an alg "none" token.
+func unsignedJWT(t *testing.T, claims jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// tamper changes the tenant in the payload and keeps the signature.
+func tamper(tok string) string {
+	parts := strings.Split(tok, ".")
+	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	forged := strings.Replace(string(payload), `"charlie"`, `"alpha"`, 1)
+	parts[1] = base64.RawURLEncoding.EncodeToString([]byte(forged))
+	return strings.Join(parts, ".")
+}
