@@ -25,6 +25,7 @@ import (
 	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/core/tracker"
+	streamhttp "github.com/sidestream/sidestream/sidecar/internal/stream"
 )
 
 // Emitters is what the API needs of the emitter manager (*emitter.Manager).
@@ -121,6 +122,10 @@ type Server struct {
 	routes routeTable
 	log    *slog.Logger
 
+	// hangups tells SSE handlers their client left (nil: a reader
+	// goroutine per response does).
+	hangups *streamhttp.HangupWatcher
+
 	// ctx ends every stream response when the server closes.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -148,6 +153,10 @@ func New(d Deps, o Options) (*Server, error) {
 	}
 	ln := newTrackingListener(raw)
 	s := &Server{d: d, o: o, ln: ln, log: d.Log, serveDone: make(chan struct{})}
+	if s.hangups, err = streamhttp.NewHangupWatcher(); err != nil {
+		d.Log.Warn("no hangup watcher: one reader goroutine per SSE response", "err", err)
+		s.hangups = nil
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.h = server.New(
 		server.WithTransport(standard.NewTransporter),
@@ -201,8 +210,12 @@ func (s *Server) Close(ctx context.Context) error {
 	return s.closeErr
 }
 
-func (s *Server) shutdown(ctx context.Context) error {
+func (s *Server) shutdown(ctx context.Context) (retErr error) {
 	s.cancel()
+	if s.hangups != nil {
+		// After every handler ended: they stop their watches first.
+		defer func() { retErr = errors.Join(retErr, s.hangups.Close(ctx)) }()
+	}
 	if !s.serving.Load() {
 		return s.ln.Close()
 	}

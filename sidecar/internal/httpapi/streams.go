@@ -50,7 +50,7 @@ func (s *Server) serveSSE(ctx context.Context, c *app.RequestContext, st *stream
 	defer leave()
 	sctx, cancel := s.streamCtx(ctx)
 	defer cancel()
-	defer watchClient(c.GetConn(), cancel)()
+	defer s.watchClient(ctx, c.GetConn(), cancel)()
 	err = streamhttp.ServeSSE(sctx, w, sub, streamhttp.SSEOptions{Retry: s.o.SSERetry, Heartbeat: s.o.HeartbeatInterval, Observer: obs})
 	if err != nil {
 		s.log.Debug("sse ended", "stream", st.Name(), "err", err)
@@ -60,9 +60,22 @@ func (s *Server) serveSSE(ctx context.Context, c *app.RequestContext, st *stream
 
 // watchClient cancels when the client closes the connection, so a quiet
 // stream does not hold a subscription until the next write fails. The
-// returned func stops the watch and waits for it: nothing reads the
-// connection once the handler returned.
-func watchClient(conn network.Conn, cancel context.CancelFunc) (stop func()) {
+// server's hangup watcher does it without a goroutine per connection;
+// where it cannot (no socket, not Linux), a reader goroutine does. The
+// returned func stops the watch before the connection can be closed.
+func (s *Server) watchClient(ctx context.Context, conn network.Conn, cancel context.CancelFunc) (stop func()) {
+	if tc, ok := ctx.Value(connKey{}).(*trackedConn); ok && s.hangups != nil {
+		if stop, err := s.hangups.Watch(tc.Conn, cancel); err == nil {
+			return stop
+		}
+	}
+	return readWatch(conn, cancel)
+}
+
+// readWatch is watchClient with a goroutine parked in a read. The returned
+// func stops the watch and waits for it: nothing reads the connection once
+// the handler returned.
+func readWatch(conn network.Conn, cancel context.CancelFunc) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
