@@ -458,3 +458,261 @@ func tamper(tok string) string {
 	parts[1] = base64.RawURLEncoding.EncodeToString([]byte(forged))
 	return strings.Join(parts, ".")
 }
+
+// queueReply is a /v2/ws answer or delivery.
+type queueReply struct {
+	Action  string          `json:"action"`
+	Request json.RawMessage `json:"request"`
+	Headers struct {
+		Status int `json:"status"`
+	} `json:"headers"`
+	Body json.RawMessage `json:"body"`
+}
+
+// queueCall sends one /v2/ws frame and returns its reply, keeping any
+// deliveries that arrive before it.
+func queueCall(t *testing.T, c *websocket.Conn, action string, h hdr, body string, deliveries *[]queueReply) queueReply {
+	t.Helper()
+	if body == "" {
+		body = "null"
+	}
+	hb, _ := json.Marshal(h)
+	frame := `{"action":"` + action + `","headers":` + string(hb) + `,"body":` + body + `}`
+	if err := c.WriteMessage(websocket.TextMessage, []byte(frame)); err != nil {
+		t.Fatalf("/v2/ws %s: %v", action, err)
+	}
+	for range 1000 {
+		var r queueReply
+		readEnvelope(t, c, &r)
+		if r.Action == "message_delivery" {
+			if deliveries != nil {
+				*deliveries = append(*deliveries, r)
+			}
+			continue
+		}
+		return r
+	}
+	t.Fatalf("/v2/ws %s: no reply among 1000 frames", action)
+	return queueReply{}
+}
+
+// TestAuthQueueTenants: tenant bravo's token can neither list, read, post
+// into, claim from nor delete tenant alpha's queues, over REST or /v2/ws;
+// naming alpha's project is refused, and its own project never shows
+// alpha's queue names, counts or messages.
+func TestAuthQueueTenants(t *testing.T) {
+	t.Parallel()
+	sc := startSidecar(t, t.TempDir(), "--auth-token-file", writeTokenFile(t))
+	alpha := bearer(tokAlpha).with(hdr{"X-Project-Id": "alpha", "Client-ID": qClient})
+	bravo := bearer(tokBravo).with(hdr{"Client-ID": qClient})
+	asAlpha := bravo.with(hdr{"X-Project-Id": "alpha"})
+
+	for _, q := range []string{"orders", "alpha-secret-payroll"} {
+		if a := send(t, "PUT", sc.URL("/v2/queues/"+q), "", alpha); a.status != http.StatusCreated {
+			t.Fatalf("alpha creates %s: %d %s", q, a.status, a.body)
+		}
+	}
+	if a := send(t, "POST", sc.URL("/v2/queues/orders/messages"), `{"messages":[{"body":{"owner":"alpha","n":1}},{"body":{"owner":"alpha","n":2}}]}`, alpha); a.status != http.StatusCreated {
+		t.Fatalf("alpha posts: %d %s", a.status, a.body)
+	}
+	if a := send(t, "PUT", sc.URL("/v2/queues/bravo-jobs"), "", bravo); a.status != http.StatusCreated {
+		t.Fatalf("bravo creates its queue: %d %s", a.status, a.body)
+	}
+	alphaTotal := func(t *testing.T) int {
+		t.Helper()
+		var st struct{ Messages struct{ Total int } }
+		a := send(t, "GET", sc.URL("/v2/queues/orders/stats"), "", alpha)
+		if a.status != http.StatusOK {
+			t.Fatalf("alpha's stats: %d %s", a.status, a.body)
+		}
+		a.decode(t, &st)
+		return st.Messages.Total
+	}
+
+	t.Run("REST", func(t *testing.T) {
+		for _, r := range []struct{ method, path, body string }{
+			{"GET", "/v2/queues", ""},
+			{"GET", "/v2/queues/orders", ""},
+			{"GET", "/v2/queues/orders/stats", ""},
+			{"GET", "/v2/queues/orders/messages?echo=true&include_claimed=true", ""},
+			{"POST", "/v2/queues/orders/messages", `{"messages":[{"body":{"owner":"bravo"}}]}`},
+			{"POST", "/v2/queues/orders/claims", `{"ttl":60,"grace":30}`},
+			{"DELETE", "/v2/queues/orders/messages?ids=0000000000000001", ""},
+			{"DELETE", "/v2/queues/orders", ""},
+			{"PUT", "/v2/queues/alpha-new", ""},
+		} {
+			what := r.method + " " + r.path
+			if a := send(t, r.method, sc.URL(r.path), r.body, asAlpha); a.status != http.StatusForbidden || a.errorCode() != "forbidden" {
+				t.Errorf("bravo's token with X-Project-Id alpha: %s: %d %s, want 403 forbidden", what, a.status, a.body)
+			}
+			wantUnauthenticated(t, what+" without a token", send(t, r.method, sc.URL(r.path), r.body, hdr{"X-Project-Id": "alpha", "Client-ID": qClient}))
+			wantUnauthenticated(t, what+" with an unknown token", send(t, r.method, sc.URL(r.path), r.body, bearer(tokWrong).with(hdr{"X-Project-Id": "alpha", "Client-ID": qClient})))
+		}
+		// In its own project (named or implied by the token) bravo sees
+		// only its queue, and alpha's names mean empty queues of its own.
+		for name, h := range map[string]hdr{"implied": bravo, "named": bravo.with(hdr{"X-Project-Id": "bravo"})} {
+			a := send(t, "GET", sc.URL("/v2/queues?detailed=true&limit=20"), "", h)
+			if a.status != http.StatusOK || !strings.Contains(string(a.body), "bravo-jobs") ||
+				strings.Contains(string(a.body), "orders") || strings.Contains(string(a.body), "alpha-secret") {
+				t.Errorf("bravo lists its queues (%s project): %d %s", name, a.status, a.body)
+			}
+		}
+		a := send(t, "GET", sc.URL("/v2/queues/orders/stats"), "", bravo)
+		if a.status != http.StatusOK || !strings.Contains(string(a.body), `"total":0`) {
+			t.Errorf("bravo's stats of orders: %d %s, want its own empty queue", a.status, a.body)
+		}
+		a = send(t, "GET", sc.URL("/v2/queues/orders/messages?echo=true&include_claimed=true"), "", bravo)
+		if a.status != http.StatusOK || strings.Contains(string(a.body), `"alpha"`) {
+			t.Errorf("bravo lists messages of orders: %d %s", a.status, a.body)
+		}
+		a = send(t, "GET", sc.URL("/v2/queues/orders/messages/0000000000000001"), "", bravo)
+		if a.status != http.StatusNotFound {
+			t.Errorf("bravo gets alpha's message by id: %d %s, want 404", a.status, a.body)
+		}
+		if a = send(t, "POST", sc.URL("/v2/queues/orders/claims"), `{"ttl":60,"grace":30}`, bravo); a.status != http.StatusNoContent {
+			t.Errorf("bravo claims from orders: %d %s, want 204 (nothing of its own)", a.status, a.body)
+		}
+		// Bravo's post lands in its own orders queue, not alpha's.
+		if a = send(t, "POST", sc.URL("/v2/queues/orders/messages"), `{"messages":[{"body":{"owner":"bravo"}}]}`, bravo); a.status != http.StatusCreated {
+			t.Errorf("bravo posts into its own orders: %d %s", a.status, a.body)
+		}
+		if n := alphaTotal(t); n != 2 {
+			t.Errorf("alpha's orders hold %d messages, want its own 2", n)
+		}
+		a = send(t, "GET", sc.URL("/v2/queues?limit=20"), "", alpha)
+		if a.status != http.StatusOK || strings.Contains(string(a.body), "bravo-jobs") {
+			t.Errorf("alpha lists its queues: %d %s", a.status, a.body)
+		}
+	})
+
+	t.Run("WebSocket", func(t *testing.T) {
+		if conn, status, body := wsWith(t, sc.URL("/v2/ws"), bearer(tokWrong)); conn != nil || status != http.StatusUnauthorized {
+			t.Errorf("/v2/ws with an unknown token: %d %s, want a refused upgrade with 401", status, body)
+		}
+		// Authenticated on the upgrade request.
+		c, status, body := wsWith(t, sc.URL("/v2/ws"), bearer(tokBravo))
+		if c == nil {
+			t.Fatalf("/v2/ws with bravo's token: refused %d %s", status, body)
+		}
+		alphaH := hdr{"X-Project-Id": "alpha", "Client-ID": qClient}
+		for _, f := range []struct{ action, body string }{
+			{"queue_list", ""},
+			{"queue_get", `{"queue_name":"orders"}`},
+			{"queue_get_stats", `{"queue_name":"orders"}`},
+			{"message_list", `{"queue_name":"orders","echo":true}`},
+			{"message_post", `{"queue_name":"orders","messages":[{"body":{"owner":"bravo"}}]}`},
+			{"claim_create", `{"queue_name":"orders","ttl":60,"grace":30}`},
+			{"queue_delete", `{"queue_name":"orders"}`},
+			{"subscription_create", `{"queue_name":"orders","ttl":60}`},
+		} {
+			if r := queueCall(t, c, f.action, alphaH, f.body, nil); r.Headers.Status != http.StatusForbidden {
+				t.Errorf("/v2/ws %s into alpha with bravo's token: %d %s, want 403", f.action, r.Headers.Status, r.Body)
+			}
+		}
+		own := hdr{"Client-ID": qClient}
+		if r := queueCall(t, c, "queue_list", own, `{"limit":20}`, nil); r.Headers.Status != 200 ||
+			!strings.Contains(string(r.Body), "bravo-jobs") || strings.Contains(string(r.Body), "alpha-secret") {
+			t.Errorf("/v2/ws bravo lists its queues: %d %s", r.Headers.Status, r.Body)
+		}
+		// Bravo subscribes to its own orders; alpha posts into alpha's,
+		// then bravo into bravo's: the first delivery is bravo's message.
+		if r := queueCall(t, c, "subscription_create", own, `{"queue_name":"orders","ttl":60}`, nil); r.Headers.Status != http.StatusCreated {
+			t.Fatalf("/v2/ws bravo subscribes to its orders: %d %s", r.Headers.Status, r.Body)
+		}
+		if a := send(t, "POST", sc.URL("/v2/queues/orders/messages"), `{"messages":[{"body":{"owner":"alpha","n":3}}]}`, alpha); a.status != http.StatusCreated {
+			t.Fatalf("alpha posts again: %d %s", a.status, a.body)
+		}
+		var got []queueReply
+		if r := queueCall(t, c, "message_post", own, `{"queue_name":"orders","messages":[{"body":{"owner":"bravo","n":9}}]}`, &got); r.Headers.Status != http.StatusCreated {
+			t.Fatalf("/v2/ws bravo posts into its orders: %d %s", r.Headers.Status, r.Body)
+		}
+		// Read deliveries until bravo's n=9 arrives (alpha's n=3 was
+		// posted first, so a leak would show before it).
+		seen := func() bool {
+			for _, d := range got {
+				if strings.Contains(string(d.Body), `"n":9`) {
+					return true
+				}
+			}
+			return false
+		}
+		for i := 0; !seen() && i < 100; i++ {
+			var d queueReply
+			readEnvelope(t, c, &d)
+			if d.Action == "message_delivery" {
+				got = append(got, d)
+			}
+		}
+		if !seen() {
+			t.Errorf("bravo's subscription never delivered its own n=9")
+		}
+		for _, d := range got {
+			if !strings.Contains(string(d.Body), `"owner":"bravo"`) || strings.Contains(string(d.Body), `"owner":"alpha"`) {
+				t.Errorf("bravo's subscription delivered what is not bravo's: %s", d.Body)
+			}
+		}
+		_ = c.Close()
+
+		// Authenticated by an authenticate frame instead.
+		c, status, body = wsWith(t, sc.URL("/v2/ws"), nil)
+		if c == nil {
+			t.Fatalf("/v2/ws without a token: refused %d %s (the authenticate frame should be allowed)", status, body)
+		}
+		if r := queueCall(t, c, "queue_list", alphaH, "", nil); r.Headers.Status != http.StatusUnauthorized {
+			t.Errorf("/v2/ws queue_list before authenticating: %d %s, want 401", r.Headers.Status, r.Body)
+		}
+		if r := queueCall(t, c, "authenticate", hdr{"X-Auth-Token": tokWrong}, "", nil); r.Headers.Status != http.StatusUnauthorized {
+			t.Errorf("/v2/ws authenticate with an unknown token: %d %s, want 401", r.Headers.Status, r.Body)
+		}
+		if r := queueCall(t, c, "authenticate", hdr{"X-Auth-Token": tokBravo}, "", nil); r.Headers.Status != 200 || !strings.Contains(string(r.Body), `"bravo"`) {
+			t.Fatalf("/v2/ws authenticate as bravo: %d %s", r.Headers.Status, r.Body)
+		}
+		if r := queueCall(t, c, "queue_list", alphaH, "", nil); r.Headers.Status != http.StatusForbidden {
+			t.Errorf("/v2/ws authenticated as bravo, listing alpha: %d %s, want 403", r.Headers.Status, r.Body)
+		}
+		if r := queueCall(t, c, "queue_get_stats", own, `{"queue_name":"orders"}`, nil); r.Headers.Status != 200 || strings.Contains(string(r.Body), `"total":3`) {
+			t.Errorf("/v2/ws bravo's stats of orders: %d %s, must not be alpha's", r.Headers.Status, r.Body)
+		}
+		if n := alphaTotal(t); n != 3 {
+			t.Errorf("alpha's orders hold %d messages, want its own 3", n)
+		}
+	})
+}
+
+// TestAuthListen: a non-loopback --listen is refused without auth (the
+// error names listen) and served with a token file. The test only binds
+// 0.0.0.0 and talks to it on 127.0.0.1.
+func TestAuthListen(t *testing.T) {
+	t.Parallel()
+	refused := launch(t, t.TempDir(), "--listen", "0.0.0.0:0")
+	if code := refused.Wait(t); code == 0 {
+		t.Fatalf("serve --listen 0.0.0.0:0 without auth exited 0; logs:\n%s", refused.Logs())
+	}
+	if logs := refused.Logs(); !strings.Contains(logs, "listen") || !strings.Contains(logs, "0.0.0.0:0") {
+		t.Errorf("the refusal does not name listen and the address:\n%s", logs)
+	}
+	if cmd := exec.Command(binary, "serve", "--listen", "0.0.0.0:0", "--data-dir", t.TempDir()); true {
+		cmd.Env = append(os.Environ(), "SIDESTREAM_CONFIG=")
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "listen") || !strings.Contains(string(out), "--insecure") {
+			t.Errorf("refusal output %q (%v) should name listen and the way out (--insecure or auth)", out, err)
+		}
+	}
+
+	sc := startSidecar(t, t.TempDir(), "--listen", "0.0.0.0:0", "--auth-token-file", writeTokenFile(t))
+	_, port, ok := strings.Cut(sc.addr, "]:")
+	if !ok {
+		_, port, ok = strings.Cut(sc.addr, ":")
+	}
+	if !ok || port == "" || port == "0" {
+		t.Fatalf("serving address %q has no port", sc.addr)
+	}
+	local := "http://127.0.0.1:" + port
+	if a := send(t, "GET", local+"/healthz", "", nil); a.status != http.StatusOK {
+		t.Errorf("healthz on the wildcard listener: %d", a.status)
+	}
+	wantUnauthenticated(t, "emitters on the wildcard listener", send(t, "GET", local+"/api/v1/emitters", "", nil))
+	if a := send(t, "GET", local+"/api/v1/emitters", "", bearer(tokAlpha)); a.status != http.StatusOK {
+		t.Errorf("emitters with a token on the wildcard listener: %d %s", a.status, a.body)
+	}
+}
