@@ -10,11 +10,24 @@ export const auth = {
   },
 };
 
-/** ApiError is a non-2xx answer in the API's error shape. */
+/** authMessage says what a 401 means for the person at the page. */
+export function authMessage() {
+  return auth.token
+    ? 'the node refused this bearer token (401): check the token at the top of the page'
+    : 'this node requires a bearer token (401): enter it in the token field at the top of the page';
+}
+
+/** authNeeded tells the page (the token field) that the node asked for a token. */
+export function authNeeded() {
+  window.dispatchEvent(new CustomEvent('livedoc:auth-needed'));
+}
+
+/** ApiError is a non-2xx answer in the API's error shape; a 401 says
+ * what to do about it. */
 export class ApiError extends Error {
   constructor(status, body) {
     const e = (body && body.error) || {};
-    super(e.message || `HTTP ${status}`);
+    super(status === 401 ? authMessage() : e.message || `HTTP ${status}`);
     this.status = status;
     this.code = e.code || '';
     this.fields = Array.isArray(e.fields) ? e.fields : [];
@@ -36,6 +49,7 @@ export async function api(method, path, body, headers = {}) {
   const text = await res.text();
   let data = null;
   if (text) { try { data = JSON.parse(text); } catch { data = text; } }
+  if (res.status === 401) authNeeded();
   if (!res.ok) throw new ApiError(res.status, data);
   return data;
 }

@@ -1,7 +1,7 @@
 // livedoc entry point: tabs (with the hash as the address), the token
 // field, the health line, and the links between panels.
 import { $ } from './dom.js';
-import { auth, api } from './api.js';
+import { auth, api, authMessage } from './api.js';
 import { initReference } from './reference.js';
 import { initStreams } from './streams.js';
 import { initWebSocket } from './wsconsole.js';
@@ -48,17 +48,29 @@ function initTabs() {
 
 function initAuth() {
   const input = $('token');
+  const state = $('token-state');
   input.value = auth.token;
-  $('auth').addEventListener('submit', (e) => {
-    e.preventDefault();
-    auth.token = input.value.trim();
-    checkHealth();
+  // A panel got a 401: say so next to the field, once, until a new token.
+  window.addEventListener('livedoc:auth-needed', () => {
+    const text = authMessage().replace(/ at the top of the page$/, '');
+    if (!state.hidden && state.textContent === text) return;
+    state.textContent = text.charAt(0).toUpperCase() + text.slice(1) + '.';
+    state.hidden = false;
+    input.setAttribute('aria-invalid', 'true');
   });
-  $('token-clear').addEventListener('click', () => {
-    input.value = '';
-    auth.token = '';
+  const use = (token) => {
+    input.value = token;
+    auth.token = token;
+    state.hidden = true;
+    state.textContent = '';
+    input.removeAttribute('aria-invalid');
     checkHealth();
-  });
+    // Reload what the shown panel lists, now with (or without) the token.
+    const tab = tabs.find((t) => t.getAttribute('aria-selected') === 'true');
+    if (tab) app.select(tab.dataset.tab);
+  };
+  $('auth').addEventListener('submit', (e) => { e.preventDefault(); use(input.value.trim()); });
+  $('token-clear').addEventListener('click', () => use(''));
 }
 
 async function checkHealth() {

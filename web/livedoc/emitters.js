@@ -13,7 +13,8 @@ export function initEmitters(app) {
   app.onShow('emitters', (on) => {
     if (!on) return;
     refreshList(app);
-    if (!loaded) { loaded = true; loadKinds(); }
+    // Retried on the next show when it failed (e.g. before a token).
+    if (!loaded) { loaded = true; loadKinds().then((ok) => { loaded = ok; }); }
   });
   $('em-filter').addEventListener('submit', (e) => { e.preventDefault(); refreshList(app); });
   $('em-kind-filter').addEventListener('change', () => refreshList(app));
@@ -26,7 +27,7 @@ async function loadKinds() {
     kindList = await kinds(true);
   } catch (e) {
     $('em-kind-desc').textContent = 'Cannot list kinds: ' + e.message;
-    return;
+    return false;
   }
   const filter = $('em-kind-filter');
   const keep = filter.value;
@@ -36,6 +37,7 @@ async function loadKinds() {
   const preferred = kindList.find((k) => k.name === 'log') || kindList[0];
   if (preferred) $('em-kind').value = preferred.name;
   showKind();
+  return true;
 }
 
 function showKind() {

@@ -1,7 +1,7 @@
 // Live streams over EventSource: the browser reconnects by itself and
 // resumes with Last-Event-ID; the page shows seq, type, events/s and gaps.
 import { $, h, clock, trimList, appendScrolled } from './dom.js';
-import { api, kinds, streamURL } from './api.js';
+import { api, auth, kinds, streamURL } from './api.js';
 
 const MAX_ROWS = 300;
 const BASE_TYPES = ['message', 'gap', 'track', 'log', 'magic', 'time', 'fib'];
@@ -85,7 +85,10 @@ class Viewer {
       if (this.es !== es) return;
       // CONNECTING: the browser retries by itself and resumes after the
       // last id it saw; CLOSED: the server refused the stream.
-      this.setState(es.readyState === EventSource.CLOSED ? 'closed (refused)' : 'reconnecting…');
+      // EventSource does not show the status: without a token, a 401 is
+      // the likely cause.
+      const refused = auth.token ? 'closed (refused)' : 'closed (refused: this node may require a bearer token)';
+      this.setState(es.readyState === EventSource.CLOSED ? refused : 'reconnecting…');
       if (es.readyState === EventSource.CLOSED) this.stopped();
     };
     for (const t of this.types) es.addEventListener(t, (e) => this.onEvent(e));

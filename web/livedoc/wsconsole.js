@@ -1,7 +1,7 @@
 // WebSocket console for /echo and the stream sockets: connect, send, see
 // every frame both ways with its time.
 import { $, h, clock, trimList, appendScrolled } from './dom.js';
-import { wsURL } from './api.js';
+import { auth, wsURL } from './api.js';
 
 const MAX_ROWS = 300;
 
@@ -26,9 +26,12 @@ export function initWebSocket(app) {
     state('connecting');
     log('note', '•', 'connecting to ' + path);
     setOpen(false);
-    sock.onopen = () => { if (ws === sock) { state('open'); setOpen(true); log('note', '•', 'open'); } };
+    let opened = false;
+    sock.onopen = () => { opened = true; if (ws === sock) { state('open'); setOpen(true); log('note', '•', 'open'); } };
     sock.onmessage = (e) => log('recv', '←', typeof e.data === 'string' ? e.data : `(binary, ${e.data.size} bytes)`);
     sock.onclose = (e) => {
+      // A refused handshake (a 401 among others) closes before it opened.
+      if (!opened) log('note', '•', 'the node refused the connection' + (auth.token ? '' : ' (this node may require a bearer token)'));
       log('note', '•', `closed: code ${e.code}${e.reason ? ' ' + e.reason : ''}${e.wasClean ? '' : ' (not clean)'}`);
       if (ws === sock) { ws = null; state('closed'); setOpen(false); $('ws-close').disabled = true; }
     };
