@@ -81,6 +81,7 @@ func TestBenchScenarios(t *testing.T) {
 		{"track", []string{"--concurrency", "3", "--users", "2", "--duration", "1s", "--max-ops", "3000"}, "publishes", []string{"request", "delivery"}},
 		{"fib", []string{"--concurrency", "2", "--duration", "1s", "--max-ops", "2000"}, "requests", []string{"request"}},
 		{"idle", []string{"--conns", "20", "--duration", "1s", "--transport", "both"}, "connections", nil},
+		{"queue", []string{"--producers", "1", "--consumers", "2", "--size", "64", "--duration", "1s", "--max-ops", "200000"}, "messages", []string{"post", "delivery"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.scenario+"/"+strings.Join(tc.args, " "), func(t *testing.T) {
@@ -167,7 +168,6 @@ func TestBenchReportsAndErrors(t *testing.T) {
 		{[]string{"nosuch"}, "unknown scenario"},
 		{[]string{"fanout", "--transport", "carrier-pigeon"}, "transport"},
 		{[]string{"fanout", "--buckets", "[5ms,1ms]"}, "buckets must increase"},
-		{[]string{"queue", "--duration", "1s"}, "queue"},
 	}
 	for _, b := range bad {
 		args := append([]string{"bench", "--target", s.URL(""), "--quiet"}, b.args...)

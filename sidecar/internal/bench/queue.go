@@ -1,12 +1,324 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"hash/maphash"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/sidestream/sidestream/sidecar/internal/queueapi"
 )
 
-// runQueue will drive producers and consumers over the queue WebSocket
-// once the server has queues.
-func runQueue(_ context.Context, _ *env) error {
-	return fmt.Errorf("%w: queue: the server has no queue API yet", ErrNotDone)
+const (
+	// queueBatch is the messages per post and per claim.
+	queueBatch = 50
+	// queueInFlight is the posts (per producer) and deletes (per
+	// consumer) awaiting their acknowledgement.
+	queueInFlight = 8
+)
+
+// runQueue drives producers and consumers over the queue WebSocket
+// (/v2/ws) of one fresh queue. A producer's post counts once acknowledged
+// (durable); a consumer receives messages through its subscription's
+// claims and deletes them, and a message counts (ops) once its delete was
+// acknowledged. Every message carries its post time, so the delivery
+// histogram is post → receive.
+func runQueue(ctx context.Context, e *env) error {
+	q := &queueRun{e: e, prods: orInt(e.o.Producers, 2), cons: orInt(e.o.Consumers, 2), size: orInt(e.o.Size, 100)}
+	e.rep.OpsUnit = "messages"
+	e.param("producers", q.prods)
+	e.param("consumers", q.cons)
+	e.param("size", q.size)
+	e.param("batch", queueBatch)
+	e.param("duration", e.o.Duration.String())
+	q.tg = queueapi.Target{URL: e.o.Target, Queue: "bench-" + runID(), Project: "bench", ClientID: uuid.NewString()}
+	q.hpost, q.hdel = e.hist("post"), e.hist("delivery")
+	for i := range q.seen {
+		q.seen[i].m = map[string]struct{}{}
+	}
+	q.seed = maphash.MakeSeed()
+	return q.run(ctx)
+}
+
+type queueRun struct {
+	e                 *env
+	prods, cons, size int
+	tg                queueapi.Target
+	hpost, hdel       *latencies
+
+	produced, received atomic.Int64
+	seed               maphash.Seed
+	seen               [64]struct {
+		mu sync.Mutex
+		m  map[string]struct{}
+	}
+}
+
+func (q *queueRun) run(ctx context.Context) error {
+	e := q.e
+	cctx, stopCons := context.WithCancel(ctx)
+	defer stopCons()
+	errs := make(chan error, q.prods+q.cons)
+	var cwg, pwg sync.WaitGroup
+	ready := make(chan struct{}, q.cons)
+	for i := range q.cons {
+		cwg.Go(func() { errs <- q.consume(cctx, i, ready) })
+	}
+	for range q.cons {
+		select {
+		case <-ready:
+		case err := <-errs:
+			return fmt.Errorf("consumer: %w", err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	limit := e.o.MaxOps
+	if limit <= 0 {
+		limit = maxRequests
+	}
+	// Producers stop between posts, not in one: a post cancelled while
+	// in flight may be stored without its acknowledgement being counted.
+	var reserved atomic.Int64
+	var stop atomic.Bool
+	for i := range q.prods {
+		pwg.Go(func() { errs <- q.produce(ctx, i, &stop, &reserved, limit) })
+	}
+	prodsDone := make(chan struct{})
+	go func() { pwg.Wait(); close(prodsDone) }()
+	wait := func(d time.Duration) {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-prodsDone:
+		case <-ctx.Done():
+		}
+	}
+	wait(e.o.Warmup)
+	e.openWindow()
+	wait(e.o.Duration)
+	e.closeWindow()
+	stop.Store(true)
+	<-prodsDone
+	caught := q.drain(ctx)
+	stopCons()
+	cwg.Wait()
+	close(errs)
+	var first error
+	for err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) && first == nil {
+			first = err
+		}
+	}
+	q.report(caught)
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}
+
+// drain waits (bounded) until consumers received everything acknowledged.
+func (q *queueRun) drain(ctx context.Context) time.Duration {
+	start := time.Now()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for q.received.Load() < q.produced.Load() && time.Since(start) < catchUp {
+		select {
+		case <-ctx.Done():
+			return time.Since(start)
+		case <-t.C:
+		}
+	}
+	// Deletes still in flight finish before the consumers stop.
+	for q.e.ops.Load() < q.received.Load() && time.Since(start) < catchUp {
+		select {
+		case <-ctx.Done():
+			return time.Since(start)
+		case <-t.C:
+		}
+	}
+	return time.Since(start)
+}
+
+func (q *queueRun) report(caught time.Duration) {
+	e := q.e
+	produced, received := q.produced.Load(), q.received.Load()
+	if lost := produced - received; lost > 0 {
+		e.lost.Add(lost)
+	}
+	e.metric("produced_total", float64(produced))
+	e.metric("received_total", float64(received))
+	e.metric("catch_up_seconds", caught.Seconds())
+	e.after(func(r *Report) {
+		r.check("messages/s produced and consumed", "≥ 100,000", group(r.Rate), r.Rate >= 100000)
+		r.check("received = produced", group(float64(produced)), group(float64(received)), received == produced)
+		r.check("lost messages", "0", fmt.Sprint(r.Lost), r.Lost == 0)
+		r.check("duplicates", "0", fmt.Sprint(r.Duplicates), r.Duplicates == 0)
+	})
+}
+
+// qmsg is one posted message: its body holds the post time.
+type qmsg struct {
+	Body json.RawMessage `json:"body"`
+}
+
+func (q *queueRun) produce(ctx context.Context, w int, stop *atomic.Bool, reserved *atomic.Int64, limit int64) error {
+	c, err := q.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer q.hangUp(c)
+	pad := strings.Repeat("x", max(q.size-40, 0))
+	var wg sync.WaitGroup
+	errs := make(chan error, queueInFlight)
+	for range queueInFlight {
+		wg.Go(func() {
+			msgs := make([]qmsg, queueBatch)
+			for ctx.Err() == nil && !stop.Load() {
+				if reserved.Add(queueBatch) > limit {
+					return
+				}
+				t0 := time.Now()
+				for i := range msgs {
+					msgs[i].Body = json.RawMessage(`{"t":` + strconv.FormatInt(t0.UnixNano(), 10) + `,"p":"` + pad + `"}`)
+				}
+				r, err := c.Do(ctx, "message_post", nil, map[string]any{"queue_name": q.tg.Queue, "messages": msgs})
+				if err == nil {
+					err = r.Err()
+				}
+				if err != nil {
+					if ctx.Err() == nil {
+						errs <- fmt.Errorf("producer %d: post: %w", w, err)
+					}
+					return
+				}
+				q.hpost.record(w, time.Since(t0).Microseconds())
+				q.produced.Add(queueBatch)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func (q *queueRun) dial(ctx context.Context) (*queueapi.Client, error) {
+	hdr := http.Header{}
+	hdr.Set("X-Project-Id", q.tg.Project)
+	hdr.Set("Client-ID", q.tg.ClientID)
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := queueapi.Dial(dctx, strings.TrimSuffix(q.tg.URL, "/")+"/v2/ws", hdr)
+	if err != nil {
+		return nil, err
+	}
+	q.e.conns.Add(1)
+	return c, nil
+}
+
+func (q *queueRun) hangUp(c *queueapi.Client) {
+	_ = c.Close()
+	q.e.conns.Add(-1)
+}
+
+func (q *queueRun) consume(ctx context.Context, w int, ready chan<- struct{}) error {
+	c, err := q.dial(ctx)
+	if err != nil {
+		return err
+	}
+	defer q.hangUp(c)
+	r, err := c.Do(ctx, "subscription_create", nil, map[string]any{"queue_name": q.tg.Queue,
+		"options": map[string]any{"limit": queueBatch, "claim_ttl": 300, "window": 20 * queueBatch}})
+	if err == nil {
+		err = r.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("consumer %d: subscribe: %w", w, err)
+	}
+	ready <- struct{}{}
+	sem := make(chan struct{}, queueInFlight)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	lat := make([]int64, 0, queueBatch)
+	for {
+		var d queueapi.Delivery
+		var ok bool
+		select {
+		case <-ctx.Done():
+			return nil
+		case d, ok = <-c.Deliveries():
+			if !ok {
+				return fmt.Errorf("consumer %d: %w", w, queueapi.ErrClientClosed)
+			}
+		}
+		now := time.Now().UnixNano()
+		ids := make([]string, len(d.Messages))
+		lat = lat[:0]
+		for i, m := range d.Messages {
+			ids[i] = m.ID
+			q.mark(m.ID)
+			if t, ok := postTime(m.Body); ok {
+				lat = append(lat, (now-t)/1000)
+			}
+		}
+		q.hdel.record(w, lat...)
+		q.received.Add(int64(len(ids)))
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			return nil
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			r, err := c.Do(ctx, "message_delete_many", nil, map[string]any{
+				"queue_name": d.QueueName, "message_ids": ids, "claim_ids": []string{d.ClaimID}})
+			if err == nil {
+				err = r.Err()
+			}
+			if err != nil {
+				if ctx.Err() == nil {
+					q.e.fail(fmt.Errorf("consumer delete: %w", err))
+				}
+				return
+			}
+			q.e.ops.Add(int64(len(ids)))
+		})
+	}
+}
+
+// mark counts a repeated message id as a duplicate.
+func (q *queueRun) mark(id string) {
+	s := &q.seen[maphash.String(q.seed, id)%uint64(len(q.seen))]
+	s.mu.Lock()
+	_, dup := s.m[id]
+	s.m[id] = struct{}{}
+	s.mu.Unlock()
+	if dup {
+		q.e.dups.Add(1)
+	}
+}
+
+// postTime reads the "t" (unix ns) a producer put first in the body.
+func postTime(body []byte) (int64, bool) {
+	rest, ok := bytes.CutPrefix(body, []byte(`{"t":`))
+	if !ok {
+		return 0, false
+	}
+	end := bytes.IndexByte(rest, ',')
+	if end < 0 {
+		return 0, false
+	}
+	t, err := strconv.ParseInt(string(rest[:end]), 10, 64)
+	return t, err == nil
 }
