@@ -42,6 +42,13 @@ type QueueDriver struct {
 	// means unknown (scan it).
 	mu         sync.Mutex
 	nextExpiry map[string]int64
+
+	// qmu guards the in-memory claim state of every queue (see
+	// queue_mem.go); reaped counts claims that expired in memory since
+	// the last Expire.
+	qmu    sync.Mutex
+	mem    map[string]*memQueue
+	reaped int
 }
 
 // Queues returns the store's queue driver, creating its bucket.
@@ -53,7 +60,7 @@ func (s *Store) Queues(ctx context.Context) (*QueueDriver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bolt: queues bucket: %w", err)
 	}
-	return &QueueDriver{s: s, nextExpiry: map[string]int64{}}, nil
+	return &QueueDriver{s: s, nextExpiry: map[string]int64{}, mem: map[string]*memQueue{}}, nil
 }
 
 func queueName(k queue.Key) []byte {
@@ -168,6 +175,9 @@ func (d *QueueDriver) DeleteQueue(ctx context.Context, k queue.Key) error {
 	d.mu.Lock()
 	delete(d.nextExpiry, string(name))
 	d.mu.Unlock()
+	d.qmu.Lock()
+	delete(d.mem, string(name))
+	d.qmu.Unlock()
 	return err
 }
 
@@ -175,8 +185,7 @@ func (d *QueueDriver) DeleteQueue(ctx context.Context, k queue.Key) error {
 func (d *QueueDriver) QueueStats(ctx context.Context, k queue.Key, now time.Time) (queue.Stats, error) {
 	var st queue.Stats
 	n := now.UnixNano()
-	err := d.s.view(ctx, func(tx *bbolt.Tx) error {
-		b := queueBucket(tx, queueName(k))
+	err := d.withMem(ctx, string(queueName(k)), n, func(_ *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error {
 		if b == nil {
 			return nil
 		}
@@ -186,6 +195,7 @@ func (d *QueueDriver) QueueStats(ctx context.Context, k queue.Key, now time.Time
 			if err != nil {
 				return fmt.Errorf("%w: queue %s: %w", ErrCorrupt, k, err)
 			}
+			m.overlay(keySeq(key), &r, n)
 			if r.expires <= n {
 				continue
 			}

@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"bytes"
+	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -14,60 +15,57 @@ import (
 	"github.com/sidestream/sidestream/core/queue"
 )
 
-// CreateClaim implements queue.Driver.
+// CreateClaim implements queue.Driver. The claim is made in memory under
+// qmu, with no commit: see queue_mem.go for why that keeps delivery
+// at-least-once and deletes final.
 func (d *QueueDriver) CreateClaim(ctx context.Context, k queue.Key, o queue.ClaimOptions, now time.Time) (queue.Claim, error) {
 	id := uuid.New()
-	name := queueName(k)
 	n := now.UnixNano()
-	cr := claimRec{created: n, expires: n + int64(o.TTL), ttl: int64(o.TTL), grace: int64(o.Grace)}
+	c := &memClaim{id: id, created: n, expires: n + int64(o.TTL), ttl: int64(o.TTL), grace: int64(o.Grace)}
 	var msgs []queue.Message
-	err := d.write(ctx, 128+64*o.Limit, func(tx *bbolt.Tx, ar *arena) error {
-		msgs = msgs[:0]
-		b := queueBucket(tx, name)
+	err := d.withMem(ctx, string(queueName(k)), n, func(_ *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error {
 		if b == nil {
 			return nil
 		}
-		mb := b.Bucket(qbktMsgs)
-		type upd struct {
-			seq uint64
-			v   []byte
-		}
-		var (
-			ups  []upd
-			slab []byte
-		)
-		err := scanFree(mb, n, o.Limit, func(seq uint64, r *msgRec) {
-			r.claim, r.claimExp = id, cr.expires
-			r.expires = max(r.expires, cr.expires+cr.grace)
-			v := ar.alloc(msgHdrLen + len(r.body))
-			r.encode(v)
-			ups = append(ups, upd{seq, v})
+		d.reaped += m.reap(n)
+		var slab []byte
+		err := m.takeFree(b.Bucket(qbktMsgs), n, o.Limit, func(seq uint64, r *msgRec) {
+			m.owner[seq] = c
+			c.seqs = append(c.seqs, seq)
+			r.claim, r.claimExp = id, c.expires
+			if life := c.expires + c.grace; life > r.expires {
+				r.expires = life
+				m.extend[seq] = life
+			}
 			msgs = append(msgs, r.message(seq, n, &slab))
 		})
-		if err != nil || len(ups) == 0 {
-			return err
+		if len(c.seqs) > 0 {
+			c.live = len(c.seqs)
+			m.claims[id] = c
+			heap.Push(&m.byExp, c)
 		}
-		seqs := ar.alloc(8 * len(ups))
-		for i, u := range ups {
-			putSeq(seqs[8*i:], u.seq)
-			if err := mb.Put(putU64(ar, u.seq), u.v); err != nil {
-				return fmt.Errorf("bolt: claim in %s: %w", k, err)
-			}
+		if err != nil {
+			return fmt.Errorf("queue %s: %w", k, err)
 		}
-		cv := ar.alloc(claimHdrLen + len(seqs))
-		rec := cr
-		rec.seqs = seqs
-		rec.encode(cv)
-		d.noteExpiry(string(name), cr.expires)
-		return b.Bucket(qbktClaims).Put(ar.str(string(id[:])), cv)
+		return nil
 	})
 	if err != nil || len(msgs) == 0 {
 		return queue.Claim{}, err
 	}
 	return queue.Claim{
-		ID: id.String(), TTL: time.Duration(cr.ttl), Grace: time.Duration(cr.grace),
-		Created: now.UTC(), Expires: time.Unix(0, cr.expires).UTC(), Messages: msgs,
+		ID: id.String(), TTL: time.Duration(c.ttl), Grace: time.Duration(c.grace),
+		Created: now.UTC(), Expires: time.Unix(0, c.expires).UTC(), Messages: msgs,
 	}, nil
+}
+
+// activeClaim returns claim cid of m if it is active at now.
+func activeClaim(m *memQueue, cid uuid.UUID, now int64) (*memClaim, error) {
+	if m != nil {
+		if c := m.claims[cid]; c != nil && c.expires > now {
+			return c, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s", queue.ErrClaimNotFound, cid)
 }
 
 // GetClaim implements queue.Driver.
@@ -78,17 +76,17 @@ func (d *QueueDriver) GetClaim(ctx context.Context, k queue.Key, id string, now 
 	}
 	n := now.UnixNano()
 	var out queue.Claim
-	err := d.s.view(ctx, func(tx *bbolt.Tx) error {
-		b := queueBucket(tx, queueName(k))
-		cr, err := activeClaim(b, cid, n)
+	err := d.withMem(ctx, string(queueName(k)), n, func(_ *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error {
+		c, err := activeClaim(m, cid, n)
 		if err != nil {
 			return err
 		}
-		out = queue.Claim{ID: id, TTL: time.Duration(cr.ttl), Grace: time.Duration(cr.grace),
-			Created: time.Unix(0, cr.created).UTC(), Expires: time.Unix(0, cr.expires).UTC()}
+		out = queue.Claim{ID: id, TTL: time.Duration(c.ttl), Grace: time.Duration(c.grace),
+			Created: time.Unix(0, c.created).UTC(), Expires: time.Unix(0, c.expires).UTC()}
 		var slab []byte
-		return forClaimed(b.Bucket(qbktMsgs), &cr, cid, func(seq uint64, r *msgRec) error {
-			if r.claimedAt(n) && r.expires > n {
+		return forClaimed(b.Bucket(qbktMsgs), m, c, func(seq uint64, r *msgRec) error {
+			m.overlay(seq, r, n)
+			if r.expires > n {
 				out.Messages = append(out.Messages, r.message(seq, n, &slab))
 			}
 			return nil
@@ -97,30 +95,12 @@ func (d *QueueDriver) GetClaim(ctx context.Context, k queue.Key, id string, now 
 	return out, err
 }
 
-// activeClaim reads claim cid of queue bucket b (nil: no queue).
-func activeClaim(b *bbolt.Bucket, cid uuid.UUID, now int64) (claimRec, error) {
-	if b == nil {
-		return claimRec{}, fmt.Errorf("%w: %s", queue.ErrClaimNotFound, cid)
-	}
-	v := b.Bucket(qbktClaims).Get(cid[:])
-	if v == nil {
-		return claimRec{}, fmt.Errorf("%w: %s", queue.ErrClaimNotFound, cid)
-	}
-	cr, err := decodeClaim(v)
-	if err != nil {
-		return cr, fmt.Errorf("%w: claim %s: %w", ErrCorrupt, cid, err)
-	}
-	if cr.expires <= now {
-		return cr, fmt.Errorf("%w: %s expired", queue.ErrClaimNotFound, cid)
-	}
-	return cr, nil
-}
-
-// forClaimed calls fn for each message of cr still stamped with cid
-// (whether or not the claim is still active).
-func forClaimed(mb *bbolt.Bucket, cr *claimRec, cid uuid.UUID, fn func(seq uint64, r *msgRec) error) error {
-	for i := range cr.count() {
-		seq := cr.seqAt(i)
+// forClaimed calls fn for each stored message c still holds.
+func forClaimed(mb *bbolt.Bucket, m *memQueue, c *memClaim, fn func(seq uint64, r *msgRec) error) error {
+	for _, seq := range c.seqs {
+		if m.owner[seq] != c {
+			continue
+		}
 		key := seqKey(seq)
 		v := mb.Get(key[:])
 		if v == nil {
@@ -130,86 +110,159 @@ func forClaimed(mb *bbolt.Bucket, cr *claimRec, cid uuid.UUID, fn func(seq uint6
 		if err != nil {
 			return fmt.Errorf("%w: seq %d: %w", ErrCorrupt, seq, err)
 		}
-		if r.claim == cid {
-			if err := fn(seq, &r); err != nil {
-				return err
-			}
+		if err := fn(seq, &r); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// RenewClaim implements queue.Driver.
+// RenewClaim implements queue.Driver. The renewed claim is written (and
+// so made durable) before it is acknowledged.
 func (d *QueueDriver) RenewClaim(ctx context.Context, k queue.Key, id string, ttl, grace time.Duration, now time.Time) error {
-	return d.updateClaim(ctx, k, id, now, func(cr *claimRec, r *msgRec) {
-		if cr != nil {
-			cr.expires, cr.ttl, cr.grace = now.UnixNano()+int64(ttl), int64(ttl), int64(grace)
-			return
-		}
-		r.claimExp = now.UnixNano() + int64(ttl)
-		r.expires = max(r.expires, r.claimExp+int64(grace))
+	n := now.UnixNano()
+	return d.updateClaim(ctx, k, id, n, func(c *memClaim) memClaim {
+		u := *c
+		u.expires, u.ttl, u.grace = n+int64(ttl), int64(ttl), int64(grace)
+		return u
 	}, false)
 }
 
 // ReleaseClaim implements queue.Driver.
 func (d *QueueDriver) ReleaseClaim(ctx context.Context, k queue.Key, id string, now time.Time) error {
-	err := d.updateClaim(ctx, k, id, now, func(cr *claimRec, r *msgRec) {
-		if r != nil {
-			r.claim, r.claimExp = uuid.Nil, 0
-		}
-	}, true)
+	err := d.updateClaim(ctx, k, id, now.UnixNano(), func(c *memClaim) memClaim { return *c }, true)
 	if errors.Is(err, queue.ErrClaimNotFound) {
 		return nil
 	}
 	return err
 }
 
-// updateClaim rewrites an active claim (edit called with the claim, then
-// with each message it holds) or, with drop, deletes the claim record.
-func (d *QueueDriver) updateClaim(ctx context.Context, k queue.Key, id string, now time.Time,
-	edit func(*claimRec, *msgRec), drop bool) error {
+// updateClaim writes an active claim as edit returns it (or, with drop,
+// clears its stamps and record) in one commit, then applies the same to
+// memory once that commit is durable.
+func (d *QueueDriver) updateClaim(ctx context.Context, k queue.Key, id string, n int64,
+	edit func(*memClaim) memClaim, drop bool) error {
 	cid, ok := parseClaimID(id)
 	if !ok {
 		return fmt.Errorf("%w: %q", queue.ErrClaimNotFound, id)
 	}
-	name := queueName(k)
-	n := now.UnixNano()
-	var result error
+	name := string(queueName(k))
+	if err := d.loaded(ctx, name, n); err != nil {
+		return err
+	}
+	var (
+		result error
+		c      *memClaim
+		u      memClaim
+	)
 	err := d.write(ctx, 256, func(tx *bbolt.Tx, ar *arena) error {
-		b := queueBucket(tx, name)
-		cr, err := activeClaim(b, cid, n)
-		if result = err; errors.Is(err, queue.ErrClaimNotFound) {
-			return nil
-		} else if err != nil {
-			return err
+		b := queueBucket(tx, []byte(name))
+		d.qmu.Lock()
+		defer d.qmu.Unlock()
+		m := d.mem[name]
+		if b == nil {
+			m = nil
 		}
-		mb := b.Bucket(qbktMsgs)
-		edit(&cr, nil)
-		var keys, vals [][]byte
-		err = forClaimed(mb, &cr, cid, func(seq uint64, r *msgRec) error {
-			edit(nil, r)
-			v := ar.alloc(msgHdrLen + len(r.body))
-			r.encode(v)
-			keys, vals = append(keys, putU64(ar, seq)), append(vals, v)
+		if c, result = activeClaim(m, cid, n); result != nil {
 			return nil
-		})
-		if err != nil {
-			return err
 		}
-		for i := range keys {
-			if err := mb.Put(keys[i], vals[i]); err != nil {
-				return err
+		u = edit(c)
+		if drop {
+			u.expires = 0 // stamps with an expired claim mean "free"
+		}
+		return writeClaim(b, ar, m, c, &u, drop)
+	})
+	if err != nil || result != nil {
+		return errors.Join(err, result)
+	}
+	d.qmu.Lock()
+	defer d.qmu.Unlock()
+	m := d.mem[name]
+	if m == nil || m.claims[cid] != c {
+		return nil
+	}
+	if drop {
+		for _, seq := range c.seqs {
+			if m.owner[seq] == c {
+				delete(m.owner, seq)
+				m.free.push(seq, seq)
 			}
 		}
-		cb := b.Bucket(qbktClaims)
-		if drop {
-			return cb.Delete(cid[:])
+		m.dropClaim(c)
+		return nil
+	}
+	c.expires, c.ttl, c.grace, c.flushed = u.expires, u.ttl, u.grace, true
+	heap.Fix(&m.byExp, c.hidx)
+	for _, seq := range c.seqs {
+		if m.owner[seq] == c && c.expires+c.grace > m.extend[seq] {
+			m.extend[seq] = c.expires + c.grace
 		}
-		cv := ar.alloc(claimHdrLen + len(cr.seqs))
-		cr.encode(cv)
-		return cb.Put(ar.str(string(cid[:])), cv)
+	}
+	return nil
+}
+
+// writeClaim stamps the messages c still holds with u (its new state)
+// and stores u's record, or deletes it with drop. Called in a write
+// transaction under qmu; memory is left to the caller.
+func writeClaim(b *bbolt.Bucket, ar *arena, m *memQueue, c *memClaim, u *memClaim, drop bool) error {
+	mb := b.Bucket(qbktMsgs)
+	var keys, vals [][]byte
+	err := forClaimed(mb, m, c, func(seq uint64, r *msgRec) error {
+		if e, ok := m.extend[seq]; ok && e > r.expires {
+			r.expires = e
+		}
+		r.claim, r.claimExp = c.id, u.expires
+		if drop {
+			r.claim, r.claimExp = uuid.Nil, 0
+		} else {
+			r.expires = max(r.expires, u.expires+u.grace)
+		}
+		v := ar.alloc(msgHdrLen + len(r.body))
+		r.encode(v)
+		keys, vals = append(keys, putU64(ar, seq)), append(vals, v)
+		return nil
 	})
-	return errors.Join(err, result)
+	if err != nil {
+		return err
+	}
+	for i := range keys {
+		if err := mb.Put(keys[i], vals[i]); err != nil {
+			return err
+		}
+	}
+	cb := b.Bucket(qbktClaims)
+	if drop {
+		return cb.Delete(c.id[:])
+	}
+	cv := ar.alloc(claimHdrLen)
+	rec := claimRec{created: u.created, expires: u.expires, ttl: u.ttl, grace: u.grace}
+	rec.encode(cv)
+	return cb.Put(ar.str(string(c.id[:])), cv)
+}
+
+// flushClaims writes the active claims not yet on file, so they survive
+// a restart. It runs in a write transaction; flushed is marked by the
+// caller once the commit is durable.
+func (d *QueueDriver) flushClaims(tx *bbolt.Tx, ar *arena, now int64) ([]*memClaim, error) {
+	d.qmu.Lock()
+	defer d.qmu.Unlock()
+	var done []*memClaim
+	for name, m := range d.mem {
+		b := queueBucket(tx, []byte(name))
+		if b == nil {
+			continue
+		}
+		for _, c := range m.claims {
+			if c.flushed || !c.seen || c.expires <= now {
+				continue
+			}
+			if err := writeClaim(b, ar, m, c, c, false); err != nil {
+				return nil, err
+			}
+			done = append(done, c)
+		}
+	}
+	return done, nil
 }
 
 // expireChunk bounds the entries one sweep transaction examines.
@@ -218,14 +271,56 @@ const expireChunk = 16384
 // Expire implements queue.Driver. It runs as bounded chunks through the
 // committer, like Prune, so posts interleave with a long sweep.
 func (d *QueueDriver) Expire(ctx context.Context, now time.Time) (int, error) {
-	e := &expirer{d: d, now: now.UnixNano()}
+	n := now.UnixNano()
+	reaped, err := d.flush(ctx, n)
+	if err != nil {
+		return reaped, err
+	}
+	e := &expirer{d: d, now: n}
 	for !e.cur.done {
 		if err := d.write(ctx, 64, e.chunk); err != nil {
-			return e.cur.removed, err
+			return reaped + e.cur.removed, err
 		}
 		e.cur = e.next
 	}
-	return e.cur.removed, nil
+	return reaped + e.cur.removed, nil
+}
+
+// flush reaps expired in-memory claims and writes the active ones not
+// yet on file that the previous call already saw (short-lived claims,
+// deleted within a sweep, are never written); it returns how many claims
+// expired since the last call.
+func (d *QueueDriver) flush(ctx context.Context, n int64) (int, error) {
+	d.qmu.Lock()
+	pending := false
+	for _, m := range d.mem {
+		d.reaped += m.reap(n)
+		for _, c := range m.claims {
+			pending = pending || (!c.flushed && c.seen)
+			c.seen = true
+		}
+	}
+	reaped := d.reaped
+	d.reaped = 0
+	d.qmu.Unlock()
+	if !pending {
+		return reaped, nil
+	}
+	var flushed []*memClaim
+	err := d.write(ctx, 4096, func(tx *bbolt.Tx, ar *arena) error {
+		var err error
+		flushed, err = d.flushClaims(tx, ar, n)
+		return err
+	})
+	if err != nil {
+		return reaped, err
+	}
+	d.qmu.Lock()
+	for _, c := range flushed {
+		c.flushed = true
+	}
+	d.qmu.Unlock()
+	return reaped, nil
 }
 
 type expirer struct {
@@ -262,7 +357,9 @@ func (e *expirer) chunk(tx *bbolt.Tx, _ *arena) error {
 			}
 		}
 		b := tx.Bucket(bktQueues).Bucket(k)
-		finished, err := e.sweepQueue(b, &st, &budget)
+		e.d.qmu.Lock()
+		finished, err := e.sweepQueue(b, e.d.mem[name], &st, &budget)
+		e.d.qmu.Unlock()
 		if err != nil {
 			return fmt.Errorf("bolt: expire %q: %w", name, err)
 		}
@@ -288,7 +385,7 @@ func (e *expirer) quiet(name string) bool {
 
 // sweepQueue removes what expired in one queue, from st.from on, within
 // budget; it reports whether the queue is done.
-func (e *expirer) sweepQueue(b *bbolt.Bucket, st *expireState, budget *int) (bool, error) {
+func (e *expirer) sweepQueue(b *bbolt.Bucket, m *memQueue, st *expireState, budget *int) (bool, error) {
 	if b == nil {
 		return true, nil
 	}
@@ -312,6 +409,7 @@ func (e *expirer) sweepQueue(b *bbolt.Bucket, st *expireState, budget *int) (boo
 		if err != nil {
 			return false, fmt.Errorf("%w: seq %d: %w", ErrCorrupt, keySeq(key), err)
 		}
+		m.overlay(keySeq(key), &r, e.now)
 		if r.expires <= e.now {
 			dels = append(dels, keySeq(key))
 		} else {

@@ -53,6 +53,12 @@ func (d *QueueDriver) PostMessages(ctx context.Context, k queue.Key, clientID st
 	if err != nil {
 		return nil, err
 	}
+	// Claimable only now that the post is durable.
+	d.qmu.Lock()
+	if m := d.mem[string(name)]; m != nil {
+		m.free.push(first, first+uint64(len(msgs))-1)
+	}
+	d.qmu.Unlock()
 	ids := make([]string, len(msgs))
 	for i := range ids {
 		ids[i] = msgID(first + uint64(i))
@@ -68,8 +74,7 @@ func (d *QueueDriver) ListMessages(ctx context.Context, k queue.Key, o queue.Lis
 		client, _ = uuid.Parse(o.ClientID)
 	}
 	n := now.UnixNano()
-	err := d.s.view(ctx, func(tx *bbolt.Tx) error {
-		b := queueBucket(tx, queueName(k))
+	err := d.withMem(ctx, string(queueName(k)), n, func(_ *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error {
 		if b == nil {
 			return nil
 		}
@@ -86,6 +91,7 @@ func (d *QueueDriver) ListMessages(ctx context.Context, k queue.Key, o queue.Lis
 			if err != nil {
 				return fmt.Errorf("%w: queue %s: %w", ErrCorrupt, k, err)
 			}
+			m.overlay(keySeq(key), &r, n)
 			if r.expires <= n || (!o.IncludeClaimed && r.claimedAt(n)) || (client != uuid.Nil && r.client == client) {
 				continue
 			}
@@ -100,8 +106,7 @@ func (d *QueueDriver) ListMessages(ctx context.Context, k queue.Key, o queue.Lis
 func (d *QueueDriver) GetMessages(ctx context.Context, k queue.Key, ids []string, now time.Time) ([]queue.Message, error) {
 	var out []queue.Message
 	n := now.UnixNano()
-	err := d.s.view(ctx, func(tx *bbolt.Tx) error {
-		b := queueBucket(tx, queueName(k))
+	err := d.withMem(ctx, string(queueName(k)), n, func(_ *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error {
 		if b == nil {
 			return nil
 		}
@@ -121,6 +126,7 @@ func (d *QueueDriver) GetMessages(ctx context.Context, k queue.Key, ids []string
 			if err != nil {
 				return fmt.Errorf("%w: queue %s: %w", ErrCorrupt, k, err)
 			}
+			m.overlay(seq, &r, n)
 			if r.expires > n {
 				out = append(out, r.message(seq, n, &slab))
 			}
@@ -130,7 +136,9 @@ func (d *QueueDriver) GetMessages(ctx context.Context, k queue.Key, ids []string
 	return out, err
 }
 
-// DeleteMessages implements queue.Driver.
+// DeleteMessages implements queue.Driver. The delete is checked against
+// the in-memory claims inside the committer, and its seqs are pinned (no
+// claim takes them) until the outcome is known.
 func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, claimIDs []string, now time.Time) error {
 	claims := make([]uuid.UUID, 0, len(claimIDs))
 	for _, c := range claimIDs {
@@ -149,15 +157,22 @@ func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, clai
 	if len(seqs) == 0 {
 		return nil
 	}
-	name := queueName(k)
+	name := string(queueName(k))
 	n := now.UnixNano()
+	if err := d.loaded(ctx, name, n); err != nil {
+		return err
+	}
 	var result error
+	pinned := false
 	err := d.write(ctx, 64+8*len(seqs), func(tx *bbolt.Tx, _ *arena) error {
 		result = nil
-		b := queueBucket(tx, name)
+		b := queueBucket(tx, []byte(name))
 		if b == nil {
 			return nil
 		}
+		d.qmu.Lock()
+		defer d.qmu.Unlock()
+		m := d.mem[name]
 		mb := b.Bucket(qbktMsgs)
 		// Check everything first: a rejected delete deletes nothing.
 		for _, seq := range seqs {
@@ -170,10 +185,11 @@ func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, clai
 			if err != nil {
 				return fmt.Errorf("%w: queue %s: %w", ErrCorrupt, k, err)
 			}
+			m.overlay(seq, &r, n)
 			if r.expires <= n {
 				continue
 			}
-			if result = checkDelete(&r, seq, claims, n); result != nil {
+			if result = checkDelete(m.holder(seq, n), seq, claims); result != nil {
 				return nil
 			}
 		}
@@ -182,23 +198,33 @@ func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, clai
 			if err := mb.Delete(key[:]); err != nil {
 				return fmt.Errorf("bolt: delete from %s: %w", k, err)
 			}
+			if m != nil {
+				m.pinned[seq] = struct{}{}
+				pinned = true
+			}
 		}
 		return nil
 	})
+	if pinned {
+		d.qmu.Lock()
+		if m := d.mem[name]; m != nil {
+			m.unpin(seqs, err == nil && result == nil)
+		}
+		d.qmu.Unlock()
+	}
 	return errors.Join(err, result)
 }
 
-func checkDelete(r *msgRec, seq uint64, claims []uuid.UUID, now int64) error {
-	claimed := r.claimedAt(now)
+func checkDelete(holder *memClaim, seq uint64, claims []uuid.UUID) error {
 	if len(claims) == 0 {
-		if claimed {
+		if holder != nil {
 			return fmt.Errorf("%w (message %s)", queue.ErrClaimed, msgID(seq))
 		}
 		return nil
 	}
-	if claimed {
+	if holder != nil {
 		for _, c := range claims {
-			if c == r.claim {
+			if c == holder.id {
 				return nil
 			}
 		}
@@ -208,26 +234,39 @@ func checkDelete(r *msgRec, seq uint64, claims []uuid.UUID, now int64) error {
 
 // PopMessages implements queue.Driver.
 func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, now time.Time) ([]queue.Message, error) {
-	name := queueName(k)
+	name := string(queueName(k))
 	n := now.UnixNano()
-	var out []queue.Message
+	if err := d.loaded(ctx, name, n); err != nil {
+		return nil, err
+	}
+	var (
+		out   []queue.Message
+		taken []uint64
+	)
 	err := d.write(ctx, 64+16*limit, func(tx *bbolt.Tx, _ *arena) error {
-		out = out[:0]
-		b := queueBucket(tx, name)
-		if b == nil {
+		d.qmu.Lock()
+		defer d.qmu.Unlock()
+		m := d.mem[name]
+		if m != nil && len(taken) > 0 { // a replay: the first run did not commit
+			m.unpin(taken, false)
+		}
+		out, taken = out[:0], taken[:0]
+		b := queueBucket(tx, []byte(name))
+		if b == nil || m == nil {
 			return nil
 		}
+		d.reaped += m.reap(n)
 		var slab []byte
 		mb := b.Bucket(qbktMsgs)
-		var seqs []uint64
-		err := scanFree(mb, n, limit, func(seq uint64, r *msgRec) {
+		err := m.takeFree(mb, n, limit, func(seq uint64, r *msgRec) {
 			out = append(out, r.message(seq, n, &slab))
-			seqs = append(seqs, seq)
+			taken = append(taken, seq)
+			m.pinned[seq] = struct{}{}
 		})
 		if err != nil {
 			return fmt.Errorf("queue %s: %w", k, err)
 		}
-		for _, seq := range seqs {
+		for _, seq := range taken {
 			key := seqKey(seq)
 			if err := mb.Delete(key[:]); err != nil {
 				return fmt.Errorf("bolt: pop from %s: %w", k, err)
@@ -235,30 +274,48 @@ func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, n
 		}
 		return nil
 	})
+	if len(taken) > 0 {
+		d.qmu.Lock()
+		if m := d.mem[name]; m != nil {
+			m.unpin(taken, err == nil)
+		}
+		d.qmu.Unlock()
+	}
 	if err != nil {
 		return nil, err
 	}
 	return out, nil
 }
 
-// claimScanLimit bounds the claimed messages a claim or pop skips.
-const claimScanLimit = 16384
-
-// scanFree calls fn for up to limit live, unclaimed messages, oldest
-// first. fn must not modify mb; r.body aliases the page.
-func scanFree(mb *bbolt.Bucket, now int64, limit int, fn func(seq uint64, r *msgRec)) error {
-	c := mb.Cursor()
-	got, scanned := 0, 0
-	for key, v := c.First(); key != nil && got < limit && scanned < limit+claimScanLimit; key, v = c.Next() {
-		scanned++
-		r, err := decodeMsg(v)
-		if err != nil {
-			return fmt.Errorf("%w: seq %d: %w", ErrCorrupt, keySeq(key), err)
+// takeFree takes up to limit live, unclaimed messages from m.free,
+// oldest first, and calls fn for each; it drops candidates that were
+// deleted or expired. fn must not modify mb; r.body aliases the page.
+func (m *memQueue) takeFree(mb *bbolt.Bucket, now int64, limit int, fn func(seq uint64, r *msgRec)) error {
+	for got := 0; got < limit; {
+		seq, ok := m.free.take()
+		if !ok {
+			return nil
 		}
-		if r.expires <= now || r.claimedAt(now) {
+		if _, busy := m.pinned[seq]; busy || m.owner[seq] != nil {
 			continue
 		}
-		fn(keySeq(key), &r)
+		key := seqKey(seq)
+		v := mb.Get(key[:])
+		if v == nil {
+			delete(m.extend, seq)
+			continue
+		}
+		r, err := decodeMsg(v)
+		if err != nil {
+			m.free.push(seq, seq)
+			return fmt.Errorf("%w: seq %d: %w", ErrCorrupt, seq, err)
+		}
+		m.overlay(seq, &r, now)
+		if r.expires <= now {
+			delete(m.extend, seq)
+			continue // the sweep deletes it
+		}
+		fn(seq, &r)
 		got++
 	}
 	return nil

@@ -3,6 +3,7 @@ package bolt
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -33,7 +34,9 @@ func TestQueueDriverContract(t *testing.T) {
 	})
 }
 
-// TestQueueReopen: posts, claims and deletes survive closing the file.
+// TestQueueReopen: posts and deletes survive closing the file; a claim
+// survives once flushed (Expire), and a claim lost before its flush only
+// frees its message again (redelivery), never brings back a deleted one.
 func TestQueueReopen(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -41,17 +44,30 @@ func TestQueueReopen(t *testing.T) {
 	s, d := openQueues(t, path)
 	k := queue.Key{Tenant: "t", Queue: "q"}
 	now := queuetest.T0
-	ids, err := d.PostMessages(ctx, k, queuetest.ClientA, []queue.NewMessage{
-		{Body: json.RawMessage(`1`), TTL: time.Hour}, {Body: json.RawMessage(`2`), TTL: time.Hour}, {Body: json.RawMessage(`3`), TTL: time.Hour},
-	}, now)
+	var msgs []queue.NewMessage
+	for _, b := range []string{`1`, `2`, `3`, `4`} {
+		msgs = append(msgs, queue.NewMessage{Body: json.RawMessage(b), TTL: time.Hour})
+	}
+	ids, err := d.PostMessages(ctx, k, queuetest.ClientA, msgs, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := d.CreateClaim(ctx, k, queue.ClaimOptions{TTL: time.Hour, Limit: 1}, now)
-	if err != nil || len(c.Messages) != 1 {
-		t.Fatal(c, err)
+	claim := func() queue.Claim {
+		t.Helper()
+		c, err := d.CreateClaim(ctx, k, queue.ClaimOptions{TTL: time.Hour, Limit: 1}, now)
+		if err != nil || len(c.Messages) != 1 {
+			t.Fatal(c, err)
+		}
+		return c
 	}
-	if err := d.DeleteMessages(ctx, k, ids[1:2], nil, now); err != nil {
+	flushed := claim()
+	for range 2 { // the second sweep that sees a claim flushes it
+		if _, err := d.Expire(ctx, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lost := claim() // never flushed: as if the process crashed
+	if err := d.DeleteMessages(ctx, k, ids[2:3], nil, now); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(ctx); err != nil {
@@ -62,11 +78,22 @@ func TestQueueReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p.Messages) != 2 || string(p.Messages[0].Body) != "1" || p.Messages[0].ClaimID != c.ID || string(p.Messages[1].Body) != "3" {
+	if len(p.Messages) != 3 || string(p.Messages[0].Body) != "1" || p.Messages[0].ClaimID != flushed.ID ||
+		string(p.Messages[1].Body) != "2" || p.Messages[1].ClaimID != "" || string(p.Messages[2].Body) != "4" {
 		t.Fatalf("after reopen: %+v", p.Messages)
 	}
-	more, err := d.PostMessages(ctx, k, queuetest.ClientA, []queue.NewMessage{{Body: json.RawMessage(`4`), TTL: time.Hour}}, now)
-	if err != nil || more[0] <= ids[2] {
-		t.Fatalf("id after reopen %v (last before %s): %v", more, ids[2], err)
+	if err := d.DeleteMessages(ctx, k, ids[1:2], []string{lost.ID}, now); !errors.Is(err, queue.ErrNotClaimedBy) {
+		t.Fatalf("delete with the lost claim: %v", err)
+	}
+	again, err := d.CreateClaim(ctx, k, queue.ClaimOptions{TTL: time.Hour, Limit: 10}, now)
+	if err != nil || len(again.Messages) != 2 || again.Messages[0].ID != ids[1] || again.Messages[1].ID != ids[3] {
+		t.Fatalf("claim after reopen: %+v %v", again.Messages, err)
+	}
+	if err := d.DeleteMessages(ctx, k, ids[:1], []string{flushed.ID}, now); err != nil {
+		t.Fatalf("delete with the flushed claim: %v", err)
+	}
+	more, err := d.PostMessages(ctx, k, queuetest.ClientA, []queue.NewMessage{{Body: json.RawMessage(`5`), TTL: time.Hour}}, now)
+	if err != nil || more[0] <= ids[3] {
+		t.Fatalf("id after reopen %v (last before %s): %v", more, ids[3], err)
 	}
 }

@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) queue.Driver) {
 		{"Pop", testPop},
 		{"Stats", testStats},
 		{"ConcurrentClaimsExclusive", testConcurrentClaims},
+		{"ClaimPastManyClaimedAtHead", testClaimPastClaimedHead},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -533,5 +534,39 @@ func testConcurrentClaims(t *testing.T, d queue.Driver) {
 	}
 	if st, _ := d.QueueStats(ctx(t), k, at(3)); st.Total != 0 {
 		t.Fatalf("%d messages left after every claim was deleted", st.Total)
+	}
+}
+
+// testClaimPastClaimedHead: a free message behind more claimed ones than
+// any scan bound (the bbolt driver once stopped after 16384) is claimed.
+func testClaimPastClaimedHead(t *testing.T, d queue.Driver) {
+	const held, batch = 17000, 1000
+	k := queue.Key{Tenant: "t", Queue: "q"}
+	for i := 0; i < held; i += batch {
+		b := make([]queue.NewMessage, batch)
+		for j := range b {
+			b[j] = queue.NewMessage{Body: json.RawMessage(fmt.Sprint(i + j)), TTL: time.Hour}
+		}
+		if _, err := d.PostMessages(ctx(t), k, ClientA, b, at(0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := 0
+	for range 2 * held / batch {
+		c, err := d.CreateClaim(ctx(t), k, queue.ClaimOptions{TTL: time.Hour, Limit: batch}, at(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got += len(c.Messages); got >= held {
+			break
+		}
+	}
+	if got != held {
+		t.Fatalf("claimed %d of %d", got, held)
+	}
+	tail := post(t, d, k, ClientA, at(2), time.Hour, `"tail"`)
+	c, err := d.CreateClaim(ctx(t), k, queue.ClaimOptions{TTL: time.Hour, Limit: 10}, at(3))
+	if err != nil || len(c.Messages) != 1 || c.Messages[0].ID != tail[0] {
+		t.Fatalf("claim behind %d claimed messages: %v %v", held, bodies(c.Messages), err)
 	}
 }

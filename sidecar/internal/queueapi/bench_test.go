@@ -37,6 +37,7 @@ func benchRun(b *testing.B, e *env, batch int) {
 	done := make(chan struct{})
 	errs := make(chan error, producers+consumers)
 	b.ResetTimer()
+	st0, busy0 := e.st.Stats(), e.commitNs.Load()
 	start := time.Now()
 	cctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -73,7 +74,15 @@ func benchRun(b *testing.B, e *env, batch int) {
 	}
 	elapsed := time.Since(start)
 	b.StopTimer()
+	st, busy := e.st.Stats(), e.commitNs.Load()-busy0
+	txs := float64(st.Transactions - st0.Transactions)
 	stop()
 	wg.Wait()
 	b.ReportMetric(float64(total)/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(txs/elapsed.Seconds(), "tx/s")
+	b.ReportMetric(float64(st.Writes-st0.Writes)/txs, "writes/tx")
+	// committer% is the share of the run the committer spent inside
+	// transactions (apply + write + fsync): near 100 means it is the
+	// bottleneck.
+	b.ReportMetric(100*float64(busy)/float64(elapsed), "committer%")
 }

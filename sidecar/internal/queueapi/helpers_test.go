@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -45,6 +46,10 @@ type env struct {
 	base string
 	api  *API
 	svc  *queue.Service
+	st   *bolt.Store
+	// commitNs sums the committer's transaction time (benchmarks report
+	// how busy the single committer is).
+	commitNs atomic.Int64
 }
 
 type envOpts struct {
@@ -57,7 +62,9 @@ type envOpts struct {
 func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	ctx := context.Background()
-	st, err := bolt.Open(ctx, filepath.Join(t.TempDir(), "q.db"), bolt.Options{NoSync: o.nosync}, nil)
+	e := &env{t: t}
+	st, err := bolt.Open(ctx, filepath.Join(t.TempDir(), "q.db"), bolt.Options{NoSync: o.nosync,
+		OnCommit: func(d time.Duration, _ int) { e.commitNs.Add(int64(d)) }}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +97,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 	h.NoHijackConnPool = true
 	api := Register(h, svc, a, o.api, nil)
 	go func() { _ = h.Run() }()
-	e := &env{t: t, base: "http://" + ln.Addr().String(), api: api, svc: svc}
+	e.base, e.api, e.svc, e.st = "http://"+ln.Addr().String(), api, svc, st
 	t.Cleanup(func() {
 		c, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
