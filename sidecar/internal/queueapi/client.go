@@ -1,6 +1,7 @@
 package queueapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -95,6 +96,9 @@ func Dial(ctx context.Context, url string, hdr http.Header) (*Client, error) {
 	return c, nil
 }
 
+// deliveryPrefix starts every delivery frame the server writes.
+var deliveryPrefix = []byte(`{"action":"message_delivery",`)
+
 type wireReply struct {
 	Action  string          `json:"action"`
 	Request json.RawMessage `json:"request"`
@@ -113,25 +117,30 @@ func (c *Client) read() {
 			c.fail(err)
 			return
 		}
+		if bytes.HasPrefix(data, deliveryPrefix) {
+			// One pass, straight into the Delivery.
+			var f struct {
+				Body Delivery `json:"body"`
+			}
+			if err := json.Unmarshal(data, &f); err != nil {
+				c.fail(fmt.Errorf("queue client: bad delivery: %w", err))
+				return
+			}
+			c.deliveries <- f.Body
+			continue
+		}
 		var r wireReply
 		if err := json.Unmarshal(data, &r); err != nil {
 			c.fail(fmt.Errorf("queue client: bad frame from server: %w", err))
 			return
 		}
-		if r.Action == "message_delivery" {
-			var d Delivery
-			if err := json.Unmarshal(r.Body, &d); err != nil {
-				c.fail(fmt.Errorf("queue client: bad delivery: %w", err))
-				return
-			}
-			c.deliveries <- d
-			continue
-		}
 		var req struct {
-			Headers map[string]any `json:"headers"`
+			Headers struct {
+				ID any `json:"Request-ID"`
+			} `json:"headers"`
 		}
 		_ = json.Unmarshal(r.Request, &req) // the echo of a bad frame may be anything
-		id, _ := req.Headers["Request-ID"].(string)
+		id, _ := req.Headers.ID.(string)
 		c.mu.Lock()
 		ch, ok := c.pending[id]
 		delete(c.pending, id)
@@ -168,10 +177,20 @@ func (c *Client) Do(ctx context.Context, action string, headers map[string]strin
 		h[k] = v
 	}
 	h["Request-ID"] = id
-	b, err := json.Marshal(map[string]any{"action": action, "headers": h, "body": body})
+	hb, err := json.Marshal(h)
 	if err != nil {
 		return Reply{}, err
 	}
+	bb, ok := body.(encoded)
+	if !ok {
+		if bb, err = json.Marshal(body); err != nil {
+			return Reply{}, err
+		}
+	}
+	ab, _ := json.Marshal(action)
+	b := make([]byte, 0, len(ab)+len(hb)+len(bb)+32)
+	b = append(append(append(b, `{"action":`...), ab...), `,"headers":`...)
+	b = append(append(append(append(b, hb...), `,"body":`...), bb...), '}')
 	ch := make(chan Reply, 1)
 	c.mu.Lock()
 	if c.err != nil {
@@ -181,7 +200,11 @@ func (c *Client) Do(ctx context.Context, action string, headers map[string]strin
 	c.pending[id] = ch
 	c.mu.Unlock()
 	if err := c.WriteRaw(b); err != nil {
-		return Reply{}, err
+		// A frame that cannot be written leaves the connection unusable.
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+		return Reply{}, fmt.Errorf("%w: %w", ErrClientClosed, err)
 	}
 	select {
 	case r, ok := <-ch:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -117,18 +118,33 @@ func Produce(ctx context.Context, o ProduceOptions) (LoadResult, error) {
 }
 
 func postBatch(ctx context.Context, c *Client, o ProduceOptions, first int64) error {
-	msgs := make([]map[string]any, o.Batch)
-	for i := range msgs {
-		m := map[string]any{"body": o.Body}
-		if o.Body == nil {
-			m["body"] = map[string]any{"seq": first + int64(i)}
-		}
-		if o.TTL > 0 {
-			m["ttl"] = int64(o.TTL / time.Second)
-		}
-		msgs[i] = m
+	qn, err := json.Marshal(o.Queue)
+	if err != nil {
+		return err
 	}
-	r, err := c.Do(ctx, "message_post", nil, map[string]any{"queue_name": o.Queue, "messages": msgs})
+	// Built by hand: the generator shares the machine with the server.
+	b := make(encoded, 0, 64+o.Batch*(32+len(o.Body)))
+	b = append(append(append(b, `{"queue_name":`...), qn...), `,"messages":[`...)
+	for i := range o.Batch {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		if o.TTL > 0 {
+			b = strconv.AppendInt(append(b, `"ttl":`...), int64(o.TTL/time.Second), 10)
+			b = append(b, ',')
+		}
+		b = append(b, `"body":`...)
+		if o.Body != nil {
+			b = append(b, o.Body...)
+		} else {
+			b = strconv.AppendInt(append(b, `{"seq":`...), first+int64(i), 10)
+			b = append(b, '}')
+		}
+		b = append(b, '}')
+	}
+	b = append(b, "]}"...)
+	r, err := c.Do(ctx, "message_post", nil, b)
 	if err != nil {
 		return err
 	}
@@ -226,8 +242,7 @@ loop:
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			r, err := c.Do(ctx, "message_delete_many", nil, map[string]any{
-				"queue_name": d.QueueName, "message_ids": ids, "claim_ids": []string{d.ClaimID}})
+			r, err := c.Do(ctx, "message_delete_many", nil, deleteBody(d.QueueName, ids, d.ClaimID))
 			if err == nil {
 				err = r.Err()
 			}
@@ -247,4 +262,20 @@ loop:
 		return res, nil
 	}
 	return res, ctx.Err()
+}
+
+// deleteBody is {"queue_name","message_ids","claim_ids"}, built by hand.
+func deleteBody(q string, ids []string, claim string) encoded {
+	b := make(encoded, 0, 64+len(q)+20*len(ids)+len(claim))
+	qn, _ := json.Marshal(q) // a string always marshals
+	b = append(append(b, `{"queue_name":`...), qn...)
+	b = append(b, `,"message_ids":[`...)
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, id)
+	}
+	b = strconv.AppendQuote(append(b, `],"claim_ids":[`...), claim)
+	return append(b, "]}"...)
 }

@@ -61,11 +61,65 @@ func opMessagePost(ctx context.Context, api *API, w who, dec decodeFunc) (int, a
 	if err != nil {
 		return 0, nil, err
 	}
-	hrefs := make([]string, len(ids))
+	// Queue names are [a-zA-Z0-9_-] and ids hex: nothing to escape.
+	b := make(encoded, 0, 32+len(ids)*(2*len(p.QueueName)+64))
+	b = append(b, `{"resources":[`...)
 	for i, id := range ids {
-		hrefs[i] = msgHref(p.QueueName, id, "")
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendHref(append(b, '"'), p.QueueName, id, "")
+		b = append(b, '"')
 	}
-	return http.StatusCreated, map[string]any{"resources": hrefs, "message_ids": ids}, nil
+	b = append(b, `],"message_ids":[`...)
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(append(append(b, '"'), id...), '"')
+	}
+	return http.StatusCreated, append(b, "]}"...), nil
+}
+
+func appendHref(b []byte, q, id, claim string) []byte {
+	b = append(append(append(append(b, "/v2/queues/"...), q...), "/messages/"...), id...)
+	if claim != "" {
+		b = append(append(b, "?claim_id="...), claim...)
+	}
+	return b
+}
+
+// appendMessages appends ms as a JSON array of msgOut, with the bodies
+// copied as stored (they were validated when posted).
+func appendMessages(b []byte, q string, ms []queue.Message, now time.Time) []byte {
+	b = append(b, '[')
+	for i, m := range ms {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(append(append(b, `{"id":"`...), m.ID...), `","href":"`...)
+		b = appendHref(b, q, m.ID, m.ClaimID)
+		b = strconv.AppendInt(append(b, `","ttl":`...), int64(m.TTL/time.Second), 10)
+		b = strconv.AppendInt(append(b, `,"age":`...), age(now, m.Created), 10)
+		b = append(append(b, `,"body":`...), m.Body...)
+		if m.ClaimID != "" {
+			b = append(append(append(b, `,"claim_id":"`...), m.ClaimID...), '"')
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+// claimBody is a claim as claim_create and deliveries show it.
+func claimBody(b []byte, q, claimID, subID string, ms []queue.Message, now time.Time) []byte {
+	b = append(append(append(b, `{"claim_id":"`...), claimID...), `","href":"`...)
+	b = append(append(append(append(b, "/v2/queues/"...), q...), "/claims/"...), claimID...)
+	b = append(append(append(b, `","queue_name":"`...), q...), '"')
+	if subID != "" {
+		b = append(append(append(b, `,"subscription_id":"`...), subID...), '"')
+	}
+	b = appendMessages(append(b, `,"messages":`...), q, ms, now)
+	return append(b, '}')
 }
 
 type listParams struct {
@@ -216,10 +270,7 @@ func opClaimCreate(ctx context.Context, api *API, w who, dec decodeFunc) (int, a
 	if c.ID == "" {
 		return http.StatusNoContent, nil, nil
 	}
-	return http.StatusCreated, map[string]any{
-		"claim_id": c.ID, "href": claimHref(p.QueueName, c.ID),
-		"messages": messagesOut(p.QueueName, c.Messages, api.q.Now()),
-	}, nil
+	return http.StatusCreated, encoded(claimBody(make([]byte, 0, 4096), p.QueueName, c.ID, "", c.Messages, api.q.Now())), nil
 }
 
 func opClaimGet(ctx context.Context, api *API, w who, dec decodeFunc) (int, any, error) {

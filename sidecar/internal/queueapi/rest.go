@@ -92,7 +92,7 @@ func writeJSON(c *app.RequestContext, status int, out any) {
 		c.SetStatusCode(status)
 		return
 	}
-	b, err := json.Marshal(out)
+	b, err := encode(out)
 	if err != nil {
 		c.AbortWithStatusJSON(http.StatusInternalServerError, map[string]any{"error": errf(500, "internal", "encode response")})
 		return
@@ -106,14 +106,21 @@ func setLocation(c *app.RequestContext, action string, out any) {
 		if c.Response.StatusCode() != http.StatusNoContent {
 			c.Response.Header.Set("Location", queueHref(c.Param("queue")))
 		}
-	case "claim_create":
-		if m, ok := out.(map[string]any); ok {
-			c.Response.Header.Set("Location", m["href"].(string))
+	case "claim_create", "message_post":
+		// The hot paths encode their output by hand; REST reads it back.
+		e, ok := out.(encoded)
+		var v struct {
+			Href string   `json:"href"`
+			IDs  []string `json:"message_ids"`
 		}
-	case "message_post":
-		if m, ok := out.(map[string]any); ok {
-			c.Response.Header.Set("Location", queueHref(c.Param("queue"))+"/messages?ids="+strings.Join(m["message_ids"].([]string), ","))
+		if !ok || json.Unmarshal(e, &v) != nil {
+			return
 		}
+		if action == "claim_create" {
+			c.Response.Header.Set("Location", v.Href)
+			return
+		}
+		c.Response.Header.Set("Location", queueHref(c.Param("queue"))+"/messages?ids="+strings.Join(v.IDs, ","))
 	}
 }
 
