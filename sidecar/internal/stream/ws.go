@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -238,6 +239,22 @@ func (s *session) finish(ctx context.Context, err error) {
 		msg := websocket.FormatCloseMessage(r.code, r.text)
 		_ = s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(s.o.WriteTimeout))
 	}
+	if r.code == websocket.CloseMessageTooBig {
+		lingerAfterClose(s.conn)
+	}
+}
+
+// lingerAfterClose reads and drops what the client still sends (the rest
+// of an oversized frame) for a moment after our close frame. Closing with
+// unread data makes the kernel answer with a reset, which can destroy the
+// close frame before the client reads why it was dropped. Bounded in time
+// and bytes.
+func lingerAfterClose(conn *websocket.Conn) {
+	nc := conn.UnderlyingConn()
+	if nc.SetReadDeadline(time.Now().Add(time.Second)) != nil {
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(nc, 8<<20))
 }
 
 func truncate(s string, n int) string {
@@ -263,8 +280,12 @@ func ServeEcho(ctx context.Context, conn *websocket.Conn, maxFrame int64) error 
 	for {
 		// Whole messages only: an oversized one is never half echoed.
 		mt, msg, err := conn.ReadMessage()
+		if errors.Is(err, websocket.ErrReadLimit) {
+			lingerAfterClose(conn) // 1009 already sent: let the client read it
+			return nil
+		}
 		if err != nil {
-			return nil // client gone, closed, or oversized (1009 already sent)
+			return nil // client gone or closed
 		}
 		if err := conn.WriteMessage(mt, msg); err != nil {
 			return nil
