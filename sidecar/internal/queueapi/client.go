@@ -118,34 +118,23 @@ func (c *Client) read() {
 			return
 		}
 		if bytes.HasPrefix(data, deliveryPrefix) {
-			// One pass, straight into the Delivery.
-			var f struct {
-				Body Delivery `json:"body"`
-			}
-			if err := json.Unmarshal(data, &f); err != nil {
+			d, err := decodeDelivery(data)
+			if err != nil {
 				c.fail(fmt.Errorf("queue client: bad delivery: %w", err))
 				return
 			}
-			c.deliveries <- f.Body
+			c.deliveries <- d
 			continue
 		}
-		var r wireReply
-		if err := json.Unmarshal(data, &r); err != nil {
+		id, rep, err := decodeReply(data)
+		if err != nil {
 			c.fail(fmt.Errorf("queue client: bad frame from server: %w", err))
 			return
 		}
-		var req struct {
-			Headers struct {
-				ID any `json:"Request-ID"`
-			} `json:"headers"`
-		}
-		_ = json.Unmarshal(r.Request, &req) // the echo of a bad frame may be anything
-		id, _ := req.Headers.ID.(string)
 		c.mu.Lock()
 		ch, ok := c.pending[id]
 		delete(c.pending, id)
 		c.mu.Unlock()
-		rep := Reply{Status: r.Headers.Status, Body: r.Body}
 		if ok {
 			ch <- rep
 			continue
@@ -155,6 +144,180 @@ func (c *Client) read() {
 		default: // nobody reads them: drop
 		}
 	}
+}
+
+// decodeDelivery reads a message_delivery frame: in one walk when it is
+// shaped as the server writes it, else through encoding/json.
+func decodeDelivery(data []byte) (Delivery, error) {
+	if d, ok := walkDelivery(data); ok {
+		return d, nil
+	}
+	var f struct {
+		Body Delivery `json:"body"`
+	}
+	err := json.Unmarshal(data, &f)
+	return f.Body, err
+}
+
+func walkDelivery(data []byte) (d Delivery, ok bool) {
+	top := walk(data)
+	for top.next() {
+		if top.keyEsc {
+			return d, false
+		}
+		if string(top.key) != "body" {
+			continue
+		}
+		b := walk(top.val)
+		for b.next() {
+			switch string(b.key) {
+			case "claim_id":
+				d.ClaimID, ok = anyString(b.val)
+			case "queue_name":
+				d.QueueName, ok = anyString(b.val)
+			case "subscription_id":
+				d.SubscriptionID, ok = anyString(b.val)
+			case "messages":
+				d.Messages, ok = walkMessages(b.val, len(data))
+			default:
+				ok = !b.keyEsc
+			}
+			if !ok {
+				return d, false
+			}
+		}
+		if !b.done() {
+			return d, false
+		}
+	}
+	return d, top.done()
+}
+
+func walkMessages(v []byte, size int) ([]msgOut, bool) {
+	ms := make([]msgOut, 0, size/256+1)
+	a := walk(v)
+	for a.next() {
+		var m msgOut
+		o := walk(a.val)
+		for o.next() {
+			ok := !o.keyEsc
+			switch string(o.key) {
+			case "id":
+				m.ID, ok = anyString(o.val)
+			case "href":
+				m.Href, ok = anyString(o.val)
+			case "claim_id":
+				m.ClaimID, ok = anyString(o.val)
+			case "ttl":
+				m.TTL, ok = plainInt(o.val)
+			case "age":
+				m.Age, ok = plainInt(o.val)
+			case "body":
+				m.Body = json.RawMessage(o.val)
+			}
+			if !ok {
+				return nil, false
+			}
+		}
+		if !o.done() {
+			return nil, false
+		}
+		ms = append(ms, m)
+	}
+	return ms, a.done()
+}
+
+// decodeReply reads a reply frame: the Request-ID its request echo
+// carries (empty when none), its status and body.
+func decodeReply(data []byte) (string, Reply, error) {
+	if id, r, ok := walkReply(data); ok {
+		return id, r, nil
+	}
+	var r wireReply
+	if err := json.Unmarshal(data, &r); err != nil {
+		return "", Reply{}, err
+	}
+	var req struct {
+		Headers struct {
+			ID any `json:"Request-ID"`
+		} `json:"headers"`
+	}
+	_ = json.Unmarshal(r.Request, &req) // the echo of a bad frame may be anything
+	id, _ := req.Headers.ID.(string)
+	return id, Reply{Status: r.Headers.Status, Body: r.Body}, nil
+}
+
+func walkReply(data []byte) (id string, r Reply, ok bool) {
+	top := walk(data)
+	for top.next() {
+		if top.keyEsc {
+			return "", r, false
+		}
+		switch string(top.key) {
+		case "request":
+			if id, ok = walkRequestID(top.val); !ok {
+				return "", r, false
+			}
+		case "headers":
+			h := walk(top.val)
+			for h.next() {
+				if h.keyEsc {
+					return "", r, false
+				}
+				if string(h.key) == "status" {
+					n, ok := plainInt(h.val)
+					if !ok {
+						return "", r, false
+					}
+					r.Status = int(n)
+				}
+			}
+			if !h.done() {
+				return "", r, false
+			}
+		case "body":
+			r.Body = json.RawMessage(top.val)
+		}
+	}
+	return id, r, top.done()
+}
+
+// walkRequestID finds headers["Request-ID"] in a request echo; ok is
+// false only when the walk cannot tell (then encoding/json decides).
+func walkRequestID(v []byte) (string, bool) {
+	if len(v) == 0 || v[0] != '{' {
+		return "", string(v) == "null"
+	}
+	o := walk(v)
+	id := ""
+	for o.next() {
+		if o.keyEsc || foldOnly(o.key, "headers") {
+			return "", false
+		}
+		if string(o.key) != "headers" {
+			continue
+		}
+		if len(o.val) == 0 || o.val[0] != '{' {
+			return "", false
+		}
+		h := walk(o.val)
+		for h.next() {
+			if h.keyEsc || foldOnly(h.key, "Request-ID") {
+				return "", false
+			}
+			if string(h.key) == "Request-ID" {
+				s, ok := anyString(h.val)
+				if !ok {
+					return "", false
+				}
+				id = s
+			}
+		}
+		if !h.done() {
+			return "", false
+		}
+	}
+	return id, o.done()
 }
 
 func (c *Client) fail(err error) {

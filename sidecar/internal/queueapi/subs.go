@@ -29,7 +29,11 @@ type subscription struct {
 	mu       sync.Mutex
 	inflight map[string]time.Time // message id → claim expiry
 	reserved int                  // window taken by claims in progress
-	kick     chan struct{}
+	// soonest is the earliest claim expiry in inflight (zero when none is
+	// known): scanning the window for expired claims on every claim cost
+	// more than the claim itself, so reserve scans only once one is due.
+	soonest time.Time
+	kick    chan struct{}
 }
 
 type subOptions struct {
@@ -197,10 +201,14 @@ func (s *session) acked(key string, p *idsParams) {
 func (sub *subscription) reserve(now time.Time, n int) int {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
-	if len(sub.inflight) > sub.opts.Window/2 {
+	if len(sub.inflight) > sub.opts.Window/2 && !sub.soonest.IsZero() && !sub.soonest.After(now) {
+		sub.soonest = time.Time{}
 		for id, exp := range sub.inflight {
-			if !exp.After(now) {
+			switch {
+			case !exp.After(now):
 				delete(sub.inflight, id)
+			case sub.soonest.IsZero() || exp.Before(sub.soonest):
+				sub.soonest = exp
 			}
 		}
 	}
@@ -274,6 +282,9 @@ func (sub *subscription) deliver(s *session, c queue.Claim, reserved int) {
 	sub.mu.Lock()
 	for _, m := range c.Messages {
 		sub.inflight[m.ID] = c.Expires
+	}
+	if len(c.Messages) > 0 && (sub.soonest.IsZero() || c.Expires.Before(sub.soonest)) {
+		sub.soonest = c.Expires
 	}
 	sub.reserved -= reserved
 	sub.mu.Unlock()

@@ -1,0 +1,212 @@
+package queueapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+)
+
+// The hot frames (posts and deletes on the server, deliveries and replies
+// in the load client) are walked by hand instead of through
+// encoding/json, which scans each value two or three times and decodes
+// by reflection. The walker checks structure, not grammar: the server
+// runs it only on frames json.Valid accepted, and the client only on
+// frames its own server built. Anything it does not expect makes the
+// caller fall back to encoding/json, so both paths agree.
+
+var errWalk = errors.New("queueapi: unexpected JSON")
+
+func skipWS(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string that starts at b[i] (a
+// quote) and whether it holds escapes.
+func skipString(b []byte, i int) (int, bool, error) {
+	esc := false
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			esc = true
+			j++
+		case '"':
+			return j + 1, esc, nil
+		}
+	}
+	return 0, false, errWalk
+}
+
+// skipValue returns the index after the value that starts at b[i].
+func skipValue(b []byte, i int) (int, error) {
+	if i >= len(b) {
+		return 0, errWalk
+	}
+	switch b[i] {
+	case '"':
+		j, _, err := skipString(b, i)
+		return j, err
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				k, _, err := skipString(b, j)
+				if err != nil {
+					return 0, err
+				}
+				j = k - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1, nil
+				}
+			}
+		}
+		return 0, errWalk
+	}
+	j := i
+	for j < len(b) && !endsLiteral(b[j]) {
+		j++
+	}
+	if j == i {
+		return 0, errWalk
+	}
+	return j, nil
+}
+
+func endsLiteral(c byte) bool {
+	switch c {
+	case ',', '}', ']', ' ', '\t', '\n', '\r':
+		return true
+	}
+	return false
+}
+
+// walker steps through the members of an object or the elements of an
+// array: for w.next() { w.key, w.val }; then check w.err.
+type walker struct {
+	b        []byte
+	i        int // at the opening bracket, then at the ',' or closing bracket after the last value
+	obj      bool
+	started  bool
+	key      []byte // raw, without quotes (objects only)
+	keyEsc   bool   // key holds escapes
+	val      []byte // the value's bytes
+	err      error
+	finished bool
+}
+
+// walk starts a walker on the object or array v (after whitespace).
+func walk(v []byte) walker {
+	i := skipWS(v, 0)
+	w := walker{b: v, i: i}
+	switch {
+	case i < len(v) && v[i] == '{':
+		w.obj = true
+	case i < len(v) && v[i] == '[':
+	default:
+		w.err = errWalk
+	}
+	return w
+}
+
+func (w *walker) next() bool {
+	if w.err != nil || w.finished {
+		return false
+	}
+	b := w.b
+	if w.started && b[w.i] != ',' {
+		return w.end(w.i)
+	}
+	i := skipWS(b, w.i+1) // after '{', '[' or ','
+	if !w.started {
+		w.started = true
+		if i < len(b) && (b[i] == '}' || b[i] == ']') {
+			return w.end(i)
+		}
+	}
+	if w.obj {
+		if i >= len(b) || b[i] != '"' {
+			return w.fail()
+		}
+		k, esc, err := skipString(b, i)
+		if err != nil {
+			return w.fail()
+		}
+		w.key, w.keyEsc = b[i+1:k-1], esc
+		if i = skipWS(b, k); i >= len(b) || b[i] != ':' {
+			return w.fail()
+		}
+		i = skipWS(b, i+1)
+	}
+	e, err := skipValue(b, i)
+	if err != nil {
+		return w.fail()
+	}
+	w.val = b[i:e]
+	if w.i = skipWS(b, e); w.i >= len(b) || (b[w.i] != ',' && b[w.i] != '}' && b[w.i] != ']') {
+		return w.fail()
+	}
+	return true
+}
+
+// end closes the walk at b[i], which must close what walk opened.
+func (w *walker) end(i int) bool {
+	if (w.obj && w.b[i] != '}') || (!w.obj && w.b[i] != ']') {
+		return w.fail()
+	}
+	w.finished, w.i = true, i
+	return false
+}
+
+func (w *walker) fail() bool {
+	w.err = errWalk
+	return false
+}
+
+// done reports whether the walk reached its closing bracket cleanly
+// (after `for w.next() {…}` ran to the end).
+func (w *walker) done() bool { return w.err == nil && w.finished }
+
+// foldOnly reports whether key matches name only case-insensitively,
+// which encoding/json accepts and the walkers leave to it.
+func foldOnly(key []byte, name string) bool {
+	return string(key) != name && strings.EqualFold(string(key), name)
+}
+
+// plainString returns the string value v when it has no escapes.
+func plainString(v []byte) (string, bool) {
+	if len(v) < 2 || v[0] != '"' || bytes.IndexByte(v[1:len(v)-1], '\\') >= 0 {
+		return "", false
+	}
+	return string(v[1 : len(v)-1]), true
+}
+
+// anyString decodes the string value v, escapes included.
+func anyString(v []byte) (string, bool) {
+	if s, ok := plainString(v); ok {
+		return s, true
+	}
+	var s string
+	if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// plainInt returns the integer value v (decimal digits, optional minus).
+func plainInt(v []byte) (int64, bool) {
+	for i, c := range v {
+		if (c < '0' || c > '9') && (c != '-' || i > 0) {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseInt(string(v), 10, 64)
+	return n, err == nil
+}
