@@ -20,7 +20,6 @@ func TestEveryRouteOnTheBinary(t *testing.T) {
 	sc := startSidecar(t, t.TempDir())
 
 	t.Run("system", func(t *testing.T) {
-		noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 		resp, err := noRedirect.Get(sc.URL("/"))
 		if err != nil {
 			t.Fatal(err)

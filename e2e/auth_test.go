@@ -12,7 +12,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,9 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudwego/hertz/pkg/app/client"
-	"github.com/cloudwego/hertz/pkg/network/standard"
-	"github.com/cloudwego/hertz/pkg/protocol"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/hertz-contrib/websocket"
 )
@@ -64,64 +60,6 @@ func (h hdr) with(more hdr) hdr {
 		out[k] = v
 	}
 	return out
-}
-
-// noRedirect shows redirects as they are (GET / answers 302).
-var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-
-// answer is a whole HTTP response.
-type answer struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-// decode unmarshals the body into out, failing the test on bad JSON.
-func (a answer) decode(t *testing.T, out any) {
-	t.Helper()
-	if err := json.Unmarshal(a.body, out); err != nil {
-		t.Fatalf("status %d body %q: %v", a.status, a.body, err)
-	}
-}
-
-// errorCode is the code of an {"error":{"code"}} body ("" if none).
-func (a answer) errorCode() string {
-	var e struct {
-		Error struct{ Code string } `json:"error"`
-	}
-	_ = json.Unmarshal(a.body, &e)
-	return e.Error.Code
-}
-
-// send sends one request with headers h and reads the whole answer.
-func send(t *testing.T, method, url, body string, h hdr) answer {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range h {
-		req.Header.Set(k, v)
-	}
-	resp, err := noRedirect.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return answer{resp.StatusCode, resp.Header, raw}
 }
 
 // wantUnauthenticated checks the answer is the API's 401.
@@ -168,37 +106,6 @@ func sseWith(t *testing.T, url string, h hdr) (int, *sseStream) {
 	s := &sseStream{resp: resp, sc: sc, cancel: cancel}
 	t.Cleanup(s.Close)
 	return http.StatusOK, s
-}
-
-// wsWith is tryWS with request headers (a cookie, a bearer token).
-func wsWith(t *testing.T, url string, h hdr) (conn *websocket.Conn, status int, body string) {
-	t.Helper()
-	cli, err := client.NewClient(client.WithDialer(standard.NewDialer()), client.WithDialTimeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	req, resp := protocol.AcquireRequest(), protocol.AcquireResponse()
-	req.SetRequestURI(url)
-	req.SetMethod(http.MethodGet)
-	u := &websocket.ClientUpgrader{}
-	u.PrepareRequest(req)
-	for k, v := range h {
-		req.Header.Set(k, v)
-	}
-	if err := cli.Do(ctx, req, resp); err != nil {
-		t.Fatalf("WS %s: %v", url, err)
-	}
-	if resp.StatusCode() != http.StatusSwitchingProtocols {
-		return nil, resp.StatusCode(), string(resp.Body())
-	}
-	c, err := u.UpgradeResponse(req, resp)
-	if err != nil {
-		t.Fatalf("WS %s: upgrade: %v", url, err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c, http.StatusSwitchingProtocols, ""
 }
 
 // startSidecarEnv is startSidecar with extra environment variables.
@@ -346,7 +253,7 @@ func TestAuthTokenFile(t *testing.T) {
 			"cookie":       {url, hdr{"Cookie": "sidestream_token=" + tokBravo}},
 			"bearer":       {url, bearer(tokAlpha)},
 		} {
-			conn, status, body := wsWith(t, c.url, c.h)
+			conn, status, body := tryWS(t, c.url, c.h)
 			if conn == nil {
 				t.Fatalf("stream WS with %s: refused %d %s", name, status, body)
 			}
@@ -369,12 +276,12 @@ func TestAuthTokenFile(t *testing.T) {
 			"unknown cookie":       {url, hdr{"Cookie": "sidestream_token=" + tokWrong}},
 			"echo without a token": {sc.URL("/echo"), nil},
 		} {
-			if conn, status, body := wsWith(t, c.url, c.h); conn != nil || status != http.StatusUnauthorized {
+			if conn, status, body := tryWS(t, c.url, c.h); conn != nil || status != http.StatusUnauthorized {
 				t.Errorf("WS with %s: status %d %s, want a refused upgrade with 401", name, status, body)
 			}
 		}
 		// The echo socket with a token in the URL, as livedoc opens it.
-		conn, status, body := wsWith(t, sc.URL("/echo?access_token="+tokBravo), nil)
+		conn, status, body := tryWS(t, sc.URL("/echo?access_token="+tokBravo), nil)
 		if conn == nil {
 			t.Fatalf("echo with access_token: refused %d %s", status, body)
 		}
@@ -586,11 +493,11 @@ func TestAuthQueueTenants(t *testing.T) {
 	})
 
 	t.Run("WebSocket", func(t *testing.T) {
-		if conn, status, body := wsWith(t, sc.URL("/v2/ws"), bearer(tokWrong)); conn != nil || status != http.StatusUnauthorized {
+		if conn, status, body := tryWS(t, sc.URL("/v2/ws"), bearer(tokWrong)); conn != nil || status != http.StatusUnauthorized {
 			t.Errorf("/v2/ws with an unknown token: %d %s, want a refused upgrade with 401", status, body)
 		}
 		// Authenticated on the upgrade request.
-		c, status, body := wsWith(t, sc.URL("/v2/ws"), bearer(tokBravo))
+		c, status, body := tryWS(t, sc.URL("/v2/ws"), bearer(tokBravo))
 		if c == nil {
 			t.Fatalf("/v2/ws with bravo's token: refused %d %s", status, body)
 		}
@@ -654,7 +561,7 @@ func TestAuthQueueTenants(t *testing.T) {
 		_ = c.Close()
 
 		// Authenticated by an authenticate frame instead.
-		c, status, body = wsWith(t, sc.URL("/v2/ws"), nil)
+		c, status, body = tryWS(t, sc.URL("/v2/ws"), nil)
 		if c == nil {
 			t.Fatalf("/v2/ws without a token: refused %d %s (the authenticate frame should be allowed)", status, body)
 		}

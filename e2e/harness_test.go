@@ -156,6 +156,43 @@ func (s *sidecar) Wait(t *testing.T) int {
 // do sends a request and decodes a JSON answer into out (if not nil).
 func do(t *testing.T, method, url, body string, out any) int {
 	t.Helper()
+	a := send(t, method, url, body, nil)
+	if out != nil && len(a.body) > 0 {
+		a.decode(t, out)
+	}
+	return a.status
+}
+
+// noRedirect shows redirects as they are (GET / answers 302).
+var noRedirect = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+// answer is a whole HTTP response.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// decode unmarshals the body into out, failing the test on bad JSON.
+func (a answer) decode(t *testing.T, out any) {
+	t.Helper()
+	if err := json.Unmarshal(a.body, out); err != nil {
+		t.Fatalf("status %d body %q: %v", a.status, a.body, err)
+	}
+}
+
+// errorCode is the code of an {"error":{"code"}} body ("" if none).
+func (a answer) errorCode() string {
+	var e struct {
+		Error struct{ Code string } `json:"error"`
+	}
+	_ = json.Unmarshal(a.body, &e)
+	return e.Error.Code
+}
+
+// send sends one request with headers h and reads the whole answer.
+func send(t *testing.T, method, url, body string, h map[string]string) answer {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var rd io.Reader
@@ -169,7 +206,10 @@ func do(t *testing.T, method, url, body string, out any) int {
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	for k, v := range h {
+		req.Header.Set(k, v)
+	}
+	resp, err := noRedirect.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
@@ -178,12 +218,7 @@ func do(t *testing.T, method, url, body string, out any) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out != nil && len(raw) > 0 {
-		if err := json.Unmarshal(raw, out); err != nil {
-			t.Fatalf("%s %s: %d %q: %v", method, url, resp.StatusCode, raw, err)
-		}
-	}
-	return resp.StatusCode
+	return answer{resp.StatusCode, resp.Header, raw}
 }
 
 // pluginPIDs returns the pids of the plugin processes serving name that are

@@ -16,15 +16,16 @@ import (
 // or fails the test with the status and body of a refused upgrade.
 func dialWS(t *testing.T, url string) *websocket.Conn {
 	t.Helper()
-	conn, status, body := tryWS(t, url)
+	conn, status, body := tryWS(t, url, nil)
 	if conn == nil {
 		t.Fatalf("WS %s: status %d: %s", url, status, body)
 	}
 	return conn
 }
 
-// tryWS attempts the upgrade; conn is nil when it was refused.
-func tryWS(t *testing.T, url string) (conn *websocket.Conn, status int, body string) {
+// tryWS attempts the upgrade with request headers h (a cookie, a bearer
+// token); conn is nil when it was refused.
+func tryWS(t *testing.T, url string, h map[string]string) (conn *websocket.Conn, status int, body string) {
 	t.Helper()
 	cli, err := client.NewClient(client.WithDialer(standard.NewDialer()), client.WithDialTimeout(10*time.Second))
 	if err != nil {
@@ -37,6 +38,9 @@ func tryWS(t *testing.T, url string) (conn *websocket.Conn, status int, body str
 	req.SetMethod(http.MethodGet)
 	u := &websocket.ClientUpgrader{}
 	u.PrepareRequest(req)
+	for k, v := range h {
+		req.Header.Set(k, v)
+	}
 	if err := cli.Do(ctx, req, resp); err != nil {
 		t.Fatalf("WS %s: %v", url, err)
 	}
