@@ -160,7 +160,7 @@ func decodeDelivery(data []byte) (Delivery, error) {
 }
 
 func walkDelivery(data []byte) (d Delivery, ok bool) {
-	top := walk(data)
+	top := walkObject(data)
 	for top.next() {
 		if top.keyEsc {
 			return d, false
@@ -168,7 +168,7 @@ func walkDelivery(data []byte) (d Delivery, ok bool) {
 		if string(top.key) != "body" {
 			continue
 		}
-		b := walk(top.val)
+		b := walkObject(top.val)
 		for b.next() {
 			switch string(b.key) {
 			case "claim_id":
@@ -194,11 +194,14 @@ func walkDelivery(data []byte) (d Delivery, ok bool) {
 }
 
 func walkMessages(v []byte, size int) ([]msgOut, bool) {
+	if len(v) == 0 || v[0] != '[' {
+		return nil, false
+	}
 	ms := make([]msgOut, 0, size/256+1)
 	a := walk(v)
 	for a.next() {
 		var m msgOut
-		o := walk(a.val)
+		o := walkObject(a.val)
 		for o.next() {
 			ok := !o.keyEsc
 			switch string(o.key) {
@@ -248,7 +251,7 @@ func decodeReply(data []byte) (string, Reply, error) {
 }
 
 func walkReply(data []byte) (id string, r Reply, ok bool) {
-	top := walk(data)
+	top := walkObject(data)
 	for top.next() {
 		if top.keyEsc {
 			return "", r, false
@@ -259,7 +262,7 @@ func walkReply(data []byte) (id string, r Reply, ok bool) {
 				return "", r, false
 			}
 		case "headers":
-			h := walk(top.val)
+			h := walkObject(top.val)
 			for h.next() {
 				if h.keyEsc {
 					return "", r, false
@@ -288,7 +291,7 @@ func walkRequestID(v []byte) (string, bool) {
 	if len(v) == 0 || v[0] != '{' {
 		return "", string(v) == "null"
 	}
-	o := walk(v)
+	o := walkObject(v)
 	id := ""
 	for o.next() {
 		if o.keyEsc || foldOnly(o.key, "headers") {
@@ -300,7 +303,7 @@ func walkRequestID(v []byte) (string, bool) {
 		if len(o.val) == 0 || o.val[0] != '{' {
 			return "", false
 		}
-		h := walk(o.val)
+		h := walkObject(o.val)
 		for h.next() {
 			if h.keyEsc || foldOnly(h.key, "Request-ID") {
 				return "", false

@@ -31,8 +31,13 @@ func decodeFrame(data []byte) (frame, error) {
 	if len(t) == 0 || t[0] != '{' {
 		return f, fmt.Errorf("%w: a frame is a JSON object {\"action\",\"headers\",\"body\"}", errBadFrame)
 	}
-	if err := json.Unmarshal(t, &f); err != nil {
-		return f, fmt.Errorf("%w: %s", errBadFrame, err)
+	// json.Valid is the one full grammar check; walkFrame then reads the
+	// usual frame without a second scan, and encoding/json takes the rest.
+	if !json.Valid(t) || !walkFrame(t, &f) {
+		f = frame{}
+		if err := json.Unmarshal(t, &f); err != nil {
+			return f, fmt.Errorf("%w: %s", errBadFrame, err)
+		}
 	}
 	if f.Action == "" {
 		return f, fmt.Errorf("%w: action is required", errBadFrame)
@@ -56,6 +61,9 @@ func decodeFrame(data []byte) (frame, error) {
 func (f *frame) header(name string) string {
 	for k, v := range f.Headers {
 		if strings.EqualFold(k, name) {
+			if s, ok := plainString(v); ok {
+				return s
+			}
 			var s string
 			_ = json.Unmarshal(v, &s) // decodeFrame checked it is a string
 			return s

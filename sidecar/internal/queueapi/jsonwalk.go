@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // The hot frames (posts and deletes on the server, deliveries and replies
@@ -96,7 +97,7 @@ type walker struct {
 	obj      bool
 	started  bool
 	key      []byte // raw, without quotes (objects only)
-	keyEsc   bool   // key holds escapes
+	keyEsc   bool   // key holds escapes or invalid UTF-8: not plain
 	val      []byte // the value's bytes
 	err      error
 	finished bool
@@ -111,6 +112,15 @@ func walk(v []byte) walker {
 		w.obj = true
 	case i < len(v) && v[i] == '[':
 	default:
+		w.err = errWalk
+	}
+	return w
+}
+
+// walkObject is walk for a value that must be an object.
+func walkObject(v []byte) walker {
+	w := walk(v)
+	if !w.obj {
 		w.err = errWalk
 	}
 	return w
@@ -139,7 +149,8 @@ func (w *walker) next() bool {
 		if err != nil {
 			return w.fail()
 		}
-		w.key, w.keyEsc = b[i+1:k-1], esc
+		w.key = b[i+1 : k-1]
+		w.keyEsc = esc || !plainUTF8(w.key)
 		if i = skipWS(b, k); i >= len(b) || b[i] != ':' {
 			return w.fail()
 		}
@@ -185,7 +196,22 @@ func plainString(v []byte) (string, bool) {
 	if len(v) < 2 || v[0] != '"' || bytes.IndexByte(v[1:len(v)-1], '\\') >= 0 {
 		return "", false
 	}
-	return string(v[1 : len(v)-1]), true
+	s := v[1 : len(v)-1]
+	if !plainUTF8(s) {
+		return "", false
+	}
+	return string(s), true
+}
+
+// plainUTF8 reports whether s is valid UTF-8 (encoding/json turns
+// invalid bytes into U+FFFD: the walkers leave that to it).
+func plainUTF8(s []byte) bool {
+	for _, c := range s {
+		if c >= utf8.RuneSelf {
+			return utf8.Valid(s)
+		}
+	}
+	return true
 }
 
 // anyString decodes the string value v, escapes included.

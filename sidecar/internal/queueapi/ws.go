@@ -239,8 +239,12 @@ func (s *session) handle(f frame) []byte {
 		if len(f.Body) == 0 || string(f.Body) == "null" {
 			return nil
 		}
-		if err := decodeObject(f.Body, v); err != nil {
-			return err
+		// The frame was valid JSON, so its body is: the hot bodies are
+		// walked, the rest decoded.
+		if !walkParams(f.Body, v) {
+			if err := decodeObject(f.Body, v); err != nil {
+				return err
+			}
 		}
 		if p, ok := v.(*idsParams); ok {
 			deleted = p
