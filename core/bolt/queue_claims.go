@@ -22,7 +22,10 @@ func (d *QueueDriver) CreateClaim(ctx context.Context, k queue.Key, o queue.Clai
 	id := uuid.New()
 	n := now.UnixNano()
 	c := &memClaim{id: id, created: n, expires: n + int64(o.TTL), ttl: int64(o.TTL), grace: int64(o.Grace)}
-	var msgs []queue.Message
+	// Sized for a full claim: growing these was the largest allocation
+	// of a claim.
+	msgs := make([]queue.Message, 0, max(o.Limit, 0))
+	c.seqs = make([]uint64, 0, max(o.Limit, 0))
 	err := d.withMem(ctx, string(queueName(k)), n, func(_ *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error {
 		if b == nil {
 			return nil

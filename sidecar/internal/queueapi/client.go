@@ -111,8 +111,14 @@ type wireReply struct {
 func (c *Client) read() {
 	defer close(c.done)
 	defer close(c.deliveries)
+	var buf bytes.Buffer
 	for {
-		_, data, err := c.conn.ReadMessage()
+		_, r, err := c.conn.NextReader()
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		data, err := readFrame(&buf, r)
 		if err != nil {
 			c.fail(err)
 			return

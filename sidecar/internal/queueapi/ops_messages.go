@@ -62,7 +62,11 @@ func opMessagePost(ctx context.Context, api *API, w who, dec decodeFunc) (int, a
 		return 0, nil, err
 	}
 	// Queue names are [a-zA-Z0-9_-] and ids hex: nothing to escape.
-	b := make(encoded, 0, 32+len(ids)*(2*len(p.QueueName)+64))
+	size := 40
+	for _, id := range ids {
+		size += 2*len(id) + len(p.QueueName) + 28
+	}
+	b := make(encoded, 0, size)
 	b = append(b, `{"resources":[`...)
 	for i, id := range ids {
 		if i > 0 {

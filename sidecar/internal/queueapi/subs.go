@@ -289,7 +289,11 @@ func (sub *subscription) deliver(s *session, c queue.Claim, reserved int) {
 	sub.reserved -= reserved
 	sub.mu.Unlock()
 	q := sub.key.Queue // a checked name: nothing to escape, nor in the ids
-	b := make([]byte, 0, 512+len(c.Messages)*(160+len(q)))
+	size := 512 + len(c.Messages)*(160+2*len(q)+2*len(c.ID))
+	for _, m := range c.Messages {
+		size += len(m.ID) + len(m.Body)
+	}
+	b := make([]byte, 0, size)
 	b = append(b, `{"action":"message_delivery","headers":{"status":200,"subscription_id":"`...)
 	b = append(append(append(append(b, sub.id...), `","queue_name":"`...), q...), `"},"body":`...)
 	b = claimBody(b, q, c.ID, sub.id, c.Messages, s.api.q.Now())
