@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -11,8 +12,10 @@ import (
 
 // BenchmarkProduceConsumeWS: 2 producers post batches over WebSockets
 // (each post acknowledged only once fsynced) while 2 subscribed consumers
-// receive them through claims and delete them; one op is one message
-// produced and consumed end to end. Client and server share the machine.
+// receive them through claims and delete them (each delete acknowledged
+// only once fsynced); one op is one message produced and consumed end to
+// end, and a message delivered twice fails the run. Client and server
+// share the machine. QBENCH_NOSYNC=1 turns fsync off (for diagnosis only).
 func BenchmarkProduceConsumeWS(b *testing.B) {
 	for _, batch := range []int{10, 50, 100} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
@@ -24,6 +27,11 @@ func BenchmarkProduceConsumeWS(b *testing.B) {
 
 func benchRun(b *testing.B, e *env, batch int) {
 	const producers, consumers = 2, 2
+	// 32 posts and 32 deletes in flight per connection and a window of 40
+	// claims per consumer keep the committer's groups full at small
+	// batches (batch 10: ~20 writes per transaction instead of ~6).
+	// QBENCH_INFLIGHT and QBENCH_WINDOW (in batches) override them.
+	inflight, window := envInt("QBENCH_INFLIGHT", 32), envInt("QBENCH_WINDOW", 40)
 	per := (b.N + producers*batch - 1) / (producers * batch) * batch
 	total := per * producers
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -31,9 +39,10 @@ func benchRun(b *testing.B, e *env, batch int) {
 	q := fmt.Sprintf("bench-%d-%d", batch, b.N)
 	tg := Target{URL: e.base, Queue: q, Project: "bench", ClientID: clientA}
 	var wg sync.WaitGroup
-	var consumed sync.Map
+	// Every delivery is recorded: a message delivered twice fails the run.
+	consumed := make(map[string]struct{}, total)
 	var mu sync.Mutex
-	got := 0
+	got, dups := 0, 0
 	done := make(chan struct{})
 	errs := make(chan error, producers+consumers)
 	b.ResetTimer()
@@ -43,10 +52,13 @@ func benchRun(b *testing.B, e *env, batch int) {
 	defer stop()
 	for range consumers {
 		wg.Go(func() {
-			_, err := Consume(cctx, ConsumeOptions{Target: tg, Batch: batch, ClaimTTL: 300 * time.Second, Window: 20 * batch,
-				Ack: true, InFlight: 8, OnMessage: func(id string) {
-					consumed.Store(id, true)
+			_, err := Consume(cctx, ConsumeOptions{Target: tg, Batch: batch, ClaimTTL: 300 * time.Second, Window: window * batch,
+				Ack: true, InFlight: inflight, OnMessage: func(id string) {
 					mu.Lock()
+					if _, seen := consumed[id]; seen {
+						dups++
+					}
+					consumed[id] = struct{}{}
 					got++
 					if got == total {
 						close(done)
@@ -60,7 +72,7 @@ func benchRun(b *testing.B, e *env, batch int) {
 	}
 	for range producers {
 		wg.Go(func() {
-			if _, err := Produce(ctx, ProduceOptions{Target: tg, Count: per, Batch: batch, InFlight: 8}); err != nil {
+			if _, err := Produce(ctx, ProduceOptions{Target: tg, Count: per, Batch: batch, InFlight: inflight}); err != nil {
 				errs <- err
 			}
 		})
@@ -78,6 +90,10 @@ func benchRun(b *testing.B, e *env, batch int) {
 	txs := float64(st.Transactions - st0.Transactions)
 	stop()
 	wg.Wait()
+	if mu.Lock(); dups > 0 {
+		b.Fatalf("%d messages delivered twice", dups)
+	}
+	mu.Unlock()
 	b.ReportMetric(float64(total)/elapsed.Seconds(), "msgs/s")
 	b.ReportMetric(txs/elapsed.Seconds(), "tx/s")
 	b.ReportMetric(float64(st.Writes-st0.Writes)/txs, "writes/tx")
@@ -85,4 +101,11 @@ func benchRun(b *testing.B, e *env, batch int) {
 	// transactions (apply + write + fsync): near 100 means it is the
 	// bottleneck.
 	b.ReportMetric(100*float64(busy)/float64(elapsed), "committer%")
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
+		return n
+	}
+	return def
 }
