@@ -3,11 +3,13 @@ package queueapi
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
@@ -80,8 +82,12 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	out    chan []byte
-	sem    chan struct{}
-	wg     sync.WaitGroup
+	pongs  chan string // answers to the peer's pings, written by the writer
+	// peerClose is the close code the peer sent (0: none), echoed by the
+	// writer when the session ends.
+	peerClose atomic.Int32
+	sem       chan struct{}
+	wg        sync.WaitGroup
 
 	defProject, defClient string
 
@@ -93,7 +99,7 @@ type session struct {
 func newSession(api *API, conn *websocket.Conn, p *auth.Principal, project, client string) *session {
 	s := &session{
 		api: api, conn: conn, principal: p, defProject: project, defClient: client,
-		out: make(chan []byte, 256), sem: make(chan struct{}, api.o.MaxInFlight),
+		out: make(chan []byte, 256), pongs: make(chan string, 1), sem: make(chan struct{}, api.o.MaxInFlight),
 		subs: map[string]*subscription{},
 	}
 	s.ctx, s.cancel = context.WithCancel(api.ctx)
@@ -134,6 +140,20 @@ func (s *session) readLoop() {
 	c.SetReadLimit(int64(4*s.api.o.MaxBodyBytes) + 1<<20)
 	s.readDeadline()
 	c.SetPongHandler(func(string) error { s.readDeadline(); return nil })
+	// The writer batches frames straight onto the connection, so it must
+	// be the only goroutine that writes: pongs and the close echo, which
+	// the reader would write itself by default, are left to it.
+	c.SetPingHandler(func(data string) error {
+		select {
+		case s.pongs <- data:
+		default: // one pending pong answers the latest pings well enough
+		}
+		return nil
+	})
+	c.SetCloseHandler(func(code int, _ string) error {
+		s.peerClose.Store(int32(code))
+		return nil
+	})
 	var buf bytes.Buffer
 	for s.ctx.Err() == nil {
 		mt, r, err := c.NextReader()
@@ -203,10 +223,17 @@ func validJSON(data []byte) []byte {
 func (s *session) writeLoop() {
 	ping := time.NewTicker(s.api.o.Heartbeat)
 	defer ping.Stop()
+	var batch []byte
 	for {
 		select {
 		case b := <-s.out:
-			if err := s.write(b); err != nil {
+			var err error
+			if batch, err = s.writeQueued(b, batch); err != nil {
+				s.cancel()
+				return
+			}
+		case data := <-s.pongs:
+			if err := s.conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(s.api.o.WriteTimeout)); err != nil {
 				s.cancel()
 				return
 			}
@@ -216,16 +243,72 @@ func (s *session) writeLoop() {
 				return
 			}
 		case <-s.ctx.Done():
-			code, text := websocket.CloseNormalClosure, ""
-			if s.api.ctx.Err() != nil {
-				code, text = websocket.CloseGoingAway, "server shutting down"
-			}
-			_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
-			// Unblock the reader: the peer may never answer our close.
-			_ = s.conn.SetReadDeadline(time.Now())
+			s.writeClose()
 			return
 		}
 	}
+}
+
+func (s *session) writeClose() {
+	code, text := websocket.CloseNormalClosure, ""
+	if s.api.ctx.Err() != nil {
+		code, text = websocket.CloseGoingAway, "server shutting down"
+	} else if pc := s.peerClose.Load(); pc != 0 {
+		code = int(pc) // echo the peer's close, as the default handler did
+	}
+	_ = s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(time.Second))
+	// Unblock the reader: the peer may never answer our close.
+	_ = s.conn.SetReadDeadline(time.Now())
+}
+
+// maxWriteBatch bounds the bytes of queued frames written in one go.
+const maxWriteBatch = 256 << 10
+
+// writeQueued writes b and whatever else is already queued. One frame
+// goes through the WebSocket library; several are framed here into one
+// buffer (reused: batch) and written with one syscall, which under load
+// halves the writes of a busy connection.
+func (s *session) writeQueued(b, batch []byte) ([]byte, error) {
+	var more []byte
+	select {
+	case more = <-s.out:
+	default:
+		return batch, s.write(b)
+	}
+	batch = appendFrame(batch[:0], b)
+	batch = appendFrame(batch, more)
+	for len(batch) < maxWriteBatch {
+		select {
+		case more = <-s.out:
+			batch = appendFrame(batch, more)
+			continue
+		default:
+		}
+		break
+	}
+	nc := s.conn.NetConn()
+	_ = nc.SetWriteDeadline(time.Now().Add(s.api.o.WriteTimeout))
+	_, err := nc.Write(batch)
+	if cap(batch) > maxWriteBatch*2 {
+		batch = nil
+	}
+	return batch, err
+}
+
+// appendFrame appends p as one unmasked, final text frame (RFC 6455 5.2:
+// a server never masks).
+func appendFrame(b, p []byte) []byte {
+	const finText = 0x81
+	switch n := len(p); {
+	case n <= 125:
+		b = append(b, finText, byte(n))
+	case n <= 0xffff:
+		b = append(b, finText, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, finText, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, p...)
 }
 
 func (s *session) write(b []byte) error {
