@@ -35,8 +35,12 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m,
 		// Hertz's client keeps a process-wide connection-pool janitor.
 		goleak.IgnoreAnyFunction("github.com/cloudwego/hertz/pkg/common/timer.(*timer).run"),
-		goleak.IgnoreTopFunction("github.com/cloudwego/hertz/pkg/protocol/http1.(*HostClient).connsCleaner"),
-		goleak.IgnoreTopFunction("time.Sleep"),
+		// The tests' Hertz WebSocket client keeps pool cleaners that sleep
+		// out their period after the test ended (client side, not server).
+		goleak.IgnoreAnyFunction("github.com/cloudwego/hertz/pkg/protocol/http1.(*HostClient).connsCleaner"),
+		goleak.IgnoreAnyFunction("github.com/cloudwego/hertz/pkg/app/client.(*Client).cleaner"),
+		// Hertz keeps one process-wide goroutine refreshing the Date header.
+		goleak.IgnoreAnyFunction("github.com/cloudwego/hertz/pkg/protocol.UpdateServerDate.func1"),
 	)
 }
 
