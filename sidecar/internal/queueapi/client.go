@@ -3,9 +3,11 @@ package queueapi
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
@@ -22,9 +24,16 @@ import (
 // its reply (frames are pipelined; replies are matched by a Request-ID
 // header); Deliveries yields subscription pushes.
 type Client struct {
-	conn       *websocket.Conn
-	next       atomic.Uint64
-	wmu        sync.Mutex
+	conn *websocket.Conn
+	next atomic.Uint64
+	wmu  sync.Mutex // serializes writes to the connection
+	// pmu guards the frames waiting to be written (pend, already framed
+	// and masked) and whether a writer is draining them.
+	pmu        sync.Mutex
+	pend       []byte
+	spare      []byte
+	writing    bool
+	werr       error
 	mu         sync.Mutex
 	pending    map[string]chan Reply
 	err        error
@@ -395,11 +404,78 @@ func (c *Client) Do(ctx context.Context, action string, headers map[string]strin
 }
 
 // WriteRaw sends one text frame as is (tests send malformed ones).
+//
+// Frames are coalesced: the caller that finds no write in progress
+// writes its frame and every frame queued meanwhile, in one syscall per
+// round, so many callers in flight cost few writes. A caller whose frame
+// another caller writes returns at once; if that write fails, the
+// connection is closed, so its pending Do fails with ErrClientClosed.
 func (c *Client) WriteRaw(b []byte) error {
+	c.pmu.Lock()
+	if c.werr != nil {
+		err := c.werr
+		c.pmu.Unlock()
+		return err
+	}
+	c.pend = appendMaskedFrame(c.pend, b)
+	if c.writing {
+		c.pmu.Unlock()
+		return nil
+	}
+	c.writing = true
+	var err error
+	for len(c.pend) > 0 && err == nil {
+		buf := c.pend
+		c.pend = c.spare[:0]
+		c.pmu.Unlock()
+		err = c.writeNet(buf)
+		c.pmu.Lock()
+		if cap(buf) <= maxWriteBatch*2 {
+			c.spare = buf
+		}
+	}
+	c.writing = false
+	if err != nil {
+		c.werr, c.pend = err, nil
+	}
+	c.pmu.Unlock()
+	if err != nil {
+		_ = c.conn.Close()
+	}
+	return err
+}
+
+func (c *Client) writeNet(buf []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	_ = c.conn.SetWriteDeadline(time.Now().Add(30 * time.Second))
-	return c.conn.WriteMessage(websocket.TextMessage, b)
+	nc := c.conn.NetConn()
+	_ = nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
+	_, err := nc.Write(buf)
+	return err
+}
+
+// appendMaskedFrame appends p as one final text frame masked with a
+// random key, as RFC 6455 5.3 requires of a client.
+func appendMaskedFrame(b, p []byte) []byte {
+	const finText, masked = 0x81, 0x80
+	switch n := len(p); {
+	case n <= 125:
+		b = append(b, finText, masked|byte(n))
+	case n <= 0xffff:
+		b = append(b, finText, masked|126, byte(n>>8), byte(n))
+	default:
+		b = append(b, finText, masked|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	var key [4]byte
+	binary.LittleEndian.PutUint32(key[:], rand.Uint32())
+	b = append(b, key[:]...)
+	start := len(b)
+	b = append(b, p...)
+	for i := range b[start:] {
+		b[start+i] ^= key[i&3]
+	}
+	return b
 }
 
 // Deliveries yields subscription pushes; it closes with the connection.
