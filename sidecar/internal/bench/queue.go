@@ -23,8 +23,11 @@ const (
 	// queueBatch is the messages per post and per claim.
 	queueBatch = 50
 	// queueInFlight is the posts (per producer) and deletes (per
-	// consumer) awaiting their acknowledgement.
-	queueInFlight = 8
+	// consumer) awaiting their acknowledgement: enough that the server's
+	// group commits fill (as BenchmarkProduceConsumeWS in queueapi).
+	queueInFlight = 32
+	// queueWindow is the claims a subscription keeps unacknowledged.
+	queueWindow = 40
 )
 
 // runQueue drives producers and consumers over the queue WebSocket
@@ -239,7 +242,7 @@ func (q *queueRun) consume(ctx context.Context, w int, ready chan<- struct{}) er
 	}
 	defer q.hangUp(c)
 	r, err := c.Do(ctx, "subscription_create", nil, map[string]any{"queue_name": q.tg.Queue,
-		"options": map[string]any{"limit": queueBatch, "claim_ttl": 300, "window": 20 * queueBatch}})
+		"options": map[string]any{"limit": queueBatch, "claim_ttl": 300, "window": queueWindow * queueBatch}})
 	if err == nil {
 		err = r.Err()
 	}
