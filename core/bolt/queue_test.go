@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/bbolt"
+
 	"github.com/sidestream/sidestream/core/queue"
 	"github.com/sidestream/sidestream/core/queue/queuetest"
 )
@@ -95,5 +97,56 @@ func TestQueueReopen(t *testing.T) {
 	more, err := d.PostMessages(ctx, k, queuetest.ClientA, []queue.NewMessage{{Body: json.RawMessage(`5`), TTL: time.Hour}}, now)
 	if err != nil || more[0] <= ids[3] {
 		t.Fatalf("id after reopen %v (last before %s): %v", more, ids[3], err)
+	}
+}
+
+// TestSeqCursor holds the cursor lookups to Bucket.Get and Delete: the
+// Next shortcut must not skip or invent seqs around gaps, the end of the
+// bucket, lookups out of order, or after a delete.
+func TestSeqCursor(t *testing.T) {
+	t.Parallel()
+	db, err := bbolt.Open(filepath.Join(t.TempDir(), "c.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	stored := map[uint64]bool{1: true, 2: true, 3: true, 5: true, 7: true, 300: true}
+	err = db.Update(func(tx *bbolt.Tx) error {
+		b, err := tx.CreateBucket([]byte("m"))
+		if err != nil {
+			return err
+		}
+		for seq := range stored {
+			k := seqKey(seq)
+			if err := b.Put(k[:], []byte{byte(seq)}); err != nil {
+				return err
+			}
+		}
+		sc := newSeqCursor(b)
+		for _, seq := range []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 300, 301, 2, 1, 5, 6, 299, 300} {
+			v, ok := sc.get(seq)
+			if ok != stored[seq] || (ok && v[0] != byte(seq)) {
+				t.Errorf("get(%d) = %v, %v; stored: %v", seq, v, ok, stored[seq])
+			}
+		}
+		for _, seq := range []uint64{2, 4, 3, 300} {
+			if err := sc.del(seq); err != nil {
+				return err
+			}
+			delete(stored, seq)
+		}
+		for _, seq := range []uint64{1, 2, 3, 4, 5, 6, 7, 300} {
+			if _, ok := sc.get(seq); ok != stored[seq] {
+				t.Errorf("after deletes: get(%d) found %v, want %v", seq, ok, stored[seq])
+			}
+			k := seqKey(seq)
+			if got := b.Get(k[:]) != nil; got != stored[seq] {
+				t.Errorf("after deletes: Bucket.Get(%d) found %v, want %v", seq, got, stored[seq])
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
