@@ -685,6 +685,251 @@ func (x *CommandResponse) GetErrorMessage() string {
 	return ""
 }
 
+type CommandBatchRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Config     []byte                 `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	// The checkpoint the first command starts from.
+	Checkpoint    []byte            `protobuf:"bytes,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	Commands      []*BatchedCommand `protobuf:"bytes,4,rep,name=commands,proto3" json:"commands,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommandBatchRequest) Reset() {
+	*x = CommandBatchRequest{}
+	mi := &file_emitter_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommandBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommandBatchRequest) ProtoMessage() {}
+
+func (x *CommandBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_emitter_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommandBatchRequest.ProtoReflect.Descriptor instead.
+func (*CommandBatchRequest) Descriptor() ([]byte, []int) {
+	return file_emitter_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *CommandBatchRequest) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *CommandBatchRequest) GetConfig() []byte {
+	if x != nil {
+		return x.Config
+	}
+	return nil
+}
+
+func (x *CommandBatchRequest) GetCheckpoint() []byte {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+func (x *CommandBatchRequest) GetCommands() []*BatchedCommand {
+	if x != nil {
+		return x.Commands
+	}
+	return nil
+}
+
+type BatchedCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Args          []byte                 `protobuf:"bytes,2,opt,name=args,proto3" json:"args,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchedCommand) Reset() {
+	*x = BatchedCommand{}
+	mi := &file_emitter_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchedCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchedCommand) ProtoMessage() {}
+
+func (x *BatchedCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_emitter_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchedCommand.ProtoReflect.Descriptor instead.
+func (*BatchedCommand) Descriptor() ([]byte, []int) {
+	return file_emitter_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *BatchedCommand) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *BatchedCommand) GetArgs() []byte {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+type CommandBatchResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per command, in request order.
+	Outcomes      []*CommandOutcome `protobuf:"bytes,1,rep,name=outcomes,proto3" json:"outcomes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommandBatchResponse) Reset() {
+	*x = CommandBatchResponse{}
+	mi := &file_emitter_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommandBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommandBatchResponse) ProtoMessage() {}
+
+func (x *CommandBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_emitter_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommandBatchResponse.ProtoReflect.Descriptor instead.
+func (*CommandBatchResponse) Descriptor() ([]byte, []int) {
+	return file_emitter_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CommandBatchResponse) GetOutcomes() []*CommandOutcome {
+	if x != nil {
+		return x.Outcomes
+	}
+	return nil
+}
+
+type CommandOutcome struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As in CommandResponse.
+	Result       []byte `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	Batch        *Batch `protobuf:"bytes,2,opt,name=batch,proto3" json:"batch,omitempty"`
+	ErrorCode    string `protobuf:"bytes,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage string `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// Set when the command failed inside the plugin, not through the
+	// caller (what a failed Command call reports as a gRPC error).
+	Failure       string `protobuf:"bytes,5,opt,name=failure,proto3" json:"failure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommandOutcome) Reset() {
+	*x = CommandOutcome{}
+	mi := &file_emitter_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommandOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommandOutcome) ProtoMessage() {}
+
+func (x *CommandOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_emitter_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommandOutcome.ProtoReflect.Descriptor instead.
+func (*CommandOutcome) Descriptor() ([]byte, []int) {
+	return file_emitter_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CommandOutcome) GetResult() []byte {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *CommandOutcome) GetBatch() *Batch {
+	if x != nil {
+		return x.Batch
+	}
+	return nil
+}
+
+func (x *CommandOutcome) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+func (x *CommandOutcome) GetErrorMessage() string {
+	if x != nil {
+		return x.ErrorMessage
+	}
+	return ""
+}
+
+func (x *CommandOutcome) GetFailure() string {
+	if x != nil {
+		return x.Failure
+	}
+	return ""
+}
+
 type StopRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
@@ -694,7 +939,7 @@ type StopRequest struct {
 
 func (x *StopRequest) Reset() {
 	*x = StopRequest{}
-	mi := &file_emitter_proto_msgTypes[11]
+	mi := &file_emitter_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +951,7 @@ func (x *StopRequest) String() string {
 func (*StopRequest) ProtoMessage() {}
 
 func (x *StopRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_emitter_proto_msgTypes[11]
+	mi := &file_emitter_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +964,7 @@ func (x *StopRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopRequest.ProtoReflect.Descriptor instead.
 func (*StopRequest) Descriptor() ([]byte, []int) {
-	return file_emitter_proto_rawDescGZIP(), []int{11}
+	return file_emitter_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StopRequest) GetInstanceId() string {
@@ -737,7 +982,7 @@ type StopResponse struct {
 
 func (x *StopResponse) Reset() {
 	*x = StopResponse{}
-	mi := &file_emitter_proto_msgTypes[12]
+	mi := &file_emitter_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +994,7 @@ func (x *StopResponse) String() string {
 func (*StopResponse) ProtoMessage() {}
 
 func (x *StopResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_emitter_proto_msgTypes[12]
+	mi := &file_emitter_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +1007,7 @@ func (x *StopResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopResponse.ProtoReflect.Descriptor instead.
 func (*StopResponse) Descriptor() ([]byte, []int) {
-	return file_emitter_proto_rawDescGZIP(), []int{12}
+	return file_emitter_proto_rawDescGZIP(), []int{16}
 }
 
 type HeartbeatRequest struct {
@@ -773,7 +1018,7 @@ type HeartbeatRequest struct {
 
 func (x *HeartbeatRequest) Reset() {
 	*x = HeartbeatRequest{}
-	mi := &file_emitter_proto_msgTypes[13]
+	mi := &file_emitter_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -785,7 +1030,7 @@ func (x *HeartbeatRequest) String() string {
 func (*HeartbeatRequest) ProtoMessage() {}
 
 func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_emitter_proto_msgTypes[13]
+	mi := &file_emitter_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -798,7 +1043,7 @@ func (x *HeartbeatRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatRequest.ProtoReflect.Descriptor instead.
 func (*HeartbeatRequest) Descriptor() ([]byte, []int) {
-	return file_emitter_proto_rawDescGZIP(), []int{13}
+	return file_emitter_proto_rawDescGZIP(), []int{17}
 }
 
 type HeartbeatResponse struct {
@@ -810,7 +1055,7 @@ type HeartbeatResponse struct {
 
 func (x *HeartbeatResponse) Reset() {
 	*x = HeartbeatResponse{}
-	mi := &file_emitter_proto_msgTypes[14]
+	mi := &file_emitter_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -822,7 +1067,7 @@ func (x *HeartbeatResponse) String() string {
 func (*HeartbeatResponse) ProtoMessage() {}
 
 func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_emitter_proto_msgTypes[14]
+	mi := &file_emitter_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -835,7 +1080,7 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
-	return file_emitter_proto_rawDescGZIP(), []int{14}
+	return file_emitter_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *HeartbeatResponse) GetInstances() int32 {
@@ -905,19 +1150,40 @@ const file_emitter_proto_rawDesc = "" +
 	"\x05batch\x18\x02 \x01(\v2\x1b.sidestream.plugin.v1.BatchR\x05batch\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x03 \x01(\tR\terrorCode\x12#\n" +
-	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\".\n" +
+	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\"\xb0\x01\n" +
+	"\x13CommandBatchRequest\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x12\x16\n" +
+	"\x06config\x18\x02 \x01(\fR\x06config\x12\x1e\n" +
+	"\n" +
+	"checkpoint\x18\x03 \x01(\fR\n" +
+	"checkpoint\x12@\n" +
+	"\bcommands\x18\x04 \x03(\v2$.sidestream.plugin.v1.BatchedCommandR\bcommands\"8\n" +
+	"\x0eBatchedCommand\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04args\x18\x02 \x01(\fR\x04args\"X\n" +
+	"\x14CommandBatchResponse\x12@\n" +
+	"\boutcomes\x18\x01 \x03(\v2$.sidestream.plugin.v1.CommandOutcomeR\boutcomes\"\xb9\x01\n" +
+	"\x0eCommandOutcome\x12\x16\n" +
+	"\x06result\x18\x01 \x01(\fR\x06result\x121\n" +
+	"\x05batch\x18\x02 \x01(\v2\x1b.sidestream.plugin.v1.BatchR\x05batch\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x03 \x01(\tR\terrorCode\x12#\n" +
+	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\x12\x18\n" +
+	"\afailure\x18\x05 \x01(\tR\afailure\".\n" +
 	"\vStopRequest\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\"\x0e\n" +
 	"\fStopResponse\"\x12\n" +
 	"\x10HeartbeatRequest\"1\n" +
 	"\x11HeartbeatResponse\x12\x1c\n" +
-	"\tinstances\x18\x01 \x01(\x05R\tinstances2\x8c\x04\n" +
+	"\tinstances\x18\x01 \x01(\x05R\tinstances2\xf3\x04\n" +
 	"\aEmitter\x12Y\n" +
 	"\bDescribe\x12%.sidestream.plugin.v1.DescribeRequest\x1a&.sidestream.plugin.v1.DescribeResponse\x12Y\n" +
 	"\bValidate\x12%.sidestream.plugin.v1.ValidateRequest\x1a&.sidestream.plugin.v1.ValidateResponse\x12F\n" +
 	"\x03Run\x12 .sidestream.plugin.v1.RunRequest\x1a\x1b.sidestream.plugin.v1.Batch0\x01\x12V\n" +
-	"\aCommand\x12$.sidestream.plugin.v1.CommandRequest\x1a%.sidestream.plugin.v1.CommandResponse\x12M\n" +
+	"\aCommand\x12$.sidestream.plugin.v1.CommandRequest\x1a%.sidestream.plugin.v1.CommandResponse\x12e\n" +
+	"\fCommandBatch\x12).sidestream.plugin.v1.CommandBatchRequest\x1a*.sidestream.plugin.v1.CommandBatchResponse\x12M\n" +
 	"\x04Stop\x12!.sidestream.plugin.v1.StopRequest\x1a\".sidestream.plugin.v1.StopResponse\x12\\\n" +
 	"\tHeartbeat\x12&.sidestream.plugin.v1.HeartbeatRequest\x1a'.sidestream.plugin.v1.HeartbeatResponseB9Z7github.com/sidestream/sidestream/plugins/proto;pluginpbb\x06proto3"
 
@@ -933,46 +1199,55 @@ func file_emitter_proto_rawDescGZIP() []byte {
 	return file_emitter_proto_rawDescData
 }
 
-var file_emitter_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_emitter_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_emitter_proto_goTypes = []any{
-	(*DescribeRequest)(nil),   // 0: sidestream.plugin.v1.DescribeRequest
-	(*DescribeResponse)(nil),  // 1: sidestream.plugin.v1.DescribeResponse
-	(*CommandSpec)(nil),       // 2: sidestream.plugin.v1.CommandSpec
-	(*ValidateRequest)(nil),   // 3: sidestream.plugin.v1.ValidateRequest
-	(*FieldError)(nil),        // 4: sidestream.plugin.v1.FieldError
-	(*ValidateResponse)(nil),  // 5: sidestream.plugin.v1.ValidateResponse
-	(*RunRequest)(nil),        // 6: sidestream.plugin.v1.RunRequest
-	(*Event)(nil),             // 7: sidestream.plugin.v1.Event
-	(*Batch)(nil),             // 8: sidestream.plugin.v1.Batch
-	(*CommandRequest)(nil),    // 9: sidestream.plugin.v1.CommandRequest
-	(*CommandResponse)(nil),   // 10: sidestream.plugin.v1.CommandResponse
-	(*StopRequest)(nil),       // 11: sidestream.plugin.v1.StopRequest
-	(*StopResponse)(nil),      // 12: sidestream.plugin.v1.StopResponse
-	(*HeartbeatRequest)(nil),  // 13: sidestream.plugin.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil), // 14: sidestream.plugin.v1.HeartbeatResponse
+	(*DescribeRequest)(nil),      // 0: sidestream.plugin.v1.DescribeRequest
+	(*DescribeResponse)(nil),     // 1: sidestream.plugin.v1.DescribeResponse
+	(*CommandSpec)(nil),          // 2: sidestream.plugin.v1.CommandSpec
+	(*ValidateRequest)(nil),      // 3: sidestream.plugin.v1.ValidateRequest
+	(*FieldError)(nil),           // 4: sidestream.plugin.v1.FieldError
+	(*ValidateResponse)(nil),     // 5: sidestream.plugin.v1.ValidateResponse
+	(*RunRequest)(nil),           // 6: sidestream.plugin.v1.RunRequest
+	(*Event)(nil),                // 7: sidestream.plugin.v1.Event
+	(*Batch)(nil),                // 8: sidestream.plugin.v1.Batch
+	(*CommandRequest)(nil),       // 9: sidestream.plugin.v1.CommandRequest
+	(*CommandResponse)(nil),      // 10: sidestream.plugin.v1.CommandResponse
+	(*CommandBatchRequest)(nil),  // 11: sidestream.plugin.v1.CommandBatchRequest
+	(*BatchedCommand)(nil),       // 12: sidestream.plugin.v1.BatchedCommand
+	(*CommandBatchResponse)(nil), // 13: sidestream.plugin.v1.CommandBatchResponse
+	(*CommandOutcome)(nil),       // 14: sidestream.plugin.v1.CommandOutcome
+	(*StopRequest)(nil),          // 15: sidestream.plugin.v1.StopRequest
+	(*StopResponse)(nil),         // 16: sidestream.plugin.v1.StopResponse
+	(*HeartbeatRequest)(nil),     // 17: sidestream.plugin.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),    // 18: sidestream.plugin.v1.HeartbeatResponse
 }
 var file_emitter_proto_depIdxs = []int32{
 	2,  // 0: sidestream.plugin.v1.DescribeResponse.commands:type_name -> sidestream.plugin.v1.CommandSpec
 	4,  // 1: sidestream.plugin.v1.ValidateResponse.errors:type_name -> sidestream.plugin.v1.FieldError
 	7,  // 2: sidestream.plugin.v1.Batch.events:type_name -> sidestream.plugin.v1.Event
 	8,  // 3: sidestream.plugin.v1.CommandResponse.batch:type_name -> sidestream.plugin.v1.Batch
-	0,  // 4: sidestream.plugin.v1.Emitter.Describe:input_type -> sidestream.plugin.v1.DescribeRequest
-	3,  // 5: sidestream.plugin.v1.Emitter.Validate:input_type -> sidestream.plugin.v1.ValidateRequest
-	6,  // 6: sidestream.plugin.v1.Emitter.Run:input_type -> sidestream.plugin.v1.RunRequest
-	9,  // 7: sidestream.plugin.v1.Emitter.Command:input_type -> sidestream.plugin.v1.CommandRequest
-	11, // 8: sidestream.plugin.v1.Emitter.Stop:input_type -> sidestream.plugin.v1.StopRequest
-	13, // 9: sidestream.plugin.v1.Emitter.Heartbeat:input_type -> sidestream.plugin.v1.HeartbeatRequest
-	1,  // 10: sidestream.plugin.v1.Emitter.Describe:output_type -> sidestream.plugin.v1.DescribeResponse
-	5,  // 11: sidestream.plugin.v1.Emitter.Validate:output_type -> sidestream.plugin.v1.ValidateResponse
-	8,  // 12: sidestream.plugin.v1.Emitter.Run:output_type -> sidestream.plugin.v1.Batch
-	10, // 13: sidestream.plugin.v1.Emitter.Command:output_type -> sidestream.plugin.v1.CommandResponse
-	12, // 14: sidestream.plugin.v1.Emitter.Stop:output_type -> sidestream.plugin.v1.StopResponse
-	14, // 15: sidestream.plugin.v1.Emitter.Heartbeat:output_type -> sidestream.plugin.v1.HeartbeatResponse
-	10, // [10:16] is the sub-list for method output_type
-	4,  // [4:10] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	12, // 4: sidestream.plugin.v1.CommandBatchRequest.commands:type_name -> sidestream.plugin.v1.BatchedCommand
+	14, // 5: sidestream.plugin.v1.CommandBatchResponse.outcomes:type_name -> sidestream.plugin.v1.CommandOutcome
+	8,  // 6: sidestream.plugin.v1.CommandOutcome.batch:type_name -> sidestream.plugin.v1.Batch
+	0,  // 7: sidestream.plugin.v1.Emitter.Describe:input_type -> sidestream.plugin.v1.DescribeRequest
+	3,  // 8: sidestream.plugin.v1.Emitter.Validate:input_type -> sidestream.plugin.v1.ValidateRequest
+	6,  // 9: sidestream.plugin.v1.Emitter.Run:input_type -> sidestream.plugin.v1.RunRequest
+	9,  // 10: sidestream.plugin.v1.Emitter.Command:input_type -> sidestream.plugin.v1.CommandRequest
+	11, // 11: sidestream.plugin.v1.Emitter.CommandBatch:input_type -> sidestream.plugin.v1.CommandBatchRequest
+	15, // 12: sidestream.plugin.v1.Emitter.Stop:input_type -> sidestream.plugin.v1.StopRequest
+	17, // 13: sidestream.plugin.v1.Emitter.Heartbeat:input_type -> sidestream.plugin.v1.HeartbeatRequest
+	1,  // 14: sidestream.plugin.v1.Emitter.Describe:output_type -> sidestream.plugin.v1.DescribeResponse
+	5,  // 15: sidestream.plugin.v1.Emitter.Validate:output_type -> sidestream.plugin.v1.ValidateResponse
+	8,  // 16: sidestream.plugin.v1.Emitter.Run:output_type -> sidestream.plugin.v1.Batch
+	10, // 17: sidestream.plugin.v1.Emitter.Command:output_type -> sidestream.plugin.v1.CommandResponse
+	13, // 18: sidestream.plugin.v1.Emitter.CommandBatch:output_type -> sidestream.plugin.v1.CommandBatchResponse
+	16, // 19: sidestream.plugin.v1.Emitter.Stop:output_type -> sidestream.plugin.v1.StopResponse
+	18, // 20: sidestream.plugin.v1.Emitter.Heartbeat:output_type -> sidestream.plugin.v1.HeartbeatResponse
+	14, // [14:21] is the sub-list for method output_type
+	7,  // [7:14] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_emitter_proto_init() }
@@ -986,7 +1261,7 @@ func file_emitter_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_emitter_proto_rawDesc), len(file_emitter_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -25,12 +25,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Emitter_Describe_FullMethodName  = "/sidestream.plugin.v1.Emitter/Describe"
-	Emitter_Validate_FullMethodName  = "/sidestream.plugin.v1.Emitter/Validate"
-	Emitter_Run_FullMethodName       = "/sidestream.plugin.v1.Emitter/Run"
-	Emitter_Command_FullMethodName   = "/sidestream.plugin.v1.Emitter/Command"
-	Emitter_Stop_FullMethodName      = "/sidestream.plugin.v1.Emitter/Stop"
-	Emitter_Heartbeat_FullMethodName = "/sidestream.plugin.v1.Emitter/Heartbeat"
+	Emitter_Describe_FullMethodName     = "/sidestream.plugin.v1.Emitter/Describe"
+	Emitter_Validate_FullMethodName     = "/sidestream.plugin.v1.Emitter/Validate"
+	Emitter_Run_FullMethodName          = "/sidestream.plugin.v1.Emitter/Run"
+	Emitter_Command_FullMethodName      = "/sidestream.plugin.v1.Emitter/Command"
+	Emitter_CommandBatch_FullMethodName = "/sidestream.plugin.v1.Emitter/CommandBatch"
+	Emitter_Stop_FullMethodName         = "/sidestream.plugin.v1.Emitter/Stop"
+	Emitter_Heartbeat_FullMethodName    = "/sidestream.plugin.v1.Emitter/Heartbeat"
 )
 
 // EmitterClient is the client API for Emitter service.
@@ -47,6 +48,12 @@ type EmitterClient interface {
 	Run(ctx context.Context, in *RunRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Batch], error)
 	// Command runs a named command against a running (or idle) instance.
 	Command(ctx context.Context, in *CommandRequest, opts ...grpc.CallOption) (*CommandResponse, error)
+	// CommandBatch runs several commands on one instance in one round trip,
+	// in order: each starts from the checkpoint the previous successful one
+	// left (the request's checkpoint for the first). A failed command changes
+	// nothing and fails only its own outcome. A plugin built before this call
+	// existed answers Unimplemented; the host then sends one Command each.
+	CommandBatch(ctx context.Context, in *CommandBatchRequest, opts ...grpc.CallOption) (*CommandBatchResponse, error)
 	// Stop ends a running instance; its Run stream then ends.
 	Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (*StopResponse, error)
 	// Heartbeat lets the host detect a hung plugin.
@@ -110,6 +117,16 @@ func (c *emitterClient) Command(ctx context.Context, in *CommandRequest, opts ..
 	return out, nil
 }
 
+func (c *emitterClient) CommandBatch(ctx context.Context, in *CommandBatchRequest, opts ...grpc.CallOption) (*CommandBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CommandBatchResponse)
+	err := c.cc.Invoke(ctx, Emitter_CommandBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *emitterClient) Stop(ctx context.Context, in *StopRequest, opts ...grpc.CallOption) (*StopResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(StopResponse)
@@ -144,6 +161,12 @@ type EmitterServer interface {
 	Run(*RunRequest, grpc.ServerStreamingServer[Batch]) error
 	// Command runs a named command against a running (or idle) instance.
 	Command(context.Context, *CommandRequest) (*CommandResponse, error)
+	// CommandBatch runs several commands on one instance in one round trip,
+	// in order: each starts from the checkpoint the previous successful one
+	// left (the request's checkpoint for the first). A failed command changes
+	// nothing and fails only its own outcome. A plugin built before this call
+	// existed answers Unimplemented; the host then sends one Command each.
+	CommandBatch(context.Context, *CommandBatchRequest) (*CommandBatchResponse, error)
 	// Stop ends a running instance; its Run stream then ends.
 	Stop(context.Context, *StopRequest) (*StopResponse, error)
 	// Heartbeat lets the host detect a hung plugin.
@@ -169,6 +192,9 @@ func (UnimplementedEmitterServer) Run(*RunRequest, grpc.ServerStreamingServer[Ba
 }
 func (UnimplementedEmitterServer) Command(context.Context, *CommandRequest) (*CommandResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Command not implemented")
+}
+func (UnimplementedEmitterServer) CommandBatch(context.Context, *CommandBatchRequest) (*CommandBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CommandBatch not implemented")
 }
 func (UnimplementedEmitterServer) Stop(context.Context, *StopRequest) (*StopResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Stop not implemented")
@@ -262,6 +288,24 @@ func _Emitter_Command_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Emitter_CommandBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CommandBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EmitterServer).CommandBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Emitter_CommandBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EmitterServer).CommandBatch(ctx, req.(*CommandBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Emitter_Stop_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(StopRequest)
 	if err := dec(in); err != nil {
@@ -316,6 +360,10 @@ var Emitter_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Command",
 			Handler:    _Emitter_Command_Handler,
+		},
+		{
+			MethodName: "CommandBatch",
+			Handler:    _Emitter_CommandBatch_Handler,
 		},
 		{
 			MethodName: "Stop",

@@ -224,6 +224,60 @@ func (s *server) Command(ctx context.Context, req *pluginpb.CommandRequest) (res
 	return &pluginpb.CommandResponse{Result: res.Result, Batch: toPBBatch(res.Batch, time.Now())}, nil
 }
 
+// MaxBatchCommands bounds the commands of one CommandBatch call; the host
+// sends far fewer.
+const MaxBatchCommands = 1024
+
+// CommandBatch runs the commands in order through the plugin's Command, each
+// on the checkpoint the previous successful one left, so plugin authors
+// write Command alone. A failed command (caller error, plugin error or
+// panic) changes nothing and is reported in its own outcome only.
+func (s *server) CommandBatch(ctx context.Context, req *pluginpb.CommandBatchRequest) (*pluginpb.CommandBatchResponse, error) {
+	cmds := req.GetCommands()
+	if len(cmds) > MaxBatchCommands {
+		return nil, status.Errorf(codes.InvalidArgument, "command batch of %d, at most %d", len(cmds), MaxBatchCommands)
+	}
+	inst := Instance{ID: req.GetInstanceId(), Config: orEmptyObject(req.GetConfig()), Checkpoint: req.GetCheckpoint()}
+	resp := &pluginpb.CommandBatchResponse{Outcomes: make([]*pluginpb.CommandOutcome, 0, len(cmds))}
+	for _, c := range cmds {
+		if err := ctx.Err(); err != nil {
+			// The host gave up on the call: it reads no outcome.
+			return nil, status.FromContextError(err).Err()
+		}
+		out := s.batchedCommand(ctx, inst, c.GetName(), c.GetArgs())
+		if b := out.GetBatch(); b.GetHasCheckpoint() {
+			inst.Checkpoint = b.GetCheckpoint()
+		}
+		resp.Outcomes = append(resp.Outcomes, out)
+	}
+	return resp, nil
+}
+
+// batchedCommand is one command of a batch; a panic fails this command only.
+func (s *server) batchedCommand(ctx context.Context, inst Instance, name string, args json.RawMessage) (out *pluginpb.CommandOutcome) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("plugin panic", "call", "CommandBatch", "instance", inst.ID, "command", name,
+				"panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			out = &pluginpb.CommandOutcome{Failure: fmt.Sprintf("plugin panic in command %s: %v", name, r)}
+		}
+	}()
+	if s.cmd == nil {
+		return &pluginpb.CommandOutcome{ErrorCode: CodeUnknownCommand, ErrorMessage: "plugin " + s.desc.Name + " accepts no commands"}
+	}
+	res, err := s.cmd.Command(ctx, inst, name, args)
+	var ce *CommandError
+	switch {
+	case errors.Is(err, ErrUnknownCommand):
+		return &pluginpb.CommandOutcome{ErrorCode: CodeUnknownCommand, ErrorMessage: fmt.Sprintf("unknown command %q", name)}
+	case errors.As(err, &ce):
+		return &pluginpb.CommandOutcome{ErrorCode: ce.Code, ErrorMessage: ce.Message}
+	case err != nil:
+		return &pluginpb.CommandOutcome{Failure: fmt.Sprintf("command %s: %v", name, err)}
+	}
+	return &pluginpb.CommandOutcome{Result: res.Result, Batch: toPBBatch(res.Batch, time.Now())}
+}
+
 func commandFailure(code, msg string) *pluginpb.CommandResponse {
 	return &pluginpb.CommandResponse{ErrorCode: code, ErrorMessage: msg}
 }

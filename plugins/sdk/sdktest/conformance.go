@@ -57,6 +57,7 @@ func Conformance(t *testing.T, p sdk.Plugin, s Suite) {
 	t.Run("stop", c.stop)
 	t.Run("cancel", c.cancel)
 	t.Run("commands", c.commands)
+	t.Run("command_batch", c.commandBatch)
 	t.Run("resume", c.resume)
 }
 

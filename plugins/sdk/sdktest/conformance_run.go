@@ -1,6 +1,7 @@
 package sdktest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -144,6 +145,45 @@ func (c *conformance) resume(t *testing.T) {
 			if _, err := c.h.Command(ctx, inst, cmd.Name, c.s.CommandArgs[cmd.Name]); err != nil {
 				t.Errorf("Command(%s) from checkpoint %s: %v", cmd.Name, cp, err)
 			}
+		}
+	}
+}
+
+// commandBatch: the listed commands, twice over with an unknown command
+// between, sent as one CommandBatch answer what the same commands sent one
+// by one with the host's checkpoint threading answer: the same errors,
+// checkpoints and event types, and the unknown one fails alone.
+func (c *conformance) commandBatch(t *testing.T) {
+	d := c.description(t)
+	ctx := c.ctx(t)
+	var cmds []BatchCommand
+	for _, cmd := range d.Commands {
+		cmds = append(cmds, BatchCommand{Name: cmd.Name, Args: c.s.CommandArgs[cmd.Name]})
+	}
+	cmds = append(append(slices.Clone(cmds), BatchCommand{Name: "sdktest-no-such-command"}), cmds...)
+	inst := sdk.Instance{ID: c.nextID(t), Config: c.runConfig(t)}
+	got, err := c.h.CommandBatch(ctx, inst, cmds)
+	if err != nil {
+		t.Fatalf("CommandBatch: %v", err)
+	}
+	for i, cmd := range cmds {
+		want, wantErr := c.h.Command(ctx, inst, cmd.Name, cmd.Args)
+		g := got[i]
+		if (g.Err == nil) != (wantErr == nil) || errors.Is(g.Err, sdk.ErrUnknownCommand) != errors.Is(wantErr, sdk.ErrUnknownCommand) {
+			t.Errorf("batched command %d (%s): error %v, one by one: %v", i, cmd.Name, g.Err, wantErr)
+			continue
+		}
+		if wantErr != nil {
+			continue
+		}
+		if !bytes.Equal(g.Result.Batch.Checkpoint, want.Batch.Checkpoint) || (g.Result.Batch.Checkpoint == nil) != (want.Batch.Checkpoint == nil) {
+			t.Errorf("batched command %d (%s): checkpoint %q, one by one: %q", i, cmd.Name, g.Result.Batch.Checkpoint, want.Batch.Checkpoint)
+		}
+		if !slices.EqualFunc(g.Result.Batch.Events, want.Batch.Events, func(a, b sdk.Event) bool { return a.Type == b.Type }) {
+			t.Errorf("batched command %d (%s): events %v, one by one: %v", i, cmd.Name, g.Result.Batch.Events, want.Batch.Events)
+		}
+		if want.Batch.Checkpoint != nil {
+			inst.Checkpoint = want.Batch.Checkpoint
 		}
 	}
 }

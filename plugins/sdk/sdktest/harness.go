@@ -135,6 +135,51 @@ func (h *Harness) Command(ctx context.Context, inst sdk.Instance, name string, a
 	return sdk.CommandResult{Result: resp.GetResult(), Batch: fromPBBatch(resp.GetBatch())}, nil
 }
 
+// BatchCommand is one command of a CommandBatch call.
+type BatchCommand struct {
+	Name string
+	Args json.RawMessage
+}
+
+// BatchOutcome is one command's answer in a CommandBatch call; Err is set
+// as Command would return it (a plugin failure is a plain error).
+type BatchOutcome struct {
+	Result sdk.CommandResult
+	Err    error
+}
+
+// CommandBatch calls CommandBatch through the adapter: the commands run in
+// order, each on the checkpoint the previous successful one left. The error
+// is the call's own (transport); each command's is in its outcome.
+func (h *Harness) CommandBatch(ctx context.Context, inst sdk.Instance, cmds []BatchCommand) ([]BatchOutcome, error) {
+	req := &pluginpb.CommandBatchRequest{InstanceId: inst.ID, Config: inst.Config, Checkpoint: inst.Checkpoint}
+	for _, c := range cmds {
+		req.Commands = append(req.Commands, &pluginpb.BatchedCommand{Name: c.Name, Args: c.Args})
+	}
+	resp, err := h.client.CommandBatch(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("sdktest: command batch: %w", err)
+	}
+	if n := len(resp.GetOutcomes()); n != len(cmds) {
+		return nil, fmt.Errorf("sdktest: command batch of %d answered %d outcomes", len(cmds), n)
+	}
+	out := make([]BatchOutcome, len(cmds))
+	for i, o := range resp.GetOutcomes() {
+		name := cmds[i].Name
+		switch code := o.GetErrorCode(); {
+		case o.GetFailure() != "":
+			out[i].Err = fmt.Errorf("sdktest: command %s: %s", name, o.GetFailure())
+		case code == sdk.CodeUnknownCommand:
+			out[i].Err = fmt.Errorf("sdktest: command %s: %w: %s", name, sdk.ErrUnknownCommand, o.GetErrorMessage())
+		case code != "":
+			out[i].Err = &sdk.CommandError{Code: code, Message: o.GetErrorMessage()}
+		default:
+			out[i].Result = sdk.CommandResult{Result: o.GetResult(), Batch: fromPBBatch(o.GetBatch())}
+		}
+	}
+	return out, nil
+}
+
 // Instances reports how many instances the plugin is running (Heartbeat).
 func (h *Harness) Instances(ctx context.Context) (int, error) {
 	resp, err := h.client.Heartbeat(ctx, &pluginpb.HeartbeatRequest{})

@@ -143,3 +143,55 @@ func TestCommandMapping(t *testing.T) {
 		t.Errorf("nope = %v, want ErrUnknownCommand", err)
 	}
 }
+
+// CommandBatch threads the checkpoint through the commands in order and
+// isolates failures: a caller error, an unknown command, a plugin error and
+// a panic each fail their own outcome and leave the checkpoint alone.
+func TestCommandBatchThreadsCheckpointAndIsolatesFailures(t *testing.T) {
+	t.Parallel()
+	h := sdktest.New(t, scripted{command: func(inst sdk.Instance, name string) (sdk.CommandResult, error) {
+		switch name {
+		case "go":
+			cp := append(append([]byte(nil), inst.Checkpoint...), '!')
+			return sdk.CommandResult{Result: json.RawMessage(`"` + string(cp) + `"`),
+				Batch: sdk.Batch{Events: []sdk.Event{{Type: "e", Data: json.RawMessage(`1`)}}, Checkpoint: cp}}, nil
+		case "look":
+			return sdk.CommandResult{Result: json.RawMessage(`"` + string(inst.Checkpoint) + `"`)}, nil
+		case "bad":
+			return sdk.CommandResult{}, &sdk.CommandError{Code: "bad_args", Message: "no"}
+		case "broken":
+			return sdk.CommandResult{}, errors.New("disk on fire")
+		case "panic":
+			panic("boom")
+		}
+		return sdk.CommandResult{}, sdk.ErrUnknownCommand
+	}})
+	cmds := []sdktest.BatchCommand{{Name: "go"}, {Name: "bad"}, {Name: "go"}, {Name: "nope"}, {Name: "broken"},
+		{Name: "panic"}, {Name: "look"}, {Name: "go"}}
+	got, err := h.CommandBatch(t.Context(), sdk.Instance{ID: "x", Checkpoint: []byte("cp")}, cmds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`"cp!"`, "", `"cp!!"`, "", "", "", `"cp!!"`, `"cp!!!"`}
+	for i, o := range got {
+		if string(o.Result.Result) != want[i] {
+			t.Errorf("outcome %d (%s): result %s, want %s (err %v)", i, cmds[i].Name, o.Result.Result, want[i], o.Err)
+		}
+	}
+	var ce *sdk.CommandError
+	if !errors.As(got[1].Err, &ce) || ce.Code != "bad_args" {
+		t.Errorf("bad: %v, want CommandError bad_args", got[1].Err)
+	}
+	if !errors.Is(got[3].Err, sdk.ErrUnknownCommand) {
+		t.Errorf("nope: %v, want ErrUnknownCommand", got[3].Err)
+	}
+	if got[4].Err == nil || got[5].Err == nil || errors.As(got[4].Err, &ce) || errors.As(got[5].Err, &ce) {
+		t.Errorf("broken, panic: %v, %v: want plain failures", got[4].Err, got[5].Err)
+	}
+	if got[6].Result.Batch.Checkpoint != nil || len(got[7].Result.Batch.Events) != 1 || string(got[7].Result.Batch.Checkpoint) != "cp!!!" {
+		t.Errorf("look %+v, last go %+v", got[6].Result, got[7].Result)
+	}
+	if _, err := h.CommandBatch(t.Context(), sdk.Instance{ID: "x"}, make([]sdktest.BatchCommand, sdk.MaxBatchCommands+1)); err == nil {
+		t.Error("a batch over MaxBatchCommands was accepted")
+	}
+}
