@@ -22,7 +22,10 @@ type counterRunner struct {
 	sinks    map[string]emitter.Sink
 	starts   map[string]int
 	stops    []string
-	received []string // checkpoints passed to Command, in call order
+	received []string // checkpoints each command ran on, in order
+	batches  []int    // size of each CommandBatch call
+	entered  chan int // see hold
+	release  chan struct{}
 }
 
 func newRunner() *counterRunner {
@@ -81,8 +84,61 @@ func (r *counterRunner) Stop(_ context.Context, _, id string) error {
 	return nil
 }
 
-// Command "next" counts on from checkpoint; "fail" is a caller error.
-func (r *counterRunner) Command(_ context.Context, _, id, name string, _ json.RawMessage, checkpoint []byte, _ json.RawMessage) (emitter.CommandResult, error) {
+// CommandBatch runs cmds one after another on the checkpoint the previous
+// successful one left, as the SDK does. While held (hold), each call
+// reports its size on entered and waits for a token on release; a call
+// whose ctx ended meanwhile fails whole, as a cancelled RPC does.
+func (r *counterRunner) CommandBatch(ctx context.Context, _, id string, _ json.RawMessage, checkpoint []byte, cmds []emitter.Cmd) ([]emitter.CmdOutcome, error) {
+	r.mu.Lock()
+	r.batches = append(r.batches, len(cmds))
+	entered, release := r.entered, r.release
+	r.mu.Unlock()
+	if entered != nil {
+		entered <- len(cmds)
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+	}
+	outs := make([]emitter.CmdOutcome, len(cmds))
+	for i, c := range cmds {
+		res, err := r.command(id, c.Name, checkpoint)
+		outs[i] = emitter.CmdOutcome{CommandResult: res, Err: err}
+		if err == nil && res.Batch.Checkpoint != nil {
+			checkpoint = res.Batch.Checkpoint
+		}
+	}
+	return outs, nil
+}
+
+// hold makes every following CommandBatch wait for a token on the
+// returned channel, after reporting its size on entered.
+func (r *counterRunner) hold() (entered <-chan int, release chan<- struct{}) {
+	e, rel := make(chan int, 64), make(chan struct{}, 64)
+	r.mu.Lock()
+	r.entered, r.release = e, rel
+	r.mu.Unlock()
+	return e, rel
+}
+
+// unhold ends hold.
+func (r *counterRunner) unhold() {
+	r.mu.Lock()
+	r.entered, r.release = nil, nil
+	r.mu.Unlock()
+}
+
+func (r *counterRunner) batchSizes() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]int(nil), r.batches...)
+}
+
+// command "next" counts on from checkpoint; "fail" is a caller error.
+func (r *counterRunner) command(id, name string, checkpoint []byte) (emitter.CommandResult, error) {
 	r.mu.Lock()
 	_, running := r.sinks[id]
 	r.received = append(r.received, string(checkpoint))

@@ -71,6 +71,9 @@ type instance struct {
 	// mu orders commands and deliveries with the checkpoint they move.
 	mu     sync.Mutex
 	latest []byte
+
+	// cmds queues the commands waiting for the instance (see Command).
+	cmds commandQueue
 }
 
 // NewManager returns a manager; call Restore to start the stored emitters.
@@ -340,31 +343,6 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 		m.hub.Remove(ctx, id, true),
 		m.specs.DeleteSpec(ctx, id),
 	)
-}
-
-// Command runs a command on an emitter; its events and checkpoint are
-// durable before Command returns the result.
-func (m *Manager) Command(ctx context.Context, id, name string, args json.RawMessage) (json.RawMessage, error) {
-	inst, err := m.lookup(id)
-	if err != nil {
-		return nil, err
-	}
-	inst.mu.Lock()
-	res, err := m.runner.Command(ctx, inst.spec.Kind, id, name, inst.spec.Config, inst.latest, args)
-	if err != nil {
-		inst.mu.Unlock()
-		return nil, fmt.Errorf("command %s on %s: %w", name, id, err)
-	}
-	wait, err := inst.enqueueLocked(res.Batch)
-	inst.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	if err := wait(ctx); err != nil {
-		inst.resync(ctx)
-		return nil, fmt.Errorf("command %s on %s: %w", name, id, err)
-	}
-	return res.Result, nil
 }
 
 // Close stops every emitter's plugin instance (the specs stay stored).

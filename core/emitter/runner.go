@@ -59,9 +59,25 @@ type Runner interface {
 	Start(ctx context.Context, kind, id string, config json.RawMessage, sink Sink) error
 	// Stop ends an instance and waits (bounded by ctx) until it stopped.
 	Stop(ctx context.Context, kind, id string) error
-	// Command runs a command against checkpoint (the latest accepted one).
-	// Errors: ErrUnknownCommand, *CommandError, ErrUnavailable.
-	Command(ctx context.Context, kind, id, name string, config json.RawMessage, checkpoint []byte, args json.RawMessage) (CommandResult, error)
+	// CommandBatch runs cmds in order on one instance, the first against
+	// checkpoint (the latest accepted one), each later one against the
+	// checkpoint the previous successful one left. It answers one outcome
+	// per command; a failed command changed nothing. Outcome errors:
+	// ErrUnknownCommand, *CommandError, ErrUnavailable, or any other (a
+	// plugin failure). The error fails every command (none ran).
+	CommandBatch(ctx context.Context, kind, id string, config json.RawMessage, checkpoint []byte, cmds []Cmd) ([]CmdOutcome, error)
+}
+
+// Cmd is one command of a batch.
+type Cmd struct {
+	Name string
+	Args json.RawMessage
+}
+
+// CmdOutcome is one command's answer in a batch: its result, or Err.
+type CmdOutcome struct {
+	CommandResult
+	Err error
 }
 
 // FieldError is one invalid field.

@@ -272,5 +272,19 @@ func (h *Host) Command(ctx context.Context, kind, id, name string, config json.R
 	if err != nil {
 		return emitter.CommandResult{}, err
 	}
-	return k.command(ctx, id, name, config, checkpoint, args)
+	p, err := k.ready(ctx)
+	if err != nil {
+		return emitter.CommandResult{}, fmt.Errorf("command %s: %w", name, err)
+	}
+	return command(ctx, p, id, name, config, checkpoint, args)
+}
+
+// CommandBatch runs cmds in the plugin in one round trip (see
+// emitter.Runner).
+func (h *Host) CommandBatch(ctx context.Context, kind, id string, config json.RawMessage, checkpoint []byte, cmds []emitter.Cmd) ([]emitter.CmdOutcome, error) {
+	k, err := h.kind(kind)
+	if err != nil {
+		return nil, err
+	}
+	return k.commandBatch(ctx, id, config, checkpoint, cmds)
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/core/event"
 	pluginpb "github.com/sidestream/sidestream/plugins/proto"
-	"github.com/sidestream/sidestream/plugins/sdk"
 )
 
 // instance is one supervised emitter instance.
@@ -167,29 +166,6 @@ func (k *kindProc) validate(ctx context.Context, config json.RawMessage) (json.R
 		return nil, ve
 	}
 	return resp.GetNormalizedConfig(), nil
-}
-
-func (k *kindProc) command(ctx context.Context, id, name string, config json.RawMessage, checkpoint []byte, args json.RawMessage) (emitter.CommandResult, error) {
-	p, err := k.ready(ctx)
-	if err != nil {
-		return emitter.CommandResult{}, fmt.Errorf("command %s: %w", name, err)
-	}
-	resp, err := p.rpc.Command(ctx, &pluginpb.CommandRequest{InstanceId: id, Config: config, Checkpoint: checkpoint, Name: name, Args: args})
-	if err != nil {
-		return emitter.CommandResult{}, fmt.Errorf("command %s: %w", name, rpcErr(err))
-	}
-	switch code := resp.GetErrorCode(); code {
-	case "":
-	case sdk.CodeUnknownCommand:
-		return emitter.CommandResult{}, fmt.Errorf("%w: %s", emitter.ErrUnknownCommand, resp.GetErrorMessage())
-	default:
-		return emitter.CommandResult{}, &emitter.CommandError{Code: code, Message: resp.GetErrorMessage()}
-	}
-	res := emitter.CommandResult{Result: resp.GetResult()}
-	if resp.GetBatch() != nil {
-		res.Batch = toBatch(resp.GetBatch())
-	}
-	return res, nil
 }
 
 // rpcErr marks transport failures as ErrUnavailable so callers answer 503.

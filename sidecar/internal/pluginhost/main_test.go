@@ -11,9 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-plugin"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/sidestream/sidestream/core/emitter"
+	pluginpb "github.com/sidestream/sidestream/plugins/proto"
 	"github.com/sidestream/sidestream/plugins/sdk"
 )
 
@@ -47,6 +52,8 @@ func servePlugin(mode string) {
 		fmt.Fprintln(os.Stderr, "raw hello from plugin")
 		sdk.Logger().Warn("counter plugin up", "pid", os.Getpid())
 		sdk.Serve(counter{})
+	case "counter-oldsdk":
+		serveOldSDK(counter{})
 	case "garbage":
 		fmt.Println("hello, I am not a plugin")
 		sdk.Serve(counter{})
@@ -198,4 +205,44 @@ func (s *recSink) snapshot() (last uint64, events int, starts []string, broken e
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.last, s.events, append([]string(nil), s.restartedAt...), s.broken
+}
+
+// envBatchLog names a file the counter-oldsdk plugin appends a line to on
+// every CommandBatch call it refuses.
+const envBatchLog = "PLUGINHOST_TEST_BATCH_LOG"
+
+// serveOldSDK serves p as a plugin built before CommandBatch existed: the
+// generated code of that time answers it Unimplemented.
+func serveOldSDK(p sdk.Plugin) {
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: sdk.Handshake,
+		Plugins:         plugin.PluginSet{sdk.PluginName: oldGlue{p: p}},
+		GRPCServer:      plugin.DefaultGRPCServer,
+	})
+}
+
+type oldGlue struct {
+	plugin.NetRPCUnsupportedPlugin
+	p sdk.Plugin
+}
+
+func (g oldGlue) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pluginpb.RegisterEmitterServer(s, oldServer{sdk.NewServer(g.p, nil)})
+	return nil
+}
+
+func (oldGlue) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, errors.New("plugin side only")
+}
+
+type oldServer struct{ pluginpb.EmitterServer }
+
+func (oldServer) CommandBatch(context.Context, *pluginpb.CommandBatchRequest) (*pluginpb.CommandBatchResponse, error) {
+	if f := os.Getenv(envBatchLog); f != "" {
+		if fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600); err == nil {
+			fmt.Fprintln(fh, "refused")
+			fh.Close()
+		}
+	}
+	return nil, status.Error(codes.Unimplemented, "method CommandBatch not implemented")
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,6 +40,9 @@ type proc struct {
 	// streams run under it so none outlives the process.
 	gone     context.Context
 	markDead context.CancelCauseFunc // first reason wins
+	// noBatch: the process answered CommandBatch Unimplemented (a plugin
+	// built with an SDK before it), so batches go as one Command each.
+	noBatch atomic.Bool
 }
 
 // isGone reports whether p is dead or dying.
