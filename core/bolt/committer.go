@@ -2,6 +2,8 @@ package bolt
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -81,11 +83,7 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 // syncs, the next group queues up by itself.
 func (s *Store) run() {
 	defer close(s.done)
-	defer func() {
-		if err := s.db.Close(); err != nil {
-			s.closeErr = fmt.Errorf("bolt: close %s: %w", s.path, err)
-		}
-	}()
+	defer s.shutdown()
 	group := make([]*request, 0, s.opts.MaxBatch)
 	var ar arena
 	for {
@@ -112,10 +110,43 @@ func (s *Store) run() {
 	}
 }
 
+// shutdown runs once the committer stops taking writes: the applier
+// writes what it holds, then the files close.
+func (s *Store) shutdown() {
+	var errs []error
+	if s.ap != nil {
+		s.ap.close()
+		if err := s.ap.failed(); err != nil {
+			errs = append(errs, err)
+		}
+		if err := s.jr.close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := s.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("bolt: close %s: %w", s.path, err))
+	}
+	s.closeErr = errors.Join(errs...)
+}
+
 // commitGroup commits g and acknowledges every request. When the shared
 // transaction fails, each request is replayed alone, in order, so one
 // bad write fails only itself.
 func (s *Store) commitGroup(g []*request, ar *arena) {
+	if s.jr != nil {
+		if onlyAppends(g) {
+			s.journalGroup(g)
+			return
+		}
+		// Anything else writes the B-tree directly, so it must come
+		// after every journaled append queued before it.
+		if err := s.ap.wait(context.Background()); err != nil {
+			for _, r := range g {
+				s.ack(r, err)
+			}
+			return
+		}
+	}
 	err := s.update(g, ar)
 	if err == nil || len(g) == 1 {
 		for _, r := range g {
@@ -130,6 +161,63 @@ func (s *Store) commitGroup(g []*request, ar *arena) {
 	}
 }
 
+func onlyAppends(g []*request) bool {
+	for _, r := range g {
+		if r.op != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// journalGroup makes g durable as one journal record and acknowledges
+// it; the applier writes it into the B-tree later.
+func (s *Store) journalGroup(g []*request) {
+	if err := s.makeJournalRoom(); err != nil {
+		for _, r := range g {
+			s.ack(r, err)
+		}
+		return
+	}
+	buf := frameBufs.Get().(*[]byte)
+	rec := append((*buf)[:0], make([]byte, frameHdrLen)...)
+	rec = binary.AppendUvarint(rec, uint64(len(g)))
+	for _, r := range g {
+		rec = appendRecord(rec, &r.a)
+	}
+	*buf = rec
+	start := time.Now()
+	pos, err := s.jr.append(rec)
+	if err != nil {
+		frameBufs.Put(buf)
+	} else {
+		s.ap.push(buf, pos)
+		s.committed(start, len(g))
+	}
+	for _, r := range g {
+		s.ack(r, err)
+	}
+}
+
+// makeJournalRoom keeps the journal and the applier's backlog bounded:
+// past either limit it waits for the applier to catch up, and a journal
+// past its limit then starts over as a new generation.
+func (s *Store) makeJournalRoom() error {
+	if err := s.ap.failed(); err != nil {
+		return err
+	}
+	if s.jr.size < s.opts.JournalMaxBytes && s.ap.backlog() < s.opts.MaxBatchBytes*8 {
+		return nil
+	}
+	if err := s.ap.wait(context.Background()); err != nil {
+		return err
+	}
+	if s.jr.size < s.opts.JournalMaxBytes {
+		return nil
+	}
+	return s.jr.reset(s.jr.gen + 1)
+}
+
 func (s *Store) update(g []*request, ar *arena) error {
 	ar.reset()
 	start := time.Now()
@@ -139,7 +227,8 @@ func (s *Store) update(g []*request, ar *arena) error {
 			if r.op != nil {
 				err = r.op(tx, ar)
 			} else {
-				err = applyAppend(tx, &r.a, ar)
+				rec := binary.AppendUvarint(ar.alloc(recordSize(&r.a) + 1)[:0], 1)
+				err = applyRecord(tx, appendRecord(rec, &r.a), ar)
 			}
 			if err != nil {
 				return err
@@ -150,17 +239,23 @@ func (s *Store) update(g []*request, ar *arena) error {
 	if err != nil {
 		return fmt.Errorf("bolt: commit: %w", dbErr(err))
 	}
+	s.committed(start, len(g))
+	return nil
+}
+
+// committed counts a durable commit of n writes (a transaction or a
+// journal record) that started at start.
+func (s *Store) committed(start time.Time, n int) {
 	s.stats.txs.Add(1)
 	if s.opts.OnCommit != nil {
-		s.opts.OnCommit(time.Since(start), len(g))
+		s.opts.OnCommit(time.Since(start), n)
 	}
-	for n := uint64(len(g)); ; {
+	for n := uint64(n); ; {
 		cur := s.stats.maxGroup.Load()
 		if n <= cur || s.stats.maxGroup.CompareAndSwap(cur, n) {
 			break
 		}
 	}
-	return nil
 }
 
 // ack reads everything it needs from r before releasing the caller,
@@ -199,50 +294,6 @@ func checkAppend(a *stream.Append) (int, error) {
 		size += len(cp.Emitter) + len(cp.Value)
 	}
 	return size, nil
-}
-
-// applyAppend writes one append inside the group's transaction. The head
-// only moves forward: max(stored, a.Head, highest event seq).
-func applyAppend(tx *bbolt.Tx, a *stream.Append, ar *arena) error {
-	head := a.Head
-	name := ar.str(a.Stream)
-	if len(a.Events) > 0 {
-		hist, err := tx.Bucket(bktHistory).CreateBucketIfNotExists(name)
-		if err != nil {
-			return fmt.Errorf("bolt: history of %q: %w", a.Stream, err)
-		}
-		// Seqs arrive in ascending order, so pages can be packed fuller
-		// than bbolt's default 50% split.
-		hist.FillPercent = 0.9
-		for _, e := range a.Events {
-			k := ar.alloc(8)
-			putSeq(k, e.Seq)
-			v := ar.alloc(valueSize(e))
-			putValue(v, e)
-			if err := hist.Put(k, v); err != nil {
-				return fmt.Errorf("bolt: put %q seq %d: %w", a.Stream, e.Seq, err)
-			}
-			head = max(head, e.Seq)
-		}
-	}
-	if head > 0 {
-		heads := tx.Bucket(bktHeads)
-		if keySeq(heads.Get(name)) < head {
-			v := ar.alloc(8)
-			putSeq(v, head)
-			if err := heads.Put(name, v); err != nil {
-				return fmt.Errorf("bolt: head of %q: %w", a.Stream, err)
-			}
-		}
-	}
-	if cp := a.Checkpoint; cp != nil {
-		v := ar.alloc(len(cp.Value))
-		copy(v, cp.Value)
-		if err := tx.Bucket(bktCheckpoints).Put(ar.str(cp.Emitter), v); err != nil {
-			return fmt.Errorf("bolt: checkpoint of %q: %w", cp.Emitter, err)
-		}
-	}
-	return nil
 }
 
 // arena hands out the keys and values of one transaction. bbolt keeps

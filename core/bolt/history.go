@@ -267,10 +267,17 @@ func historyOf(tx *bbolt.Tx, stream string) *bbolt.Bucket {
 	return tx.Bucket(bktHistory).Bucket([]byte(stream))
 }
 
-// view runs fn in a read transaction, refusing after Close.
+// view runs fn in a read transaction, refusing after Close. It first
+// waits until every append acknowledged before the call is out of the
+// journal and in the B-tree.
 func (s *Store) view(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	if err := s.readable(ctx); err != nil {
 		return err
+	}
+	if s.ap != nil {
+		if err := s.ap.wait(ctx); err != nil {
+			return err
+		}
 	}
 	return dbErr(s.db.View(fn))
 }

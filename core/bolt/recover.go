@@ -1,0 +1,102 @@
+package bolt
+
+import (
+	"fmt"
+	"log/slog"
+
+	"go.etcd.io/bbolt"
+)
+
+// JournalSuffix names the journal: the store's path plus this suffix.
+const JournalSuffix = ".journal"
+
+// recoverJournal opens the journal, writes every record the B-tree does
+// not have yet into it, and starts a new, empty generation. A damaged
+// tail (a write cut by a crash, so never acknowledged) is dropped.
+func recoverJournal(db *bbolt.DB, path string, noSync bool, log *slog.Logger) (*journal, error) {
+	var applied journalPos
+	err := db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bktMeta).Get(keyJournal)
+		var ok bool
+		if applied, ok = decodePos(v); !ok && v != nil {
+			return fmt.Errorf("%w: journal position %x", ErrCorrupt, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	j, err := openJournal(path, applied.gen+1, noSync)
+	if err != nil {
+		return nil, err
+	}
+	if err := replay(db, j, applied, log); err != nil {
+		_ = j.close()
+		return nil, err
+	}
+	return j, nil
+}
+
+// replayChunk bounds the records written per transaction during replay.
+const replayChunk = 8 << 20
+
+func replay(db *bbolt.DB, j *journal, applied journalPos, log *slog.Logger) error {
+	from := int64(journalHdrLen)
+	switch {
+	case j.gen < applied.gen:
+		return fmt.Errorf("%w: journal %s is generation %d, older than the store's %d", ErrCorrupt, j.path, j.gen, applied.gen)
+	case j.gen == applied.gen:
+		from = max(from, int64(applied.off))
+	}
+	var chunk []pending
+	var slab []byte
+	var ar arena
+	records := 0
+	flush := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		err := db.Update(func(tx *bbolt.Tx) error {
+			for _, p := range chunk {
+				if err := applyRecord(tx, *p.rec, &ar); err != nil {
+					return err
+				}
+			}
+			return tx.Bucket(bktMeta).Put(keyJournal, chunk[len(chunk)-1].pos.encode())
+		})
+		records += len(chunk)
+		chunk, slab = chunk[:0], nil
+		ar.reset()
+		if err != nil {
+			return fmt.Errorf("%w: replaying journal %s: %w", ErrApply, j.path, err)
+		}
+		return nil
+	}
+	end, err := j.scan(min(from, j.size), func(rec []byte, end int64) error {
+		start := len(slab)
+		slab = append(slab, rec...)
+		r := slab[start:len(slab):len(slab)]
+		chunk = append(chunk, pending{rec: &r, pos: journalPos{j.gen, uint64(end)}})
+		if len(slab) >= replayChunk {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return err
+	}
+	if end < j.size {
+		log.Warn("journal ends in a damaged record; dropping it (a write cut short, never acknowledged)",
+			"path", j.path, "offset", end, "bytes", j.size-end)
+	}
+	if records > 0 {
+		log.Info("journal replayed", "path", j.path, "records", records)
+	}
+	if j.size > journalHdrLen || j.gen <= applied.gen {
+		return j.reset(max(j.gen, applied.gen) + 1)
+	}
+	return nil
+}
