@@ -29,25 +29,63 @@ func (s *Server) accessLog(ctx context.Context, c *app.RequestContext) {
 	c.Response.Header.Set(RequestIDHeader, id)
 	start := time.Now()
 	c.Next(ctx)
-	status := c.Response.StatusCode()
-	level := slog.LevelDebug
-	switch {
-	case status >= 500:
-		level = slog.LevelError
-	case status >= 400:
-		level = slog.LevelInfo
+	if v, ok := c.Get(accessHandoffKey); ok {
+		if h, ok := v.(*accessHandoff); ok {
+			*h = accessHandoff{id: id, method: string(c.Method()), path: string(c.Path()),
+				route: c.FullPath(), status: c.Response.StatusCode(), start: start}
+			return
+		}
 	}
+	status := c.Response.StatusCode()
+	level := accessLevel(status)
 	if !s.log.Enabled(ctx, level) {
 		return
 	}
+	s.logRequest(ctx, level, id, string(c.Method()), string(c.Path()), c.FullPath(), status, time.Since(start))
+}
+
+func accessLevel(status int) slog.Level {
+	switch {
+	case status >= 500:
+		return slog.LevelError
+	case status >= 400:
+		return slog.LevelInfo
+	}
+	return slog.LevelDebug
+}
+
+func (s *Server) logRequest(ctx context.Context, level slog.Level, id, method, path, route string, status int, d time.Duration) {
 	s.log.LogAttrs(ctx, level, "request",
 		slog.String(requestIDKey, id),
-		slog.String("method", string(c.Method())),
-		slog.String("path", string(c.Path())),
-		slog.String("route", c.FullPath()),
+		slog.String("method", method),
+		slog.String("path", path),
+		slog.String("route", route),
 		slog.Int("status", status),
-		slog.Duration("duration", time.Since(start)),
+		slog.Duration("duration", d),
 	)
+}
+
+// accessHandoffKey marks a request whose response outlives its handler
+// (an SSE stream, see sseStream): accessLog fills the handoff instead of
+// logging, and the stream logs the line when it ends, so the duration is
+// the stream's, as when the handler served the whole stream.
+const accessHandoffKey = "access_handoff"
+
+type accessHandoff struct {
+	id, method, path, route string
+	status                  int
+	start                   time.Time
+}
+
+// log logs the request's line (nothing for a nil handoff).
+func (h *accessHandoff) log(s *Server) {
+	if h == nil {
+		return
+	}
+	ctx := context.Background()
+	if level := accessLevel(h.status); s.log.Enabled(ctx, level) {
+		s.logRequest(ctx, level, h.id, h.method, h.path, h.route, h.status, time.Since(h.start))
+	}
 }
 
 // requestID returns the id accessLog gave the request.

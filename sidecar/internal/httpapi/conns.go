@@ -21,7 +21,11 @@ type trackedConn struct {
 	net.Conn
 	ln   *trackingListener
 	busy atomic.Int32
-	once sync.Once
+	// detached: an SSE stream took the socket over from Hertz (see
+	// sseStream), so Hertz's Close after its handler is ignored and the
+	// stream closes the socket itself with closeNow.
+	detached atomic.Bool
+	once     sync.Once
 }
 
 type connKey struct{}
@@ -48,6 +52,14 @@ func (l *trackingListener) onAccept(c net.Conn) context.Context {
 }
 
 func (c *trackedConn) Close() error {
+	if c.detached.Load() {
+		return nil
+	}
+	return c.closeNow()
+}
+
+// closeNow closes the socket, detached or not.
+func (c *trackedConn) closeNow() error {
 	c.once.Do(func() {
 		c.ln.mu.Lock()
 		delete(c.ln.conns, c)
@@ -74,7 +86,7 @@ func (l *trackingListener) closeAll() {
 	}
 	l.mu.Unlock()
 	for _, c := range all {
-		_ = c.Close()
+		_ = c.closeNow()
 	}
 }
 

@@ -125,6 +125,8 @@ type Server struct {
 	// hangups tells SSE handlers their client left (nil: a reader
 	// goroutine per response does).
 	hangups *streamhttp.HangupWatcher
+	// streams are the SSE responses served after their handler returned.
+	streams streamGroup
 
 	// ctx ends every stream response when the server closes.
 	ctx    context.Context
@@ -212,6 +214,7 @@ func (s *Server) Close(ctx context.Context) error {
 
 func (s *Server) shutdown(ctx context.Context) (retErr error) {
 	s.cancel()
+	streamsDone := s.streams.close() // after cancel: a stream added meanwhile ends at once
 	if s.hangups != nil {
 		// After every handler ended: they stop their watches first.
 		defer func() { retErr = errors.Join(retErr, s.hangups.Close(ctx)) }()
@@ -239,8 +242,16 @@ wait:
 		case <-tick.C:
 		}
 	}
+	// SSE streams, ending since cancel, outlive their Hertz handlers.
+	select {
+	case <-streamsDone:
+	case <-ctx.Done():
+	}
 	_ = s.ln.Close() // in case Shutdown found the engine not running yet
 	s.ln.closeAll()
+	if werr := waitStreams(streamsDone); werr != nil {
+		err = errors.Join(err, werr)
+	}
 	select {
 	case <-s.serveDone:
 	case <-ctx.Done():
@@ -250,4 +261,18 @@ wait:
 		return fmt.Errorf("httpapi: close: %w", err)
 	}
 	return nil
+}
+
+// waitStreams waits for the SSE streams once their sockets are closed:
+// their writes fail at once, so they end promptly; the bound only keeps a
+// bug from hanging Close.
+func waitStreams(done <-chan struct{}) error {
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+		return errors.New("SSE streams still running after their sockets were closed")
+	}
 }

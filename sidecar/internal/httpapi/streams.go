@@ -3,17 +3,10 @@ package httpapi
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
-	"github.com/cloudwego/hertz/pkg/network"
-	"github.com/cloudwego/hertz/pkg/protocol"
-	"github.com/cloudwego/hertz/pkg/protocol/http1/resp"
 	"github.com/hertz-contrib/websocket"
 
 	"github.com/sidestream/sidestream/core/emitter"
@@ -27,153 +20,6 @@ func (s *Server) streamCtx(parent context.Context) (context.Context, context.Can
 	ctx, cancel := context.WithCancel(parent)
 	stop := context.AfterFunc(s.ctx, cancel)
 	return ctx, func() { stop(); cancel() }
-}
-
-// serveSSE answers with st as an event stream. Errors before the headers
-// go out are JSON answers; after that the response just ends.
-func (s *Server) serveSSE(ctx context.Context, c *app.RequestContext, st *stream.Stream) error {
-	pos, err := resumePosition(c)
-	if err != nil {
-		return err
-	}
-	if s.ctx.Err() != nil {
-		return stream.ErrClosed
-	}
-	c.SetStatusCode(http.StatusOK)
-	h := &c.Response.Header
-	h.SetContentType("text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	w := s.sseWriter(ctx, c)
-	c.Response.HijackWriter(w)
-
-	sub := st.Subscribe(pos)
-	defer sub.Close()
-	obs, leave := s.subscriber(st.Kind(), TransportSSE)
-	defer leave()
-	sctx, cancel := s.streamCtx(ctx)
-	defer cancel()
-	defer s.watchClient(ctx, c.GetConn(), cancel)()
-	err = streamhttp.ServeSSE(sctx, w, sub, streamhttp.SSEOptions{Retry: s.o.SSERetry, Heartbeat: s.o.HeartbeatInterval, Observer: obs})
-	if err != nil {
-		s.log.Debug("sse ended", "stream", st.Name(), "err", err)
-	}
-	return nil
-}
-
-// sseWriter returns the response writer of an SSE stream: straight to
-// the socket when the request came through the tracking listener, else
-// Hertz's chunked writer.
-func (s *Server) sseWriter(ctx context.Context, c *app.RequestContext) sseBody {
-	if tc, ok := ctx.Value(connKey{}).(*trackedConn); ok {
-		return &rawChunked{conn: tc.Conn, h: &c.Response.Header}
-	}
-	return resp.NewChunkedBodyWriter(&c.Response, c.GetWriter())
-}
-
-// sseBody is a chunked response body Hertz finalizes after the handler.
-type sseBody interface {
-	Write(p []byte) (int, error)
-	Flush() error
-	Finalize() error
-}
-
-// rawChunked writes a chunked response straight to the socket, each Write
-// one writev (headers first). Hertz's own writer copies into an output
-// buffer that a connection then keeps for as long as the stream lasts:
-// 4 KiB resident per idle subscriber.
-type rawChunked struct {
-	conn    net.Conn
-	h       *protocol.ResponseHeader
-	started bool
-	done    bool
-	err     error
-	size    [24]byte
-	vec     [4][]byte
-}
-
-var crlf = []byte("\r\n")
-
-func (w *rawChunked) Write(p []byte) (int, error) {
-	if len(p) == 0 || w.err != nil {
-		return 0, w.err
-	}
-	if w.done {
-		return 0, errors.New("sse: write after the response ended")
-	}
-	size := strconv.AppendInt(w.size[:0], int64(len(p)), 16)
-	size = append(size, crlf...)
-	if w.err = w.send(size, p, crlf); w.err != nil {
-		return 0, w.err
-	}
-	return len(p), nil
-}
-
-// Flush does nothing: every Write went out already.
-func (w *rawChunked) Flush() error { return w.err }
-
-// Finalize ends the body with the last chunk (Hertz calls it after the
-// handler; the connection stays usable for the next request).
-func (w *rawChunked) Finalize() error {
-	if w.done || w.err != nil {
-		return w.err
-	}
-	w.done = true
-	w.err = w.send([]byte("0\r\n\r\n"))
-	return w.err
-}
-
-// send writes the headers (first call only) and parts in one writev.
-func (w *rawChunked) send(parts ...[]byte) error {
-	vec := w.vec[:0]
-	if !w.started {
-		w.started = true
-		w.h.SetContentLength(-1) // chunked
-		vec = append(vec, w.h.Header())
-	}
-	vec = append(vec, parts...)
-	bufs := net.Buffers(vec)
-	_, err := bufs.WriteTo(w.conn)
-	clear(w.vec[:]) // keep no reference to the caller's bytes
-	if err != nil {
-		return fmt.Errorf("sse write: %w", err)
-	}
-	return nil
-}
-
-// watchClient cancels when the client closes the connection, so a quiet
-// stream does not hold a subscription until the next write fails. The
-// server's hangup watcher does it without a goroutine per connection;
-// where it cannot (no socket, not Linux), a reader goroutine does. The
-// returned func stops the watch before the connection can be closed.
-func (s *Server) watchClient(ctx context.Context, conn network.Conn, cancel context.CancelFunc) (stop func()) {
-	if tc, ok := ctx.Value(connKey{}).(*trackedConn); ok && s.hangups != nil {
-		if stop, err := s.hangups.Watch(tc.Conn, cancel); err == nil {
-			return stop
-		}
-	}
-	return readWatch(conn, cancel)
-}
-
-// readWatch is watchClient with a goroutine parked in a read. The returned
-// func stops the watch and waits for it: nothing reads the connection once
-// the handler returned.
-func readWatch(conn network.Conn, cancel context.CancelFunc) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if _, err := conn.Peek(1); err != nil {
-			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				cancel()
-			}
-		}
-	}()
-	return func() {
-		_ = conn.SetReadDeadline(time.Unix(1, 0))
-		<-done
-		_ = conn.SetReadDeadline(time.Time{})
-	}
 }
 
 // serveWS upgrades to a WebSocket carrying st (see streamhttp.ServeWS).

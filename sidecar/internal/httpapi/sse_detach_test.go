@@ -1,0 +1,151 @@
+package httpapi
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// goroutineStacks returns every goroutine's stack, one per entry.
+func goroutineStacks(t *testing.T) []string {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for i := 0; i < 8; i++ {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Split(string(buf[:n]), "\n\n")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	t.Fatal("goroutine dump larger than 128 MiB")
+	return nil
+}
+
+// An idle SSE subscriber is served after its Hertz handler returned, on a
+// goroutine of its own: no Hertz connection goroutine (its grown stack,
+// read buffer and request context) waits with it. The stream still
+// delivers live events, resumes from Last-Event-ID and ends on hangup.
+func TestSSEServedAfterHandlerReturned(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{HeartbeatInterval: time.Hour})
+	e.do("PUT", "/log", "")
+	id := e.ems.order[len(e.ems.order)-1]
+	st, err := e.ems.Stream(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publish(id, 3)
+	readers := []*sseReader{e.openSSE("/sse/log/"+id, "Last-Event-ID", "1"), e.openSSE("/api/v1/streams/" + id + "/sse?after=2")}
+	for _, r := range readers {
+		if f, err := r.next(); err != nil || f.retry == "" {
+			t.Fatalf("retry block: %+v, %v", f, err)
+		}
+	}
+	// Every SSE writer of this package's servers, this test's two among
+	// them, runs outside Hertz's connection loop.
+	writers := 0
+	for _, g := range goroutineStacks(t) {
+		if !strings.Contains(g, "sidecar/internal/stream.ServeSSE(") && !strings.Contains(g, "sidecar/internal/stream.(*SSEStream).Run(") {
+			continue
+		}
+		writers++
+		if strings.Contains(g, "http1.Server.Serve") {
+			t.Fatalf("an SSE writer runs on Hertz's connection goroutine:\n%s", g)
+		}
+	}
+	if writers < len(readers) {
+		t.Fatalf("%d SSE writer goroutines, want at least %d", writers, len(readers))
+	}
+	for _, want := range []string{"2", "3"} {
+		if f := readers[0].nextEvent(t); f.id != want {
+			t.Fatalf("resumed after Last-Event-ID 1: got %+v, want id %s", f, want)
+		}
+	}
+	if f := readers[1].nextEvent(t); f.id != "3" {
+		t.Fatalf("resumed after 2: got %+v, want id 3", f)
+	}
+	e.publish(id, 1)
+	for _, r := range readers {
+		if f := r.nextEvent(t); f.id != "4" {
+			t.Fatalf("live event: %+v", f)
+		}
+	}
+	for _, r := range readers {
+		r.resp.Body.Close()
+	}
+	for i := 0; i < 2000 && st.Subscribers() != 0; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := st.Subscribers(); n != 0 {
+		t.Fatalf("subscribers %d after the clients left, want 0", n)
+	}
+}
+
+// The stream owns its socket: the response says Connection: close, and
+// once the stream ended the server closes the connection (nothing leaks,
+// and no client sends a next request on it).
+func TestSSEClosesConnectionWhenStreamEnds(t *testing.T) {
+	t.Parallel()
+	var logs lockedBuffer
+	e := newEnvLog(t, Options{HeartbeatInterval: time.Hour}, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if code, _, b := e.do("POST", "/api/v1/emitters", `{"kind":"log","id":"short"}`); code != 201 {
+		t.Fatalf("create: %d %s", code, b)
+	}
+	conn, err := net.Dial("tcp", e.srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// A safety net for a server that never ends the stream, not a timing.
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(conn, "GET /sse/log/short HTTP/1.1\r\nHost: x\r\nX-Request-Id: sse-short-1\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || !resp.Close || len(resp.TransferEncoding) != 1 || resp.TransferEncoding[0] != "chunked" ||
+		resp.Header.Get("Content-Type") != "text/event-stream" || resp.Header.Get(RequestIDHeader) != "sse-short-1" {
+		t.Fatalf("status %d close %v te %v headers %v", resp.StatusCode, resp.Close, resp.TransferEncoding, resp.Header)
+	}
+	r := &sseReader{resp: resp, br: bufio.NewReader(resp.Body)}
+	if f, err := r.next(); err != nil || f.retry == "" {
+		t.Fatalf("retry block: %+v, %v", f, err)
+	}
+	for _, l := range logs.lines() {
+		if l["msg"] == "request" && l[requestIDKey] == "sse-short-1" {
+			t.Fatalf("access line logged while the stream is open: %v", l)
+		}
+	}
+	if code, _, b := e.do("DELETE", "/api/v1/emitters/short", ""); code != 204 {
+		t.Fatalf("delete: %d %s", code, b)
+	}
+	if _, err := r.next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("want a clean end of the body, got %v", err)
+	}
+	if n, err := br.Read(make([]byte, 1)); n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("after the stream: read %d, %v; want the server to close the connection", n, err)
+	}
+	// The access line comes when the stream ended, with its route.
+	var line map[string]any
+	for i := 0; i < 2000 && line == nil; i++ {
+		for _, l := range logs.lines() {
+			if l["msg"] == "request" && l[requestIDKey] == "sse-short-1" {
+				line = l
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if line == nil || line["status"] != float64(200) || line["route"] != "/sse/log/:id" || line["method"] != "GET" {
+		t.Fatalf("access line %v", line)
+	}
+}
