@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/sidestream/sidestream/plugins/sdk"
 )
@@ -51,13 +52,15 @@ const schema = `{
 var ErrBadCheckpoint = errors.New("fibonacci: bad checkpoint")
 
 // Plugin implements sdk.Plugin and sdk.Commander.
-type Plugin struct{}
+type Plugin struct {
+	last lastStates
+}
 
 // New returns the fibonacci plugin.
-func New() sdk.Plugin { return Plugin{} }
+func New() sdk.Plugin { return &Plugin{} }
 
 // Describe implements sdk.Plugin.
-func (Plugin) Describe() sdk.Description {
+func (*Plugin) Describe() sdk.Description {
 	return sdk.Description{
 		Name:         Name,
 		Version:      "1.0.0",
@@ -74,7 +77,7 @@ func (Plugin) Describe() sdk.Description {
 }
 
 // Validate implements sdk.Plugin: the only valid config is an empty object.
-func (Plugin) Validate(_ context.Context, config json.RawMessage) (json.RawMessage, error) {
+func (*Plugin) Validate(_ context.Context, config json.RawMessage) (json.RawMessage, error) {
 	if len(config) == 0 || string(config) == "null" {
 		return json.RawMessage(`{}`), nil
 	}
@@ -89,17 +92,17 @@ func (Plugin) Validate(_ context.Context, config json.RawMessage) (json.RawMessa
 }
 
 // Run implements sdk.Plugin: fibonacci only changes through commands.
-func (Plugin) Run(ctx context.Context, _ sdk.Instance, _ sdk.Output) error {
+func (*Plugin) Run(ctx context.Context, _ sdk.Instance, _ sdk.Output) error {
 	<-ctx.Done()
 	return nil
 }
 
 // Command implements sdk.Commander.
-func (Plugin) Command(_ context.Context, inst sdk.Instance, name string, args json.RawMessage) (sdk.CommandResult, error) {
+func (p *Plugin) Command(_ context.Context, inst sdk.Instance, name string, args json.RawMessage) (sdk.CommandResult, error) {
 	if err := checkNoArgs(args); err != nil {
 		return sdk.CommandResult{}, err
 	}
-	st, err := DecodeState(inst.Checkpoint)
+	st, err := p.last.decode(inst.ID, inst.Checkpoint)
 	if err != nil {
 		return sdk.CommandResult{}, err
 	}
@@ -107,15 +110,19 @@ func (Plugin) Command(_ context.Context, inst sdk.Instance, name string, args js
 	case CmdCurrent:
 		return result(st, false)
 	case CmdNext:
-		st.StepForward()
+		st.step(true)
 	case CmdPrevious:
-		st.StepBack()
+		st.step(false)
 	case CmdReset:
-		st = Start()
+		st = decoded{State: Start(), cur: "0", prev: "1"}
 	default:
 		return sdk.CommandResult{}, fmt.Errorf("fibonacci: %q: %w", name, sdk.ErrUnknownCommand)
 	}
-	return result(st, true)
+	res, err := result(st, true)
+	if err == nil {
+		p.last.remember(inst.ID, res.Batch.Checkpoint, st)
+	}
+	return res, err
 }
 
 func checkNoArgs(args json.RawMessage) error {
@@ -130,21 +137,16 @@ func checkNoArgs(args json.RawMessage) error {
 	return nil
 }
 
-func result(st State, emit bool) (sdk.CommandResult, error) {
-	data, err := json.Marshal(struct {
-		Position uint64 `json:"position"`
-		Value    string `json:"value"`
-	}{st.Position, st.Current.String()})
-	if err != nil {
-		return sdk.CommandResult{}, fmt.Errorf("fibonacci: %w", err)
-	}
+// result answers {"position":N,"value":"F(N)"} and, with emit, the event
+// and checkpoint. The JSON is written by hand: the values are decimal
+// digits, which need no escaping, and at high positions they are long.
+func result(st decoded, emit bool) (sdk.CommandResult, error) {
+	data := make([]byte, 0, len(st.cur)+48)
+	data = strconv.AppendUint(append(data, `{"position":`...), st.Position, 10)
+	data = append(append(append(data, `,"value":"`...), st.cur...), `"}`...)
 	res := sdk.CommandResult{Result: data}
 	if emit {
-		cp, err := st.Encode()
-		if err != nil {
-			return sdk.CommandResult{}, err
-		}
-		res.Batch = sdk.Batch{Events: []sdk.Event{{Type: EventType, Data: data}}, Checkpoint: cp}
+		res.Batch = sdk.Batch{Events: []sdk.Event{{Type: EventType, Data: data}}, Checkpoint: st.encode()}
 	}
 	return res, nil
 }

@@ -222,3 +222,81 @@ func TestErrors(t *testing.T) {
 		t.Errorf("config with a field: %v, want a field error on x", err)
 	}
 }
+
+// One plugin process answers from the checkpoint it is given, not from
+// the state it last produced: after a rolled-back commit the host passes
+// an older checkpoint, and another instance has its own.
+func TestCommandFollowsTheGivenCheckpoint(t *testing.T) {
+	t.Parallel()
+	p := fibonacci.New().(sdk.Commander)
+	ctx := context.Background()
+	var cps [][]byte
+	cp := []byte(nil)
+	for range 6 {
+		res, err := p.Command(ctx, sdk.Instance{ID: "a", Checkpoint: cp}, fibonacci.CmdNext, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp = res.Batch.Checkpoint
+		cps = append(cps, cp)
+	}
+	steps := []struct {
+		id   string
+		cp   []byte
+		cmd  string
+		want answer
+	}{
+		{"a", cps[2], fibonacci.CmdNext, answer{4, "3"}},     // rolled back to position 3
+		{"a", cps[5], fibonacci.CmdNext, answer{7, "13"}},    // the newest again
+		{"b", nil, fibonacci.CmdNext, answer{1, "1"}},        // another instance
+		{"a", cps[4], fibonacci.CmdPrevious, answer{4, "3"}}, // back from 5
+		{"a", cps[0], fibonacci.CmdPrevious, answer{0, "0"}}, // back from 1
+		{"a", append([]byte{}, cps[5]...), fibonacci.CmdCurrent, answer{6, "8"}},
+	}
+	for i, s := range steps {
+		res, err := p.Command(ctx, sdk.Instance{ID: s.id, Checkpoint: s.cp}, s.cmd, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var a answer
+		if err := json.Unmarshal(res.Result, &a); err != nil || a != s.want {
+			t.Fatalf("step %d: %s = %+v (%v), want %+v", i, s.cmd, a, err, s.want)
+		}
+		if s.cmd != fibonacci.CmdCurrent {
+			st, err := fibonacci.DecodeState(res.Batch.Checkpoint)
+			if err != nil || st.Position != a.Position || st.Current.String() != a.Value {
+				t.Fatalf("step %d: checkpoint %s does not match the answer (%v)", i, res.Batch.Checkpoint, err)
+			}
+		}
+	}
+}
+
+// BenchmarkNext measures next at position ~20,000 (4,180 digits, where a
+// 10 s fib bench ends): fed its own last checkpoint (what the host does)
+// and under an id it has not seen (so the checkpoint is parsed, as
+// before the plugin remembered its last state).
+func BenchmarkNext(b *testing.B) {
+	for _, mode := range []string{"own-checkpoint", "parsed-checkpoint"} {
+		b.Run(mode, func(b *testing.B) {
+			st := fibonacci.Start()
+			for range 20000 {
+				st.StepForward()
+			}
+			cp, _ := st.Encode()
+			p := fibonacci.New().(sdk.Commander)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				id := "bench"
+				if mode == "parsed-checkpoint" {
+					id = fmt.Sprint("bench-", i)
+				}
+				res, err := p.Command(ctx, sdk.Instance{ID: id, Checkpoint: cp}, fibonacci.CmdNext, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				cp = res.Batch.Checkpoint
+			}
+		})
+	}
+}
