@@ -22,6 +22,7 @@ import (
 //
 //	[0:8]   magic "SSJRNL01"
 //	[8:16]  generation, big-endian
+//	[16:32] id of the store the journal belongs to (meta bucket)
 //	frames: [u32 payload length][u32 CRC-32C of generation + payload][payload = record]
 //
 // The file is grown ahead of the writes in zero-filled steps and reused
@@ -38,7 +39,7 @@ import (
 // always says where replay starts.
 const (
 	journalMagic  = "SSJRNL01"
-	journalHdrLen = 16
+	journalHdrLen = 32
 	frameHdrLen   = 8
 	// maxFrame bounds one record: the committer's group is bounded by
 	// MaxBatchBytes far below this, so a larger length is damage.
@@ -66,8 +67,13 @@ func decodePos(b []byte) (journalPos, bool) {
 	return journalPos{binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])}, true
 }
 
+// errJournalOfAnotherStore means the journal's header names another
+// store: its records cannot be applied to this one.
+var errJournalOfAnotherStore = errors.New("journal belongs to another store")
+
 type journal struct {
 	f      *os.File
+	id     [16]byte
 	path   string
 	gen    uint64
 	size   int64 // where the next frame goes
@@ -78,12 +84,12 @@ type journal struct {
 // openJournal opens the journal at path, creating it (with generation
 // minGen) when missing or left empty by a crash during a reset. A file
 // that is not a journal is ErrCorrupt and is not touched.
-func openJournal(path string, minGen uint64, noSync bool) (*journal, error) {
+func openJournal(path string, id [16]byte, minGen uint64, noSync bool) (*journal, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open journal %s: %w", path, err)
 	}
-	j := &journal{f: f, path: path, noSync: noSync}
+	j := &journal{f: f, id: id, path: path, noSync: noSync}
 	var hdr [journalHdrLen]byte
 	n, err := io.ReadFull(f, hdr[:])
 	switch {
@@ -95,8 +101,10 @@ func openJournal(path string, minGen uint64, noSync bool) (*journal, error) {
 		err = j.reset(minGen)
 	case n < journalHdrLen || string(hdr[:8]) != journalMagic:
 		err = fmt.Errorf("%w: %s is not a sidestream journal", ErrCorrupt, path)
+	case [16]byte(hdr[16:32]) != id:
+		err = fmt.Errorf("%s: %w", path, errJournalOfAnotherStore)
 	default:
-		j.gen = binary.BigEndian.Uint64(hdr[8:])
+		j.gen = binary.BigEndian.Uint64(hdr[8:16])
 		var fi fs.FileInfo
 		if fi, err = f.Stat(); err == nil {
 			j.size, j.alloc = fi.Size(), fi.Size()
@@ -203,7 +211,8 @@ func (j *journal) grow(end int64) error {
 func (j *journal) reset(gen uint64) error {
 	var hdr [journalHdrLen]byte
 	copy(hdr[:8], journalMagic)
-	binary.BigEndian.PutUint64(hdr[8:], gen)
+	binary.BigEndian.PutUint64(hdr[8:16], gen)
+	copy(hdr[16:], j.id[:])
 	if _, err := j.f.WriteAt(hdr[:], 0); err != nil {
 		return fmt.Errorf("bolt: reset journal %s: %w", j.path, err)
 	}

@@ -141,7 +141,7 @@ func headsInTree(t *testing.T, path string) int {
 // tearJournalTail writes half a frame where the next frame would go.
 func tearJournalTail(t *testing.T, path string) {
 	t.Helper()
-	j, err := openJournal(path, 1, true)
+	j, err := openJournal(path, storeID(t, strings.TrimSuffix(path, JournalSuffix)), 1, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func tearJournalTail(t *testing.T, path string) {
 // Frames of an older generation, left in the reused file, end the scan.
 func TestJournalGenerationsDoNotMix(t *testing.T) {
 	t.Parallel()
-	j, err := openJournal(filepath.Join(t.TempDir(), "j"), 1, true)
+	j, err := openJournal(filepath.Join(t.TempDir(), "j"), [16]byte{1}, 1, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,5 +297,62 @@ func TestReadSeesJournaledAppends(t *testing.T) {
 	}
 	if st := s.Stats(); st.Applies != 1 {
 		t.Fatalf("applies = %d after one read, want 1", st.Applies)
+	}
+}
+
+// storeID reads the id a closed store file ties its journal to.
+func storeID(t *testing.T, path string) (id [16]byte) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	_ = db.View(func(tx *bbolt.Tx) error {
+		id = [16]byte(tx.Bucket(bktMeta).Get(keyStoreID))
+		return nil
+	})
+	return id
+}
+
+// A journal left by another store file (the file was deleted or
+// replaced) is not replayed into this one: it is moved aside, kept.
+func TestJournalOfAnotherStoreIsMovedAside(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "store.db")
+	s := openT(t, path, holdInJournal)
+	commitT(t, s, stream.Append{Stream: "old", Events: events("old", 1, 3)})
+	closeT(t, s)
+	// Leave the journal with a record the file does not have, as after
+	// a crash, then replace the file.
+	j, err := openJournal(path+JournalSuffix, storeID(t, path), 1, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := binary.AppendUvarint(make([]byte, frameHdrLen), 1)
+	rec = appendRecord(rec, &stream.Append{Stream: "ghost", Events: events("ghost", 1, 1)})
+	j.size = journalHdrLen
+	if _, err := j.append(rec); err != nil {
+		t.Fatal(err)
+	}
+	_ = j.close()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, path, Options{})
+	for _, name := range []string{"old", "ghost"} {
+		if h, err := s.Head(ctx, name); err != nil || h != 0 {
+			t.Fatalf("stream %s of the other store: head %d (%v), want nothing", name, h, err)
+		}
+	}
+	aside, _ := filepath.Glob(path + JournalSuffix + ".other-*")
+	if len(aside) != 1 {
+		t.Fatalf("journal moved aside to %v, want one file", aside)
+	}
+	commitT(t, s, stream.Append{Stream: "new", Events: events("new", 1, 1)})
+	if h, _ := s.Head(ctx, "new"); h != 1 {
+		t.Fatalf("new store: head %d, want 1", h)
 	}
 }

@@ -1,8 +1,12 @@
 package bolt
 
 import (
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"time"
 
 	"go.etcd.io/bbolt"
 )
@@ -10,23 +14,27 @@ import (
 // JournalSuffix names the journal: the store's path plus this suffix.
 const JournalSuffix = ".journal"
 
+var keyStoreID = []byte("store-id")
+
 // recoverJournal opens the journal, writes every record the B-tree does
 // not have yet into it, and starts a new, empty generation. A damaged
 // tail (a write cut by a crash, so never acknowledged) is dropped.
 func recoverJournal(db *bbolt.DB, path string, noSync bool, log *slog.Logger) (*journal, error) {
-	var applied journalPos
-	err := db.View(func(tx *bbolt.Tx) error {
-		v := tx.Bucket(bktMeta).Get(keyJournal)
-		var ok bool
-		if applied, ok = decodePos(v); !ok && v != nil {
-			return fmt.Errorf("%w: journal position %x", ErrCorrupt, v)
-		}
-		return nil
-	})
+	id, applied, err := journalMeta(db)
 	if err != nil {
 		return nil, err
 	}
-	j, err := openJournal(path, applied.gen+1, noSync)
+	j, err := openJournal(path, id, applied.gen+1, noSync)
+	if errors.Is(err, errJournalOfAnotherStore) {
+		// Left by a store file that was deleted or replaced: its
+		// records belong to that file. Keep them aside, start afresh.
+		aside := fmt.Sprintf("%s.other-%d", path, time.Now().UnixNano())
+		if rerr := os.Rename(path, aside); rerr != nil {
+			return nil, fmt.Errorf("bolt: %w (and moving it aside: %w)", err, rerr)
+		}
+		log.Warn("the journal belongs to another store file; moved aside", "path", path, "moved_to", aside)
+		j, err = openJournal(path, id, applied.gen+1, noSync)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -35,6 +43,34 @@ func recoverJournal(db *bbolt.DB, path string, noSync bool, log *slog.Logger) (*
 		return nil, err
 	}
 	return j, nil
+}
+
+// journalMeta reads (creating it on first use) the store's id, which ties
+// a journal to this file, and the journal position the file includes.
+func journalMeta(db *bbolt.DB) (id [16]byte, applied journalPos, err error) {
+	err = db.Update(func(tx *bbolt.Tx) error {
+		meta := tx.Bucket(bktMeta)
+		switch v := meta.Get(keyStoreID); {
+		case v == nil:
+			if _, err := rand.Read(id[:]); err != nil {
+				return fmt.Errorf("bolt: store id: %w", err)
+			}
+			if err := meta.Put(keyStoreID, id[:]); err != nil {
+				return err
+			}
+		case len(v) == len(id):
+			id = [16]byte(v)
+		default:
+			return fmt.Errorf("%w: store id %x", ErrCorrupt, v)
+		}
+		v := meta.Get(keyJournal)
+		var ok bool
+		if applied, ok = decodePos(v); !ok && v != nil {
+			return fmt.Errorf("%w: journal position %x", ErrCorrupt, v)
+		}
+		return nil
+	})
+	return id, applied, err
 }
 
 // replayChunk bounds the records written per transaction during replay.

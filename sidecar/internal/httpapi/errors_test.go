@@ -1,9 +1,14 @@
 package httpapi
 
 import (
+	"bufio"
 	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestErrorCases(t *testing.T) {
@@ -11,7 +16,6 @@ func TestErrorCases(t *testing.T) {
 	e := newEnv(t, Options{MaxBodyBytes: 1024})
 	e.do("POST", "/api/v1/emitters", `{"kind":"log","id":"taken"}`)
 	big := `{"source":"` + strings.Repeat("a", 2000) + `"}`
-	huge := `{"source":"` + strings.Repeat("a", 100000) + `"}`
 	tests := []struct {
 		name, method, path, body string
 		status                   int
@@ -34,7 +38,6 @@ func TestErrorCases(t *testing.T) {
 		{"not an object", "PUT", "/log", `[1]`, 400, "invalid_type", "(body)", ""},
 		{"plugin validation", "PUT", "/log", `{"rate":0}`, 400, "invalid", "rate", ""},
 		{"too large", "PUT", "/log", big, 413, "too_large", "", ""},
-		{"too large for hertz", "PUT", "/log", huge, 413, "", "", ""},
 		{"unknown kind", "POST", "/api/v1/emitters", `{"kind":"nope"}`, 400, "unknown_kind", "", ""},
 		{"kind missing", "POST", "/api/v1/emitters", `{"config":{}}`, 400, "invalid", "kind", ""},
 		{"empty create", "POST", "/api/v1/emitters", ``, 400, "malformed_json", "", ""},
@@ -87,5 +90,29 @@ func TestErrorCases(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A body past Hertz's own limit is refused from its Content-Length, before
+// it is read. The request goes over a raw socket and sends no body: a
+// client still writing a large body when the server closes may see its
+// write fail before it reads the 413, which is not what this checks.
+func TestBodyTooLargeForHertz(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{MaxBodyBytes: 1024})
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(e.base, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "PUT /log HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", 100010)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d, want 413", resp.StatusCode)
 	}
 }
