@@ -117,6 +117,9 @@ func applyRecord(tx *bbolt.Tx, rec []byte, ar *arena) error {
 // the append's head, its highest event seq).
 func applyOne(tx *bbolt.Tx, r *recordReader) error {
 	name := r.lenBytes()
+	if r.err == nil && !validKey(name) {
+		r.err = errBadRecord // Commit refuses such names: damage
+	}
 	head := r.uvarint()
 	if n := r.uvarint(); n > 0 && r.err == nil {
 		hist, err := tx.Bucket(bktHistory).CreateBucketIfNotExists(name)
@@ -143,6 +146,11 @@ func applyOne(tx *bbolt.Tx, r *recordReader) error {
 	hasCP := r.bytes(1)
 	if len(hasCP) == 1 && hasCP[0] == 1 {
 		cpName, cpValue = r.lenBytes(), r.lenBytes()
+		if r.err == nil && !validKey(cpName) {
+			r.err = errBadRecord
+		}
+	} else if len(hasCP) == 1 && hasCP[0] != 0 {
+		r.err = errBadRecord
 	}
 	if r.err != nil {
 		return fmt.Errorf("%w: %w", ErrCorrupt, r.err)
@@ -170,3 +178,5 @@ func (r *recordReader) keyFor(seq uint64) []byte {
 	putSeq(k, seq)
 	return k
 }
+
+func validKey(k []byte) bool { return len(k) > 0 && len(k) <= bbolt.MaxKeySize }
