@@ -140,7 +140,7 @@ func (a *applier) close() {
 // Fewer, larger transactions write each stream's pages once for many
 // appends, and leave the disk to the journal's fdatasyncs.
 const (
-	applyLinger     = 10 * time.Millisecond
+	applyLinger     = 100 * time.Millisecond
 	applyEagerBytes = 1 << 20
 )
 
