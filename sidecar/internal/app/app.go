@@ -128,7 +128,7 @@ func (s *system) startStorage(ctx context.Context) error {
 
 	s.store, err = bolt.Open(ctx, filepath.Join(s.cfg.DataDir, StateFile), bolt.Options{
 		OnCommit: func(d time.Duration, writes int) { ins.StoreCommit(context.Background(), d, writes) },
-		Trace:    spanHook(tel.Tracer("sidestream/store")),
+		Trace:    spanHook(tel, "sidestream/store"),
 	}, s.log.With("component", "store"))
 	if err != nil {
 		return err

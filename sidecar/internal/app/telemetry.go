@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sidestream/sidestream/sidecar/internal/httpapi"
 	"github.com/sidestream/sidestream/sidecar/internal/pluginhost"
@@ -14,7 +13,11 @@ import (
 
 // spanHook adapts a tracer to the core's tracing hooks (core/bolt knows no
 // OTel): one span per call, its error recorded.
-func spanHook(tr trace.Tracer) func(ctx context.Context, name string) (context.Context, func(error)) {
+func spanHook(tel *telemetry.Telemetry, scope string) func(ctx context.Context, name string) (context.Context, func(error)) {
+	if !tel.Tracing() {
+		return nil // the store then skips the hook: no span, no closure per commit
+	}
+	tr := tel.Tracer(scope)
 	return func(ctx context.Context, name string) (context.Context, func(error)) {
 		ctx, span := tr.Start(ctx, name)
 		return ctx, func(err error) {

@@ -21,6 +21,15 @@ const HTTPScope = ScopeName + "/http"
 // (server.Use) so it sees the final status. Handlers start child spans from
 // the context.Context they receive.
 func (t *Telemetry) HertzMiddleware() app.HandlerFunc {
+	if !t.Tracing() {
+		// No span to make: skip the propagator, the span options and
+		// the attributes, which allocate even for a no-op tracer.
+		return func(ctx context.Context, c *app.RequestContext) {
+			start := time.Now()
+			c.Next(ctx)
+			t.ins.HTTPRequest(ctx, normMethod(string(c.Method())), c.FullPath(), c.Response.StatusCode(), time.Since(start))
+		}
+	}
 	tracer := t.Tracer(HTTPScope)
 	return func(ctx context.Context, c *app.RequestContext) {
 		start := time.Now()

@@ -174,6 +174,10 @@ func (t *Telemetry) Meter(name string) metric.Meter { return t.meters.Meter(name
 // Tracer returns a tracer; a no-op one when tracing is off.
 func (t *Telemetry) Tracer(name string) trace.Tracer { return t.tracers.Tracer(name) }
 
+// Tracing reports whether spans are recorded (an OTLP endpoint or an
+// in-memory exporter is configured); callers skip building spans if not.
+func (t *Telemetry) Tracing() bool { return t.sdkTracers != nil }
+
 // TracerProvider returns the tracer provider (no-op when tracing is off).
 func (t *Telemetry) TracerProvider() trace.TracerProvider { return t.tracers }
 
