@@ -70,6 +70,27 @@ func TestJournalSurvivesKill(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	path := tempPath(t)
+	acked := killCrashChild(t, path, 2000)
+
+	if inTree := headsInTree(t, path); inTree >= len(acked) {
+		t.Logf("every writer's last append reached the B-tree before the kill; the journal replay is not exercised")
+	}
+	tearJournalTail(t, path+JournalSuffix)
+
+	s := openT(t, path, Options{})
+	checkAcked(ctx, t, s, acked)
+	commitT(t, s, stream.Append{Stream: "after", Events: events("after", 1, 1)})
+	closeT(t, s)
+	s = openT(t, path, Options{})
+	if h, _ := s.Head(ctx, "after"); h != 1 {
+		t.Fatalf("append after recovery: head %d, want 1", h)
+	}
+}
+
+// killCrashChild runs TestJournalCrashChild on path, kills it (-9) after
+// acks acknowledgements, and returns each writer's last acknowledged seq.
+func killCrashChild(t *testing.T, path string, acks int) map[string]uint64 {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestJournalCrashChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+path)
 	stdout, err := cmd.StdoutPipe()
@@ -81,7 +102,7 @@ func TestJournalSurvivesKill(t *testing.T) {
 	}
 	acked := map[string]uint64{}
 	sc := bufio.NewScanner(stdout)
-	for n := 0; n < 2000 && sc.Scan(); n++ {
+	for n := 0; n < acks && sc.Scan(); n++ {
 		f := strings.Fields(sc.Text())
 		if len(f) != 2 {
 			t.Fatalf("child: %q", sc.Text())
@@ -94,13 +115,13 @@ func TestJournalSurvivesKill(t *testing.T) {
 	if len(acked) == 0 {
 		t.Fatal("child acknowledged nothing")
 	}
+	return acked
+}
 
-	if inTree := headsInTree(t, path); inTree >= len(acked) {
-		t.Logf("every writer's last append reached the B-tree before the kill; the journal replay is not exercised")
-	}
-	tearJournalTail(t, path+JournalSuffix)
-
-	s := openT(t, path, Options{})
+// checkAcked fails unless s has every acknowledged append of the crash
+// child: events, head and checkpoint.
+func checkAcked(ctx context.Context, t *testing.T, s *Store, acked map[string]uint64) {
+	t.Helper()
 	for name, seq := range acked {
 		if h, err := s.Head(ctx, name); err != nil || h < seq {
 			t.Fatalf("%s: acknowledged seq %d, head %d (%v)", name, seq, h, err)
@@ -114,11 +135,36 @@ func TestJournalSurvivesKill(t *testing.T) {
 			t.Fatalf("%s: checkpoint %q, want at least %d (%v)", name, cp, seq, err)
 		}
 	}
-	commitT(t, s, stream.Append{Stream: "after", Events: events("after", 1, 1)})
+}
+
+// A store opened without the journal after a crash still shows what the
+// journal holds, and what it writes then is not undone later: a journal
+// left behind is replayed and emptied by Open whatever the mode, so a
+// later Open with the journal does not replay old records over a delete
+// or a newer checkpoint.
+func TestNoJournalOpenReplaysJournal(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	path := tempPath(t)
+	acked := killCrashChild(t, path, 200)
+	if _, ok := acked["w1"]; !ok {
+		t.Fatalf("writer w1 acknowledged nothing before the kill: %v", acked)
+	}
+
+	s := openT(t, path, Options{NoJournal: true})
+	checkAcked(ctx, t, s, acked)
+	if err := s.DeleteStream(ctx, "w0"); err != nil {
+		t.Fatal(err)
+	}
+	commitT(t, s, stream.Append{Stream: "w1", Checkpoint: &stream.Checkpoint{Emitter: "w1", Value: []byte("newer")}})
 	closeT(t, s)
+
 	s = openT(t, path, Options{})
-	if h, _ := s.Head(ctx, "after"); h != 1 {
-		t.Fatalf("append after recovery: head %d, want 1", h)
+	if h, err := s.Head(ctx, "w0"); err != nil || h != 0 {
+		t.Fatalf("w0 deleted without the journal: head %d after reopening with it (%v), want 0", h, err)
+	}
+	if cp, err := s.Checkpoint(ctx, "w1"); err != nil || string(cp) != "newer" {
+		t.Fatalf("w1 checkpoint %q after reopening with the journal (%v), want the newer one", cp, err)
 	}
 }
 
