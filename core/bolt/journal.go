@@ -79,6 +79,11 @@ type journal struct {
 	size   int64 // where the next frame goes
 	alloc  int64 // the file's length, zero-filled past size
 	noSync bool
+	fresh  bool // made by this open: its directory entry needs a sync
+	// err: a failed fdatasync. The kernel may have dropped the pages
+	// and a later sync can report success anyway, so no more writes
+	// are taken until the store is reopened and replays what is there.
+	err error
 }
 
 // openJournal opens the journal at path, creating it (with generation
@@ -98,6 +103,7 @@ func openJournal(path string, id [16]byte, minGen uint64, noSync bool) (*journal
 	case n < journalHdrLen && string(hdr[:min(n, 8)]) == journalMagic[:min(n, 8)]:
 		// New, or cut by a reset that crashed before its header was
 		// complete: a reset only happens when nothing is unapplied.
+		j.fresh = n == 0
 		err = j.reset(minGen)
 	case n < journalHdrLen || string(hdr[:8]) != journalMagic:
 		err = fmt.Errorf("%w: %s is not a sidestream journal", ErrCorrupt, path)
@@ -156,7 +162,14 @@ func (j *journal) scan(from int64, fn func(rec []byte, end int64) error) (int64,
 // journal is cut back to where it was, so a half-written frame never sits
 // in front of the next one.
 func (j *journal) append(frame []byte) (journalPos, error) {
+	if j.err != nil {
+		return journalPos{}, j.err
+	}
 	payload := frame[frameHdrLen:]
+	if len(payload) > maxFrame {
+		// Replay would take such a length for damage and stop there.
+		return journalPos{}, fmt.Errorf("%w: a commit of %d bytes exceeds the journal's %d", ErrInvalid, len(payload), maxFrame)
+	}
 	binary.BigEndian.PutUint32(frame[:4], uint32(len(payload)))
 	binary.BigEndian.PutUint32(frame[4:8], j.checksum(payload))
 	err := j.grow(j.size + int64(len(frame)))
@@ -164,7 +177,9 @@ func (j *journal) append(frame []byte) (journalPos, error) {
 		_, err = j.f.WriteAt(frame, j.size)
 	}
 	if err == nil {
-		err = j.sync()
+		if err = j.sync(); err != nil {
+			j.err = fmt.Errorf("bolt: journal %s: fdatasync failed; no more writes until the store is reopened: %w", j.path, err)
+		}
 	}
 	if err != nil {
 		// Zero the frame's length, so a half-written frame never sits
@@ -233,6 +248,22 @@ func (j *journal) sync() error {
 func (j *journal) close() error {
 	if err := j.f.Close(); err != nil {
 		return fmt.Errorf("bolt: close journal %s: %w", j.path, err)
+	}
+	return nil
+}
+
+// syncDir makes a new or renamed directory entry durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("bolt: sync directory %s: %w", dir, err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("bolt: sync directory %s: %w", dir, err)
 	}
 	return nil
 }

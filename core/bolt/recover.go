@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -35,6 +36,13 @@ func recoverJournal(db *bbolt.DB, path string, noSync bool, log *slog.Logger) (*
 		}
 		log.Warn("the journal belongs to another store file; moved aside", "path", path, "moved_to", aside)
 		j, err = openJournal(path, id, applied.gen+1, noSync)
+	}
+	if err == nil && j.fresh && !noSync {
+		// A new file (or one moved aside): its name must survive a
+		// power loss as well as its contents.
+		if err = syncDir(filepath.Dir(path)); err != nil {
+			_ = j.close()
+		}
 	}
 	if err != nil {
 		return nil, err
