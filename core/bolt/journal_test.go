@@ -426,3 +426,28 @@ func TestJournalStopsAfterFailedSync(t *testing.T) {
 		t.Fatalf("append after a failed sync: %v, want the first failure %v", err, first)
 	}
 }
+
+// Reads of what appends never write (specs, queues) neither wait for the
+// applier nor cut its linger short.
+func TestDirectReadsLeaveTheApplierAlone(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := openT(t, tempPath(t), holdInJournal)
+	qd, err := s.Queues(ctx) // a write: before the journaled append
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitT(t, s, stream.Append{Stream: "a", Events: events("a", 1, 1)})
+	if _, err := s.ListSpecs(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := qd.ListQueues(ctx, "tenant", "", 10); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Applies != 0 {
+		t.Fatalf("%d applies after reading specs and queues; want 0", st.Applies)
+	}
+	if h, _ := s.Head(ctx, "a"); h != 1 || s.Stats().Applies != 1 {
+		t.Fatalf("head %d, applies %d after reading history; want 1 and 1", h, s.Stats().Applies)
+	}
+}

@@ -112,7 +112,7 @@ func (d *QueueDriver) CreateQueue(ctx context.Context, k queue.Key, meta json.Ra
 // QueueMetadata implements queue.Driver.
 func (d *QueueDriver) QueueMetadata(ctx context.Context, k queue.Key) (json.RawMessage, error) {
 	var meta json.RawMessage
-	err := d.s.view(ctx, func(tx *bbolt.Tx) error {
+	err := d.s.viewDirect(ctx, func(tx *bbolt.Tx) error {
 		b := queueBucket(tx, queueName(k))
 		if b == nil {
 			return fmt.Errorf("%w: %s", queue.ErrQueueNotFound, k.Queue)
@@ -141,7 +141,7 @@ func (d *QueueDriver) SetQueueMetadata(ctx context.Context, k queue.Key, meta js
 // ListQueues implements queue.Driver.
 func (d *QueueDriver) ListQueues(ctx context.Context, tenant, marker string, limit int) ([]queue.QueueInfo, error) {
 	var out []queue.QueueInfo
-	err := d.s.view(ctx, func(tx *bbolt.Tx) error {
+	err := d.s.viewDirect(ctx, func(tx *bbolt.Tx) error {
 		root := tx.Bucket(bktQueues)
 		prefix := append([]byte(tenant), 0)
 		start := append(bytes.Clone(prefix), marker...)

@@ -120,7 +120,7 @@ func loadMem(b *bbolt.Bucket, now int64) (*memQueue, error) {
 func (d *QueueDriver) withMem(ctx context.Context, name string, now int64, fn func(tx *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error) error {
 	d.qmu.Lock()
 	defer d.qmu.Unlock()
-	return d.s.view(ctx, func(tx *bbolt.Tx) error {
+	return d.s.viewDirect(ctx, func(tx *bbolt.Tx) error {
 		b := queueBucket(tx, []byte(name))
 		if b == nil {
 			return fn(tx, nil, nil)

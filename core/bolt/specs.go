@@ -58,7 +58,7 @@ func (s *Store) DeleteSpec(ctx context.Context, id string) error {
 // spec that no longer decodes is an error naming its id, not skipped.
 func (s *Store) ListSpecs(ctx context.Context) ([]emitter.Spec, error) {
 	var out []emitter.Spec
-	err := s.view(ctx, func(tx *bbolt.Tx) error {
+	err := s.viewDirect(ctx, func(tx *bbolt.Tx) error {
 		return tx.Bucket(bktEmitters).ForEach(func(k, v []byte) error {
 			var sp emitter.Spec
 			if err := json.Unmarshal(v, &sp); err != nil {
