@@ -19,7 +19,10 @@ type request struct {
 	a    stream.Append
 	op   func(tx *bbolt.Tx, ar *arena) error
 	size int
-	done chan error // buffered: the committer never blocks on a caller
+	// direct: op touches no bucket that appends write (history, heads,
+	// checkpoints), so it need not wait for journaled appends.
+	direct bool
+	done   chan error // buffered: the committer never blocks on a caller
 }
 
 var reqPool = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
@@ -47,10 +50,21 @@ func (s *Store) Commit(ctx context.Context, a stream.Append) (err error) {
 	return err
 }
 
-// write runs op through the committer like an append.
+// write runs op through the committer like an append, after every
+// append queued before it.
 func (s *Store) write(ctx context.Context, size int, op func(*bbolt.Tx, *arena) error) error {
+	return s.writeOp(ctx, size, op, false)
+}
+
+// writeDirect is write for an op that touches no bucket appends write
+// (specs, queues): it commits without waiting for the journal applier.
+func (s *Store) writeDirect(ctx context.Context, size int, op func(*bbolt.Tx, *arena) error) error {
+	return s.writeOp(ctx, size, op, true)
+}
+
+func (s *Store) writeOp(ctx context.Context, size int, op func(*bbolt.Tx, *arena) error, direct bool) error {
 	r := reqPool.Get().(*request)
-	r.op, r.size = op, size
+	r.op, r.size, r.direct = op, size, direct
 	err := s.submit(ctx, r)
 	*r = request{done: r.done}
 	reqPool.Put(r)
@@ -129,24 +143,49 @@ func (s *Store) shutdown() {
 	s.closeErr = errors.Join(errs...)
 }
 
-// commitGroup commits g and acknowledges every request. When the shared
-// transaction fails, each request is replayed alone, in order, so one
-// bad write fails only itself.
+// commitGroup commits g and acknowledges every request: appends through
+// the journal, ops straight into the B-tree.
 func (s *Store) commitGroup(g []*request, ar *arena) {
 	if s.jr != nil {
-		if onlyAppends(g) {
-			s.journalGroup(g)
+		if err := s.ap.failed(); err != nil {
+			for _, r := range g {
+				s.ack(r, err)
+			}
 			return
 		}
-		// Anything else writes the B-tree directly, so it must come
-		// after every journaled append queued before it.
-		if err := s.ap.wait(context.Background()); err != nil {
+		switch nAppends, nDirect := count(g); {
+		case nAppends == len(g):
+			s.journalGroup(g)
+			return
+		case nDirect == len(g):
+			s.commitInline(g, ar) // queues, specs: nothing to wait for
+			return
+		}
+		appends, direct, other := split(g)
+		if len(appends) > 0 && len(other) == 0 {
+			// Appends go through the journal; direct ops touch none of
+			// their buckets, so the order between the two is moot.
+			s.journalGroup(appends)
+			if len(direct) == 0 {
+				return
+			}
+			g = direct
+		} else if err := s.ap.wait(context.Background()); err != nil {
+			// Other ops write what appends write: they come after
+			// every journaled append queued before them.
 			for _, r := range g {
 				s.ack(r, err)
 			}
 			return
 		}
 	}
+	s.commitInline(g, ar)
+}
+
+// commitInline commits g straight into the B-tree. When the shared
+// transaction fails, each request is replayed alone, in order, so one
+// bad write fails only itself.
+func (s *Store) commitInline(g []*request, ar *arena) {
 	err := s.update(g, ar)
 	if err == nil || len(g) == 1 {
 		for _, r := range g {
@@ -161,13 +200,32 @@ func (s *Store) commitGroup(g []*request, ar *arena) {
 	}
 }
 
-func onlyAppends(g []*request) bool {
+// count returns how many requests of g are appends and direct ops.
+func count(g []*request) (appends, direct int) {
 	for _, r := range g {
-		if r.op != nil {
-			return false
+		switch {
+		case r.op == nil:
+			appends++
+		case r.direct:
+			direct++
 		}
 	}
-	return true
+	return appends, direct
+}
+
+// split sorts g into appends, direct ops and other ops, each in order.
+func split(g []*request) (appends, direct, other []*request) {
+	for _, r := range g {
+		switch {
+		case r.op == nil:
+			appends = append(appends, r)
+		case r.direct:
+			direct = append(direct, r)
+		default:
+			other = append(other, r)
+		}
+	}
+	return appends, direct, other
 }
 
 // journalGroup makes g durable as one journal record and acknowledges

@@ -18,6 +18,8 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/sidestream/sidestream/core/emitter"
+	"github.com/sidestream/sidestream/core/queue"
 	"github.com/sidestream/sidestream/core/stream"
 )
 
@@ -427,27 +429,47 @@ func TestJournalStopsAfterFailedSync(t *testing.T) {
 	}
 }
 
-// Reads of what appends never write (specs, queues) neither wait for the
-// applier nor cut its linger short.
-func TestDirectReadsLeaveTheApplierAlone(t *testing.T) {
+// Reads and writes of what appends never write (specs, queues) neither
+// wait for the applier nor cut its linger short; an op on what appends
+// write (DeleteStream) still comes after the appends queued before it.
+func TestDirectOpsLeaveTheApplierAlone(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
-	s := openT(t, tempPath(t), holdInJournal)
-	qd, err := s.Queues(ctx) // a write: before the journaled append
+	path := tempPath(t)
+	s := openT(t, path, holdInJournal)
+	qd, err := s.Queues(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	commitT(t, s, stream.Append{Stream: "a", Events: events("a", 1, 1)})
+	if err := s.PutSpec(ctx, emitter.Spec{ID: "e", Kind: "log"}); err != nil {
+		t.Fatal(err)
+	}
+	k := queue.Key{Tenant: "t", Queue: "q"}
+	if _, err := qd.PostMessages(ctx, k, "3f1b4c2e-1111-4a2b-9c3d-1234567890ab", []queue.NewMessage{{Body: []byte(`1`), TTL: time.Hour}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.ListSpecs(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := qd.ListQueues(ctx, "tenant", "", 10); err != nil {
+	if _, err := qd.ListQueues(ctx, "t", "", 10); err != nil {
 		t.Fatal(err)
 	}
 	if st := s.Stats(); st.Applies != 0 {
-		t.Fatalf("%d applies after reading specs and queues; want 0", st.Applies)
+		t.Fatalf("%d applies after spec and queue reads and writes; want 0", st.Applies)
 	}
-	if h, _ := s.Head(ctx, "a"); h != 1 || s.Stats().Applies != 1 {
-		t.Fatalf("head %d, applies %d after reading history; want 1 and 1", h, s.Stats().Applies)
+	if err := s.DeleteStream(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Applies != 1 {
+		t.Fatalf("applies = %d after DeleteStream; want 1 (the held append first)", st.Applies)
+	}
+	closeT(t, s)
+	s = openT(t, path, Options{})
+	if h, _ := s.Head(ctx, "a"); h != 0 {
+		t.Fatalf("deleted stream came back: head %d", h)
+	}
+	if specs, _ := s.ListSpecs(ctx); len(specs) != 1 {
+		t.Fatalf("specs after reopen: %v", specs)
 	}
 }

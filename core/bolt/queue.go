@@ -53,7 +53,7 @@ type QueueDriver struct {
 
 // Queues returns the store's queue driver, creating its bucket.
 func (s *Store) Queues(ctx context.Context) (*QueueDriver, error) {
-	err := s.write(ctx, 16, func(tx *bbolt.Tx, _ *arena) error {
+	err := s.writeDirect(ctx, 16, func(tx *bbolt.Tx, _ *arena) error {
 		_, err := tx.CreateBucketIfNotExists(bktQueues)
 		return err
 	})
@@ -234,7 +234,7 @@ func putU64(ar *arena, v uint64) []byte {
 // write runs op through the store's group committer; a closed store is
 // reported as queue.ErrClosed so the queue layers need not know bolt.
 func (d *QueueDriver) write(ctx context.Context, size int, op func(*bbolt.Tx, *arena) error) error {
-	err := d.s.write(ctx, size, op)
+	err := d.s.writeDirect(ctx, size, op)
 	if errors.Is(err, ErrClosed) {
 		return fmt.Errorf("%w: %w", queue.ErrClosed, err)
 	}

@@ -21,7 +21,7 @@ func (s *Store) PutSpec(ctx context.Context, spec emitter.Spec) error {
 	if err != nil {
 		return fmt.Errorf("bolt: encode spec %q: %w", spec.ID, err)
 	}
-	return s.write(ctx, len(v)+len(spec.ID), func(tx *bbolt.Tx, ar *arena) error {
+	return s.writeDirect(ctx, len(v)+len(spec.ID), func(tx *bbolt.Tx, ar *arena) error {
 		return tx.Bucket(bktEmitters).Put(ar.str(spec.ID), v)
 	})
 }
