@@ -11,9 +11,10 @@ import (
 )
 
 // ErrApply means a journaled record could not be written into the
-// B-tree (a damaged file, a full disk). The store then refuses every
-// read and write, since it can no longer show what it acknowledged; the
-// record stays in the journal and is applied again on the next Open.
+// B-tree (a full disk, a damaged file). Until a retry succeeds, the store
+// refuses reads and writes, since it cannot show what it acknowledged;
+// the record stays in the journal (and is applied on the next Open if
+// the store closes first).
 var ErrApply = errors.New("bolt: applying the journal failed")
 
 var keyJournal = []byte("journal")
@@ -32,7 +33,7 @@ type applier struct {
 	handed  uint64        // records queued so far
 	applied uint64        // records in the B-tree so far
 	caught  chan struct{} // closed (and replaced) whenever applied moves
-	err     error         // sticky ErrApply
+	err     error         // ErrApply while applying fails
 	stop    bool
 	first   time.Time // when the oldest queued record was queued
 	waiters int       // readers waiting: apply now, do not linger
@@ -119,7 +120,7 @@ func (a *applier) wait(ctx context.Context) error {
 	return err
 }
 
-// failed returns the sticky error, if any.
+// failed returns ErrApply while applying fails, else nil.
 func (a *applier) failed() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -187,26 +188,60 @@ func (a *applier) run() {
 		if !ok {
 			return
 		}
-		a.mu.Lock()
-		failed := a.err != nil
-		a.mu.Unlock()
-		if !failed {
-			err := a.apply(batch, &ar)
-			for _, p := range batch {
-				*p.rec = (*p.rec)[:0]
-				frameBufs.Put(p.rec)
-			}
-			a.mu.Lock()
-			if err != nil {
-				a.err = fmt.Errorf("%w: %w", ErrApply, err)
-				a.s.log.Error("journal apply failed; the store refuses reads and writes until it is reopened", "err", err)
-			} else {
-				a.applied += uint64(len(batch))
-			}
-			close(a.caught)
-			a.caught = make(chan struct{})
-			a.mu.Unlock()
+		if !a.applyRetrying(batch, &ar, timer) {
+			return // closed while failing: the journal keeps the records
 		}
+		for _, p := range batch {
+			*p.rec = (*p.rec)[:0]
+			frameBufs.Put(p.rec)
+		}
+	}
+}
+
+// Backoff of the retries after a failed apply.
+const (
+	applyRetryMin = 10 * time.Millisecond
+	applyRetryMax = time.Second
+)
+
+// applyRetrying applies batch. While that fails, the store answers
+// ErrApply and the applier tries again with backoff, so a full disk
+// recovers by itself once space is freed. Applying a batch again is
+// harmless: the same keys and values, heads only move up, and the last
+// checkpoint of the batch wins again. It reports false if the store was
+// closed before an attempt succeeded.
+func (a *applier) applyRetrying(batch []pending, ar *arena, timer *time.Timer) bool {
+	for backoff := applyRetryMin; ; backoff = min(2*backoff, applyRetryMax) {
+		err := a.apply(batch, ar)
+		a.mu.Lock()
+		was, stop := a.err, a.stop
+		if err == nil {
+			a.err = nil
+			a.applied += uint64(len(batch))
+		} else {
+			a.err = fmt.Errorf("%w: %w", ErrApply, err)
+		}
+		close(a.caught) // waiters see the progress or the failure
+		a.caught = make(chan struct{})
+		a.mu.Unlock()
+		switch {
+		case err == nil && was != nil:
+			a.s.log.Info("journal apply recovered; the store serves again")
+			return true
+		case err == nil:
+			return true
+		case was == nil:
+			a.s.log.Error("journal apply failed; reads and writes fail until a retry succeeds", "err", err)
+		}
+		if stop {
+			return false
+		}
+		timer.Reset(backoff)
+		select {
+		case <-a.wake:
+		case <-timer.C:
+		}
+		timer.Stop()
 	}
 }
 

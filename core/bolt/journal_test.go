@@ -274,7 +274,7 @@ func btoi(b bool) int {
 // An acknowledged append the B-tree refuses makes the store refuse
 // reads and writes (it can no longer show what it acknowledged), and
 // the append is applied from the journal once the file is repaired.
-func TestJournalApplyFailureIsSticky(t *testing.T) {
+func TestJournalApplyFailureSurvivesClose(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	path := tempPath(t)
@@ -471,5 +471,43 @@ func TestDirectOpsLeaveTheApplierAlone(t *testing.T) {
 	}
 	if specs, _ := s.ListSpecs(ctx); len(specs) != 1 {
 		t.Fatalf("specs after reopen: %v", specs)
+	}
+}
+
+// Once the cause of a failed apply is gone (space freed, here the damage
+// repaired), a retry applies the record and the store serves again
+// without a restart.
+func TestJournalApplyRecoversWhenTheCauseIsGone(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := openT(t, tempPath(t), Options{})
+	plantPoison(t, s)
+	cp := &stream.Checkpoint{Emitter: "e", Value: []byte("kept")}
+	if err := s.Commit(ctx, stream.Append{Stream: "poison", Events: events("poison", 1, 1), Checkpoint: cp}); err != nil {
+		t.Fatalf("journaled append: %v", err)
+	}
+	if _, err := s.Head(ctx, "poison"); !errors.Is(err, ErrApply) {
+		t.Fatalf("read while the apply fails: %v, want ErrApply", err)
+	}
+	if err := s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bktHistory).Delete([]byte("poison")) }); err != nil {
+		t.Fatal(err)
+	}
+	var h uint64
+	var err error
+	for i := 0; i < 3000 && ctx.Err() == nil; i++ { // retries back off to 1 s
+		if h, err = s.Head(ctx, "poison"); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil || h != 1 {
+		t.Fatalf("after the repair: head %d, %v; want 1 and no error", h, err)
+	}
+	if got, _ := s.Checkpoint(ctx, "e"); string(got) != "kept" {
+		t.Fatalf("checkpoint = %q, want the journaled one", got)
+	}
+	commitT(t, s, stream.Append{Stream: "after", Events: events("after", 1, 1)})
+	if h, _ := s.Head(ctx, "after"); h != 1 {
+		t.Fatalf("write after recovery: head %d", h)
 	}
 }

@@ -282,7 +282,7 @@ func TestAppendIsAtomic(t *testing.T) {
 	t.Parallel()
 	ctx := testCtx(t)
 	// Without the journal, so the append is applied before it is
-	// acknowledged (journal: TestJournalApplyFailureIsSticky).
+	// acknowledged (journal: TestJournalApplyFailureSurvivesClose).
 	s := openT(t, tempPath(t), Options{NoJournal: true})
 	commitT(t, s, stream.Append{Stream: "ok", Events: events("ok", 1, 2), Checkpoint: &stream.Checkpoint{Emitter: "e", Value: []byte("v1")}})
 	before := s.Stats().Transactions
