@@ -2,12 +2,13 @@ package bolt
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/sidestream/sidestream/core/stream"
 )
 
 // ErrApply means a journaled record could not be written into the
@@ -15,7 +16,7 @@ import (
 // refuses reads and writes, since it cannot show what it acknowledged;
 // the record stays in the journal (and is applied on the next Open if
 // the store closes first).
-var ErrApply = errors.New("bolt: applying the journal failed")
+var ErrApply = fmt.Errorf("bolt: applying the journal failed: %w", stream.ErrStoreUnavailable)
 
 var keyJournal = []byte("journal")
 

@@ -511,3 +511,11 @@ func TestJournalApplyRecoversWhenTheCauseIsGone(t *testing.T) {
 		t.Fatalf("write after recovery: head %d", h)
 	}
 }
+
+// ErrApply says "temporary" to layers that know only core/stream.
+func TestErrApplyIsStoreUnavailable(t *testing.T) {
+	t.Parallel()
+	if !errors.Is(fmt.Errorf("x: %w", ErrApply), stream.ErrStoreUnavailable) {
+		t.Fatal("ErrApply does not wrap stream.ErrStoreUnavailable")
+	}
+}

@@ -25,6 +25,9 @@ var (
 	ErrClosed = errors.New("stream closed")
 	// ErrNotFound is returned for a stream the hub does not hold.
 	ErrNotFound = errors.New("stream not found")
+	// ErrStoreUnavailable is wrapped by a store that cannot serve for a
+	// while (e.g. its disk is full) but may recover: retry later.
+	ErrStoreUnavailable = errors.New("store temporarily unavailable")
 )
 
 const (

@@ -68,6 +68,8 @@ func errorFor(err error) *apiError {
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_data", Message: tracker.ErrInvalidData.Error()}
 	case errors.Is(err, emitter.ErrUnavailable):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: err.Error()}
+	case errors.Is(err, stream.ErrStoreUnavailable):
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "storage temporarily unavailable; retry later"}
 	case errors.Is(err, stream.ErrClosed):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "closed", Message: "stream closed"}
 	case errors.Is(err, context.DeadlineExceeded):

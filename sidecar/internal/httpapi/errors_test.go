@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sidestream/sidestream/core/stream"
 )
 
 func TestErrorCases(t *testing.T) {
@@ -114,5 +116,15 @@ func TestBodyTooLargeForHertz(t *testing.T) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("status %d, want 413", resp.StatusCode)
+	}
+}
+
+// A store that cannot serve for now (its journal apply failing, e.g. on
+// a full disk) is a 503 the client may retry, not an internal error.
+func TestStoreUnavailableIs503(t *testing.T) {
+	t.Parallel()
+	err := fmt.Errorf("read history: %w", fmt.Errorf("bolt: apply: %w", stream.ErrStoreUnavailable))
+	if ae := errorFor(err); ae.Status != http.StatusServiceUnavailable || ae.Code != "unavailable" {
+		t.Fatalf("errorFor = %d %s, want 503 unavailable", ae.Status, ae.Code)
 	}
 }
