@@ -114,7 +114,7 @@ func (p *Plugin) Command(_ context.Context, inst sdk.Instance, name string, args
 	case CmdPrevious:
 		st.step(false)
 	case CmdReset:
-		st = decoded{State: Start(), cur: "0", prev: "1"}
+		st = startDecoded()
 	default:
 		return sdk.CommandResult{}, fmt.Errorf("fibonacci: %q: %w", name, sdk.ErrUnknownCommand)
 	}
@@ -141,9 +141,9 @@ func checkNoArgs(args json.RawMessage) error {
 // and checkpoint. The JSON is written by hand: the values are decimal
 // digits, which need no escaping, and at high positions they are long.
 func result(st decoded, emit bool) (sdk.CommandResult, error) {
-	data := make([]byte, 0, len(st.cur)+48)
+	data := make([]byte, 0, len(st.curS)+48)
 	data = strconv.AppendUint(append(data, `{"position":`...), st.Position, 10)
-	data = append(append(append(data, `,"value":"`...), st.cur...), `"}`...)
+	data = append(append(append(data, `,"value":"`...), st.curS...), `"}`...)
 	res := sdk.CommandResult{Result: data}
 	if emit {
 		res.Batch = sdk.Batch{Events: []sdk.Event{{Type: EventType, Data: data}}, Checkpoint: st.encode()}

@@ -76,40 +76,70 @@ func DecodeState(cp []byte) (State, error) {
 	return State{Position: j.Position, Current: cur, Previous: prev}, nil
 }
 
-// decoded is a State with the decimal forms of its two numbers, which
-// the result and the checkpoint both need.
+// decoded is the plugin's working state: F(Position) and F(Position-1)
+// as decimal limbs (see decimal), with their printed forms, which the
+// result and the checkpoint both need.
 type decoded struct {
-	State
-	cur, prev string
+	Position  uint64
+	cur, prev decimal
+	curS      string
+	prevS     string
 }
 
-// step moves one position and converts only the one new number to
-// decimal: the other was already known.
+func startDecoded() decoded {
+	return decoded{cur: decimal{}, prev: decimal{1}, curS: "0", prevS: "1"}
+}
+
+// step moves one position and prints only the one new number: the other
+// was already printed.
 func (d *decoded) step(forward bool) {
 	if forward {
-		d.StepForward()
-		d.prev, d.cur = d.cur, d.Current.String()
+		next := add(d.cur, d.prev)
+		d.prev, d.cur = d.cur, next
+		d.prevS, d.curS = d.curS, next.String()
+		d.Position++
 		return
 	}
 	if d.Position == 0 {
 		return
 	}
-	d.StepBack()
-	d.cur, d.prev = d.prev, d.Previous.String()
+	older := sub(d.cur, d.prev)
+	d.cur, d.prev = d.prev, older
+	d.curS, d.prevS = d.prevS, older.String()
+	d.Position--
 }
 
 // encode writes the checkpoint as Encode does.
 func (d *decoded) encode() []byte {
-	b := make([]byte, 0, len(d.cur)+len(d.prev)+64)
+	b := make([]byte, 0, len(d.curS)+len(d.prevS)+64)
 	b = strconv.AppendUint(append(b, `{"position":`...), d.Position, 10)
-	b = append(append(append(b, `,"current":"`...), d.cur...), `","previous":"`...)
-	return append(append(b, d.prev...), `"}`...)
+	b = append(append(append(b, `,"current":"`...), d.curS...), `","previous":"`...)
+	return append(append(b, d.prevS...), `"}`...)
+}
+
+// decodeCheckpoint is DecodeState into decimal limbs, in linear time.
+func decodeCheckpoint(cp []byte) (decoded, error) {
+	if len(cp) == 0 {
+		return startDecoded(), nil
+	}
+	var j stateJSON
+	if err := json.Unmarshal(cp, &j); err != nil {
+		return decoded{}, fmt.Errorf("%w: %v", ErrBadCheckpoint, err)
+	}
+	cur, ok1 := parseDecimal(j.Current)
+	prev, ok2 := parseDecimal(j.Previous)
+	if !ok1 || !ok2 {
+		return decoded{}, fmt.Errorf("%w: current and previous must be non-negative decimal integers", ErrBadCheckpoint)
+	}
+	if j.Position == 0 && (len(cur) != 0 || len(prev) != 1 || prev[0] != 1) {
+		return decoded{}, fmt.Errorf("%w: position 0 must hold current 0, previous 1", ErrBadCheckpoint)
+	}
+	return decoded{Position: j.Position, cur: cur, prev: prev, curS: cur.String(), prevS: prev.String()}, nil
 }
 
 // lastStates remembers, per instance, the last checkpoint this process
 // produced and its decoded state. The host passes that checkpoint back
-// with the next command, so parsing two long decimals (quadratic in
-// their length, most of a step's cost at high positions) is skipped; any
+// with the next command, so decoding two long decimals is skipped; any
 // other checkpoint (a restart, a rolled-back commit) is parsed.
 type lastStates struct {
 	mu sync.Mutex
@@ -133,11 +163,7 @@ func (l *lastStates) decode(id string, cp []byte) (decoded, error) {
 		// ones), so sharing them is safe.
 		return last.st, nil
 	}
-	st, err := DecodeState(cp)
-	if err != nil {
-		return decoded{}, err
-	}
-	return decoded{State: st, cur: st.Current.String(), prev: st.Previous.String()}, nil
+	return decodeCheckpoint(cp)
 }
 
 func (l *lastStates) remember(id string, cp []byte, st decoded) {
