@@ -93,13 +93,17 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 
 // run is the committer: it takes one request, then everything else that
 // is already waiting (bounded by MaxBatch and MaxBatchBytes), and commits
-// them in one transaction. There is no timer: while one transaction
-// syncs, the next group queues up by itself.
+// them in one transaction; while one transaction syncs, the next group
+// queues up by itself. Only B-tree groups on a busy store linger briefly
+// for more (see opLinger).
 func (s *Store) run() {
 	defer close(s.done)
 	defer s.shutdown()
 	group := make([]*request, 0, s.opts.MaxBatch)
 	var ar arena
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	last := 0 // size of the previous group: how busy the store is
 	for {
 		var r *request
 		select {
@@ -109,19 +113,58 @@ func (s *Store) run() {
 		}
 		group = append(group[:0], r)
 		size := r.size
-	gather:
-		for len(group) < s.opts.MaxBatch && size < s.opts.MaxBatchBytes {
-			select {
-			case r = <-s.reqs:
-				group = append(group, r)
-				size += r.size
-			default:
-				break gather
-			}
+		group, size = s.gather(group, size)
+		if r.op != nil && last >= opLingerBusy && len(group) < s.opts.MaxBatch && size < s.opts.MaxBatchBytes {
+			group, size = s.gatherFor(group, size, linger)
 		}
+		last = len(group)
 		s.commitGroup(group, &ar)
 		clear(group)
 	}
+}
+
+// A group that starts with an op (a B-tree transaction: queues, specs)
+// waits up to opLinger for more writes while the store is busy, i.e. the
+// previous group held at least opLingerBusy writes. A transaction costs
+// its page writes and two fsyncs whatever it holds, so at queue rates
+// one with twice the writes nearly halves the cost per message; an idle
+// store commits a lone write at once. Appends need no linger: a journal
+// write is short, so groups refill by themselves.
+const (
+	opLinger     = 500 * time.Microsecond
+	opLingerBusy = 4
+)
+
+// gather adds every request already waiting, within the group bounds.
+func (s *Store) gather(group []*request, size int) ([]*request, int) {
+	for len(group) < s.opts.MaxBatch && size < s.opts.MaxBatchBytes {
+		select {
+		case r := <-s.reqs:
+			group = append(group, r)
+			size += r.size
+		default:
+			return group, size
+		}
+	}
+	return group, size
+}
+
+// gatherFor adds requests as they arrive for up to opLinger.
+func (s *Store) gatherFor(group []*request, size int, t *time.Timer) ([]*request, int) {
+	t.Reset(opLinger)
+	defer t.Stop()
+	for len(group) < s.opts.MaxBatch && size < s.opts.MaxBatchBytes {
+		select {
+		case r := <-s.reqs:
+			group = append(group, r)
+			size += r.size
+		case <-t.C:
+			return group, size
+		case <-s.quit:
+			return group, size
+		}
+	}
+	return group, size
 }
 
 // shutdown runs once the committer stops taking writes: the applier
