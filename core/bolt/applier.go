@@ -8,6 +8,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/sidestream/sidestream/core/queue"
 	"github.com/sidestream/sidestream/core/stream"
 )
 
@@ -16,7 +17,7 @@ import (
 // refuses reads and writes, since it cannot show what it acknowledged;
 // the record stays in the journal (and is applied on the next Open if
 // the store closes first).
-var ErrApply = fmt.Errorf("bolt: applying the journal failed: %w", stream.ErrStoreUnavailable)
+var ErrApply = fmt.Errorf("bolt: applying the journal failed: %w (%w)", stream.ErrStoreUnavailable, queue.ErrUnavailable)
 
 var keyJournal = []byte("journal")
 

@@ -512,10 +512,12 @@ func TestJournalApplyRecoversWhenTheCauseIsGone(t *testing.T) {
 	}
 }
 
-// ErrApply says "temporary" to layers that know only core/stream.
+// ErrApply says "temporary" to layers that know only core/stream or
+// core/queue.
 func TestErrApplyIsStoreUnavailable(t *testing.T) {
 	t.Parallel()
-	if !errors.Is(fmt.Errorf("x: %w", ErrApply), stream.ErrStoreUnavailable) {
-		t.Fatal("ErrApply does not wrap stream.ErrStoreUnavailable")
+	err := fmt.Errorf("x: %w", ErrApply)
+	if !errors.Is(err, stream.ErrStoreUnavailable) || !errors.Is(err, queue.ErrUnavailable) {
+		t.Fatal("ErrApply does not wrap stream.ErrStoreUnavailable and queue.ErrUnavailable")
 	}
 }

@@ -34,6 +34,9 @@ var (
 	ErrNotClaimedBy = errors.New("message is not claimed by the given claim")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("queue service closed")
+	// ErrUnavailable is wrapped by a driver that cannot serve for a while
+	// (e.g. its disk is full) but may recover: retry later.
+	ErrUnavailable = errors.New("queue storage temporarily unavailable")
 )
 
 // ValidationError names the field a request got wrong.

@@ -150,6 +150,8 @@ func errorFor(err error) *apiError {
 		return errf(http.StatusForbidden, "not_claimed_by", "%s", err)
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return errf(http.StatusUnauthorized, "unauthenticated", "%s", err)
+	case errors.Is(err, queue.ErrUnavailable):
+		return errf(http.StatusServiceUnavailable, "unavailable", "storage temporarily unavailable; retry later")
 	case errors.Is(err, queue.ErrClosed), errors.Is(err, context.Canceled):
 		return errf(http.StatusServiceUnavailable, "unavailable", "shutting down")
 	case errors.Is(err, context.DeadlineExceeded):
