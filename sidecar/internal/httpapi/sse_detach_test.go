@@ -49,15 +49,23 @@ func TestSSEServedAfterHandlerReturned(t *testing.T) {
 		}
 	}
 	// Every SSE writer of this package's servers, this test's two among
-	// them, runs outside Hertz's connection loop.
+	// them, runs outside Hertz's connection loop. The retry block goes out
+	// before the writer goroutine starts, so wait (bounded) until both
+	// writers are running.
 	writers := 0
-	for _, g := range goroutineStacks(t) {
-		if !strings.Contains(g, "sidecar/internal/stream.ServeSSE(") && !strings.Contains(g, "sidecar/internal/stream.(*SSEStream).Run(") {
-			continue
+	for i := 0; i < 400 && writers < len(readers); i++ {
+		if i > 0 {
+			time.Sleep(5 * time.Millisecond)
 		}
-		writers++
-		if strings.Contains(g, "http1.Server.Serve") {
-			t.Fatalf("an SSE writer runs on Hertz's connection goroutine:\n%s", g)
+		writers = 0
+		for _, g := range goroutineStacks(t) {
+			if !strings.Contains(g, "sidecar/internal/stream.ServeSSE(") && !strings.Contains(g, "sidecar/internal/stream.(*SSEStream).Run(") {
+				continue
+			}
+			writers++
+			if strings.Contains(g, "http1.Server.Serve") {
+				t.Fatalf("an SSE writer runs on Hertz's connection goroutine:\n%s", g)
+			}
 		}
 	}
 	if writers < len(readers) {
