@@ -11,6 +11,7 @@ import (
 
 	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/core/internal/memstore"
+	"github.com/sidestream/sidestream/core/stream"
 )
 
 // answer is what one Command call returned.
@@ -239,5 +240,71 @@ func TestBatchCommitFailureFailsItsCallers(t *testing.T) {
 	e.runner.unhold()
 	if n := e.next(t, "c"); n != 1 {
 		t.Fatalf("next after failed commits = %d, want 1 (nothing was stored)", n)
+	}
+}
+
+// A commit that fails after every caller of its batch gave up still
+// drops the checkpoint it would have stored: the next command starts from
+// the durable one, not from a count that was never stored.
+func TestCommitFailingAfterItsCallersLeftResyncs(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	e.create(t, emitter.CreateRequest{ID: "c"})
+	e.next(t, "c")
+	st, _ := e.m.Stream("c")
+	gate := e.store.Hold()
+	defer gate.Release()
+	// A publish holds the stream's commit, so the command's append queues
+	// behind it and its commit wait is one that gives up with its ctx.
+	published := make(chan error, 2)
+	go func() {
+		_, err := st.Publish(context.Background(), nil, &stream.Checkpoint{Emitter: "c", Value: []byte("1")})
+		published <- err
+	}()
+	<-gate.Entered
+	entered, release := e.runner.hold()
+	ctx, cancel := context.WithCancel(ctxT(t))
+	gone := start(e, ctx, "c", "next")
+	<-entered
+	// A second caller leads once the first handed on, which is after the
+	// first's append was queued.
+	after := start(e, ctxT(t), "c", "fail")
+	queued(t, e, "c", 1)
+	release <- struct{}{}
+	<-entered
+	release <- struct{}{}
+	var ce *emitter.CommandError
+	if a := recv(t, after); !errors.As(a.err, &ce) {
+		t.Fatalf("fail: %+v", a)
+	}
+	cancel()
+	if a := recv(t, gone); !errors.Is(a.err, context.Canceled) {
+		t.Fatalf("caller that gave up: %+v, want context.Canceled", a)
+	}
+	gate.Allow() // the publish commits
+	<-gate.Entered
+	// Queued behind the command's commit: its answer says that one is over.
+	go func() { _, err := st.Publish(context.Background(), nil, nil); published <- err }()
+	e.store.FailCommits(memstore.ErrInjected)
+	gate.Release()
+	for range 2 {
+		<-published
+	}
+	e.store.FailCommits(nil)
+	e.runner.unhold()
+	if cp := e.durable(t, "c"); cp != "1" {
+		t.Fatalf("durable %q, want 1", cp)
+	}
+	// Nobody is left to hear of the failure, so the resync follows it in
+	// the background: commands that change nothing show the checkpoint
+	// commands run on, until it is the durable one (never, before the fix).
+	for deadline := time.Now().Add(guard); e.runner.lastReceived() != "1"; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("commands still run on checkpoint %q, want the durable 1", e.runner.lastReceived())
+		}
+		_, _ = e.m.Command(ctxT(t), "c", "fail", nil)
+	}
+	if n := e.next(t, "c"); n != 2 {
+		t.Fatalf("next after the failed commit = %d, want 2 (count 2 was never stored)", n)
 	}
 }

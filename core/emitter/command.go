@@ -144,8 +144,8 @@ func (q *commandQueue) promoteLocked() {
 }
 
 // lead runs one batch for the queued calls (self among them), answers
-// each, hands the lead on before waiting for the commit, then completes
-// the commit for everyone in it.
+// each and hands the lead on; the commit completes for everyone in it in
+// the background.
 func (m *Manager) lead(inst *instance, self *commandCall) {
 	inst.mu.Lock()
 	calls := inst.cmds.take()
@@ -168,13 +168,20 @@ func (m *Manager) lead(inst *instance, self *commandCall) {
 	if bc == nil {
 		return
 	}
-	ctx, stop := batchContext(self.ctx, committed)
-	defer stop()
-	bc.err = wait(ctx)
-	if bc.err != nil {
-		inst.resync(ctx) // once for the batch, before anyone retries
-	}
-	close(bc.done)
+	// The outcome is waited for even once every caller gave up: a commit
+	// that fails then must still resync, or the next command would build
+	// on a checkpoint that was never stored. So the wait does not end with
+	// the callers' ctxs (the store bounds it, as it does the stream's) and
+	// runs on its own, so the leader's caller leaves on its ctx in Command
+	// like the others.
+	go func() {
+		ctx := context.WithoutCancel(self.ctx)
+		bc.err = wait(ctx)
+		if bc.err != nil {
+			inst.resync(ctx) // once for the batch, before anyone retries
+		}
+		close(bc.done)
+	}()
 }
 
 // runBatchLocked runs calls in one CommandBatch and enqueues what the
@@ -239,7 +246,7 @@ func failAll(calls []*commandCall, err error) {
 
 // batchContext carries the leader's values (its trace) but ends only when
 // every call in calls gave up: one caller leaving must not fail the others
-// of its batch. stop releases it.
+// of its batch's round trip. stop releases it.
 func batchContext(leader context.Context, calls []*commandCall) (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(leader))
 	var left atomic.Int64

@@ -131,6 +131,16 @@ func (r *counterRunner) unhold() {
 	r.mu.Unlock()
 }
 
+// lastReceived is the checkpoint the last command ran on.
+func (r *counterRunner) lastReceived() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.received) == 0 {
+		return ""
+	}
+	return r.received[len(r.received)-1]
+}
+
 func (r *counterRunner) batchSizes() []int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
