@@ -17,7 +17,8 @@ import (
 // commandBatch runs cmds in one CommandBatch round trip. One command goes
 // as a plain Command (same cost, and its span keeps the name operators
 // know); a process that answered CommandBatch Unimplemented (an older
-// SDK) gets one Command per command from then on.
+// SDK) gets one Command per command from then on, and a batch whose
+// answer is too large for one message goes again as one Command each.
 func (k *kindProc) commandBatch(ctx context.Context, id string, config json.RawMessage, checkpoint []byte, cmds []emitter.Cmd) ([]emitter.CmdOutcome, error) {
 	p, err := k.ready(ctx)
 	if err != nil {
@@ -36,6 +37,13 @@ func (k *kindProc) commandBatch(ctx context.Context, id string, config json.RawM
 		if !p.noBatch.Swap(true) {
 			k.h.log.Info("plugin has no CommandBatch (older SDK): one Command per command", "plugin", k.src.Name, "pid", p.pid)
 		}
+		return commandEach(ctx, p, id, config, checkpoint, cmds), nil
+	}
+	if status.Code(err) == codes.ResourceExhausted {
+		// The answers together exceed one message (maxBatchBytes), which
+		// one command each need not (fibonacci at high positions): the
+		// commands change nothing until the host stores them, so they run
+		// again one by one.
 		return commandEach(ctx, p, id, config, checkpoint, cmds), nil
 	}
 	if err != nil {

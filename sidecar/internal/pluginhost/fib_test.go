@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -136,4 +137,34 @@ func fibonacci(n int) *big.Int {
 		a, b = b, a
 	}
 	return a
+}
+
+// A batch whose answer is larger than one gRPC message may be (64 fibonacci
+// nexts at ~280,000 digits: ~72 MB) still runs: every next answers, on
+// its predecessor's state, as one Command each would.
+func TestCommandBatchLargerThanOneMessage(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "sidestream-fibonacci")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../../plugins/cmd/sidestream-fibonacci").CombinedOutput(); err != nil {
+		t.Fatalf("build fibonacci plugin: %v\n%s", err, out)
+	}
+	h := newHost(t, fastConfig(Source{Name: "fibonacci", Cmd: []string{bin}}), nil)
+	const digits = 280_000
+	// The plugin trusts the host's checkpoint: any two numbers step alike.
+	cur, prev := strings.Repeat("2", digits), strings.Repeat("1", digits)
+	cp := []byte(`{"position":5,"current":"` + cur + `","previous":"` + prev + `"}`)
+	cmds := make([]emitter.Cmd, emitter.MaxCommandBatch)
+	for i := range cmds {
+		cmds[i] = emitter.Cmd{Name: "next"}
+	}
+	outs, err := h.CommandBatch(ctxT(t), "fibonacci", "big", json.RawMessage(`{}`), cp, cmds)
+	if err != nil {
+		t.Fatalf("batch of %d nexts: %v", len(cmds), err)
+	}
+	for i, o := range outs {
+		var a fibAnswer
+		if o.Err != nil || json.Unmarshal(o.Result, &a) != nil || a.Position != uint64(6+i) {
+			t.Fatalf("next %d: position %d, %v", i, a.Position, o.Err)
+		}
+	}
 }
