@@ -217,6 +217,8 @@ type env struct {
 	ems  *fakeEmitters
 	base string
 	http *http.Client
+	// closed: the test closed the server and checked Close's error itself.
+	closed bool
 }
 
 func newEnv(t *testing.T, o Options) *env {
@@ -269,7 +271,7 @@ func newEnvLog(t *testing.T, o Options, log *slog.Logger) *env {
 		e.http.CloseIdleConnections()
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := srv.Close(cctx); err != nil {
+		if err := srv.Close(cctx); err != nil && !e.closed {
 			t.Errorf("close server: %v", err)
 		}
 		if err := <-served; err != nil {

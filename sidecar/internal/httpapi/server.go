@@ -216,8 +216,15 @@ func (s *Server) shutdown(ctx context.Context) (retErr error) {
 	s.cancel()
 	streamsDone := s.streams.close() // after cancel: a stream added meanwhile ends at once
 	if s.hangups != nil {
-		// After every handler ended: they stop their watches first.
-		defer func() { retErr = errors.Join(retErr, s.hangups.Close(ctx)) }()
+		// After every handler ended: they stop their watches first. Its
+		// loop stops at once when woken, so it gets a bound of its own:
+		// Close's ctx may have ended already (streams force-closed), and
+		// that is reported once, below, not as the watcher's failure.
+		defer func() {
+			hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			defer cancel()
+			retErr = errors.Join(retErr, s.hangups.Close(hctx))
+		}()
 	}
 	if !s.serving.Load() {
 		return s.ln.Close()
@@ -246,6 +253,11 @@ wait:
 	select {
 	case <-streamsDone:
 	case <-ctx.Done():
+		// A stream stuck in a write (a client that reads nothing) is
+		// force-closed below: as for a stuck handler, say ctx ended.
+		if err == nil {
+			err = ctx.Err()
+		}
 	}
 	_ = s.ln.Close() // in case Shutdown found the engine not running yet
 	s.ln.closeAll()
@@ -255,7 +267,9 @@ wait:
 	select {
 	case <-s.serveDone:
 	case <-ctx.Done():
-		return errors.Join(err, fmt.Errorf("httpapi: close: %w", ctx.Err()))
+		if err == nil {
+			err = ctx.Err()
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("httpapi: close: %w", err)

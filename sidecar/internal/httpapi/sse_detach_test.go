@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"bufio"
+	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -11,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sidestream/sidestream/core/event"
 )
 
 // goroutineStacks returns every goroutine's stack, one per entry.
@@ -156,4 +160,74 @@ func TestSSEClosesConnectionWhenStreamEnds(t *testing.T) {
 	if line == nil || line["status"] != float64(200) || line["route"] != "/sse/log/:id" || line["method"] != "GET" {
 		t.Fatalf("access line %v", line)
 	}
+}
+
+// A client that stopped reading keeps its stream's writer blocked in a
+// write. When Close's ctx ends first, Close force-closes the socket and
+// says its ctx ended (as it did when a stuck Hertz handler held
+// Shutdown), and the hangup watcher, which stops at once, adds no error
+// of its own. The wrong answers came from selects on two ready channels,
+// so the check runs on three servers.
+func TestCloseReportsStuckSSEStream(t *testing.T) {
+	t.Parallel()
+	for i := 0; i < 3; i++ {
+		err := closeWithStuckSSE(t)
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) ||
+			!strings.HasPrefix(err.Error(), "httpapi: close") || strings.Contains(err.Error(), "hangup watcher") {
+			t.Fatalf("server %d: Close with a stuck SSE stream: %v; want httpapi: close: context deadline exceeded", i, err)
+		}
+	}
+}
+
+// closeWithStuckSSE serves one SSE client that reads nothing after the
+// headers until the stream's writer blocks, then returns Close's error.
+func closeWithStuckSSE(t *testing.T) error {
+	t.Helper()
+	e := newEnv(t, Options{HeartbeatInterval: time.Hour})
+	e.closed = true
+	conn, err := net.Dial("tcp", e.srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	if _, err := io.WriteString(conn, "GET /time HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(20 * time.Second)) // a safety net
+	if _, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.ems.Stream("time")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 16 MiB: more than the socket buffers of both ends hold.
+	big := json.RawMessage(`"` + strings.Repeat("x", 8<<10) + `"`)
+	for i := 0; i < 40; i++ {
+		drafts := make([]event.Draft, 50)
+		for j := range drafts {
+			drafts[j] = event.Draft{Type: "line", Data: big}
+		}
+		if _, err := st.Publish(context.Background(), drafts, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	blocked := false
+	for i := 0; i < 2000 && !blocked; i++ {
+		if i > 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		for _, g := range goroutineStacks(t) {
+			if strings.Contains(g, "(*SSEStream).Run(") && strings.Contains(g, "(*rawChunked).send(") && strings.Contains(g, "IO wait") {
+				blocked = true
+			}
+		}
+	}
+	if !blocked {
+		t.Fatal("the SSE writer never blocked on the client that reads nothing")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	return e.srv.Close(ctx)
 }
