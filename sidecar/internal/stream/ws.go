@@ -64,6 +64,9 @@ type session struct {
 	mu     sync.Mutex
 	resume *uint64      // pending {"resume"} request
 	reason *closeReason // set once by whoever ends the session first
+	// closing: the writer is done and gave the reader a last deadline,
+	// which the reader must not push back.
+	closing bool
 }
 
 func (s *session) poke() {
@@ -88,8 +91,13 @@ func ServeWS(ctx context.Context, conn *websocket.Conn, st *stream.Stream, pos s
 	}()
 	err := s.writeLoop(ctx, pos)
 	s.finish(ctx, err)
-	// Unblock the reader: the peer may never answer our close frame.
+	// Unblock the reader: the peer may never answer our close frame. A
+	// reader that starts only now must not replace this deadline with
+	// its own (2 heartbeats), or a shutdown waits for it.
+	s.mu.Lock()
+	s.closing = true
 	_ = conn.UnderlyingConn().SetReadDeadline(time.Now().Add(time.Second))
+	s.mu.Unlock()
 	<-readerDone
 	return nil
 }
@@ -107,7 +115,13 @@ func (s *session) readLoop(cancel context.CancelFunc) {
 	defer cancel()
 	c := s.conn
 	c.SetReadLimit(s.o.MaxFrame)
-	deadline := func() { _ = c.SetReadDeadline(time.Now().Add(2*s.o.Heartbeat + s.o.WriteTimeout)) }
+	deadline := func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if !s.closing {
+			_ = c.SetReadDeadline(time.Now().Add(2*s.o.Heartbeat + s.o.WriteTimeout))
+		}
+	}
 	deadline()
 	c.SetPongHandler(func(string) error { deadline(); return nil })
 	for {
