@@ -6,8 +6,8 @@
 //
 //	{"position":N,"current":"<F(N)>","previous":"<F(N-1)>"}
 //
-// with decimal big integers, so every step is one big-integer addition or
-// subtraction (O(1) steps, no overflow at any position). At position 0,
+// with decimal integers of any length, so every step is one addition or
+// subtraction (no overflow at any position; see decimal.go). At position 0,
 // previous is F(-1) = 1, which keeps next uniform: F(1) = F(0) + F(-1).
 // previous at position 0 stays at position 0.
 //
