@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -158,6 +159,17 @@ func initFile(db *bbolt.DB, path string) error {
 			}
 		}
 		meta := tx.Bucket(bktMeta)
+		if meta.Get(keyStoreID) == nil {
+			// Ties a journal to this file (see recoverJournal); files
+			// from before the journal get theirs on their next open.
+			var id [16]byte
+			if _, err := rand.Read(id[:]); err != nil {
+				return fmt.Errorf("bolt: store id: %w", err)
+			}
+			if err := meta.Put(keyStoreID, id[:]); err != nil {
+				return err
+			}
+		}
 		if meta.Get(keyMagic) != nil {
 			return nil
 		}

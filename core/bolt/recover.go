@@ -1,7 +1,6 @@
 package bolt
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -72,25 +71,17 @@ func drainJournal(db *bbolt.DB, path string, noSync bool, log *slog.Logger) erro
 	return j.close()
 }
 
-// journalMeta reads (creating it on first use) the store's id, which ties
-// a journal to this file, and the journal position the file includes.
+// journalMeta reads the store's id, which ties a journal to this file
+// (initFile made it), and the journal position the file includes.
 func journalMeta(db *bbolt.DB) (id [16]byte, applied journalPos, err error) {
-	err = db.Update(func(tx *bbolt.Tx) error {
+	err = db.View(func(tx *bbolt.Tx) error {
 		meta := tx.Bucket(bktMeta)
-		switch v := meta.Get(keyStoreID); {
-		case v == nil:
-			if _, err := rand.Read(id[:]); err != nil {
-				return fmt.Errorf("bolt: store id: %w", err)
-			}
-			if err := meta.Put(keyStoreID, id[:]); err != nil {
-				return err
-			}
-		case len(v) == len(id):
-			id = [16]byte(v)
-		default:
+		v := meta.Get(keyStoreID)
+		if len(v) != len(id) {
 			return fmt.Errorf("%w: store id %x", ErrCorrupt, v)
 		}
-		v := meta.Get(keyJournal)
+		id = [16]byte(v)
+		v = meta.Get(keyJournal)
 		var ok bool
 		if applied, ok = decodePos(v); !ok && v != nil {
 			return fmt.Errorf("%w: journal position %x", ErrCorrupt, v)
