@@ -38,8 +38,18 @@ type Client struct {
 	pending    map[string]chan Reply
 	err        error
 	deliveries chan Delivery
-	others     chan Reply
-	done       chan struct{}
+	// dq holds pushes the reader took off the wire and the pump has not
+	// handed to Deliveries yet. It has no bound of its own, so the reader
+	// never stops reading replies for a consumer that waits on them (an
+	// ack waits for its reply while the consumer holds deliveries back);
+	// the subscription's window bounds it: the server pushes no more than
+	// window messages before their deletes.
+	dqmu   sync.Mutex
+	dq     []Delivery
+	dqEnd  bool
+	dqWake chan struct{}
+	others chan Reply
+	done   chan struct{}
 }
 
 // Reply is the answer to one frame.
@@ -100,9 +110,49 @@ func Dial(ctx context.Context, url string, hdr http.Header) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue client: upgrade: %w", err)
 	}
-	c := &Client{conn: conn, pending: map[string]chan Reply{}, deliveries: make(chan Delivery, 64), others: make(chan Reply, 64), done: make(chan struct{})}
+	c := &Client{conn: conn, pending: map[string]chan Reply{}, deliveries: make(chan Delivery, 16), dqWake: make(chan struct{}, 1),
+		others: make(chan Reply, 64), done: make(chan struct{})}
 	go c.read()
+	go c.pump()
 	return c, nil
+}
+
+// queueDelivery hands d (or, with end, the connection's end) to pump.
+func (c *Client) queueDelivery(d Delivery, end bool) {
+	c.dqmu.Lock()
+	if end {
+		c.dqEnd = true
+	} else {
+		c.dq = append(c.dq, d)
+	}
+	c.dqmu.Unlock()
+	select {
+	case c.dqWake <- struct{}{}:
+	default:
+	}
+}
+
+// pump moves queued pushes to Deliveries in order and closes it once the
+// reader ended and the queue is empty.
+func (c *Client) pump() {
+	defer close(c.deliveries)
+	var batch []Delivery
+	for {
+		c.dqmu.Lock()
+		batch, c.dq = c.dq, batch[:0]
+		end := c.dqEnd
+		c.dqmu.Unlock()
+		for i := range batch {
+			c.deliveries <- batch[i]
+			batch[i] = Delivery{}
+		}
+		if len(batch) == 0 && end {
+			return
+		}
+		if len(batch) == 0 {
+			<-c.dqWake
+		}
+	}
 }
 
 // deliveryPrefix starts every delivery frame the server writes.
@@ -119,7 +169,7 @@ type wireReply struct {
 
 func (c *Client) read() {
 	defer close(c.done)
-	defer close(c.deliveries)
+	defer c.queueDelivery(Delivery{}, true)
 	var buf bytes.Buffer
 	for {
 		_, r, err := c.conn.NextReader()
@@ -138,7 +188,7 @@ func (c *Client) read() {
 				c.fail(fmt.Errorf("queue client: bad delivery: %w", err))
 				return
 			}
-			c.deliveries <- d
+			c.queueDelivery(d, false)
 			continue
 		}
 		id, rep, err := decodeReply(data)
@@ -491,8 +541,8 @@ func (c *Client) Close() error {
 	_ = c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 	c.wmu.Unlock()
 	err := c.conn.Close()
-	for range c.deliveries { // unblock the reader if nobody drains
-	}
 	<-c.done
+	for range c.deliveries { // unblock the pump if nobody drains
+	}
 	return err
 }

@@ -414,3 +414,34 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestConsumeWindowAboveAcksInFlight: a consumer whose window lets the
+// server push far more than it acknowledges at once still gets every
+// message. The client's reader used to block handing the 65th push to
+// Deliveries while the consumer waited for an ack reply that only that
+// reader could read, so the run stalled.
+func TestConsumeWindowAboveAcksInFlight(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{nosync: true})
+	const total = 400
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tg := Target{URL: e.base, Queue: "deep", Project: "p1", ClientID: clientA}
+	if _, err := Produce(ctx, ProduceOptions{Target: tg, Count: total, Batch: 50, InFlight: 2}); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	res, err := Consume(ctx, ConsumeOptions{Target: tg, Count: total, Batch: 1, ClaimTTL: 300 * time.Second,
+		Window: total, Ack: true, InFlight: 1, OnMessage: func(id string) { seen[id]++ }})
+	if err != nil {
+		t.Fatalf("consume: %v after %d messages", err, res.Messages)
+	}
+	if res.Messages != total || len(seen) != total {
+		t.Fatalf("acknowledged %d, saw %d distinct of %d", res.Messages, len(seen), total)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Fatalf("message %s delivered %d times", id, n)
+		}
+	}
+}
