@@ -123,7 +123,8 @@ func newConsumeCommand(t *queueapi.Target) *cobra.Command {
 	f.DurationVar(&o.Grace, "grace", 60*time.Second, "claim grace")
 	f.IntVar(&o.Window, "window", 0, "messages delivered and not yet deleted (0: server default)")
 	f.BoolVar(&o.Ack, "ack", true, "delete each message with its claim")
-	f.IntVar(&o.InFlight, "inflight", 8, "deletes awaiting acknowledgement at once")
+	f.IntVar(&o.InFlight, "inflight", 8, "deletes awaiting acknowledgement at once; deliveries that arrive while all are out are acknowledged together")
+	f.IntVar(&o.AckMax, "ack-max", queueapi.DefaultAckMax, "most message ids in one delete (at most the server's max_messages_per_page)")
 	f.BoolVar(&print, "print", false, "print each message id on stdout")
 	return cmd
 }

@@ -164,6 +164,9 @@ type ConsumeOptions struct {
 	Ack bool
 	// InFlight bounds the deletes awaiting acknowledgement.
 	InFlight int
+	// AckMax caps the message ids of one delete (0: DefaultAckMax); it
+	// must not exceed the server's max_messages_per_page.
+	AckMax int
 	// OnMessage, if set, sees every delivered message id.
 	OnMessage func(id string)
 }
@@ -209,40 +212,10 @@ func consumeLoop(ctx context.Context, c *Client, o ConsumeOptions) (LoadResult, 
 	defer cancel()
 	fail := func(err error) { errOnce.Do(func() { firstErr = err; cancel() }) }
 	reached := func() bool { return o.Count > 0 && count.Load() >= int64(o.Count) }
-	delivered := 0
-loop:
-	for o.Count == 0 || delivered < o.Count {
-		var d Delivery
-		var ok bool
-		select {
-		case <-ctx.Done():
-			break loop
-		case d, ok = <-c.Deliveries():
-			if !ok {
-				fail(ErrClientClosed)
-				break loop
-			}
-		}
-		delivered += len(d.Messages)
-		ids := make([]string, len(d.Messages))
-		for i, m := range d.Messages {
-			ids[i] = m.ID
-			if o.OnMessage != nil {
-				o.OnMessage(m.ID)
-			}
-		}
-		if !o.Ack {
-			count.Add(int64(len(ids)))
-			continue
-		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			break loop
-		}
+	ack := func(a pendingAcks) { // holds a slot of sem
 		wg.Go(func() {
 			defer func() { <-sem }()
-			r, err := c.Do(ctx, "message_delete_many", nil, deleteBody(d.QueueName, ids, d.ClaimID))
+			r, err := c.Do(ctx, "message_delete_many", nil, deleteBody(a.queue, a.ids, a.claims))
 			if err == nil {
 				err = r.Err()
 			}
@@ -250,8 +223,47 @@ loop:
 				fail(fmt.Errorf("ack: %w", err))
 				return
 			}
-			count.Add(int64(len(ids)))
+			count.Add(int64(len(a.ids)))
 		})
+	}
+	maxAck := o.AckMax
+	if maxAck <= 0 {
+		maxAck = DefaultAckMax
+	}
+	var pending pendingAcks
+	delivered := 0
+	for ctx.Err() == nil {
+		in := c.Deliveries()
+		if (o.Count > 0 && delivered >= o.Count) || len(pending.ids) >= maxAck {
+			in = nil // nothing more to take before the pending acks leave
+		}
+		var slot chan struct{}
+		if len(pending.ids) > 0 {
+			slot = sem
+		} else if in == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case slot <- struct{}{}:
+			ack(pending.take(maxAck))
+		case d, ok := <-in:
+			if !ok {
+				fail(ErrClientClosed)
+				break
+			}
+			delivered += len(d.Messages)
+			for _, m := range d.Messages {
+				if o.OnMessage != nil {
+					o.OnMessage(m.ID)
+				}
+			}
+			if !o.Ack {
+				count.Add(int64(len(d.Messages)))
+				continue
+			}
+			pending.add(d)
+		}
 	}
 	wg.Wait()
 	res := LoadResult{Messages: count.Load(), Elapsed: time.Since(start)}
@@ -264,9 +276,52 @@ loop:
 	return res, ctx.Err()
 }
 
+// DefaultAckMax is the most message ids one ack carries: the server's
+// default max_messages_per_page.
+const DefaultAckMax = 100
+
+// pendingAcks are deliveries not acknowledged yet. While every ack slot
+// is taken, the deliveries that arrive meanwhile leave together in one
+// message_delete_many (ids with their claim_ids), as a group commit
+// does: at small claims that halves the frames and store writes per
+// message, and an idle consumer still acks each delivery at once.
+type pendingAcks struct {
+	queue  string
+	ids    []string
+	claims []string
+	sizes  []int // ids per delivery, so that a take never splits one
+}
+
+func (p *pendingAcks) add(d Delivery) {
+	p.queue = d.QueueName
+	for _, m := range d.Messages {
+		p.ids = append(p.ids, m.ID)
+	}
+	if len(d.Messages) > 0 {
+		p.claims = append(p.claims, d.ClaimID)
+		p.sizes = append(p.sizes, len(d.Messages))
+	}
+}
+
+// take removes whole deliveries, at most maxIDs ids unless the first
+// delivery alone has more.
+func (p *pendingAcks) take(maxIDs int) pendingAcks {
+	n, k := p.sizes[0], 1
+	for k < len(p.sizes) && n+p.sizes[k] <= maxIDs {
+		n += p.sizes[k]
+		k++
+	}
+	out := pendingAcks{queue: p.queue, ids: p.ids[:n:n], claims: p.claims[:k:k], sizes: nil}
+	p.ids, p.claims, p.sizes = p.ids[n:], p.claims[k:], p.sizes[k:]
+	if len(p.ids) == 0 {
+		*p = pendingAcks{queue: p.queue}
+	}
+	return out
+}
+
 // deleteBody is {"queue_name","message_ids","claim_ids"}, built by hand.
-func deleteBody(q string, ids []string, claim string) encoded {
-	b := make(encoded, 0, 64+len(q)+20*len(ids)+len(claim))
+func deleteBody(q string, ids, claims []string) encoded {
+	b := make(encoded, 0, 64+len(q)+24*len(ids)+40*len(claims))
 	qn, _ := json.Marshal(q) // a string always marshals
 	b = append(append(b, `{"queue_name":`...), qn...)
 	b = append(b, `,"message_ids":[`...)
@@ -276,6 +331,12 @@ func deleteBody(q string, ids []string, claim string) encoded {
 		}
 		b = strconv.AppendQuote(b, id)
 	}
-	b = strconv.AppendQuote(append(b, `],"claim_ids":[`...), claim)
+	b = append(b, `],"claim_ids":[`...)
+	for i, id := range claims {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, id)
+	}
 	return append(b, "]}"...)
 }

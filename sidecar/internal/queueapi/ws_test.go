@@ -444,4 +444,49 @@ func TestConsumeWindowAboveAcksInFlight(t *testing.T) {
 			t.Fatalf("message %s delivered %d times", id, n)
 		}
 	}
+	// Acks that went out together (one delete, many claims) were
+	// acknowledged durable: nothing is left.
+	r := wsDo(t, e.dial(nil), "queue_get_stats", h("p1", ""), map[string]any{"queue_name": "deep"})
+	if !strings.Contains(string(r.Body), `"total":0`) {
+		t.Fatalf("after every ack: %s", r.Body)
+	}
+}
+
+func TestPendingAcksTakeWholeDeliveries(t *testing.T) {
+	t.Parallel()
+	d := func(claim string, ids ...string) Delivery {
+		ms := make([]msgOut, len(ids))
+		for i, id := range ids {
+			ms[i].ID = id
+		}
+		return Delivery{QueueName: "q", ClaimID: claim, Messages: ms}
+	}
+	var p pendingAcks
+	p.add(d("c1", "a", "b"))
+	p.add(d("c2", "c", "d", "e"))
+	p.add(d("c3")) // an empty delivery adds nothing
+	p.add(d("c4", "f", "g", "h", "i", "j", "k"))
+	tests := []struct {
+		max            int
+		ids, claims    string
+		leftIDs, leftC int
+	}{
+		{max: 4, ids: "a b", claims: "c1", leftIDs: 9, leftC: 2},         // c2 would make 5
+		{max: 5, ids: "c d e", claims: "c2", leftIDs: 6, leftC: 1},       // c4 would make 9
+		{max: 2, ids: "f g h i j k", claims: "c4", leftIDs: 0, leftC: 0}, // one delivery over the cap still goes, whole
+	}
+	for _, tt := range tests {
+		got := p.take(tt.max)
+		if ids, cl := strings.Join(got.ids, " "), strings.Join(got.claims, " "); ids != tt.ids || cl != tt.claims || got.queue != "q" {
+			t.Fatalf("take(%d) = %q with %q on %q, want %q with %q", tt.max, ids, cl, got.queue, tt.ids, tt.claims)
+		}
+		if len(p.ids) != tt.leftIDs || len(p.claims) != tt.leftC || len(p.sizes) != tt.leftC {
+			t.Fatalf("after take(%d): %d ids, %d claims, %d sizes left", tt.max, len(p.ids), len(p.claims), len(p.sizes))
+		}
+	}
+	p.add(d("c5", "x"))
+	p.add(d("c6", "y"))
+	if got := p.take(DefaultAckMax); strings.Join(got.claims, " ") != "c5 c6" || strings.Join(got.ids, " ") != "x y" {
+		t.Fatalf("after emptying: %+v", got)
+	}
 }
