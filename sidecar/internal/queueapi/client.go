@@ -224,17 +224,35 @@ func decodeDelivery(data []byte) (Delivery, error) {
 	return f.Body, err
 }
 
+// walkDelivery descends into body and messages instead of skipping them
+// whole first: each byte of a delivery is scanned once, not per level.
 func walkDelivery(data []byte) (d Delivery, ok bool) {
 	top := walkObject(data)
-	for top.next() {
+	for top.nextKey() {
 		if top.keyEsc {
 			return d, false
 		}
 		if string(top.key) != "body" {
+			if !top.skip() {
+				return d, false
+			}
 			continue
 		}
-		b := walkObject(top.val)
-		for b.next() {
+		b := top.descend()
+		if !b.obj {
+			return d, false
+		}
+		for b.nextKey() {
+			if string(b.key) == "messages" && !b.keyEsc {
+				a := b.descend()
+				if d.Messages, ok = walkMessages(&a, len(data)); !ok || !b.ascend(&a) {
+					return d, false
+				}
+				continue
+			}
+			if !b.skip() {
+				return d, false
+			}
 			switch string(b.key) {
 			case "claim_id":
 				d.ClaimID, ok = anyString(b.val)
@@ -242,8 +260,6 @@ func walkDelivery(data []byte) (d Delivery, ok bool) {
 				d.QueueName, ok = anyString(b.val)
 			case "subscription_id":
 				d.SubscriptionID, ok = anyString(b.val)
-			case "messages":
-				d.Messages, ok = walkMessages(b.val, len(data))
 			default:
 				ok = !b.keyEsc
 			}
@@ -251,22 +267,26 @@ func walkDelivery(data []byte) (d Delivery, ok bool) {
 				return d, false
 			}
 		}
-		if !b.done() {
+		if !top.ascend(&b) {
 			return d, false
 		}
 	}
 	return d, top.done()
 }
 
-func walkMessages(v []byte, size int) ([]msgOut, bool) {
-	if len(v) == 0 || v[0] != '[' {
+// walkMessages reads the array a walks (size: the frame's, for the
+// first guess of its length).
+func walkMessages(a *walker, size int) ([]msgOut, bool) {
+	if a.err != nil || a.obj {
 		return nil, false
 	}
 	ms := make([]msgOut, 0, size/256+1)
-	a := walk(v)
-	for a.next() {
+	for a.nextKey() {
 		var m msgOut
-		o := walkObject(a.val)
+		o := a.descend()
+		if !o.obj {
+			return nil, false
+		}
 		for o.next() {
 			ok := !o.keyEsc
 			switch string(o.key) {
@@ -287,7 +307,7 @@ func walkMessages(v []byte, size int) ([]msgOut, bool) {
 				return nil, false
 			}
 		}
-		if !o.done() {
+		if !a.ascend(&o) {
 			return nil, false
 		}
 		ms = append(ms, m)
@@ -317,13 +337,24 @@ func decodeReply(data []byte) (string, Reply, error) {
 
 func walkReply(data []byte) (id string, r Reply, ok bool) {
 	top := walkObject(data)
-	for top.next() {
+	for top.nextKey() {
 		if top.keyEsc {
+			return "", r, false
+		}
+		if string(top.key) == "request" && top.vstart < len(top.b) && top.b[top.vstart] == '{' {
+			// The echo of a post holds the whole post: walked once.
+			o := top.descend()
+			if id, ok = walkRequestID(&o); !ok || !top.ascend(&o) {
+				return "", r, false
+			}
+			continue
+		}
+		if !top.skip() {
 			return "", r, false
 		}
 		switch string(top.key) {
 		case "request":
-			if id, ok = walkRequestID(top.val); !ok {
+			if string(top.val) != "null" {
 				return "", r, false
 			}
 		case "headers":
@@ -350,13 +381,10 @@ func walkReply(data []byte) (id string, r Reply, ok bool) {
 	return id, r, top.done()
 }
 
-// walkRequestID finds headers["Request-ID"] in a request echo; ok is
-// false only when the walk cannot tell (then encoding/json decides).
-func walkRequestID(v []byte) (string, bool) {
-	if len(v) == 0 || v[0] != '{' {
-		return "", string(v) == "null"
-	}
-	o := walkObject(v)
+// walkRequestID finds headers["Request-ID"] in the request echo o
+// walks; ok is false only when the walk cannot tell (then encoding/json
+// decides).
+func walkRequestID(o *walker) (string, bool) {
 	id := ""
 	for o.next() {
 		if o.keyEsc || foldOnly(o.key, "headers") {

@@ -86,7 +86,7 @@ func walkParams(body []byte, v any) bool {
 func walkPost(body []byte, p *postParams) bool {
 	var seen [2]bool
 	w := walkObject(body)
-	for w.next() {
+	for w.nextKey() {
 		if w.keyEsc {
 			return false
 		}
@@ -95,12 +95,14 @@ func walkPost(body []byte, p *postParams) bool {
 		switch string(w.key) {
 		case "queue_name":
 			i = 0
-			p.QueueName, ok = plainString(w.val)
+			if ok = w.skip(); ok {
+				p.QueueName, ok = plainString(w.val)
+			}
 		case "messages":
 			i = 1
-			p.Messages, ok = walkMsgsIn(w.val)
+			p.Messages, ok = walkMsgsIn(&w)
 		default:
-			ok = !foldOnly(w.key, "queue_name") && !foldOnly(w.key, "messages")
+			ok = w.skip() && !foldOnly(w.key, "queue_name") && !foldOnly(w.key, "messages")
 		}
 		if !ok || (i >= 0 && seen[i]) {
 			return false
@@ -112,57 +114,64 @@ func walkPost(body []byte, p *postParams) bool {
 	return w.done()
 }
 
-func walkMsgsIn(v []byte) ([]msgIn, bool) {
-	if string(v) == "null" {
-		return nil, true
+// walkMsgsIn reads the messages array w stopped at (descending into it:
+// one scan of the post's messages, not one per level) and passes it.
+func walkMsgsIn(w *walker) ([]msgIn, bool) {
+	if w.vstart < len(w.b) && w.b[w.vstart] == 'n' {
+		return nil, w.skip() && string(w.val) == "null"
 	}
-	if v[0] != '[' {
+	a := w.descend()
+	if a.err != nil || a.obj {
 		return nil, false
 	}
 	ms := make([]msgIn, 0, 16)
-	a := walk(v)
-	for a.next() {
-		if a.val[0] != '{' {
+	for a.nextKey() {
+		o := a.descend()
+		if !o.obj {
 			return nil, false
 		}
-		var m msgIn
-		var seen [2]bool
-		o := walkObject(a.val)
-		for o.next() {
-			if o.keyEsc {
-				return nil, false
-			}
-			i := -1
-			switch string(o.key) {
-			case "ttl":
-				i = 0
-				if string(o.val) != "null" {
-					n, ok := plainInt(o.val)
-					if !ok {
-						return nil, false
-					}
-					m.TTL = &n
-				}
-			case "body":
-				i, m.Body = 1, json.RawMessage(o.val)
-			default:
-				if foldOnly(o.key, "ttl") || foldOnly(o.key, "body") {
-					return nil, false
-				}
-			}
-			if i >= 0 {
-				if seen[i] {
-					return nil, false
-				}
-				seen[i] = true
-			}
-		}
-		if !o.done() {
+		m, ok := walkMsgIn(&o)
+		if !ok || !a.ascend(&o) {
 			return nil, false
 		}
 		ms = append(ms, m)
 	}
-	return ms, a.done()
+	return ms, a.done() && w.ascend(&a)
+}
+
+func walkMsgIn(o *walker) (msgIn, bool) {
+	var m msgIn
+	var seen [2]bool
+	for o.next() {
+		if o.keyEsc {
+			return m, false
+		}
+		i := -1
+		switch string(o.key) {
+		case "ttl":
+			i = 0
+			if string(o.val) != "null" {
+				n, ok := plainInt(o.val)
+				if !ok {
+					return m, false
+				}
+				m.TTL = &n
+			}
+		case "body":
+			i, m.Body = 1, json.RawMessage(o.val)
+		default:
+			if foldOnly(o.key, "ttl") || foldOnly(o.key, "body") {
+				return m, false
+			}
+		}
+		if i >= 0 {
+			if seen[i] {
+				return m, false
+			}
+			seen[i] = true
+		}
+	}
+	return m, true
 }
 
 var idsKeys = [...]string{"queue_name", "message_id", "claim_id", "message_ids", "claim_ids", "pop"}

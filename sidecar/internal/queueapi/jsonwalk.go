@@ -104,7 +104,9 @@ type walker struct {
 	started  bool
 	key      []byte // raw, without quotes (objects only)
 	keyEsc   bool   // key holds escapes or invalid UTF-8: not plain
-	val      []byte // the value's bytes
+	val      []byte // the value's bytes (after next or skip)
+	vstart   int    // where the value nextKey stopped at starts
+	pending  bool   // nextKey stopped at a value not yet passed
 	err      error
 	finished bool
 }
@@ -132,7 +134,16 @@ func walkObject(v []byte) walker {
 	return w
 }
 
-func (w *walker) next() bool {
+func (w *walker) next() bool { return w.nextKey() && w.skip() }
+
+// nextKey steps to the next member or element like next, but stops at
+// the start of its value (w.vstart): the caller then calls skip, or
+// descend into the value and ascend from it. Descending scans a nested
+// value once; next scans it again for every level it is nested in.
+func (w *walker) nextKey() bool {
+	if w.pending { // the caller neither skipped nor descended
+		return w.fail()
+	}
 	if w.err != nil || w.finished {
 		return false
 	}
@@ -162,12 +173,35 @@ func (w *walker) next() bool {
 		}
 		i = skipWS(b, i+1)
 	}
-	e, err := skipValue(b, i)
+	w.vstart, w.pending, w.val = i, true, nil
+	return true
+}
+
+// skip passes the value nextKey stopped at and sets w.val to it.
+func (w *walker) skip() bool {
+	e, err := skipValue(w.b, w.vstart)
 	if err != nil {
 		return w.fail()
 	}
-	w.val = b[i:e]
-	if w.i = skipWS(b, e); w.i >= len(b) || (b[w.i] != ',' && b[w.i] != '}' && b[w.i] != ']') {
+	w.val = w.b[w.vstart:e]
+	return w.after(e)
+}
+
+// descend walks the value nextKey stopped at (an object or array);
+// ascend(&sub) resumes after it once sub is done.
+func (w *walker) descend() walker { return walk(w.b[w.vstart:]) }
+
+func (w *walker) ascend(sub *walker) bool {
+	if !sub.done() {
+		return w.fail()
+	}
+	return w.after(w.vstart + sub.i + 1)
+}
+
+// after moves past the value that ends at b[e] to the separator.
+func (w *walker) after(e int) bool {
+	w.pending = false
+	if w.i = skipWS(w.b, e); w.i >= len(w.b) || (w.b[w.i] != ',' && w.b[w.i] != '}' && w.b[w.i] != ']') {
 		return w.fail()
 	}
 	return true
