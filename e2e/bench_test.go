@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +84,7 @@ func TestBenchScenarios(t *testing.T) {
 		{"fib", []string{"--concurrency", "2", "--duration", "1s", "--max-ops", "2000"}, "requests", []string{"request"}},
 		{"idle", []string{"--conns", "20", "--duration", "1s", "--transport", "both"}, "connections", nil},
 		{"queue", []string{"--producers", "1", "--consumers", "2", "--size", "64", "--duration", "1s", "--max-ops", "200000"}, "messages", []string{"post", "delivery"}},
+		{"queue", []string{"--producers", "2", "--consumers", "1", "--batch", "7", "--duration", "1s", "--max-ops", "100000"}, "messages", []string{"post", "delivery"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.scenario+"/"+strings.Join(tc.args, " "), func(t *testing.T) {
@@ -101,6 +104,9 @@ func TestBenchScenarios(t *testing.T) {
 			}
 			if len(rep.Checks) == 0 || len(rep.Params) == 0 {
 				t.Errorf("report without checks (%d) or params (%d)", len(rep.Checks), len(rep.Params))
+			}
+			if i := slices.Index(tc.args, "--batch"); i >= 0 && fmt.Sprint(rep.Params["batch"]) != tc.args[i+1] {
+				t.Errorf("params batch = %v, want %s", rep.Params["batch"], tc.args[i+1])
 			}
 			checkHistograms(t, rep, tc.hists)
 		})
@@ -168,6 +174,7 @@ func TestBenchReportsAndErrors(t *testing.T) {
 		{[]string{"nosuch"}, "unknown scenario"},
 		{[]string{"fanout", "--transport", "carrier-pigeon"}, "transport"},
 		{[]string{"fanout", "--buckets", "[5ms,1ms]"}, "buckets must increase"},
+		{[]string{"queue", "--batch", "101"}, "1 to 100 messages"},
 	}
 	for _, b := range bad {
 		args := append([]string{"bench", "--target", s.URL(""), "--quiet"}, b.args...)

@@ -54,8 +54,9 @@ type Options struct {
 	Concurrency int
 	// Conns is the idle connection count.
 	Conns int
-	// Producers and Consumers shape queue; Size is the message size.
-	Producers, Consumers, Size int
+	// Producers and Consumers shape queue; Size is the message size and
+	// Batch the messages per post and per claim (1-100, default 50).
+	Producers, Consumers, Size, Batch int
 	// MaxOps bounds the requests or messages of a run (0: only Duration).
 	MaxOps int64
 	// ConnectConcurrency bounds connections being opened at once (64).

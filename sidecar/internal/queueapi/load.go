@@ -169,6 +169,12 @@ type ConsumeOptions struct {
 	AckMax int
 	// OnMessage, if set, sees every delivered message id.
 	OnMessage func(id string)
+	// OnSubscribed, if set, runs once the subscription exists.
+	OnSubscribed func()
+	// OnDelivery, if set, sees each delivery as it arrives (before its
+	// ack); OnAck sees the size of each acknowledged delete.
+	OnDelivery func(Delivery)
+	OnAck      func(n int)
 }
 
 // Consume subscribes to the queue and, with Ack, deletes what it gets.
@@ -195,6 +201,9 @@ func Consume(ctx context.Context, o ConsumeOptions) (LoadResult, error) {
 	}
 	if err := r.Err(); err != nil {
 		return LoadResult{}, fmt.Errorf("subscribe: %w", err)
+	}
+	if o.OnSubscribed != nil {
+		o.OnSubscribed()
 	}
 	return consumeLoop(ctx, c, o)
 }
@@ -224,6 +233,9 @@ func consumeLoop(ctx context.Context, c *Client, o ConsumeOptions) (LoadResult, 
 				return
 			}
 			count.Add(int64(len(a.ids)))
+			if o.OnAck != nil {
+				o.OnAck(len(a.ids))
+			}
 		})
 	}
 	maxAck := o.AckMax
@@ -253,6 +265,9 @@ func consumeLoop(ctx context.Context, c *Client, o ConsumeOptions) (LoadResult, 
 				break
 			}
 			delivered += len(d.Messages)
+			if o.OnDelivery != nil {
+				o.OnDelivery(d)
+			}
 			for _, m := range d.Messages {
 				if o.OnMessage != nil {
 					o.OnMessage(m.ID)
