@@ -91,6 +91,11 @@ type Options struct {
 	SSERetry time.Duration
 	// MaxWSFrame bounds client WebSocket messages (default 64 KiB).
 	MaxWSFrame int64
+	// WriteTimeout bounds one write to an SSE or WebSocket subscriber
+	// (default 10s): a client that stops reading is dropped after it
+	// instead of holding its stream, goroutine and buffers until it
+	// hangs up.
+	WriteTimeout time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -108,6 +113,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxWSFrame <= 0 {
 		o.MaxWSFrame = 64 << 10
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
 	}
 	return o
 }

@@ -84,7 +84,8 @@ type sseStream struct {
 // a stack already grown, and leaves the rest to a new goroutine whose
 // stack stays at its 2 KiB start while the subscriber idles.
 func (s *Server) startSSE(c *app.RequestContext, tc *trackedConn, st *stream.Stream, pos stream.Position, acc *accessHandoff) {
-	ss := &sseStream{s: s, tc: tc, st: st, access: acc, w: rawChunked{conn: tc.Conn, h: &c.Response.Header}}
+	ss := &sseStream{s: s, tc: tc, st: st, access: acc,
+		w: rawChunked{conn: tc.Conn, h: &c.Response.Header, timeout: s.o.WriteTimeout}}
 	if !s.streams.add() {
 		// Close began after the handler checked: an empty, ended stream;
 		// Hertz closes the socket.
@@ -187,6 +188,8 @@ func (g *streamGroup) close() <-chan struct{} {
 type rawChunked struct {
 	conn    net.Conn
 	h       *protocol.ResponseHeader // until the headers went out
+	timeout time.Duration            // bounds each write (0: none)
+	armed   time.Time                // when the write deadline was last set
 	started bool
 	done    bool
 	err     error
@@ -233,6 +236,7 @@ func (w *rawChunked) send(parts ...[]byte) error {
 		vec = append(vec, w.h.Header())
 	}
 	vec = append(vec, parts...)
+	w.armDeadline()
 	bufs := net.Buffers(vec)
 	_, err := bufs.WriteTo(w.conn)
 	clear(w.vec[:]) // keep no reference to the caller's bytes
@@ -240,6 +244,19 @@ func (w *rawChunked) send(parts ...[]byte) error {
 		return fmt.Errorf("sse write: %w", err)
 	}
 	return nil
+}
+
+// armDeadline gives the next write at least 3/4 of the timeout: the
+// deadline moves only when a quarter of it passed, so a busy stream
+// resets the poller's timer a few times per timeout, not on every write.
+func (w *rawChunked) armDeadline() {
+	if w.timeout <= 0 {
+		return
+	}
+	if now := time.Now(); now.Sub(w.armed) > w.timeout/4 {
+		w.armed = now
+		_ = w.conn.SetWriteDeadline(now.Add(w.timeout))
+	}
 }
 
 // watchClient cancels when the client closes the connection, so a quiet

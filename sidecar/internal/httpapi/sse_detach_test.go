@@ -185,11 +185,22 @@ func closeWithStuckSSE(t *testing.T) error {
 	t.Helper()
 	e := newEnv(t, Options{HeartbeatInterval: time.Hour})
 	e.closed = true
+	stuckSSEClient(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	return e.srv.Close(ctx)
+}
+
+// stuckSSEClient opens an SSE stream that reads nothing after the
+// headers, fills it until the stream's writer blocks in a write, and
+// returns the client's connection (closed at the end of the test).
+func stuckSSEClient(t *testing.T, e *env) net.Conn {
+	t.Helper()
 	conn, err := net.Dial("tcp", e.srv.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	t.Cleanup(func() { conn.Close() })
 	_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
 	if _, err := io.WriteString(conn, "GET /time HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
@@ -213,21 +224,43 @@ func closeWithStuckSSE(t *testing.T) error {
 			t.Fatal(err)
 		}
 	}
-	blocked := false
-	for i := 0; i < 2000 && !blocked; i++ {
+	for i := 0; i < 2000; i++ {
 		if i > 0 {
 			time.Sleep(5 * time.Millisecond)
 		}
 		for _, g := range goroutineStacks(t) {
 			if strings.Contains(g, "(*SSEStream).Run(") && strings.Contains(g, "(*rawChunked).send(") && strings.Contains(g, "IO wait") {
-				blocked = true
+				return conn
 			}
 		}
 	}
-	if !blocked {
-		t.Fatal("the SSE writer never blocked on the client that reads nothing")
+	t.Fatal("the SSE writer never blocked on the client that reads nothing")
+	return nil
+}
+
+// A subscriber that stops reading is dropped once a write has waited
+// WriteTimeout: its stream ends and its subscription is released, with
+// no hangup from the client and no Close. Before, the writer stayed
+// blocked until the client went away or the server closed.
+func TestSSEDropsClientThatStopsReading(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{HeartbeatInterval: time.Hour, WriteTimeout: 300 * time.Millisecond})
+	stuckSSEClient(t, e)
+	for i := 0; ; i++ {
+		e.srv.streams.mu.Lock()
+		n := e.srv.streams.n
+		e.srv.streams.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if i == 2000 {
+			t.Fatalf("%d SSE streams still served 20 s after their client stopped reading", n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	return e.srv.Close(ctx)
+	for _, g := range goroutineStacks(t) {
+		if strings.Contains(g, "(*rawChunked).send(") {
+			t.Fatalf("a writer is still blocked:\n%s", g)
+		}
+	}
 }

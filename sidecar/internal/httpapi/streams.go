@@ -34,7 +34,7 @@ func (s *Server) serveWS(ctx context.Context, c *app.RequestContext, st *stream.
 		obs, leave := s.subscriber(st.Kind(), TransportWS)
 		defer leave()
 		_ = streamhttp.ServeWS(sctx, conn, st, pos, streamhttp.WSOptions{
-			Heartbeat: s.o.HeartbeatInterval, MaxFrame: s.o.MaxWSFrame, Observer: obs,
+			Heartbeat: s.o.HeartbeatInterval, MaxFrame: s.o.MaxWSFrame, WriteTimeout: s.o.WriteTimeout, Observer: obs,
 		})
 	})
 }
