@@ -85,7 +85,7 @@ type sseStream struct {
 // stack stays at its 2 KiB start while the subscriber idles.
 func (s *Server) startSSE(c *app.RequestContext, tc *trackedConn, st *stream.Stream, pos stream.Position, acc *accessHandoff) {
 	ss := &sseStream{s: s, tc: tc, st: st, access: acc,
-		w: rawChunked{conn: tc.Conn, h: &c.Response.Header, timeout: s.o.WriteTimeout}}
+		w: rawChunked{conn: tc.Conn, h: &c.Response.Header, timeout: s.o.WriteTimeout, plain: !c.Request.Header.IsHTTP11()}}
 	if !s.streams.add() {
 		// Close began after the handler checked: an empty, ended stream;
 		// Hertz closes the socket.
@@ -182,12 +182,16 @@ func (g *streamGroup) close() <-chan struct{} {
 }
 
 // rawChunked writes a chunked response straight to the socket, each Write
-// one writev (headers first). Hertz's own writer copies into an output
+// one writev (headers first). To an HTTP/1.0 client, which must not be
+// sent a transfer coding (RFC 9112 6.1), it writes the body as is and
+// ends it by closing the connection (plain), as nginx's default
+// proxy_http_version 1.0 needs. Hertz's own writer copies into an output
 // buffer that a connection then keeps for as long as the stream lasts:
 // 4 KiB resident per idle subscriber.
 type rawChunked struct {
 	conn    net.Conn
 	h       *protocol.ResponseHeader // until the headers went out
+	plain   bool                     // HTTP/1.0: no chunked framing
 	timeout time.Duration            // bounds each write (0: none)
 	armed   time.Time                // when the write deadline was last set
 	started bool
@@ -206,9 +210,13 @@ func (w *rawChunked) Write(p []byte) (int, error) {
 	if w.done {
 		return 0, errors.New("sse: write after the response ended")
 	}
-	size := strconv.AppendInt(w.size[:0], int64(len(p)), 16)
-	size = append(size, crlf...)
-	if w.err = w.send(size, p, crlf); w.err != nil {
+	if w.plain {
+		w.err = w.send(p)
+	} else {
+		size := strconv.AppendInt(w.size[:0], int64(len(p)), 16)
+		w.err = w.send(append(size, crlf...), p, crlf)
+	}
+	if w.err != nil {
 		return 0, w.err
 	}
 	return len(p), nil
@@ -223,6 +231,9 @@ func (w *rawChunked) Finalize() error {
 		return w.err
 	}
 	w.done = true
+	if w.plain {
+		return nil // the body ends when the connection closes
+	}
 	w.err = w.send([]byte("0\r\n\r\n"))
 	return w.err
 }
@@ -232,7 +243,12 @@ func (w *rawChunked) send(parts ...[]byte) error {
 	vec := w.vec[:0]
 	if !w.started {
 		w.started = true
-		w.h.SetContentLength(-1) // chunked
+		if w.plain {
+			w.h.SetContentLengthBytes(nil) // neither a length nor a coding
+			w.h.Del("Transfer-Encoding")
+		} else {
+			w.h.SetContentLength(-1) // chunked
+		}
 		vec = append(vec, w.h.Header())
 	}
 	vec = append(vec, parts...)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -261,6 +262,68 @@ func TestSSEDropsClientThatStopsReading(t *testing.T) {
 	for _, g := range goroutineStacks(t) {
 		if strings.Contains(g, "(*rawChunked).send(") {
 			t.Fatalf("a writer is still blocked:\n%s", g)
+		}
+	}
+}
+
+// An HTTP/1.0 client (nginx proxies with 1.0 unless told otherwise) must
+// not get a transfer coding: its SSE body is the events as they are,
+// ended by the server closing the connection. HTTP/1.1 stays chunked.
+func TestSSEFramingFollowsRequestVersion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{HeartbeatInterval: time.Hour})
+	for i, proto := range []string{"HTTP/1.0", "HTTP/1.1"} {
+		id := fmt.Sprintf("v%d", i)
+		if code, _, b := e.do("POST", "/api/v1/emitters", `{"kind":"log","id":"`+id+`"}`); code != 201 {
+			t.Fatalf("create: %d %s", code, b)
+		}
+		conn, err := net.Dial("tcp", e.srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(30 * time.Second)) // a safety net
+		if _, err := io.WriteString(conn, "GET /sse/log/"+id+" "+proto+"\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(conn)
+		head, err := readHead(br)
+		if err != nil {
+			t.Fatalf("%s: %v", proto, err)
+		}
+		chunked := strings.Contains(strings.ToLower(head), "transfer-encoding: chunked")
+		if chunked != (proto == "HTTP/1.1") || strings.Contains(strings.ToLower(head), "content-length") ||
+			strings.Contains(strings.ToLower(head), "identity") {
+			t.Fatalf("%s: response head\n%s", proto, head)
+		}
+		if code, _, b := e.do("DELETE", "/api/v1/emitters/"+id, ""); code != 204 {
+			t.Fatalf("delete: %d %s", code, b)
+		}
+		body, err := io.ReadAll(br) // to the server's close
+		if err != nil {
+			t.Fatalf("%s: body: %v", proto, err)
+		}
+		want := "retry:"
+		if chunked {
+			want = "" // a chunk size line first, checked by http.ReadResponse in other tests
+		}
+		if !strings.HasPrefix(string(body), want) || (chunked && !strings.HasSuffix(string(body), "0\r\n\r\n")) {
+			t.Fatalf("%s: body %q", proto, body)
+		}
+	}
+}
+
+// readHead reads a response's status line and headers, raw.
+func readHead(br *bufio.Reader) (string, error) {
+	var b strings.Builder
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return b.String(), err
+		}
+		b.WriteString(line)
+		if line == "\r\n" {
+			return b.String(), nil
 		}
 	}
 }
