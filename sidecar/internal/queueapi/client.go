@@ -440,7 +440,7 @@ func (c *Client) Do(ctx context.Context, action string, headers map[string]strin
 	if err != nil {
 		return Reply{}, err
 	}
-	bb, ok := body.(encoded)
+	bb, ok := body.(Encoded)
 	if !ok {
 		if bb, err = json.Marshal(body); err != nil {
 			return Reply{}, err

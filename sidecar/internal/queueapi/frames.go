@@ -101,13 +101,14 @@ func errorReply(req []byte, err error) []byte {
 	return reply(req, ae.Status, map[string]any{"error": ae})
 }
 
-// encoded is a JSON value the hot paths built by hand (from ids, names
-// and message bodies already validated when posted), so it is written as
-// is instead of being marshalled and re-validated.
-type encoded []byte
+// Encoded is a JSON value built by hand, written as is instead of being
+// marshalled and re-validated: the server's hot replies (from ids, names
+// and message bodies validated when posted) and, as a Client.Do body,
+// frames a load generator builds. It must be valid JSON.
+type Encoded []byte
 
 func encode(v any) ([]byte, error) {
-	if e, ok := v.(encoded); ok {
+	if e, ok := v.(Encoded); ok {
 		return e, nil
 	}
 	return json.Marshal(v)

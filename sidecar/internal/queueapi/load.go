@@ -123,7 +123,7 @@ func postBatch(ctx context.Context, c *Client, o ProduceOptions, first int64) er
 		return err
 	}
 	// Built by hand: the generator shares the machine with the server.
-	b := make(encoded, 0, 64+o.Batch*(32+len(o.Body)))
+	b := make(Encoded, 0, 64+o.Batch*(32+len(o.Body)))
 	b = append(append(append(b, `{"queue_name":`...), qn...), `,"messages":[`...)
 	for i := range o.Batch {
 		if i > 0 {
@@ -335,8 +335,8 @@ func (p *pendingAcks) take(maxIDs int) pendingAcks {
 }
 
 // deleteBody is {"queue_name","message_ids","claim_ids"}, built by hand.
-func deleteBody(q string, ids, claims []string) encoded {
-	b := make(encoded, 0, 64+len(q)+24*len(ids)+40*len(claims))
+func deleteBody(q string, ids, claims []string) Encoded {
+	b := make(Encoded, 0, 64+len(q)+24*len(ids)+40*len(claims))
 	qn, _ := json.Marshal(q) // a string always marshals
 	b = append(append(b, `{"queue_name":`...), qn...)
 	b = append(b, `,"message_ids":[`...)

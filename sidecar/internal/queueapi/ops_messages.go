@@ -66,7 +66,7 @@ func opMessagePost(ctx context.Context, api *API, w who, dec decodeFunc) (int, a
 	for _, id := range ids {
 		size += 2*len(id) + len(p.QueueName) + 28
 	}
-	b := make(encoded, 0, size)
+	b := make(Encoded, 0, size)
 	b = append(b, `{"resources":[`...)
 	for i, id := range ids {
 		if i > 0 {
@@ -274,7 +274,7 @@ func opClaimCreate(ctx context.Context, api *API, w who, dec decodeFunc) (int, a
 	if c.ID == "" {
 		return http.StatusNoContent, nil, nil
 	}
-	return http.StatusCreated, encoded(claimBody(make([]byte, 0, 4096), p.QueueName, c.ID, "", c.Messages, api.q.Now())), nil
+	return http.StatusCreated, Encoded(claimBody(make([]byte, 0, 4096), p.QueueName, c.ID, "", c.Messages, api.q.Now())), nil
 }
 
 func opClaimGet(ctx context.Context, api *API, w who, dec decodeFunc) (int, any, error) {
