@@ -142,7 +142,7 @@ func TestTailAcrossSidecarRestarts(t *testing.T) {
 			c.drainTo(p, c.last.Seq+200)
 
 			sc.Kill()
-			sc = startSidecar(t, dir, "--listen", addr)
+			startSidecar(t, dir, "--listen", addr) // stopped by its cleanup
 			c.drainTo(p, c.last.Seq+200)
 
 			if !strings.Contains(p.Stderr(), "reconnecting") {

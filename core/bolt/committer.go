@@ -115,7 +115,7 @@ func (s *Store) run() {
 		size := r.size
 		group, size = s.gather(group, size)
 		if r.op != nil && last >= opLingerBusy && len(group) < s.opts.MaxBatch && size < s.opts.MaxBatchBytes {
-			group, size = s.gatherFor(group, size, linger)
+			group, _ = s.gatherFor(group, size, linger)
 		}
 		last = len(group)
 		s.commitGroup(group, &ar)

@@ -60,7 +60,7 @@ func (s *Store) ReadBefore(ctx context.Context, stream string, before uint64, li
 			k, v = c.Last()
 		} else {
 			bk := seqKey(before)
-			if k, v = c.Seek(bk[:]); k == nil {
+			if k, _ = c.Seek(bk[:]); k == nil {
 				k, v = c.Last()
 			} else {
 				k, v = c.Prev()

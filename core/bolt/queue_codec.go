@@ -116,9 +116,6 @@ func (c *claimRec) encode(dst []byte) {
 	copy(dst[claimHdrLen:], c.seqs)
 }
 
-func (c *claimRec) seqAt(i int) uint64 { return binary.BigEndian.Uint64(c.seqs[8*i:]) }
-func (c *claimRec) count() int         { return len(c.seqs) / 8 }
-
 // msgID is a message's public id: its seq in 16 hex digits, so ids sort
 // as strings in post order.
 func msgID(seq uint64) string {

@@ -26,7 +26,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // counter emits config.count events per batch, forever, numbering them
 // from the checkpoint. Instance "panic" panics; "quit" returns nil at once.
-type counter struct{ commands bool }
+type counter struct{}
 
 func (counter) Describe() sdk.Description {
 	return sdk.Description{

@@ -220,9 +220,9 @@ func checkUpgrade(h http.Header, key string) error {
 	sum := sha1.Sum([]byte(key + wsAcceptGUID))
 	switch {
 	case !strings.EqualFold(h.Get("Upgrade"), "websocket"):
-		return fmt.Errorf("Upgrade: %q, want websocket", h.Get("Upgrade"))
+		return fmt.Errorf("upgrade header %q, want websocket", h.Get("Upgrade"))
 	case !headerHasToken(h, "Connection", "upgrade"):
-		return fmt.Errorf("Connection: %q, want Upgrade", h.Get("Connection"))
+		return fmt.Errorf("connection header %q, want Upgrade", h.Get("Connection"))
 	case h.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]):
 		return fmt.Errorf("Sec-WebSocket-Accept %q does not match our key", h.Get("Sec-WebSocket-Accept"))
 	case h.Get("Sec-WebSocket-Extensions") != "":

@@ -35,7 +35,7 @@ func (m *MemoryExporter) Spans() []Span {
 	for i, s := range stubs {
 		attrs := make(map[string]string, len(s.Attributes))
 		for _, kv := range s.Attributes {
-			attrs[string(kv.Key)] = kv.Value.Emit()
+			attrs[string(kv.Key)] = kv.Value.String()
 		}
 		out[i] = Span{Name: s.Name, Kind: s.SpanKind, Context: s.SpanContext, Parent: s.Parent,
 			Attributes: attrs, Error: s.Status.Description, IsError: s.Status.Code == codes.Error}

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -187,6 +186,3 @@ func (t *Telemetry) Propagator() propagation.TextMapPropagator { return t.prop }
 
 // Instruments returns the ready-made instruments of the named series.
 func (t *Telemetry) Instruments() *Instruments { return t.ins }
-
-// since is the elapsed time in seconds, the unit of every duration metric.
-func since(start time.Time) float64 { return time.Since(start).Seconds() }
