@@ -231,8 +231,11 @@ func (w *rawChunked) Finalize() error {
 		return w.err
 	}
 	w.done = true
-	if w.plain {
-		return nil // the body ends when the connection closes
+	if w.plain { // the body ends when the connection closes
+		if !w.started { // but the headers must go out: nothing else did
+			w.err = w.send()
+		}
+		return w.err
 	}
 	w.err = w.send([]byte("0\r\n\r\n"))
 	return w.err

@@ -327,3 +327,35 @@ func readHead(br *bufio.Reader) (string, error) {
 		}
 	}
 }
+
+// A stream refused because Close began after its handler checked still
+// answers: an empty, ended 200, to an HTTP/1.0 client too. The 1.0
+// writer wrote nothing when it was finalized before any event (the
+// headers go out with the first write), so the client got no response
+// at all, only the connection's close.
+func TestSSERefusedStreamAnswersEveryVersion(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{HeartbeatInterval: time.Hour})
+	// What Close does first, without cancelling the server: the handler
+	// passes its check and the stream is then refused.
+	e.srv.streams.close()
+	for _, proto := range []string{"HTTP/1.0", "HTTP/1.1"} {
+		conn, err := net.Dial("tcp", e.srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(30 * time.Second)) // a safety net
+		if _, err := io.WriteString(conn, "GET /sse/log/time "+proto+"\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: "GET"})
+		if err != nil {
+			t.Fatalf("%s: no response: %v", proto, err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || err != nil || len(body) != 0 {
+			t.Fatalf("%s: %d %q %v", proto, resp.StatusCode, body, err)
+		}
+	}
+}
