@@ -62,10 +62,11 @@ func benchRun(b *testing.B, e *env, batch int) {
 			_, err := Consume(cctx, ConsumeOptions{Target: tg, Batch: batch, ClaimTTL: 300 * time.Second, Window: window * batch,
 				Ack: true, InFlight: acks, OnMessage: func(id string) {
 					var key [msgIDLen]byte
-					if copy(key[:], id) != len(id) || len(id) != msgIDLen {
+					bad := copy(key[:], id) != len(id) || len(id) != msgIDLen
+					mu.Lock()
+					if bad {
 						odd++
 					}
-					mu.Lock()
 					if _, seen := consumed[key]; seen {
 						dups++
 					}
