@@ -84,7 +84,7 @@ func TestBenchScenarios(t *testing.T) {
 		{"fib", []string{"--concurrency", "2", "--duration", "1s", "--max-ops", "2000"}, "requests", []string{"request"}},
 		{"idle", []string{"--conns", "20", "--duration", "1s", "--transport", "both"}, "connections", nil},
 		{"queue", []string{"--producers", "1", "--consumers", "2", "--size", "64", "--duration", "1s", "--max-ops", "200000"}, "messages", []string{"post", "delivery"}},
-		{"queue", []string{"--producers", "2", "--consumers", "1", "--batch", "7", "--duration", "1s", "--max-ops", "100000"}, "messages", []string{"post", "delivery"}},
+		{"queue", []string{"--producers", "2", "--consumers", "1", "--batch", "7", "--ack-max", "20", "--duration", "1s", "--max-ops", "100000"}, "messages", []string{"post", "delivery"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.scenario+"/"+strings.Join(tc.args, " "), func(t *testing.T) {
@@ -105,8 +105,10 @@ func TestBenchScenarios(t *testing.T) {
 			if len(rep.Checks) == 0 || len(rep.Params) == 0 {
 				t.Errorf("report without checks (%d) or params (%d)", len(rep.Checks), len(rep.Params))
 			}
-			if i := slices.Index(tc.args, "--batch"); i >= 0 && fmt.Sprint(rep.Params["batch"]) != tc.args[i+1] {
-				t.Errorf("params batch = %v, want %s", rep.Params["batch"], tc.args[i+1])
+			for flag, param := range map[string]string{"--batch": "batch", "--ack-max": "ack_max"} {
+				if i := slices.Index(tc.args, flag); i >= 0 && fmt.Sprint(rep.Params[param]) != tc.args[i+1] {
+					t.Errorf("params %s = %v, want %s", param, rep.Params[param], tc.args[i+1])
+				}
 			}
 			checkHistograms(t, rep, tc.hists)
 		})

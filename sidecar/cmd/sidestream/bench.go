@@ -78,6 +78,7 @@ report to stdout (text or JSON), optionally also to --json-out and --html-out fi
 	f.IntVar(&o.Consumers, "consumers", 0, "queue: consumers")
 	f.IntVar(&o.Size, "size", 0, "queue: message size in bytes")
 	f.IntVar(&o.Batch, "batch", 0, "queue: messages per post and per claim, 1-100 (default 50)")
+	f.IntVar(&o.AckMax, "ack-max", 0, "queue: most message ids in one delete, at most the server's max_messages_per_page (default 100)")
 	f.Int64Var(&o.MaxOps, "max-ops", 0, "upper bound of requests or messages (0: none but --duration)")
 	f.IntVar(&o.ConnectConcurrency, "connect-concurrency", 64, "connections opened at once")
 	f.StringVar(&buckets, "buckets", "", `histogram buckets, e.g. "[0,1ms,10ms,100ms]"`)

@@ -54,9 +54,11 @@ type Options struct {
 	Concurrency int
 	// Conns is the idle connection count.
 	Conns int
-	// Producers and Consumers shape queue; Size is the message size and
-	// Batch the messages per post and per claim (1-100, default 50).
-	Producers, Consumers, Size, Batch int
+	// Producers and Consumers shape queue; Size is the message size,
+	// Batch the messages per post and per claim (1-100, default 50) and
+	// AckMax the most ids one delete carries (default the server's
+	// default max_messages_per_page, 100).
+	Producers, Consumers, Size, Batch, AckMax int
 	// MaxOps bounds the requests or messages of a run (0: only Duration).
 	MaxOps int64
 	// ConnectConcurrency bounds connections being opened at once (64).

@@ -46,6 +46,7 @@ func runQueue(ctx context.Context, e *env) error {
 	e.param("consumers", q.cons)
 	e.param("size", q.size)
 	e.param("batch", q.batch)
+	e.param("ack_max", orInt(e.o.AckMax, queueapi.DefaultAckMax))
 	e.param("duration", e.o.Duration.String())
 	q.tg = queueapi.Target{URL: e.o.Target, Queue: "bench-" + runID(), Project: "bench", ClientID: uuid.NewString()}
 	q.hpost, q.hdel = e.hist("post"), e.hist("delivery")
@@ -263,7 +264,7 @@ func (q *queueRun) consume(ctx context.Context, w int, ready chan<- struct{}) er
 	}()
 	_, err := queueapi.Consume(ctx, queueapi.ConsumeOptions{
 		Target: q.tg, Batch: q.batch, ClaimTTL: 300 * time.Second, Window: queueWindow * q.batch,
-		Ack: true, InFlight: queueInFlight,
+		Ack: true, InFlight: queueInFlight, AckMax: q.e.o.AckMax,
 		OnSubscribed: func() {
 			subscribed = true
 			q.e.conns.Add(1)
