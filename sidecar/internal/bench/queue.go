@@ -178,22 +178,6 @@ func (q *queueRun) report(caught time.Duration) {
 	})
 }
 
-// postBody is a message_post body of n messages built by hand (the
-// generator shares the machine with the server): each body holds the
-// post time t0 and pad.
-func postBody(b []byte, queue string, n int, t0 time.Time, pad string) queueapi.Encoded {
-	b = strconv.AppendQuote(append(b[:0], `{"queue_name":`...), queue)
-	b = append(b, `,"messages":[`...)
-	for i := range n {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendInt(append(b, `{"body":{"t":`...), t0.UnixNano(), 10)
-		b = append(append(append(b, `,"p":"`...), pad...), `"}}`...)
-	}
-	return append(b, "]}"...)
-}
-
 func (q *queueRun) produce(ctx context.Context, w int, stop *atomic.Bool, reserved *atomic.Int64, limit int64) error {
 	c, err := q.dial(ctx)
 	if err != nil {
@@ -211,7 +195,11 @@ func (q *queueRun) produce(ctx context.Context, w int, stop *atomic.Bool, reserv
 					return
 				}
 				t0 := time.Now()
-				body := postBody(buf, q.tg.Queue, q.batch, t0, pad)
+				// Each body holds the post time, for the delivery histogram.
+				body := queueapi.AppendPost(buf[:0], q.tg.Queue, q.batch, 0, func(b []byte, _ int) []byte {
+					b = strconv.AppendInt(append(b, `{"t":`...), t0.UnixNano(), 10)
+					return append(append(append(b, `,"p":"`...), pad...), `"}`...)
+				})
 				buf = body // Do copied it into its frame
 				r, err := c.Do(ctx, "message_post", nil, body)
 				if err == nil {

@@ -118,37 +118,39 @@ func Produce(ctx context.Context, o ProduceOptions) (LoadResult, error) {
 }
 
 func postBatch(ctx context.Context, c *Client, o ProduceOptions, first int64) error {
-	qn, err := json.Marshal(o.Queue)
-	if err != nil {
-		return err
-	}
-	// Built by hand: the generator shares the machine with the server.
-	b := make(Encoded, 0, 64+o.Batch*(32+len(o.Body)))
-	b = append(append(append(b, `{"queue_name":`...), qn...), `,"messages":[`...)
-	for i := range o.Batch {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '{')
-		if o.TTL > 0 {
-			b = strconv.AppendInt(append(b, `"ttl":`...), int64(o.TTL/time.Second), 10)
-			b = append(b, ',')
-		}
-		b = append(b, `"body":`...)
+	b := make([]byte, 0, 64+len(o.Queue)+o.Batch*(32+len(o.Body)))
+	body := AppendPost(b, o.Queue, o.Batch, o.TTL, func(b []byte, i int) []byte {
 		if o.Body != nil {
-			b = append(b, o.Body...)
-		} else {
-			b = strconv.AppendInt(append(b, `{"seq":`...), first+int64(i), 10)
-			b = append(b, '}')
+			return append(b, o.Body...)
 		}
-		b = append(b, '}')
-	}
-	b = append(b, "]}"...)
-	r, err := c.Do(ctx, "message_post", nil, b)
+		return append(strconv.AppendInt(append(b, `{"seq":`...), first+int64(i), 10), '}')
+	})
+	r, err := c.Do(ctx, "message_post", nil, body)
 	if err != nil {
 		return err
 	}
 	return r.Err()
+}
+
+// AppendPost appends a message_post body of n messages to b, built by
+// hand (a load generator shares the machine with the server): ttl when
+// positive, and message i's body from appendBody, which must append
+// valid JSON. queue is escaped, so a bad name gets the server's answer
+// about names, not about a malformed frame.
+func AppendPost(b []byte, queue string, n int, ttl time.Duration, appendBody func(b []byte, i int) []byte) Encoded {
+	qn, _ := json.Marshal(queue) // a string always marshals
+	b = append(append(append(b, `{"queue_name":`...), qn...), `,"messages":[`...)
+	for i := range n {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		if ttl > 0 {
+			b = append(strconv.AppendInt(append(b, `"ttl":`...), int64(ttl/time.Second), 10), ',')
+		}
+		b = append(appendBody(append(b, `"body":`...), i), '}')
+	}
+	return append(b, "]}"...)
 }
 
 // ConsumeOptions shape a consumer run.
