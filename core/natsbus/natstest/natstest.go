@@ -1,0 +1,147 @@
+// Package natstest starts real embedded NATS servers with JetStream on
+// random loopback ports for tests: one server, or a cluster joined by
+// routes. It is test support; production code never imports it.
+package natstest
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// Server is one embedded NATS server of a test.
+type Server struct {
+	*server.Server
+	Name     string
+	StoreDir string
+}
+
+// URL is the client URL of the server.
+func (s *Server) URL() string { return s.ClientURL() }
+
+// Connect opens a client connection, closed when the test ends.
+func (s *Server) Connect(t testing.TB, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(s.ClientURL(), opts...)
+	if err != nil {
+		t.Fatalf("natstest: connect to %s: %v", s.Name, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func options(t testing.TB, name, cluster string) *server.Options {
+	return &server.Options{
+		ServerName: name, Host: "127.0.0.1", Port: -1,
+		JetStream: true, StoreDir: t.TempDir(),
+		NoLog: true, NoSigs: true,
+		Cluster: server.ClusterOpts{Name: cluster, Host: "127.0.0.1", Port: -1},
+	}
+}
+
+func start(t testing.TB, o *server.Options) *Server {
+	t.Helper()
+	ns, err := server.NewServer(o)
+	if err != nil {
+		t.Fatalf("natstest: new server %s: %v", o.ServerName, err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		t.Fatalf("natstest: server %s not ready within 10s", o.ServerName)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	return &Server{Server: ns, Name: o.ServerName, StoreDir: o.StoreDir}
+}
+
+// RunServer starts one JetStream server (no cluster).
+func RunServer(t testing.TB) *Server {
+	t.Helper()
+	o := options(t, "solo", "")
+	o.Cluster = server.ClusterOpts{}
+	return start(t, o)
+}
+
+// RunCluster starts n JetStream servers, each routed to all the others,
+// and waits until every one has its routes and JetStream is current.
+func RunCluster(t testing.TB, n int) []*Server {
+	t.Helper()
+	ports := FreePorts(t, n)
+	var routes []*url.URL
+	for _, p := range ports {
+		u, _ := url.Parse(fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+		routes = append(routes, u)
+	}
+	servers := make([]*Server, n)
+	errs := make(chan error, n)
+	for i := range n {
+		o := options(t, fmt.Sprintf("n%d", i+1), "test")
+		o.Cluster.Port = ports[i]
+		o.Routes = routes
+		go func() {
+			s, err := startNoWait(o)
+			servers[i] = s
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatalf("natstest: %v", err)
+		}
+	}
+	for _, s := range servers {
+		t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		ready := true
+		for _, s := range servers {
+			if s.NumRoutes() < n-1 || !s.JetStreamIsCurrent() {
+				ready = false
+			}
+		}
+		if ready {
+			return servers
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("natstest: cluster of %d did not form within 30s", n)
+	return nil
+}
+
+func startNoWait(o *server.Options) (*Server, error) {
+	ns, err := server.NewServer(o)
+	if err != nil {
+		return nil, fmt.Errorf("new server %s: %w", o.ServerName, err)
+	}
+	ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("server %s not ready within 30s", o.ServerName)
+	}
+	return &Server{Server: ns, Name: o.ServerName, StoreDir: o.StoreDir}, nil
+}
+
+// FreePorts returns n loopback TCP ports that were free a moment ago.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	var ls []net.Listener
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("natstest: free port: %v", err)
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
