@@ -22,6 +22,11 @@ var flagKeys = map[string]string{
 	"plugin-start-timeout": "plugin_start_timeout", "max-body-bytes": "max_body_bytes",
 	"otlp-endpoint": "telemetry.otlp_endpoint", "auth-token-file": "auth.token_file",
 	"queue-min-message-ttl": "queues.min_message_ttl", "queue-min-claim-ttl": "queues.min_claim_ttl",
+	"queue-driver": "queues.driver",
+	"cluster-name": "cluster.name", "node-name": "cluster.node_name", "cluster-listen": "cluster.listen",
+	"cluster-routes": "cluster.routes", "nats-listen": "cluster.nats_listen", "nats-url": "cluster.nats_url",
+	"nats-creds": "cluster.nats_creds", "nats-tls-ca": "cluster.nats_tls_ca", "nats-tls-cert": "cluster.nats_tls_cert",
+	"nats-tls-key": "cluster.nats_tls_key", "advertise": "cluster.advertise", "cluster-replicas": "cluster.replicas",
 }
 
 func newServeCommand() *cobra.Command {
@@ -70,6 +75,19 @@ func registerConfigFlags(f *pflag.FlagSet) {
 	f.String("auth-token-file", "", "file of static bearer tokens; turns auth on")
 	f.String("queue-min-message-ttl", "", "lowest message ttl queues accept (default 60s, as Zaqar)")
 	f.String("queue-min-claim-ttl", "", "lowest claim ttl queues accept (default 60s, as Zaqar)")
+	f.String("queue-driver", "", "where queues live: bolt or jetstream (default: jetstream in cluster mode, else bolt)")
+	f.String("cluster-name", "", "join nodes in an embedded NATS cluster of this name (turns cluster mode on)")
+	f.String("node-name", "", "this node's unique name in the cluster (default: the host name)")
+	f.String("cluster-listen", "", "route address of the embedded NATS server (e.g. 0.0.0.0:6222)")
+	f.String("cluster-routes", "", "comma-separated route URLs of the other nodes (nats-route://host:6222)")
+	f.String("nats-listen", "", "also serve NATS clients on this address (the node itself connects in-process)")
+	f.String("nats-url", "", "join an external NATS cluster at these comma-separated URLs instead of embedding one")
+	f.String("nats-creds", "", "NATS credentials file for --nats-url")
+	f.String("nats-tls-ca", "", "CA file to verify the external NATS servers")
+	f.String("nats-tls-cert", "", "client certificate file for the external NATS servers")
+	f.String("nats-tls-key", "", "client key file for the external NATS servers")
+	f.String("advertise", "", "HTTP URL other nodes and clients are told about (default: http:// + --listen)")
+	f.Int("cluster-replicas", 0, "JetStream replicas (0: 1 for one or two nodes, 3 from three)")
 }
 
 // loadConfig layers defaults, file, environment and the flags the user set.

@@ -41,13 +41,50 @@ type Config struct {
 	Telemetry Telemetry `yaml:"telemetry"`
 	Auth      Auth      `yaml:"auth"`
 	Queues    Queues    `yaml:"queues"`
+	Cluster   Cluster   `yaml:"cluster"`
 }
+
+// Cluster joins nodes over NATS. With neither Name nor NATSURL set the node
+// runs alone: no NATS at all.
+type Cluster struct {
+	// Name of the embedded NATS cluster; setting it turns cluster mode on.
+	Name string `yaml:"name"`
+	// NodeName is this node's unique name in the cluster (default: the
+	// host name).
+	NodeName string `yaml:"node_name"`
+	// Listen is the embedded NATS server's route address (host:port).
+	Listen string `yaml:"listen"`
+	// Routes are the other nodes' route URLs (nats-route://host:port).
+	Routes []string `yaml:"routes"`
+	// NATSListen, if set, also serves NATS clients on this address (for
+	// the nats CLI); the node itself connects in-process.
+	NATSListen string `yaml:"nats_listen"`
+	// NATSURL joins an external NATS cluster instead of embedding a
+	// server (comma-separated URLs); NATSCreds and NATSTLS* authenticate.
+	NATSURL     string `yaml:"nats_url"`
+	NATSCreds   string `yaml:"nats_creds"`
+	NATSTLSCA   string `yaml:"nats_tls_ca"`
+	NATSTLSCert string `yaml:"nats_tls_cert"`
+	NATSTLSKey  string `yaml:"nats_tls_key"`
+	// Advertise is the HTTP URL other nodes and clients are told about
+	// (default: http:// + listen).
+	Advertise string `yaml:"advertise"`
+	// Replicas of the JetStream streams and buckets (0: 1 for one or two
+	// nodes, 3 from three).
+	Replicas int `yaml:"replicas"`
+}
+
+// Enabled reports whether the node joins a cluster.
+func (c Cluster) Enabled() bool { return c.Name != "" || c.NATSURL != "" }
 
 // Queues tunes the Zaqar-style queues. Zero durations keep Zaqar's limits
 // (60s minimum message ttl and claim ttl); lower them for tests and demos.
 type Queues struct {
 	MinMessageTTL Duration `yaml:"min_message_ttl"`
 	MinClaimTTL   Duration `yaml:"min_claim_ttl"`
+	// Driver stores the queues: "bolt" (the local file) or "jetstream"
+	// (shared by the cluster). Empty: jetstream in cluster mode, else bolt.
+	Driver string `yaml:"driver"`
 }
 
 // Telemetry configures traces (metrics are always on at /metrics). The
@@ -168,7 +205,10 @@ var Keys = []string{"listen", "data_dir", "plugin_dir", "log_roots", "insecure",
 	"telemetry.otlp_endpoint", "telemetry.otlp_headers", "telemetry.service_name", "telemetry.trace_sample_ratio",
 	"auth.token_file", "auth.jwt_secret", "auth.jwt_secret_file", "auth.jwt_public_key_file", "auth.jwks_file",
 	"auth.issuer", "auth.audience", "auth.tenant_claim",
-	"queues.min_message_ttl", "queues.min_claim_ttl"}
+	"queues.min_message_ttl", "queues.min_claim_ttl", "queues.driver",
+	"cluster.name", "cluster.node_name", "cluster.listen", "cluster.routes", "cluster.nats_listen",
+	"cluster.nats_url", "cluster.nats_creds", "cluster.nats_tls_ca", "cluster.nats_tls_cert", "cluster.nats_tls_key",
+	"cluster.advertise", "cluster.replicas"}
 
 // otelEnv are the standard OpenTelemetry variables, applied before the
 // SIDESTREAM_* ones so that the more specific name wins.
@@ -275,6 +315,44 @@ func (c *Config) setNested(key, v string) error {
 		err = c.Queues.MinMessageTTL.Set(v)
 	case "queues.min_claim_ttl":
 		err = c.Queues.MinClaimTTL.Set(v)
+	case "queues.driver":
+		c.Queues.Driver = v
+	default:
+		return c.setCluster(key, v)
+	}
+	if err != nil {
+		return &FieldError{key, err.Error()}
+	}
+	return nil
+}
+
+func (c *Config) setCluster(key, v string) error {
+	var err error
+	switch key {
+	case "cluster.name":
+		c.Cluster.Name = v
+	case "cluster.node_name":
+		c.Cluster.NodeName = v
+	case "cluster.listen":
+		c.Cluster.Listen = v
+	case "cluster.routes":
+		c.Cluster.Routes = splitComma(v)
+	case "cluster.nats_listen":
+		c.Cluster.NATSListen = v
+	case "cluster.nats_url":
+		c.Cluster.NATSURL = v
+	case "cluster.nats_creds":
+		c.Cluster.NATSCreds = v
+	case "cluster.nats_tls_ca":
+		c.Cluster.NATSTLSCA = v
+	case "cluster.nats_tls_cert":
+		c.Cluster.NATSTLSCert = v
+	case "cluster.nats_tls_key":
+		c.Cluster.NATSTLSKey = v
+	case "cluster.advertise":
+		c.Cluster.Advertise = v
+	case "cluster.replicas":
+		c.Cluster.Replicas, err = strconv.Atoi(v)
 	default:
 		return &FieldError{key, "unknown key"}
 	}
@@ -299,6 +377,16 @@ func parseHeaders(v string) (map[string]string, error) {
 		out[k] = strings.TrimSpace(val)
 	}
 	return out, nil
+}
+
+func splitComma(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func splitList(v string) []string {
@@ -362,6 +450,7 @@ func (c Config) Validate() error {
 	if c.Queues.MinClaimTTL < 0 {
 		bad("queues.min_claim_ttl", "must not be negative")
 	}
+	errs = append(errs, c.Cluster.validate(c.Queues.Driver)...)
 	if c.DebugListen != "" {
 		// Profiles expose memory contents: never beyond this host.
 		if host, _, err := net.SplitHostPort(c.DebugListen); err != nil || !IsLoopback(host) {
@@ -385,6 +474,47 @@ func (t Telemetry) validate() []error {
 	}
 	if !(t.TraceSampleRatio > 0 && t.TraceSampleRatio <= 1) {
 		errs = append(errs, &FieldError{"telemetry.trace_sample_ratio", fmt.Sprintf("must be in (0, 1], not %v", t.TraceSampleRatio)})
+	}
+	return errs
+}
+
+func (c Cluster) validate(driver string) []error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{field, fmt.Sprintf(format, args...)})
+	}
+	switch driver {
+	case "", "bolt":
+	case "jetstream":
+		if !c.Enabled() {
+			bad("queues.driver", "jetstream needs cluster mode (cluster.name or cluster.nats_url)")
+		}
+	default:
+		bad("queues.driver", "must be bolt or jetstream, not %q", driver)
+	}
+	if c.Name != "" && c.NATSURL != "" {
+		bad("cluster.nats_url", "either embed NATS (cluster.name) or join an external one (cluster.nats_url), not both")
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		bad("cluster.replicas", "must be 0 (automatic) to 5, not %d", c.Replicas)
+	}
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			bad("cluster.listen", "%v (want host:port, e.g. 0.0.0.0:6222)", err)
+		}
+	}
+	for i, r := range c.Routes {
+		if u, err := url.Parse(r); err != nil || u.Host == "" {
+			bad(fmt.Sprintf("cluster.routes[%d]", i), "%q is not a route URL (nats-route://host:port)", r)
+		}
+	}
+	if c.Advertise != "" {
+		if u, err := url.Parse(c.Advertise); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("cluster.advertise", "%q is not an http:// or https:// URL", c.Advertise)
+		}
+	}
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		bad("cluster.nats_tls_cert", "nats_tls_cert and nats_tls_key go together")
 	}
 	return errs
 }

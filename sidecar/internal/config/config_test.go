@@ -308,7 +308,8 @@ func TestEveryKeyIsSettable(t *testing.T) {
 	t.Parallel()
 	values := map[string]string{"insecure": "true", "debug_listen": "127.0.0.1:6060", "heartbeat": "1s", "shutdown_timeout": "1s",
 		"plugin_start_timeout": "1s", "max_body_bytes": "2048", "telemetry.trace_sample_ratio": "0.5",
-		"telemetry.otlp_headers": "a=b", "queues.min_message_ttl": "1s", "queues.min_claim_ttl": "1s"}
+		"telemetry.otlp_headers": "a=b", "queues.min_message_ttl": "1s", "queues.min_claim_ttl": "1s",
+		"cluster.replicas": "3"}
 	for _, key := range config.Keys {
 		cfg := config.Default()
 		v, ok := values[key]
