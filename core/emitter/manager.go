@@ -39,6 +39,9 @@ type CreateRequest struct {
 	Config    json.RawMessage
 	Labels    map[string]string
 	Retention *Retention
+	// Node, in cluster mode, is the node that runs the emitter (empty: the
+	// node asked). The Manager itself runs everything locally.
+	Node string
 }
 
 // Filter selects emitters in List. Empty fields match everything.
@@ -174,7 +177,7 @@ func (m *Manager) reserve(id string) (release func(), err error) {
 func checkRequest(req *CreateRequest) error {
 	var fields []FieldError
 	if req.ID == "" {
-		req.ID = newID()
+		req.ID = NewID()
 	} else if !idPattern.MatchString(req.ID) {
 		fields = append(fields, FieldError{"id", "must match " + idPattern.String()})
 	}
@@ -202,7 +205,8 @@ func checkRequest(req *CreateRequest) error {
 	return nil
 }
 
-func newID() string {
+// NewID returns a fresh emitter id ("em-" and 16 hex digits).
+func NewID() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
 	return "em-" + hex.EncodeToString(b[:])
@@ -272,11 +276,23 @@ func (m *Manager) List(_ context.Context, f Filter, after string, limit int) (pa
 	m.mu.RLock()
 	all := make([]Spec, 0, len(m.emitters))
 	for _, inst := range m.emitters {
-		if f.matches(inst.spec) {
-			all = append(all, inst.spec)
-		}
+		all = append(all, inst.spec)
 	}
 	m.mu.RUnlock()
+	return Paginate(all, f, after, limit)
+}
+
+// Paginate is List over any set of specs (a cluster's registry): it
+// filters, sorts and cuts all (which it may reorder) the way List does.
+func Paginate(all []Spec, f Filter, after string, limit int) (page []Spec, next string) {
+	n := 0
+	for _, s := range all {
+		if f.matches(s) {
+			all[n] = s
+			n++
+		}
+	}
+	all = all[:n]
 	sort.Slice(all, func(i, j int) bool { return listBefore(all[i].CreatedAt, all[i].ID, all[j].CreatedAt, all[j].ID) })
 	start := 0
 	if at, id, ok := parseCursor(after); ok {

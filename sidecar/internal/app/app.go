@@ -69,6 +69,8 @@ type system struct {
 	mgr   *emitter.Manager
 	auth  *auth.Authenticator
 	queue *queue.Service
+	// cluster is nil on a single node.
+	cluster *clusterParts
 }
 
 func (s *system) push(name string, fn func(context.Context) error) {
@@ -84,7 +86,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 		defer cancel()
 		err = errors.Join(err, shutdown(sctx, s.closers, log))
 	}()
-	for _, stage := range []func(context.Context) error{s.startDebug, s.startStorage, s.startPlugins, s.startEmitters, s.startQueues} {
+	for _, stage := range []func(context.Context) error{s.startDebug, s.startStorage, s.startPlugins, s.startEmitters, s.startCluster, s.startDefaults, s.startQueues} {
 		if err := stage(ctx); err != nil {
 			return err
 		}
@@ -171,10 +173,35 @@ func (s *system) startEmitters(ctx context.Context) error {
 		// One broken emitter must not take the others down.
 		s.log.Error("some emitters could not be restored", "err", err)
 	}
-	if err := ensureDefaults(ctx, s.mgr); err != nil {
+	return nil
+}
+
+// startDefaults ensures the shared emitters: on this node, or once in the
+// cluster (the first node to claim one runs it).
+func (s *system) startDefaults(ctx context.Context) error {
+	var ens ensurer = s.mgr
+	if s.cluster != nil {
+		ens = s.cluster.emitters
+	}
+	if err := ensureDefaults(ctx, ens); err != nil {
 		s.log.Error("shared emitters unavailable", "err", err)
 	}
 	return nil
+}
+
+// emitters is what the API serves: this node's, or the cluster's.
+func (s *system) emitters() httpapi.Emitters {
+	if s.cluster != nil {
+		return s.cluster.emitters
+	}
+	return localEmitters{s.mgr}
+}
+
+// localEmitters gives the manager the API's context-taking Stream.
+type localEmitters struct{ *emitter.Manager }
+
+func (l localEmitters) Stream(_ context.Context, id string) (*stream.Stream, error) {
+	return l.Manager.Stream(id)
 }
 
 // startQueues opens the authenticator and the queue service.
@@ -210,7 +237,7 @@ func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 	ins := s.tel.Instruments()
 	var queues *queueapi.API
 	deps := httpapi.Deps{
-		Emitters: s.mgr,
+		Emitters: s.emitters(),
 		Streams:  s.hub,
 		Tracker:  tracker.New(s.hub, tracker.Options{}),
 		Plugins:  pluginLister{s.host},
@@ -224,6 +251,9 @@ func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 			queues = queueapi.Register(r, s.queue, s.auth, queueapi.Options{Heartbeat: time.Duration(s.cfg.Heartbeat)},
 				s.log.With("component", "queueapi"))
 		}},
+	}
+	if s.cluster != nil {
+		deps.Cluster = s.cluster.view
 	}
 	if s.auth.Enabled() {
 		deps.Authenticate = s.auth.Middleware()
@@ -282,7 +312,11 @@ var defaults = []emitter.CreateRequest{
 		Retention: &emitter.Retention{Persist: true, MaxEvents: 10000, MaxAge: emitter.Duration(24 * time.Hour)}},
 }
 
-func ensureDefaults(ctx context.Context, mgr *emitter.Manager) error {
+type ensurer interface {
+	Ensure(ctx context.Context, req emitter.CreateRequest) (emitter.Spec, error)
+}
+
+func ensureDefaults(ctx context.Context, mgr ensurer) error {
 	var errs []error
 	for _, req := range defaults {
 		if _, err := mgr.Ensure(ctx, req); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/cloudwego/hertz/pkg/app"
 
 	"github.com/sidestream/sidestream/core/emitter"
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 func (s *Server) listPlugins(_ context.Context, c *app.RequestContext) error {
@@ -17,6 +18,18 @@ func (s *Server) listPlugins(_ context.Context, c *app.RequestContext) error {
 		items = append(items, s.d.Plugins.Plugins()...)
 	}
 	return writeJSON(c, http.StatusOK, map[string]any{"items": items})
+}
+
+func (s *Server) clusterView(ctx context.Context, c *app.RequestContext) error {
+	if s.d.Cluster != nil {
+		return writeJSON(c, http.StatusOK, s.d.Cluster(ctx))
+	}
+	self := api.Node{Name: "local", Health: "up", Self: true}
+	if s.d.Emitters != nil {
+		all, _ := s.d.Emitters.List(ctx, emitter.Filter{}, "", 0)
+		self.Emitters = len(all)
+	}
+	return writeJSON(c, http.StatusOK, api.Cluster{Mode: "single", Node: self.Name, Nodes: []api.Node{self}})
 }
 
 func (s *Server) createEmitter(ctx context.Context, c *app.RequestContext) error {

@@ -168,6 +168,8 @@ type createRequest struct {
 	Config    json.RawMessage   `json:"config"`
 	Labels    map[string]string `json:"labels"`
 	Retention *retentionBody    `json:"retention"`
+	// Node runs the emitter, in cluster mode (default: the node asked).
+	Node string `json:"node"`
 }
 
 func decodeCreateRequest(b []byte) (emitter.CreateRequest, error) {
@@ -186,5 +188,5 @@ func decodeCreateRequest(b []byte) (emitter.CreateRequest, error) {
 	if err != nil {
 		return emitter.CreateRequest{}, err
 	}
-	return emitter.CreateRequest{ID: cr.ID, Kind: cr.Kind, Config: cr.Config, Labels: cr.Labels, Retention: ret}, nil
+	return emitter.CreateRequest{ID: cr.ID, Kind: cr.Kind, Config: cr.Config, Labels: cr.Labels, Retention: ret, Node: cr.Node}, nil
 }

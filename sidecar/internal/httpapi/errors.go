@@ -10,6 +10,7 @@ import (
 
 	"github.com/cloudwego/hertz/pkg/app"
 
+	"github.com/sidestream/sidestream/core/cluster"
 	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/core/tracker"
@@ -72,6 +73,8 @@ func errorFor(err error) *apiError {
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "storage temporarily unavailable; retry later"}
 	case errors.Is(err, stream.ErrClosed):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "closed", Message: "stream closed"}
+	case errors.Is(err, cluster.ErrRemote):
+		return &apiError{Status: http.StatusBadGateway, Code: "remote_failed", Message: err.Error()}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &apiError{Status: http.StatusGatewayTimeout, Code: "timeout", Message: "timed out"}
 	case errors.Is(err, context.Canceled):

@@ -175,7 +175,7 @@ func (f *fakeEmitters) Command(ctx context.Context, id, name string, args json.R
 	n := f.fibN
 	f.mu.Unlock()
 	res := fmt.Appendf(nil, `{"position":%d,"value":"%s"}`, n, fibValue(n))
-	st, _ := f.Stream(id)
+	st, _ := f.Stream(context.Background(), id)
 	if _, err := st.Publish(ctx, []event.Draft{{Type: "fib", Data: res}}, nil); err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ func fibValue(n uint64) string {
 	return a.String()
 }
 
-func (f *fakeEmitters) Stream(id string) (*stream.Stream, error) {
+func (f *fakeEmitters) Stream(_ context.Context, id string) (*stream.Stream, error) {
 	f.mu.Lock()
 	_, ok := f.specs[id]
 	f.mu.Unlock()
@@ -326,7 +326,7 @@ func (e *env) do(method, path, body string, hdr ...string) (int, http.Header, []
 
 func (e *env) publish(id string, n int) {
 	e.t.Helper()
-	st, err := e.ems.Stream(id)
+	st, err := e.ems.Stream(context.Background(), id)
 	if err != nil {
 		e.t.Fatal(err)
 	}

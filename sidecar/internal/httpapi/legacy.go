@@ -50,7 +50,7 @@ func (s *Server) logPage(ctx context.Context, c *app.RequestContext) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.d.Emitters.Stream(c.Param("id"))
+	st, err := s.d.Emitters.Stream(ctx, c.Param("id"))
 	if err != nil {
 		return err
 	}

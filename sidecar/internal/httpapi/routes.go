@@ -59,6 +59,7 @@ func (s *Server) table() routeTable {
 		{"GET", "/api/v1/streams/:stream/events", s.streamEvents},
 		{"GET", "/api/v1/streams/:stream/sse", s.streamSSE},
 		{"GET", "/api/v1/streams/:stream/ws", s.streamWS},
+		{"GET", "/api/v1/cluster", s.clusterView},
 	}
 	for _, name := range fibCommands {
 		r = append(r, route{"GET", "/fib/" + name, s.fib(name)}, route{"POST", "/fib/" + name, s.fib(name)})

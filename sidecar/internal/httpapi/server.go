@@ -25,6 +25,7 @@ import (
 	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/core/tracker"
+	"github.com/sidestream/sidestream/sidecar/api"
 	streamhttp "github.com/sidestream/sidestream/sidecar/internal/stream"
 )
 
@@ -35,7 +36,9 @@ type Emitters interface {
 	List(ctx context.Context, f emitter.Filter, after string, limit int) ([]emitter.Spec, string)
 	Delete(ctx context.Context, id string) error
 	Command(ctx context.Context, id, name string, args json.RawMessage) (json.RawMessage, error)
-	Stream(id string) (*stream.Stream, error)
+	// Stream returns the emitter's stream (in cluster mode, a local mirror
+	// of an emitter another node runs).
+	Stream(ctx context.Context, id string) (*stream.Stream, error)
 }
 
 // PluginInfo is one plugin process as /api/v1/plugins shows it.
@@ -74,6 +77,9 @@ type Deps struct {
 	// Authenticate, if set, guards every route but the public ones (the
 	// livedoc page, the OpenAPI document, health, readiness and metrics).
 	Authenticate app.HandlerFunc
+	// Cluster, if set, answers GET /api/v1/cluster; without it the node
+	// reports itself alone.
+	Cluster func(ctx context.Context) api.Cluster
 	// Mount registers more routes on the same server (the queues API);
 	// they carry their own auth and are documented in web/openapi.yaml.
 	Mount []func(r hzroute.IRoutes)

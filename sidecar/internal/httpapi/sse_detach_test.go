@@ -42,7 +42,7 @@ func TestSSEServedAfterHandlerReturned(t *testing.T) {
 	e := newEnv(t, Options{HeartbeatInterval: time.Hour})
 	e.do("PUT", "/log", "")
 	id := e.ems.order[len(e.ems.order)-1]
-	st, err := e.ems.Stream(id)
+	st, err := e.ems.Stream(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func stuckSSEClient(t *testing.T, e *env) net.Conn {
 	if _, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil {
 		t.Fatal(err)
 	}
-	st, err := e.ems.Stream("time")
+	st, err := e.ems.Stream(context.Background(), "time")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -191,7 +191,7 @@ func TestCloseEndsStreamsAndRefusesNew(t *testing.T) {
 func TestSSEClientGoneReleasesSubscription(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{HeartbeatInterval: time.Hour})
-	st, err := e.ems.Stream("time")
+	st, err := e.ems.Stream(context.Background(), "time")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func (s *Server) echo(ctx context.Context, c *app.RequestContext) error {
 // emitterSSE serves the stream of the emitter named by path param p.
 func (s *Server) emitterSSE(p string) handler {
 	return func(ctx context.Context, c *app.RequestContext) error {
-		st, err := s.d.Emitters.Stream(c.Param(p))
+		st, err := s.d.Emitters.Stream(ctx, c.Param(p))
 		if err != nil {
 			return err
 		}
@@ -85,7 +85,7 @@ func (s *Server) emitterSSE(p string) handler {
 // sharedSSE serves the stream of a shared emitter the app creates.
 func (s *Server) sharedSSE(id string) handler {
 	return func(ctx context.Context, c *app.RequestContext) error {
-		st, err := s.d.Emitters.Stream(id)
+		st, err := s.d.Emitters.Stream(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -115,7 +115,7 @@ func (s *Server) resolveStream(ctx context.Context, name string) (*stream.Stream
 	if user, ok := strings.CutPrefix(name, tracker.Prefix); ok {
 		return s.d.Tracker.Stream(ctx, user)
 	}
-	st, err := s.d.Emitters.Stream(name)
+	st, err := s.d.Emitters.Stream(ctx, name)
 	if err == nil {
 		return st, nil
 	}

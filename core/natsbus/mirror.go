@@ -1,0 +1,245 @@
+package natsbus
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/sidestream/sidestream/core/cluster"
+	"github.com/sidestream/sidestream/core/event"
+	"github.com/sidestream/sidestream/core/stream"
+)
+
+var _ cluster.Mirrors = (*Mirrors)(nil)
+
+// Mirrors serves, on this node, the streams of emitters other nodes run:
+// one NATS subscription per stream however many local clients watch it,
+// holes filled from the owner, history read from the owner, and watchers
+// told when the owner is lost (they stay connected and resume when it is
+// back, with nothing lost or repeated).
+type Mirrors struct {
+	nc    *nats.Conn
+	hub   *stream.Hub
+	peers *Peers
+	nodes *Nodes
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	mirrors map[string]*mirror
+	unwatch func()
+	wg      sync.WaitGroup
+}
+
+// NewMirrors returns the mirrors of this node, kept in hub.
+func NewMirrors(nc *nats.Conn, hub *stream.Hub, peers *Peers, nodes *Nodes, log *slog.Logger) *Mirrors {
+	m := &Mirrors{nc: nc, hub: hub, peers: peers, nodes: nodes, log: log, mirrors: map[string]*mirror{}}
+	m.unwatch = nodes.Watch(m.onNode)
+	return m
+}
+
+// Open returns the local mirror of e's stream, opening it on first use.
+func (m *Mirrors) Open(ctx context.Context, e cluster.Entry) (*stream.Stream, error) {
+	m.mu.Lock()
+	mr, ok := m.mirrors[e.Spec.ID]
+	m.mu.Unlock()
+	if ok {
+		return mr.st, nil
+	}
+	mr = &mirror{m: m, id: e.Spec.ID, node: e.Node, ready: make(chan struct{})}
+	// Subscribed before the head is read, so no batch falls between.
+	sub, err := m.nc.Subscribe(subjectEvents+token(e.Spec.ID), mr.onBatch)
+	if err != nil {
+		return nil, fmt.Errorf("mirror %s: %w", e.Spec.ID, err)
+	}
+	mr.sub = sub
+	cfg := stream.Config{Persist: e.Spec.Retention.Persist, Kind: e.Spec.Kind}
+	// OpenExternal owns mr from here: it releases it unless it keeps it.
+	st, err := m.hub.OpenExternal(ctx, e.Spec.ID, cfg, mr)
+	if err != nil {
+		close(mr.ready)
+		return nil, fmt.Errorf("mirror %s of node %s: %w", e.Spec.ID, e.Node, err)
+	}
+	mr.st = st
+	close(mr.ready)
+	m.mu.Lock()
+	if mr.sub.IsValid() {
+		m.mirrors[e.Spec.ID] = mr
+	}
+	m.mu.Unlock()
+	if !m.nodes.Up(e.Node) {
+		st.SetOffline(true, "node "+e.Node+" is unreachable")
+	}
+	return st, nil
+}
+
+// onNode reacts to an owner going down (watchers are told) or coming back
+// or restarting (the mirror catches up from the owner's history).
+func (m *Mirrors) onNode(n cluster.Node) {
+	m.mu.Lock()
+	var affected []*mirror
+	for _, mr := range m.mirrors {
+		if mr.node == n.Name {
+			affected = append(affected, mr)
+		}
+	}
+	m.mu.Unlock()
+	for _, mr := range affected {
+		if !n.Up {
+			mr.st.SetOffline(true, "node "+n.Name+" is unreachable")
+			continue
+		}
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			mr.catchUp()
+		}()
+	}
+}
+
+// Close drops every mirror's subscription.
+func (m *Mirrors) Close(ctx context.Context) error {
+	m.unwatch()
+	m.mu.Lock()
+	for _, mr := range m.mirrors {
+		_ = mr.sub.Unsubscribe()
+	}
+	m.mu.Unlock()
+	done := make(chan struct{})
+	go func() { m.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("close mirrors: %w", ctx.Err())
+	}
+}
+
+// mirror is one remote stream; it is the stream's stream.ExternalSource.
+type mirror struct {
+	m     *Mirrors
+	id    string
+	node  string
+	sub   *nats.Subscription
+	ready chan struct{}
+	st    *stream.Stream
+
+	// deliver orders the subscription's batches with catch-ups.
+	deliver sync.Mutex
+}
+
+// rpcTimeout bounds one fill or history read from the owner.
+const rpcTimeout = 5 * time.Second
+
+func (mr *mirror) onBatch(msg *nats.Msg) {
+	<-mr.ready
+	if mr.st == nil || !mr.sub.IsValid() {
+		return
+	}
+	var envs []event.Envelope
+	if err := json.Unmarshal(msg.Data, &envs); err != nil {
+		mr.m.log.Warn("unreadable event batch", "stream", mr.id, "node", mr.node, "err", err)
+		return
+	}
+	mr.deliver.Lock()
+	defer mr.deliver.Unlock()
+	mr.deliverLocked(fromEnvelopes(envs))
+}
+
+// deliverLocked delivers evs, filling any hole before them from the owner.
+func (mr *mirror) deliverLocked(evs []*event.Event) {
+	for range 64 { // bounded: each round fills up to stream.MaxBatch seqs
+		from, to, ok := mr.st.Deliver(evs)
+		if ok {
+			return
+		}
+		if !mr.fill(from, to) {
+			return
+		}
+	}
+}
+
+// fill reads the missing seqs from the owner and delivers them. A hole the
+// owner no longer holds becomes a gap marker for watchers.
+func (mr *mirror) fill(from, to uint64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+	defer cancel()
+	evs, err := mr.m.peers.ReadAfter(ctx, mr.node, mr.id, from-1, int(min(to-from+1, stream.MaxBatch)))
+	if err != nil {
+		mr.m.log.Warn("fill mirror from owner", "stream", mr.id, "node", mr.node, "from", from, "to", to, "err", err)
+		return false
+	}
+	if len(evs) == 0 || evs[0].Seq > from {
+		end := to
+		if len(evs) > 0 {
+			end = evs[0].Seq - 1
+		}
+		evs = append([]*event.Event{event.Gap(mr.id, from, end)}, evs...)
+	}
+	_, _, _ = mr.st.Deliver(evs)
+	return true
+}
+
+// catchUp delivers what the owner published while it was unreachable.
+func (mr *mirror) catchUp() {
+	mr.deliver.Lock()
+	defer mr.deliver.Unlock()
+	for range 1 << 16 {
+		ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+		evs, err := mr.m.peers.ReadAfter(ctx, mr.node, mr.id, mr.st.Head(), stream.MaxBatch)
+		cancel()
+		if err != nil {
+			mr.m.log.Warn("catch up mirror", "stream", mr.id, "node", mr.node, "err", err)
+			return
+		}
+		if len(evs) == 0 {
+			break
+		}
+		mr.deliverLocked(evs)
+	}
+	mr.st.SetOffline(false, "")
+}
+
+// Head is the owner's head (stream.ExternalSource).
+func (mr *mirror) Head(ctx context.Context, _ string) (uint64, error) {
+	h, err := mr.m.peers.Head(ctx, mr.node, mr.id)
+	if err != nil && !mr.m.nodes.Up(mr.node) {
+		// Open anyway: watchers get offline and resume from the owner.
+		return 0, nil
+	}
+	return h, err
+}
+
+// ReadAfter reads the owner's history (stream.ExternalSource).
+func (mr *mirror) ReadAfter(ctx context.Context, _ string, after uint64, limit int) ([]*event.Event, error) {
+	evs, err := mr.m.peers.ReadAfter(ctx, mr.node, mr.id, after, limit)
+	return evs, unavailable(err)
+}
+
+// ReadBefore reads the owner's history (stream.ExternalSource).
+func (mr *mirror) ReadBefore(ctx context.Context, _ string, before uint64, limit int) ([]*event.Event, error) {
+	evs, err := mr.m.peers.ReadBefore(ctx, mr.node, mr.id, before, limit)
+	return evs, unavailable(err)
+}
+
+// Release drops the subscription once the hub let the stream go.
+func (mr *mirror) Release() {
+	_ = mr.sub.Unsubscribe()
+	mr.m.mu.Lock()
+	if mr.m.mirrors[mr.id] == mr {
+		delete(mr.m.mirrors, mr.id)
+	}
+	mr.m.mu.Unlock()
+}
+
+// unavailable keeps a lost owner a retryable condition for readers.
+func unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", stream.ErrStoreUnavailable, err)
+}

@@ -1,0 +1,78 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Subjects and buckets of the cluster. Every name starts with
+// "sidestream" so an external NATS shared with other software stays tidy.
+const (
+	subjectHeartbeat = "sidestream.nodes.heartbeat"
+	subjectRPC       = "sidestream.rpc."    // + node
+	subjectEvents    = "sidestream.events." // + escaped stream name
+	bucketNodes      = "sidestream_nodes"
+	bucketEmitters   = "sidestream_emitters"
+)
+
+// token escapes a stream or node name into one subject token: '.' would
+// split it and '*' / '>' are wildcards; '_' is the escape itself.
+func token(name string) string {
+	if !strings.ContainsAny(name, "._*> ") {
+		return name
+	}
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; c {
+		case '.', '_', '*', '>', ' ':
+			fmt.Fprintf(&b, "_%02X", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// retryJS retries a JetStream management call while the cluster is still
+// forming (no meta leader yet, too few peers for the replicas asked), up
+// to ctx's end.
+func retryJS(ctx context.Context, what string, fn func(context.Context) error) error {
+	delay := 100 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := fn(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if !transient(err) {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 2*time.Second)
+	}
+}
+
+func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		// 10008 temporarily unavailable, 10023 insufficient resources
+		// (peers not up yet), 10074 no suitable peers.
+		switch apiErr.ErrorCode {
+		case 10008, 10023, 10074, 10005:
+			return true
+		}
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		strings.Contains(err.Error(), "no responders") || strings.Contains(err.Error(), "timeout") ||
+		strings.Contains(err.Error(), "unavailable")
+}

@@ -1,0 +1,229 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sidestream/sidestream/core/natsbus/natstest"
+)
+
+// createOn creates a synthetic log emitter on node (via the API of asked).
+func createOn(t *testing.T, asked *clusterNode, node string, rate int) string {
+	t.Helper()
+	var created struct {
+		ID   string `json:"id"`
+		Node string `json:"node"`
+	}
+	body := fmt.Sprintf(`{"kind":"log","node":%q,"config":{"source":"synthetic","rate":%d}}`, node, rate)
+	a := send(t, http.MethodPost, asked.URL("/api/v1/emitters"), body, nil)
+	if a.status != http.StatusCreated {
+		t.Fatalf("create on %s via %s: %d %s", node, asked.name, a.status, a.body)
+	}
+	a.decode(t, &created)
+	if created.Node != node {
+		t.Fatalf("created emitter runs on %q, want %q", created.Node, node)
+	}
+	return created.ID
+}
+
+// readSSE reads n data events from an SSE stream, failing on a gap.
+func readSSE(t *testing.T, s *sseStream, n int) []uint64 {
+	t.Helper()
+	seqs := make([]uint64, 0, n)
+	for len(seqs) < n {
+		ev, err := s.Next()
+		if err != nil {
+			t.Fatalf("SSE after %v: %v", seqs, err)
+		}
+		if ev.Event == "gap" || ev.Event == "offline" {
+			t.Fatalf("unexpected %s event (id %d) after %v", ev.Event, ev.ID, seqs)
+		}
+		seqs = append(seqs, ev.ID)
+	}
+	return seqs
+}
+
+func checkContiguous(t *testing.T, what string, seqs []uint64) {
+	t.Helper()
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] != seqs[i-1]+1 {
+			t.Fatalf("%s: seq %d follows %d (lost or repeated): %v", what, seqs[i], seqs[i-1], seqs)
+		}
+	}
+}
+
+// An emitter on node 1 is listed everywhere, and its stream is served by
+// node 2 over SSE and node 3 over WebSocket with the same seqs; a client
+// that leaves node 2 and resumes on node 3 loses and repeats nothing.
+func TestClusterServesAnyStreamFromAnyNode(t *testing.T) {
+	c := startEmbeddedCluster(t, 3)
+	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
+	id := createOn(t, n2, "n1", 100) // created through node 2, runs on node 1
+
+	var list struct {
+		Items []struct{ ID, Node string } `json:"items"`
+	}
+	eventually(t, "node 3 lists the emitter with its owner", 10*time.Second, func() bool {
+		do(t, http.MethodGet, n3.URL("/api/v1/emitters?kind=log"), "", &list)
+		return len(list.Items) == 1 && list.Items[0].ID == id && list.Items[0].Node == "n1"
+	})
+
+	sse := openSSE(t, n2.URL("/sse/log/"+id), "")
+	ws := dialWS(t, n3.URL("/api/v1/streams/"+id+"/ws"))
+	viaSSE := readSSE(t, sse, 60)
+	checkContiguous(t, "SSE on node 2", viaSSE)
+	var viaWS []uint64
+	for len(viaWS) == 0 || viaWS[len(viaWS)-1] < viaSSE[len(viaSSE)-1] {
+		var env struct {
+			Seq  uint64
+			Type string
+		}
+		readEnvelope(t, ws, &env)
+		viaWS = append(viaWS, env.Seq)
+	}
+	checkContiguous(t, "WS on node 3", viaWS)
+	// Both ended on the same seq, and the owner's own history agrees.
+	var page struct {
+		Items []struct{ Seq uint64 } `json:"items"`
+	}
+	do(t, http.MethodGet, n1.URL(fmt.Sprintf("/api/v1/streams/%s/events?after=%d&limit=5", id, viaSSE[0]-1)), "", &page)
+	if len(page.Items) == 0 || page.Items[0].Seq != viaSSE[0] {
+		t.Fatalf("owner's history after %d: %+v", viaSSE[0]-1, page.Items)
+	}
+
+	// Leave node 2 at last, resume on node 3.
+	last := viaSSE[len(viaSSE)-1]
+	sse.Close()
+	resumed := readSSE(t, openSSE(t, n3.URL("/sse/log/"+id), strconv.FormatUint(last, 10)), 30)
+	if resumed[0] != last+1 {
+		t.Fatalf("resumed on node 3 at %d, want %d", resumed[0], last+1)
+	}
+	checkContiguous(t, "resumed on node 3", resumed)
+
+	// A REST history page of a remote stream on node 3.
+	do(t, http.MethodGet, n3.URL(fmt.Sprintf("/api/v1/streams/%s/events?after=%d&limit=10", id, last)), "", &page)
+	if len(page.Items) != 10 || page.Items[0].Seq != last+1 {
+		t.Fatalf("node 3's page after %d: %+v", last, page.Items)
+	}
+}
+
+// Killing a node that only watches leaves the others serving; killing the
+// owner sends watchers `offline`, and once it is back they get every
+// event once.
+func TestClusterSurvivesNodeLossAndOwnerRestart(t *testing.T) {
+	c := startEmbeddedCluster(t, 3)
+	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
+	id := createOn(t, n1, "n1", 50)
+	watch2 := openSSE(t, n2.URL("/sse/log/"+id), "")
+	watch3 := openSSE(t, n3.URL("/sse/log/"+id), "")
+	first := readSSE(t, watch3, 10)
+
+	n2.sc.Kill()
+	more := readSSE(t, watch3, 20)
+	checkContiguous(t, "node 3 while node 2 is down", append(first, more...))
+	if code := do(t, http.MethodGet, n1.URL("/api/v1/emitters/"+id), "", nil); code != http.StatusOK {
+		t.Fatalf("node 1 after node 2's loss: %d", code)
+	}
+	_ = watch2
+
+	n1.sc.Kill()
+	seqs := append(first, more...)
+	offline := false
+	deadline := time.Now().Add(30 * time.Second)
+	for !offline && time.Now().Before(deadline) {
+		ev, err := watch3.Next()
+		if err != nil {
+			t.Fatalf("node 3's stream ended while the owner is down: %v", err)
+		}
+		if ev.Event == "offline" {
+			offline = true
+			continue
+		}
+		seqs = append(seqs, ev.ID)
+	}
+	if !offline {
+		t.Fatal("no offline event within 30s of the owner's loss")
+	}
+	c.restart(n1)
+	after := readSSE(t, watch3, 30)
+	all := append(seqs, after...)
+	checkContiguous(t, "node 3 across the owner's restart", all)
+}
+
+// /fib/next asked on all three nodes at once gives one gap-free sequence:
+// the shared fibonacci runs once in the cluster.
+func TestClusterSharedFibonacci(t *testing.T) {
+	c := startEmbeddedCluster(t, 3)
+	const perNode = 30
+	var mu sync.Mutex
+	var positions []int
+	var wg sync.WaitGroup
+	for _, node := range c.nodes {
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range perNode / 3 {
+					var r struct {
+						Position int `json:"position"`
+					}
+					a := send(t, http.MethodPost, node.URL("/fib/next"), "", nil)
+					if a.status != http.StatusOK {
+						t.Errorf("fib next on %s: %d %s", node.name, a.status, a.body)
+						return
+					}
+					_ = json.Unmarshal(a.body, &r)
+					mu.Lock()
+					positions = append(positions, r.Position)
+					mu.Unlock()
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	sort.Ints(positions)
+	for i, p := range positions {
+		if p != positions[0]+i {
+			t.Fatalf("positions from 3 nodes are not one gap-free sequence: %v", positions)
+		}
+	}
+	if len(positions) != 3*perNode {
+		t.Fatalf("%d answers, want %d", len(positions), 3*perNode)
+	}
+}
+
+// Two nodes joined to an external NATS server (started here from the Go
+// module) share emitters and streams the same way.
+func TestClusterOnExternalNATS(t *testing.T) {
+	ns := natstest.RunServer(t)
+	c := startExternalCluster(t, 2, ns.URL())
+	x1, x2 := c.nodes[0], c.nodes[1]
+	c.waitNodesUp(x2, 2)
+	id := createOn(t, x1, "x1", 50)
+	seqs := readSSE(t, openSSE(t, x2.URL("/sse/log/"+id), ""), 20)
+	checkContiguous(t, "x2 watching x1", seqs)
+	var view struct {
+		Mode  string
+		Nodes []struct {
+			Name     string
+			Emitters int
+		}
+	}
+	do(t, http.MethodGet, x2.URL("/api/v1/cluster"), "", &view)
+	if view.Mode != "external" || len(view.Nodes) != 2 {
+		t.Fatalf("cluster view on x2: %+v", view)
+	}
+	// A delete through x2 stops the emitter on x1.
+	if code := do(t, http.MethodDelete, x2.URL("/api/v1/emitters/"+id), "", nil); code != http.StatusNoContent {
+		t.Fatalf("delete via x2: %d", code)
+	}
+	if code := do(t, http.MethodGet, x1.URL("/api/v1/emitters/"+id), "", nil); code != http.StatusNotFound {
+		t.Fatalf("emitter still on x1 after delete via x2: %d", code)
+	}
+}
