@@ -178,7 +178,7 @@ func (mr *mirror) fill(from, to uint64) bool {
 		if len(evs) > 0 {
 			end = evs[0].Seq - 1
 		}
-		evs = append([]*event.Event{event.Gap(mr.id, from, end)}, evs...)
+		mr.st.DeliverGap(from, end)
 	}
 	_, _, _ = mr.st.Deliver(evs)
 	return true

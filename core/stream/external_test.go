@@ -326,3 +326,30 @@ func TestExternalOpenAndPublishRefused(t *testing.T) {
 		t.Fatalf("external over a local stream: %v, released %d", err, over.released.Load())
 	}
 }
+
+// A hole the source no longer holds becomes one gap marker: a subscriber
+// passing through learns the range it missed, then continues.
+func TestDeliverGapMarksLostRange(t *testing.T) {
+	t.Parallel()
+	src := newSource(t, "gappy", 0)
+	all := src.more(t, 9)
+	s := openExt(t, newHub(t, memstore.New()), "gappy", stream.Config{RingSize: 16}, &source{Store: memstore.New()})
+	if _, _, ok := s.Deliver(pick(all, 1, 2)); !ok {
+		t.Fatal("first events refused")
+	}
+	sub := s.Subscribe(stream.After(2))
+	defer sub.Close()
+	if !s.DeliverGap(3, 7) {
+		t.Fatal("DeliverGap at head+1 refused")
+	}
+	if s.DeliverGap(20, 25) {
+		t.Fatal("DeliverGap beyond head+1 accepted")
+	}
+	if _, _, ok := s.Deliver(pick(all, 8, 9)); !ok {
+		t.Fatal("events after the gap not contiguous")
+	}
+	got := readN(t, sub, 3)
+	if len(got) != 3 || !got[0].IsGap() || got[0].Seq != 7 || string(got[0].Data) != `{"from":3,"to":7}` || got[1].Seq != 8 || got[2].Seq != 9 {
+		t.Fatalf("subscriber got %v", seqs(got))
+	}
+}
