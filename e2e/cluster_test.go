@@ -35,6 +35,9 @@ func createOn(t *testing.T, asked *clusterNode, node string, rate int) string {
 // readSSE reads n data events from an SSE stream, failing on a gap.
 func readSSE(t *testing.T, s *sseStream, n int) []uint64 {
 	t.Helper()
+	// A hang guard: a stream that stops delivering fails the test.
+	guard := time.AfterFunc(60*time.Second, s.Close)
+	defer guard.Stop()
 	seqs := make([]uint64, 0, n)
 	for len(seqs) < n {
 		ev, err := s.Next()
@@ -90,11 +93,11 @@ func TestClusterServesAnyStreamFromAnyNode(t *testing.T) {
 	checkContiguous(t, "WS on node 3", viaWS)
 	// Both ended on the same seq, and the owner's own history agrees.
 	var page struct {
-		Items []struct{ Seq uint64 } `json:"items"`
+		Events []struct{ Seq uint64 } `json:"events"`
 	}
 	do(t, http.MethodGet, n1.URL(fmt.Sprintf("/api/v1/streams/%s/events?after=%d&limit=5", id, viaSSE[0]-1)), "", &page)
-	if len(page.Items) == 0 || page.Items[0].Seq != viaSSE[0] {
-		t.Fatalf("owner's history after %d: %+v", viaSSE[0]-1, page.Items)
+	if len(page.Events) == 0 || page.Events[0].Seq != viaSSE[0] {
+		t.Fatalf("owner's history after %d: %+v", viaSSE[0]-1, page.Events)
 	}
 
 	// Leave node 2 at last, resume on node 3.
@@ -108,8 +111,8 @@ func TestClusterServesAnyStreamFromAnyNode(t *testing.T) {
 
 	// A REST history page of a remote stream on node 3.
 	do(t, http.MethodGet, n3.URL(fmt.Sprintf("/api/v1/streams/%s/events?after=%d&limit=10", id, last)), "", &page)
-	if len(page.Items) != 10 || page.Items[0].Seq != last+1 {
-		t.Fatalf("node 3's page after %d: %+v", last, page.Items)
+	if len(page.Events) != 10 || page.Events[0].Seq != last+1 {
+		t.Fatalf("node 3's page after %d: %+v", last, page.Events)
 	}
 }
 
@@ -133,6 +136,8 @@ func TestClusterSurvivesNodeLossAndOwnerRestart(t *testing.T) {
 	_ = watch2
 
 	n1.sc.Kill()
+	guard := time.AfterFunc(60*time.Second, watch3.Close)
+	defer guard.Stop()
 	seqs := append(first, more...)
 	offline := false
 	deadline := time.Now().Add(30 * time.Second)

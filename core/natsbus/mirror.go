@@ -3,6 +3,7 @@ package natsbus
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -71,7 +72,7 @@ func (m *Mirrors) Open(ctx context.Context, e cluster.Entry) (*stream.Stream, er
 		m.mirrors[e.Spec.ID] = mr
 	}
 	m.mu.Unlock()
-	if !m.nodes.Up(e.Node) {
+	if mr.headFailed {
 		st.SetOffline(true, "node "+e.Node+" is unreachable")
 	}
 	return st, nil
@@ -130,6 +131,8 @@ type mirror struct {
 
 	// deliver orders the subscription's batches with catch-ups.
 	deliver sync.Mutex
+	// headFailed is set when the owner did not answer at open.
+	headFailed bool
 }
 
 // rpcTimeout bounds one fill or history read from the owner.
@@ -207,8 +210,10 @@ func (mr *mirror) catchUp() {
 // Head is the owner's head (stream.ExternalSource).
 func (mr *mirror) Head(ctx context.Context, _ string) (uint64, error) {
 	h, err := mr.m.peers.Head(ctx, mr.node, mr.id)
-	if err != nil && !mr.m.nodes.Up(mr.node) {
-		// Open anyway: watchers get offline and resume from the owner.
+	if errors.Is(err, cluster.ErrNodeDown) {
+		// Open anyway: watchers get offline and resume once the owner
+		// is back (a catch-up from 0 fills what they ask for).
+		mr.headFailed = true
 		return 0, nil
 	}
 	return h, err

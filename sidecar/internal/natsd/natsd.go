@@ -1,7 +1,8 @@
 // Package natsd runs the NATS server embedded in a cluster-mode sidecar:
 // JetStream on, its store under the data directory, routes to the other
-// nodes, and no client listener unless one is asked for (the sidecar
-// connects in-process). A single node never starts it.
+// nodes (the sidecar connects in-process; the client listener stays on a random loopback
+// port unless configured, because NATS starts routes only after it). A
+// single node never starts it.
 package natsd
 
 import (
@@ -28,7 +29,8 @@ type Options struct {
 	Listen string
 	// Routes are the other nodes' route URLs (nats-route://host:port).
 	Routes []string
-	// ClientListen, if set, also serves NATS clients there.
+	// ClientListen, if set, serves NATS clients there (default: a random
+	// loopback port; the sidecar itself connects in-process).
 	ClientListen string
 	// StoreDir holds JetStream's files.
 	StoreDir string
@@ -78,10 +80,12 @@ func serverOptions(o Options) (*server.Options, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats server: cluster listen %q: %w", o.Listen, err)
 	}
+	// NATS starts routing only once its client listener is up, so there
+	// is always one: a random loopback port unless ClientListen names one.
 	so := &server.Options{
 		ServerName: o.Node,
-		DontListen: o.ClientListen == "",
-		JetStream:  true, StoreDir: o.StoreDir,
+		Host:       "127.0.0.1", Port: -1,
+		JetStream: true, StoreDir: o.StoreDir,
 		NoSigs:  true,
 		Cluster: server.ClusterOpts{Name: o.Cluster, Host: host, Port: port},
 	}
