@@ -31,15 +31,6 @@ type Event struct {
 	json     []byte
 }
 
-// Envelope is the JSON shape of an event in REST pages and WebSocket frames.
-type Envelope struct {
-	Stream string          `json:"stream"`
-	Seq    uint64          `json:"seq"`
-	Type   string          `json:"type"`
-	Time   time.Time       `json:"time"`
-	Data   json.RawMessage `json:"data"`
-}
-
 // Gap returns the marker for the missing seqs from..to (inclusive).
 func Gap(stream string, from, to uint64) *Event {
 	data := []byte(`{"from":` + strconv.FormatUint(from, 10) + `,"to":` + strconv.FormatUint(to, 10) + `}`)
@@ -49,7 +40,11 @@ func Gap(stream string, from, to uint64) *Event {
 // IsGap reports whether e is a gap marker.
 func (e *Event) IsGap() bool { return e.Type == TypeGap }
 
-// JSON returns the envelope encoding, computed once.
+// JSON returns the envelope encoding, computed once: the JSON shape of an
+// event in REST pages and WebSocket frames, {"stream","seq","type",
+// "time","data"}, declared for API users as api.Event in sidecar/api
+// (which core does not import; sidecar/internal/httpapi tests that the
+// two agree).
 func (e *Event) JSON() []byte {
 	e.jsonOnce.Do(func() {
 		// Sized up front: growing from nil cost four extra allocations.

@@ -13,17 +13,23 @@ import (
 	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/core/tracker"
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 // apiError is an error with its HTTP answer. Handlers return it for
 // request problems they detect themselves; everything else is mapped in
 // errorFor.
 type apiError struct {
-	Status  int                  `json:"-"`
-	Code    string               `json:"code"`
-	Message string               `json:"message"`
-	Fields  []emitter.FieldError `json:"fields,omitempty"`
+	Status  int
+	Code    string
+	Message string
+	Fields  []api.FieldError
 	allow   string
+}
+
+// body is the answer's JSON: api.ErrorBody, the one error shape.
+func (e *apiError) body() []byte {
+	return api.NewError(e.Code, e.Message, e.Fields...).Encode()
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -47,7 +53,7 @@ func errorFor(err error) *apiError {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &ve):
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid", Message: ve.Error(), Fields: ve.Fields}
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid", Message: ve.Error(), Fields: fieldsOut(ve.Fields)}
 	case errors.As(err, &ce):
 		code := ce.Code
 		if code == "" {
@@ -81,6 +87,15 @@ func errorFor(err error) *apiError {
 	}
 }
 
+// fieldsOut maps the domain's field errors to the API's.
+func fieldsOut(fs []emitter.FieldError) []api.FieldError {
+	out := make([]api.FieldError, len(fs))
+	for i, f := range fs {
+		out[i] = api.FieldError{Field: f.Field, Message: f.Message}
+	}
+	return out
+}
+
 // writeError answers c with err's status and JSON body.
 func (s *Server) writeError(c *app.RequestContext, err error) {
 	ae := errorFor(err)
@@ -90,7 +105,7 @@ func (s *Server) writeError(c *app.RequestContext, err error) {
 	if ae.allow != "" {
 		c.Response.Header.Set("Allow", ae.allow)
 	}
-	c.JSON(ae.Status, map[string]*apiError{"error": ae})
+	c.Data(ae.Status, jsonContentType, ae.body())
 }
 
 // recoverMiddleware turns a handler panic into a 500 JSON answer and marks

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cloudwego/hertz/pkg/app"
 
+	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/web"
 )
 
@@ -100,6 +101,9 @@ func publicRoute(path string) bool {
 	return strings.HasPrefix(path, "/livedoc/")
 }
 
+// jsonContentType is the Content-Type of every JSON answer.
+const jsonContentType = "application/json; charset=utf-8"
+
 // writeJSON answers with v encoded by encoding/json (json.RawMessage
 // values pass through unchanged).
 func writeJSON(c *app.RequestContext, status int, v any) error {
@@ -107,7 +111,7 @@ func writeJSON(c *app.RequestContext, status int, v any) error {
 	if err != nil {
 		return err
 	}
-	c.Data(status, "application/json; charset=utf-8", b)
+	c.Data(status, jsonContentType, b)
 	return nil
 }
 
@@ -122,7 +126,7 @@ func (s *Server) openapi(_ context.Context, c *app.RequestContext) error {
 }
 
 func (s *Server) healthz(_ context.Context, c *app.RequestContext) error {
-	return writeJSON(c, http.StatusOK, map[string]string{"status": "ok"})
+	return writeJSON(c, http.StatusOK, api.Status{Status: "ok"})
 }
 
 func (s *Server) readyz(ctx context.Context, c *app.RequestContext) error {
@@ -134,5 +138,5 @@ func (s *Server) readyz(ctx context.Context, c *app.RequestContext) error {
 	if s.ctx.Err() != nil {
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: "shutting down"}
 	}
-	return writeJSON(c, http.StatusOK, map[string]string{"status": "ready"})
+	return writeJSON(c, http.StatusOK, api.Status{Status: "ready"})
 }

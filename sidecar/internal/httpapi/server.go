@@ -10,13 +10,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	hzroute "github.com/cloudwego/hertz/pkg/route"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	hzroute "github.com/cloudwego/hertz/pkg/route"
 
 	"github.com/cloudwego/hertz/pkg/app"
 	"github.com/cloudwego/hertz/pkg/app/server"
@@ -25,6 +26,7 @@ import (
 	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/core/tracker"
+	"github.com/sidestream/sidestream/sidecar/api"
 	streamhttp "github.com/sidestream/sidestream/sidecar/internal/stream"
 )
 
@@ -38,20 +40,9 @@ type Emitters interface {
 	Stream(id string) (*stream.Stream, error)
 }
 
-// PluginInfo is one plugin process as /api/v1/plugins shows it.
-type PluginInfo struct {
-	Name      string `json:"name"`
-	Version   string `json:"version"`
-	PID       int    `json:"pid"`
-	State     string `json:"state"`
-	Restarts  int    `json:"restarts"`
-	Instances int    `json:"instances"`
-	LastError string `json:"last_error,omitempty"`
-}
-
 // Plugins lists the plugin processes.
 type Plugins interface {
-	Plugins() []PluginInfo
+	Plugins() []api.Plugin
 }
 
 // Deps are the parts the API serves.
