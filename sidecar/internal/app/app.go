@@ -227,7 +227,7 @@ func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 		}},
 	}
 	if s.auth.Enabled() {
-		deps.Authenticate = s.auth.Middleware()
+		deps.Authenticate = s.auth.Check
 	}
 	srv, err := httpapi.New(deps, httpapi.Options{
 		Listen:            s.cfg.Listen,

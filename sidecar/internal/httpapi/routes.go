@@ -81,13 +81,23 @@ func (s *Server) register() {
 			}
 		}}
 		if s.d.Authenticate != nil && !publicRoute(r.Path) {
-			chain = append([]app.HandlerFunc{s.d.Authenticate}, chain...)
+			chain = append([]app.HandlerFunc{s.authenticate}, chain...)
 		}
 		s.h.Handle(r.Method, r.Path, chain...)
 	}
 	for _, mount := range s.d.Mount {
 		mount(s.h)
 	}
+}
+
+// authenticate runs Deps.Authenticate, answering a refusal itself.
+func (s *Server) authenticate(ctx context.Context, c *app.RequestContext) {
+	if err := s.d.Authenticate(c); err != nil {
+		s.writeError(c, err)
+		c.Abort()
+		return
+	}
+	c.Next(ctx)
 }
 
 // publicRoute reports whether path is served without a token: what a

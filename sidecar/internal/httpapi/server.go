@@ -1,8 +1,11 @@
 // Package httpapi is the sidecar's HTTP API on Hertz: the routes of the
 // earlier systems (/log, /magic, /time, /echo, /fib, /track), the /api/v1
 // surface, SSE and WebSocket streams, health, and /openapi.yaml. Every
-// error goes through one mapper (errors.go) into
-// {"error":{"code":"…","message":"…"}}.
+// error goes through one mapper (errors.go) into api.ErrorBody,
+// {"error":{"code":"…","message":"…","fields":[…]}}, including the
+// answers Hertz makes before any route runs (unroutable requests,
+// trailing-slash redirects, and requests it cannot read: 400, 408, 413,
+// 431, rewritten on the connection).
 package httpapi
 
 import (
@@ -64,7 +67,9 @@ type Deps struct {
 	MetricsHandler http.Handler
 	// Authenticate, if set, guards every route but the public ones (the
 	// livedoc page, the OpenAPI document, health, readiness and metrics).
-	Authenticate app.HandlerFunc
+	// It returns an error wrapping auth.ErrUnauthenticated to refuse a
+	// request (answered 401 with the error body).
+	Authenticate func(c *app.RequestContext) error
 	// Mount registers more routes on the same server (the queues API);
 	// they carry their own auth and are documented in web/openapi.yaml.
 	Mount []func(r hzroute.IRoutes)
@@ -76,6 +81,9 @@ type Options struct {
 	Listen string
 	// MaxBodyBytes bounds request bodies (default 1 MiB).
 	MaxBodyBytes int64
+	// MaxHeaderBytes bounds a request's line and headers (default 1 MiB,
+	// Hertz's): beyond it the answer is 431.
+	MaxHeaderBytes int
 	// HeartbeatInterval is the SSE comment and WS ping interval (default 15s).
 	HeartbeatInterval time.Duration
 	// SSERetry is the reconnect delay told to SSE clients (default 2s).
@@ -95,6 +103,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 1 << 20
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 1 << 20
 	}
 	if o.HeartbeatInterval <= 0 {
 		o.HeartbeatInterval = 15 * time.Second
@@ -164,6 +175,10 @@ func New(d Deps, o Options) (*Server, error) {
 		server.WithListener(ln),
 		server.WithOnAccept(ln.onAccept),
 		server.WithHandleMethodNotAllowed(true),
+		// noRoute redirects to the path with the trailing slash toggled
+		// itself, with the error body; Hertz's redirect has none.
+		server.WithRedirectTrailingSlash(false),
+		server.WithMaxHeaderBytes(o.MaxHeaderBytes),
 		// Not WithSenseClientDisconnection: its watcher races with the
 		// connection's release when a response write fails (seen with
 		// -race on v0.10.4). Stream handlers watch their client themselves.

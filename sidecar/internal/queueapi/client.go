@@ -18,6 +18,8 @@ import (
 	"github.com/cloudwego/hertz/pkg/network/standard"
 	"github.com/cloudwego/hertz/pkg/protocol"
 	"github.com/hertz-contrib/websocket"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 // Client is a WebSocket client of /v2/ws: Do sends a frame and waits for
@@ -64,10 +66,7 @@ func (r Reply) Err() error {
 	if r.Status >= 200 && r.Status < 300 {
 		return nil
 	}
-	var e struct {
-		Error apiError `json:"error"`
-	}
-	_ = json.Unmarshal(r.Body, &e)
+	e, _ := api.DecodeError(r.Body)
 	return fmt.Errorf("status %d: %s: %s", r.Status, e.Error.Code, e.Error.Message)
 }
 

@@ -77,7 +77,7 @@ func (f *frame) header(name string) string {
 func reply(req []byte, status int, body any) []byte {
 	b, err := encode(body)
 	if err != nil {
-		status, b = 500, []byte(`{"error":{"code":"internal","message":"encode response"}}`)
+		status, b = 500, errf(500, "internal", "encode response").body()
 	}
 	if body == nil {
 		b = []byte("{}")
@@ -98,7 +98,7 @@ func reply(req []byte, status int, body any) []byte {
 // errorReply answers req with err in the API's error shape.
 func errorReply(req []byte, err error) []byte {
 	ae := errorFor(err)
-	return reply(req, ae.Status, map[string]any{"error": ae})
+	return reply(req, ae.Status, ae.body())
 }
 
 // Encoded is a JSON value built by hand, written as is instead of being

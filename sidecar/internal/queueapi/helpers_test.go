@@ -1,6 +1,7 @@
 package queueapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/sidestream/sidestream/core/bolt"
 	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
 )
 
@@ -145,14 +147,23 @@ func (r resp) json(t *testing.T, v any) {
 
 func (r resp) errCode(t *testing.T) string {
 	t.Helper()
-	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
+	return strictError(t, r.code, r.body).Error.Code
+}
+
+// strictError reads body as the API's one error body, Zaqar's title and
+// description included, with nothing else in it.
+func strictError(t *testing.T, status int, body []byte) api.ErrorBody {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var e api.ErrorBody
+	if err := dec.Decode(&e); err != nil || e.Error.Code == "" || e.Error.Message == "" {
+		t.Fatalf("%d %s is not the error body: %v", status, body, err)
 	}
-	r.json(t, &e)
-	if e.Error.Message == "" {
-		t.Fatalf("error without message: %s", r.body)
+	if e.Title != http.StatusText(status) || e.Description != e.Error.Message {
+		t.Fatalf("%d %s: Zaqar title/description %q/%q", status, body, e.Title, e.Description)
 	}
-	return e.Error.Code
+	return e
 }
 
 // do sends a REST request; hdr "" values are omitted.
@@ -212,11 +223,5 @@ func wsDo(t *testing.T, c *Client, action string, headers map[string]string, bod
 
 func replyCode(t *testing.T, r Reply) string {
 	t.Helper()
-	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
-	}
-	if err := json.Unmarshal(r.Body, &e); err != nil || e.Error.Message == "" {
-		t.Fatalf("reply %d %s is not an error", r.Status, r.Body)
-	}
-	return e.Error.Code
+	return strictError(t, r.Status, r.Body).Error.Code
 }

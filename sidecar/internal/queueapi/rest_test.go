@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 type msgsBody struct {
@@ -199,6 +200,24 @@ func TestRESTBadInput(t *testing.T) {
 	e.do("GET", "/v2/queues", ``, hdrs("p", "")).json(t, &qs)
 	if len(qs.Queues) != 0 {
 		t.Fatalf("bad requests created queues: %+v", qs.Queues)
+	}
+}
+
+// A validation error names its field, over REST and over the WebSocket
+// alike, in the one error body.
+func TestValidationErrorNamesTheField(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{nosync: true})
+	r := e.do("POST", "/v2/queues/q/claims", `{"ttl":43201}`, hdrs("p", clientA))
+	rest := strictError(t, r.code, r.body)
+	c := e.dial(http.Header{"X-Project-Id": {"p"}, "Client-ID": {clientA}})
+	defer c.Close()
+	rep := wsDo(t, c, "claim_create", nil, map[string]any{"queue_name": "q", "ttl": 43201})
+	ws := strictError(t, rep.Status, rep.Body)
+	for _, got := range []api.ErrorBody{rest, ws} {
+		if got.Error.Code != "invalid" || len(got.Error.Fields) != 1 || got.Error.Fields[0].Field != "ttl" || got.Error.Fields[0].Message == "" {
+			t.Fatalf("error %+v, want invalid naming ttl", got)
+		}
 	}
 }
 
