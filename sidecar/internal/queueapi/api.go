@@ -3,7 +3,8 @@
 // whose frames {"action","headers","body"} reach every operation, plus
 // subscriptions that push newly posted messages to a consumer through
 // claims (at-least-once). REST and WebSocket share one implementation of
-// each operation (ops.go), so both answer identically.
+// each operation (ops.go), so both answer identically. Its Go client is
+// sidecar/queueclient; errors have the API's one body (sidecar/api).
 package queueapi
 
 import (
@@ -122,7 +123,7 @@ func (e *apiError) Error() string { return e.Code + ": " + e.Message }
 
 // body is the answer's JSON, REST and WebSocket alike: the API's one
 // error body, plus the title and description Zaqar clients read.
-func (e *apiError) body() Encoded {
+func (e *apiError) body() encoded {
 	b := api.NewError(e.Code, e.Message, e.Fields...)
 	b.Title, b.Description = http.StatusText(e.Status), e.Message
 	return b.Encode()

@@ -22,6 +22,7 @@ import (
 	"github.com/sidestream/sidestream/core/queue"
 	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
+	"github.com/sidestream/sidestream/sidecar/queueclient"
 )
 
 func TestMain(m *testing.M) {
@@ -198,11 +199,11 @@ func hdrs(project, client string) map[string]string {
 	return map[string]string{"X-Project-Id": project, "Client-ID": client}
 }
 
-func (e *env) dial(hdr http.Header) *Client {
+func (e *env) dial(hdr http.Header) *queueclient.Client {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := Dial(ctx, e.base+"/v2/ws", hdr)
+	c, err := queueclient.Dial(ctx, e.base+"/v2/ws", hdr)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -210,7 +211,7 @@ func (e *env) dial(hdr http.Header) *Client {
 	return c
 }
 
-func wsDo(t *testing.T, c *Client, action string, headers map[string]string, body any) Reply {
+func wsDo(t *testing.T, c *queueclient.Client, action string, headers map[string]string, body any) queueclient.Reply {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -221,7 +222,7 @@ func wsDo(t *testing.T, c *Client, action string, headers map[string]string, bod
 	return r
 }
 
-func replyCode(t *testing.T, r Reply) string {
+func replyCode(t *testing.T, r queueclient.Reply) string {
 	t.Helper()
 	return strictError(t, r.Status, r.Body).Error.Code
 }

@@ -110,7 +110,7 @@ func setLocation(c *app.RequestContext, action string, out any) {
 		}
 	case "claim_create", "message_post":
 		// The hot paths encode their output by hand; REST reads it back.
-		e, ok := out.(Encoded)
+		e, ok := out.(encoded)
 		var v struct {
 			Href string   `json:"href"`
 			IDs  []string `json:"message_ids"`

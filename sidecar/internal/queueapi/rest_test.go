@@ -11,8 +11,8 @@ import (
 )
 
 type msgsBody struct {
-	Messages []msgOut `json:"messages"`
-	Links    []link   `json:"links"`
+	Messages []api.QueueMessage `json:"messages"`
+	Links    []link             `json:"links"`
 }
 
 func TestRESTQueues(t *testing.T) {
@@ -86,7 +86,7 @@ func TestRESTMessagesAndClaims(t *testing.T) {
 	if len(lb.Messages) != 1 || string(lb.Messages[0].Body) != `[3]` {
 		t.Fatalf("list page 2 (%s): %+v", lb.Links[0].Href, lb.Messages)
 	}
-	var one msgOut
+	var one api.QueueMessage
 	if r := e.do("GET", "/v2/queues/jobs/messages/"+id(1), ``, hB); r.code != 200 {
 		t.Fatalf("get one: %d %s", r.code, r.body)
 	} else if r.json(t, &one); string(one.Body) != `{"n":2}` {
@@ -102,8 +102,8 @@ func TestRESTMessagesAndClaims(t *testing.T) {
 
 	r = e.do("POST", "/v2/queues/jobs/claims?limit=2", `{"ttl":120,"grace":60}`, hB)
 	var claim struct {
-		ClaimID  string   `json:"claim_id"`
-		Messages []msgOut `json:"messages"`
+		ClaimID  string             `json:"claim_id"`
+		Messages []api.QueueMessage `json:"messages"`
 	}
 	r.json(t, &claim)
 	if r.code != 201 || len(claim.Messages) != 2 || r.hdr.Get("Location") != "/v2/queues/jobs/claims/"+claim.ClaimID {
