@@ -43,8 +43,9 @@ type Node struct {
 	// Emitters is the number of emitters it owns.
 	Emitters int    `json:"emitters"`
 	Version  string `json:"version,omitempty"`
-	// LastSeen is when the answering node last heard from it.
-	LastSeen time.Time `json:"last_seen,omitempty"`
+	// LastSeen is when the answering node last heard from it; left out
+	// when zero (omitzero: omitempty never omits a time.Time).
+	LastSeen time.Time `json:"last_seen,omitzero"`
 }
 
 // NATSState is one node's view of NATS.
