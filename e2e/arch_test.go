@@ -123,6 +123,21 @@ var archRules = []archRule{
 		forbidden: archProjectExcept("web"),
 	},
 	{
+		name:      "api-leaf",
+		why:       "sidecar/api holds the wire types any Go program may import: it depends on nothing of the project and no third-party module",
+		scope:     archIn("sidecar/api"),
+		forbidden: archAPIForbidden,
+	},
+	{
+		name:     "public-clients",
+		why:      "sidecar/apiclient and sidecar/queueclient are for any Go program: they use sidecar/api and no server package (sidecar/internal/jsonwalk, the frame walker, excepted)",
+		prodOnly: true,
+		scope:    archIn("sidecar/apiclient", "sidecar/queueclient"),
+		forbidden: func(_ string, imp archImport) bool {
+			return imp.project && !archUnderAny(imp.path, "sidecar/api", "sidecar/internal/jsonwalk")
+		},
+	},
+	{
 		name:      "sidecar-deps",
 		why:       "sidecar may use core, plugins/sdk, plugins/proto and web; plugins/builtin only from sidecar/cmd/sidestream (self re-exec)",
 		scope:     archIn("sidecar"),
@@ -194,6 +209,16 @@ func archSidecarForbidden(pkg string, imp archImport) bool {
 	default:
 		return !archUnderAny(imp.path, "sidecar", "core", "plugins/sdk", "plugins/proto", "web")
 	}
+}
+
+// archAPIForbidden allows sidecar/api the standard library (no dot in its
+// first path element) and itself.
+func archAPIForbidden(_ string, imp archImport) bool {
+	if imp.project {
+		return !archUnder(imp.path, "sidecar/api")
+	}
+	first, _, _ := strings.Cut(imp.path, "/")
+	return strings.Contains(first, ".")
 }
 
 func archAdapterForbidden(pkg string, imp archImport) bool {
@@ -402,7 +427,13 @@ func TestArchRulesRejectForbiddenEdges(t *testing.T) {
 		{"web uses embed", pkg("web", "embed", "net/http"), nil},
 		{"sidecar internal uses builtin", pkg("sidecar/internal/app", m+"/plugins/builtin"), []string{"sidecar-deps"}},
 		{"sidecar uses plugin cmd", pkg("sidecar/internal/stream", m+"/plugins/cmd/fibonacci"), []string{"sidecar-deps"}},
-		{"sidecar uses e2e", pkg("sidecar/api", m+"/e2e"), []string{"sidecar-deps"}},
+		{"sidecar uses e2e", pkg("sidecar/internal/bench", m+"/e2e"), []string{"sidecar-deps"}},
+		{"api uses core", pkg("sidecar/api", m+"/core/event"), []string{"api-leaf"}},
+		{"api uses a module", pkg("sidecar/api", "github.com/cloudwego/hertz/pkg/app"), []string{"api-leaf"}},
+		{"api uses the standard library", pkg("sidecar/api", "encoding/json", "time"), nil},
+		{"queue client uses the server", pkg("sidecar/queueclient", m+"/sidecar/internal/queueapi"), []string{"public-clients"}},
+		{"api client uses core", pkg("sidecar/apiclient", m+"/core/event"), []string{"public-clients"}},
+		{"queue client uses api and the walker", pkg("sidecar/queueclient", m+"/sidecar/api", m+"/sidecar/internal/jsonwalk"), nil},
 		{"main re-execs builtins", pkg("sidecar/cmd/sidestream", m+"/plugins/builtin", m+"/core/bolt",
 			m+"/sidecar/internal/app", m+"/web", m+"/plugins/proto", m+"/plugins/sdk"), nil},
 		{"httpapi uses otel sdk", pkg("sidecar/internal/httpapi", "go.opentelemetry.io/otel/sdk/metric"), []string{"otel-sdk-in-telemetry"}},

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 type apiErr struct {
@@ -204,19 +206,9 @@ func TestBrokenExternalPluginsDoNotHurtTheOthers(t *testing.T) {
 	}
 }
 
-type pluginState struct {
-	Name      string `json:"name"`
-	State     string `json:"state"`
-	PID       int    `json:"pid"`
-	Restarts  int    `json:"restarts"`
-	LastError string `json:"last_error"`
-}
-
-func pluginStates(t *testing.T, sc *sidecar) map[string]pluginState {
+func pluginStates(t *testing.T, sc *sidecar) map[string]api.Plugin {
 	t.Helper()
-	var resp struct {
-		Items []pluginState `json:"items"`
-	}
+	var resp api.Items[api.Plugin]
 	var raw json.RawMessage
 	if code := do(t, http.MethodGet, sc.URL("/api/v1/plugins"), "", &raw); code != http.StatusOK {
 		t.Fatalf("GET /api/v1/plugins: %d", code)
@@ -227,7 +219,7 @@ func pluginStates(t *testing.T, sc *sidecar) map[string]pluginState {
 			t.Fatalf("plugins answer %s: %v", raw, err)
 		}
 	}
-	out := map[string]pluginState{}
+	out := map[string]api.Plugin{}
 	for _, p := range resp.Items {
 		out[p.Name] = p
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/apiclient"
 )
 
@@ -38,7 +39,8 @@ func TestFanout1000SSESubscribers(t *testing.T) {
 	defer cancel()
 	// Slow enough that most events reach the subscribers live rather than
 	// from history while the 1000 connections open.
-	id, err := c.CreateLog(ctx, apiclient.LogRequest{Rate: 250, Retention: &apiclient.Retention{Persist: true}})
+	rate, persist := 250.0, true
+	id, err := c.CreateLog(ctx, api.LogRequest{Rate: &rate, Retention: &api.RetentionRequest{Persist: &persist}})
 	if err != nil {
 		t.Fatalf("create log emitter: %v", err)
 	}
@@ -98,7 +100,7 @@ func subscribe(ctx context.Context, c *apiclient.Client, url string, n int) fanS
 	}}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	err := c.FollowURL(sctx, url, o, func(e apiclient.Event) error {
+	err := c.FollowURL(sctx, url, o, func(e api.Event) error {
 		if r.err != nil {
 			cancel()
 			return r.err
@@ -125,7 +127,7 @@ func subscribe(ctx context.Context, c *apiclient.Client, url string, n int) fanS
 	return r
 }
 
-func digest(h hash.Hash, e apiclient.Event) {
+func digest(h hash.Hash, e api.Event) {
 	fmt.Fprintf(h, "%d\x00%s\x00", e.Seq, e.Type)
 	h.Write(e.Data)
 	h.Write([]byte{0})

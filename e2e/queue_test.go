@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 const (
@@ -58,12 +60,8 @@ func qdo(t *testing.T, method, url, body string, out any) (int, error) {
 }
 
 type qMessages struct {
-	Messages []struct {
-		ID      string          `json:"id"`
-		Body    json.RawMessage `json:"body"`
-		ClaimID string          `json:"claim_id"`
-	} `json:"messages"`
-	ClaimID string `json:"claim_id"`
+	Messages []api.QueueMessage `json:"messages"`
+	ClaimID  string             `json:"claim_id"`
 }
 
 // allIDs lists every live message of q (claimed too) by paging.

@@ -37,15 +37,6 @@ type Event struct {
 	json     []byte
 }
 
-// Envelope is the JSON shape of an event in REST pages and WebSocket frames.
-type Envelope struct {
-	Stream string          `json:"stream"`
-	Seq    uint64          `json:"seq"`
-	Type   string          `json:"type"`
-	Time   time.Time       `json:"time"`
-	Data   json.RawMessage `json:"data"`
-}
-
 // Gap returns the marker for the missing seqs from..to (inclusive).
 func Gap(stream string, from, to uint64) *Event {
 	data := []byte(`{"from":` + strconv.FormatUint(from, 10) + `,"to":` + strconv.FormatUint(to, 10) + `}`)
@@ -67,7 +58,11 @@ func (e *Event) IsControl() bool { return e.Type == TypeGap || e.Type == TypeOff
 // IsGap reports whether e is a gap marker.
 func (e *Event) IsGap() bool { return e.Type == TypeGap }
 
-// JSON returns the envelope encoding, computed once.
+// JSON returns the envelope encoding, computed once: the JSON shape of an
+// event in REST pages and WebSocket frames, {"stream","seq","type",
+// "time","data"}, declared for API users as api.Event in sidecar/api
+// (which core does not import; sidecar/internal/httpapi tests that the
+// two agree).
 func (e *Event) JSON() []byte {
 	e.jsonOnce.Do(func() {
 		// Sized up front: growing from nil cost four extra allocations.
@@ -160,4 +155,24 @@ type Draft struct {
 	Type string
 	Time time.Time
 	Data json.RawMessage
+}
+
+// MarshalJSON is the envelope encoding (JSON), so events nest in other
+// JSON documents (a batch between nodes) without a second encoder.
+func (e *Event) MarshalJSON() ([]byte, error) { return e.JSON(), nil }
+
+// UnmarshalJSON reads the envelope encoding back (what another node sent).
+func (e *Event) UnmarshalJSON(b []byte) error {
+	var env struct {
+		Stream string          `json:"stream"`
+		Seq    uint64          `json:"seq"`
+		Type   string          `json:"type"`
+		Time   time.Time       `json:"time"`
+		Data   json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(b, &env); err != nil {
+		return err
+	}
+	*e = Event{Stream: env.Stream, Seq: env.Seq, Type: env.Type, Time: env.Time, Data: env.Data}
+	return nil
 }

@@ -143,14 +143,14 @@ func (mr *mirror) onBatch(msg *nats.Msg) {
 	if mr.st == nil || !mr.sub.IsValid() {
 		return
 	}
-	var envs []event.Envelope
-	if err := json.Unmarshal(msg.Data, &envs); err != nil {
+	var evs []*event.Event
+	if err := json.Unmarshal(msg.Data, &evs); err != nil {
 		mr.m.log.Warn("unreadable event batch", "stream", mr.id, "node", mr.node, "err", err)
 		return
 	}
 	mr.deliver.Lock()
 	defer mr.deliver.Unlock()
-	mr.deliverLocked(fromEnvelopes(envs))
+	mr.deliverLocked(evs)
 }
 
 // deliverLocked delivers evs, filling any hole before them from the owner.

@@ -122,7 +122,7 @@ func (s *RPCServer) read(ctx context.Context, req rpcRequest) (rpcReply, error) 
 	if err != nil {
 		return rpcReply{}, err
 	}
-	return rpcReply{Events: envelopes(evs), Head: st.Head()}, nil
+	return rpcReply{Events: evs, Head: st.Head()}, nil
 }
 
 // Close stops serving and waits for requests in flight.
@@ -215,11 +215,11 @@ func (p *Peers) Head(ctx context.Context, node, id string) (uint64, error) {
 // ReadAfter reads a stream node owns.
 func (p *Peers) ReadAfter(ctx context.Context, node, id string, after uint64, limit int) ([]*event.Event, error) {
 	rep, err := p.call(ctx, node, rpcRequest{Op: "read_after", ID: id, After: after, Limit: limit})
-	return fromEnvelopes(rep.Events), err
+	return rep.Events, err
 }
 
 // ReadBefore reads a stream node owns, newest first cut, ascending.
 func (p *Peers) ReadBefore(ctx context.Context, node, id string, before uint64, limit int) ([]*event.Event, error) {
 	rep, err := p.call(ctx, node, rpcRequest{Op: "read_before", ID: id, Before: before, Limit: limit})
-	return fromEnvelopes(rep.Events), err
+	return rep.Events, err
 }

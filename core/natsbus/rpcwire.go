@@ -25,11 +25,11 @@ type rpcRequest struct {
 
 // rpcReply is its answer.
 type rpcReply struct {
-	Spec   *emitter.Spec    `json:"spec,omitempty"`
-	Result json.RawMessage  `json:"result,omitempty"`
-	Events []event.Envelope `json:"events,omitempty"`
-	Head   uint64           `json:"head,omitempty"`
-	Error  *rpcError        `json:"error,omitempty"`
+	Spec   *emitter.Spec   `json:"spec,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Events []*event.Event  `json:"events,omitempty"`
+	Head   uint64          `json:"head,omitempty"`
+	Error  *rpcError       `json:"error,omitempty"`
 }
 
 // rpcError carries a domain error across nodes, so the node asked answers
@@ -98,20 +98,4 @@ func (e *rpcError) decode(node string) error {
 		}
 	}
 	return &remoteError{node: node, msg: fmt.Sprintf("node %s: %s", node, e.Message), wrapped: cluster.ErrRemote}
-}
-
-func envelopes(evs []*event.Event) []event.Envelope {
-	out := make([]event.Envelope, len(evs))
-	for i, e := range evs {
-		out[i] = event.Envelope{Stream: e.Stream, Seq: e.Seq, Type: e.Type, Time: e.Time, Data: e.Data}
-	}
-	return out
-}
-
-func fromEnvelopes(envs []event.Envelope) []*event.Event {
-	out := make([]*event.Event, len(envs))
-	for i, e := range envs {
-		out[i] = &event.Event{Stream: e.Stream, Seq: e.Seq, Type: e.Type, Time: e.Time, Data: e.Data}
-	}
-	return out
 }

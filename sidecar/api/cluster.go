@@ -2,46 +2,68 @@ package api
 
 import "time"
 
-// Cluster is GET /api/v1/cluster: the nodes this node knows and the state
-// of the NATS cluster under them. A single node reports mode "single" and
-// itself alone.
+// Cluster modes (Cluster.Mode).
+const (
+	ModeSingle   = "single"   // one node, no NATS
+	ModeEmbedded = "embedded" // every node runs an embedded NATS server, clustered by routes
+	ModeExternal = "external" // every node connects to an external NATS cluster
+)
+
+// Node health (Node.Health).
+const (
+	HealthUp   = "up"
+	HealthDown = "down"
+)
+
+// Cluster is the cluster as one node sees it.
 type Cluster struct {
-	// Mode is single, embedded (NATS inside the sidecars) or external.
-	Mode     string     `json:"mode"`
-	Name     string     `json:"name,omitempty"`
-	Node     string     `json:"node"`
-	Replicas int        `json:"replicas,omitempty"`
-	Nodes    []Node     `json:"nodes"`
-	NATS     *NATSState `json:"nats,omitempty"`
+	// Mode is ModeSingle, ModeEmbedded or ModeExternal.
+	Mode string `json:"mode"`
+	// Name is the cluster's name (empty on a single node).
+	Name string `json:"name,omitempty"`
+	// Node is the name of the node that answered.
+	Node string `json:"node"`
+	// Replicas is the JetStream replica count of node-less streams and
+	// queues.
+	Replicas int    `json:"replicas,omitempty"`
+	Nodes    []Node `json:"nodes"`
+	// NATS is the answering node's NATS connection (nil on a single node).
+	NATS *NATSState `json:"nats,omitempty"`
 }
 
 // Node is one member of the cluster.
 type Node struct {
-	Name      string `json:"name"`
+	Name string `json:"name"`
+	// Advertise is the address other nodes and clients reach it at.
 	Advertise string `json:"advertise,omitempty"`
-	// Health is up or down (not heard from for three heartbeats).
-	Health   string    `json:"health"`
-	Self     bool      `json:"self,omitempty"`
-	Emitters int       `json:"emitters"`
-	Version  string    `json:"version,omitempty"`
-	LastSeen time.Time `json:"last_seen,omitempty"`
+	// Health is HealthUp or HealthDown.
+	Health string `json:"health"`
+	// Self marks the node that answered.
+	Self bool `json:"self,omitempty"`
+	// Emitters is the number of emitters it owns.
+	Emitters int    `json:"emitters"`
+	Version  string `json:"version,omitempty"`
+	// LastSeen is when the answering node last heard from it; left out
+	// when zero (omitzero: omitempty never omits a time.Time).
+	LastSeen time.Time `json:"last_seen,omitzero"`
 }
 
-// NATSState is the NATS connection and JetStream as this node sees them.
+// NATSState is one node's view of NATS.
 type NATSState struct {
-	Connected bool           `json:"connected"`
+	Connected bool `json:"connected"`
+	// Server is the NATS server the node is connected to.
 	Server    string         `json:"server,omitempty"`
 	Routes    []Route        `json:"routes,omitempty"`
 	JetStream JetStreamState `json:"jetstream"`
 }
 
-// Route is one route of the embedded NATS server to another node.
+// Route is one cluster route of the node's embedded NATS server.
 type Route struct {
-	Remote string `json:"remote"`
+	Remote string `json:"remote"` // the remote server's name
 	Addr   string `json:"addr,omitempty"`
 }
 
-// JetStreamState is JetStream's view of the cluster.
+// JetStreamState sums up JetStream as the node sees it.
 type JetStreamState struct {
 	Enabled    bool   `json:"enabled"`
 	MetaLeader string `json:"meta_leader,omitempty"`

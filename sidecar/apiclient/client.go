@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 // DefaultUserAgent is sent unless WithUserAgent says otherwise.
@@ -137,13 +139,7 @@ type APIError struct {
 	Code    string
 	Message string
 	// Fields names the request fields at fault (400 validation errors).
-	Fields []FieldError
-}
-
-// FieldError is one invalid request field.
-type FieldError struct {
-	Field   string `json:"field"`
-	Message string `json:"message"`
+	Fields []api.FieldError
 }
 
 func (e *APIError) Error() string {
@@ -173,14 +169,7 @@ func readAPIError(status int, r io.Reader) *APIError {
 }
 
 func parseAPIError(status int, raw []byte) *APIError {
-	var body struct {
-		Error *struct {
-			Code    string       `json:"code"`
-			Message string       `json:"message"`
-			Fields  []FieldError `json:"fields"`
-		} `json:"error"`
-	}
-	if json.Unmarshal(raw, &body) == nil && body.Error != nil {
+	if body, ok := api.DecodeError(raw); ok {
 		return &APIError{Status: status, Code: body.Error.Code, Message: body.Error.Message, Fields: body.Error.Fields}
 	}
 	msg := strings.TrimSpace(string(raw))

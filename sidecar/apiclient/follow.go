@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 // Transport is how a follower receives events.
@@ -90,7 +92,7 @@ func (e *HandlerError) Unwrap() error { return e.Err }
 // backoff and resumes after the last seq delivered; events the server
 // sends again are skipped. A gap marker from the server (history older
 // than it keeps) is passed to fn as an Event with IsGap.
-func (c *Client) Follow(ctx context.Context, stream string, o FollowOptions, fn func(Event) error) error {
+func (c *Client) Follow(ctx context.Context, stream string, o FollowOptions, fn func(api.Event) error) error {
 	o = o.withDefaults()
 	if stream == "" {
 		return errors.New("apiclient: empty stream name")
@@ -116,7 +118,7 @@ func (c *Client) Follow(ctx context.Context, stream string, o FollowOptions, fn 
 // http://host/sse/log/ID, or a WebSocket route as ws://host/ws/track/u or
 // http://host/… with Transport WS). Without After and without ?after= in
 // the URL, events published before the first one arrives may be missed.
-func (c *Client) FollowURL(ctx context.Context, rawURL string, o FollowOptions, fn func(Event) error) error {
+func (c *Client) FollowURL(ctx context.Context, rawURL string, o FollowOptions, fn func(api.Event) error) error {
 	o = o.withDefaults()
 	u, err := url.Parse(rawURL)
 	if err != nil {
@@ -170,7 +172,7 @@ func streamFromPath(p string) string {
 type follower struct {
 	c      *Client
 	o      FollowOptions
-	fn     func(Event) error
+	fn     func(api.Event) error
 	stream string
 	target *url.URL
 
@@ -273,7 +275,7 @@ func (f *follower) resumeURL() string {
 
 // accept delivers ev unless it was delivered already. It reports whether
 // ev was new.
-func (f *follower) accept(ev Event) (bool, error) {
+func (f *follower) accept(ev api.Event) (bool, error) {
 	if f.known && ev.Seq <= f.last {
 		return false, nil // sent again after a resume: already delivered
 	}
@@ -282,7 +284,7 @@ func (f *follower) accept(ev Event) (bool, error) {
 	}
 	if from, to, ok := ev.GapRange(); ok && f.known && from <= f.last {
 		// Part of the gap was delivered before: report only the rest.
-		ev.Data, _ = json.Marshal(gapData{From: f.last + 1, To: to})
+		ev.Data, _ = json.Marshal(api.Gap{From: f.last + 1, To: to})
 	}
 	if err := f.fn(ev); err != nil {
 		return false, &HandlerError{Err: err}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 // frame is one event of the scripted test stream.
@@ -151,7 +153,7 @@ func followN(t *testing.T, c *Client, url string, o FollowOptions, n int) ([]str
 		}
 	}
 	stop := errors.New("enough")
-	err := c.FollowURL(ctx, url, o, func(e Event) error {
+	err := c.FollowURL(ctx, url, o, func(e api.Event) error {
 		if e.Stream != "x" {
 			t.Errorf("event %d stream %q, want x", e.Seq, e.Stream)
 		}
@@ -196,7 +198,7 @@ func TestFollowPermanentAndTemporaryAnswers(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			stop := errors.New("stop")
-			err := c.FollowURL(ctx, ts.URL+"/sse/log/x?after=0", FollowOptions{MinBackoff: time.Millisecond}, func(Event) error { return stop })
+			err := c.FollowURL(ctx, ts.URL+"/sse/log/x?after=0", FollowOptions{MinBackoff: time.Millisecond}, func(api.Event) error { return stop })
 			var ae *APIError
 			switch {
 			case tt.wantStatus == 0 && !errors.Is(err, stop):
@@ -221,7 +223,7 @@ func TestFollowStopsOnContext(t *testing.T) {
 	c, _ := New(ts.URL)
 	ctx, cancel := context.WithCancel(context.Background())
 	n := 0
-	err := c.FollowURL(ctx, ts.URL+"/sse/log/x?after=0", FollowOptions{}, func(Event) error {
+	err := c.FollowURL(ctx, ts.URL+"/sse/log/x?after=0", FollowOptions{}, func(api.Event) error {
 		n++
 		if n == 10 { // all of the script: the server now idles
 			time.AfterFunc(10*time.Millisecond, cancel)
@@ -252,7 +254,7 @@ func TestFollowHonoursServerRetry(t *testing.T) {
 				cancel()
 			}
 		}}
-	_ = c.FollowURL(ctx, ts.URL+"/time", o, func(Event) error { return nil })
+	_ = c.FollowURL(ctx, ts.URL+"/time", o, func(api.Event) error { return nil })
 	want := []time.Duration{30 * time.Millisecond, 60 * time.Millisecond, 100 * time.Millisecond, 100 * time.Millisecond}
 	if fmt.Sprint(delays) != fmt.Sprint(want) {
 		t.Fatalf("delays %v, want %v (retry: 30 doubled, capped at 100ms)", delays, want)
@@ -302,13 +304,13 @@ func TestFollowRejectsWhatIsNotAStream(t *testing.T) {
 	defer ts.Close()
 	c, _ := New(ts.URL)
 	for _, path := range []string{"/json", "/badid"} {
-		err := c.FollowURL(context.Background(), ts.URL+path, FollowOptions{}, func(Event) error { return nil })
+		err := c.FollowURL(context.Background(), ts.URL+path, FollowOptions{}, func(api.Event) error { return nil })
 		if !errors.Is(err, ErrProtocol) {
 			t.Fatalf("%s: err %v, want ErrProtocol", path, err)
 		}
 	}
 	for _, bad := range []string{"ftp://x/y", "http:///nohost", "http://h/s?after=x"} {
-		if err := c.FollowURL(context.Background(), bad, FollowOptions{}, func(Event) error { return nil }); err == nil {
+		if err := c.FollowURL(context.Background(), bad, FollowOptions{}, func(api.Event) error { return nil }); err == nil {
 			t.Fatalf("%s: no error", bad)
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 // connectSSE runs one SSE connection and returns how many new events it
@@ -61,7 +63,7 @@ func (f *follower) connectSSE(ctx context.Context) (int, error) {
 		if perr != nil {
 			return delivered, fmt.Errorf("%w: event id %q is not a seq", ErrProtocol, sev.ID)
 		}
-		ok, err := f.accept(Event{Seq: seq, Type: sev.Event, Data: sev.Data})
+		ok, err := f.accept(api.Event{Seq: seq, Type: sev.Event, Data: sev.Data})
 		if err != nil {
 			return delivered, err
 		}

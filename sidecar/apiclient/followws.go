@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 // connectWS runs one WebSocket connection and returns how many new events
@@ -44,7 +46,7 @@ func (f *follower) connectWS(ctx context.Context) (int, error) {
 			conn.writeClose(CloseUnsupported, "text frames only")
 			return delivered, fmt.Errorf("%w: the server sent a binary WebSocket message (events are JSON text)", ErrProtocol)
 		}
-		var ev Event
+		var ev api.Event
 		if err := json.Unmarshal(msg, &ev); err != nil {
 			conn.writeClose(CloseUnsupported, "not an event envelope")
 			return delivered, fmt.Errorf("%w: WebSocket message is not an event envelope: %v", ErrProtocol, err)

@@ -20,6 +20,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 // wsServer is a minimal RFC 6455 server (handshake + unmasked text
@@ -101,7 +103,7 @@ func TestFollowWSRefusedHandshakeIsAnAPIError(t *testing.T) {
 	c, _ := New(ts.URL)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := c.FollowURL(ctx, ts.URL+"/api/v1/streams/x/ws", FollowOptions{Transport: TransportWS}, func(Event) error { return nil })
+	err := c.FollowURL(ctx, ts.URL+"/api/v1/streams/x/ws", FollowOptions{Transport: TransportWS}, func(api.Event) error { return nil })
 	if !IsNotFound(err) || !strings.Contains(err.Error(), `stream "x" not found`) {
 		t.Fatalf("err %v, want the server's 404", err)
 	}
@@ -311,7 +313,7 @@ func TestFollowWSPermanentProtocolErrors(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			err := c.FollowURL(ctx, ts.URL+"/api/v1/streams/x/ws?after=0",
-				FollowOptions{Transport: TransportWS, MaxEventBytes: 128, MinBackoff: time.Millisecond}, func(Event) error { return nil })
+				FollowOptions{Transport: TransportWS, MaxEventBytes: 128, MinBackoff: time.Millisecond}, func(api.Event) error { return nil })
 			if !errors.Is(err, ErrProtocol) {
 				t.Fatalf("err %v, want ErrProtocol", err)
 			}
@@ -351,7 +353,7 @@ func TestFollowWSRefusedHandshakes(t *testing.T) {
 			c, _ := New(ts.URL)
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			err := c.FollowURL(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/ws/x", FollowOptions{MinBackoff: time.Millisecond}, func(Event) error { return nil })
+			err := c.FollowURL(ctx, "ws"+strings.TrimPrefix(ts.URL, "http")+"/ws/x", FollowOptions{MinBackoff: time.Millisecond}, func(api.Event) error { return nil })
 			var ae *APIError
 			if !errors.As(err, &ae) || ae.Status != tt.wantStatus || ae.Code != fmt.Sprintf("c%d", tt.wantStatus) || ae.Message != "scripted" {
 				t.Fatalf("err %#v, want APIError %d", err, tt.wantStatus)
@@ -382,7 +384,7 @@ func TestFollowWSCancelAndIdle(t *testing.T) {
 	o := FollowOptions{Transport: TransportWS, IdleTimeout: 50 * time.Millisecond, MinBackoff: time.Millisecond,
 		OnReconnect: func(r Reconnect) { errs = append(errs, r.Err) }}
 	var seqs []uint64
-	err := c.FollowURL(ctx, ts.URL+"/ws/x?after=0", o, func(e Event) error {
+	err := c.FollowURL(ctx, ts.URL+"/ws/x?after=0", o, func(e api.Event) error {
 		seqs = append(seqs, e.Seq)
 		if len(seqs) == 3 {
 			cancel()
@@ -425,7 +427,7 @@ func TestFollowWSHandshakeHonoursContext(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		done <- c.FollowURL(ctx, "ws://"+ln.Addr().String()+"/ws/x", FollowOptions{}, func(Event) error { return nil })
+		done <- c.FollowURL(ctx, "ws://"+ln.Addr().String()+"/ws/x", FollowOptions{}, func(api.Event) error { return nil })
 	}()
 	conn := <-accepted
 	if conn == nil {
@@ -483,7 +485,7 @@ func TestFollowWSOverTLS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var rerr error
-	err := c.FollowURL(ctx, wss, FollowOptions{OnReconnect: func(r Reconnect) { rerr = r.Err; cancel() }}, func(Event) error { return nil })
+	err := c.FollowURL(ctx, wss, FollowOptions{OnReconnect: func(r Reconnect) { rerr = r.Err; cancel() }}, func(api.Event) error { return nil })
 	var uerr x509.UnknownAuthorityError
 	if !errors.Is(err, context.Canceled) || !errors.As(rerr, &uerr) {
 		t.Fatalf("untrusted server: err %v, reconnect error %v; want an unknown authority", err, rerr)

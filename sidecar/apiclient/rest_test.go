@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 // TestRESTCalls checks each typed call's request (method, path, query,
@@ -46,7 +48,7 @@ func TestRESTCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	persist := &Retention{Persist: true, MaxEvents: 10}
+	persist := &api.RetentionRequest{Persist: ptr(true), MaxEvents: ptr(10)}
 	tests := []struct {
 		name           string
 		call           func() (any, error)
@@ -54,7 +56,7 @@ func TestRESTCalls(t *testing.T) {
 		body, wantJSON string
 	}{
 		{"create emitter", func() (any, error) {
-			return c.CreateEmitter(ctx, CreateEmitter{Kind: "log", Config: json.RawMessage(`{"rate":5}`), Labels: map[string]string{"guest": "vm-17"}, Retention: persist})
+			return c.CreateEmitter(ctx, api.CreateEmitter{Kind: "log", Config: json.RawMessage(`{"rate":5}`), Labels: map[string]string{"guest": "vm-17"}, Retention: persist})
 		}, "POST", "/api/v1/emitters", `{"kind":"log","config":{"rate":5},"labels":{"guest":"vm-17"},"retention":{"persist":true,"max_events":10}}`,
 			`{"id":"e1","kind":"log","config":{"rate":5},"labels":{"guest":"vm-17"},"retention":{"persist":true,"max_events":10,"max_age":"1h0m0s"},"created_at":"2026-01-02T03:04:05Z"}`},
 		{"list emitters", func() (any, error) {
@@ -67,7 +69,7 @@ func TestRESTCalls(t *testing.T) {
 		{"events", func() (any, error) { return c.Events(ctx, "track:u", 3, 2) }, "GET", "/api/v1/streams/track:u/events?after=3&limit=2", "",
 			`{"events":[{"stream":"track:u","seq":4,"type":"track","time":"2026-01-02T03:04:05Z","data":"hi"}],"next":4,"head":9}`},
 		{"plugins", func() (any, error) { return c.Plugins(ctx) }, "GET", "/api/v1/plugins", "", `[{"name":"log","version":"1","pid":42,"state":"running","restarts":0,"instances":2}]`},
-		{"create log", func() (any, error) { return c.CreateLog(ctx, LogRequest{Rate: 100}) }, "PUT", "/log", `{"rate":100}`, `"em-1"`},
+		{"create log", func() (any, error) { return c.CreateLog(ctx, api.LogRequest{Rate: ptr(100.0)}) }, "PUT", "/log", `{"rate":100}`, `"em-1"`},
 		{"fib", func() (any, error) { return c.Fib(ctx, "next") }, "POST", "/fib/next", "", `{"position":100,"value":"354224848179261915075"}`},
 		{"track", func() (any, error) { return c.Track(ctx, "u", map[string]string{"x": "y"}) }, "POST", "/track/u", `{"x":"y"}`, `7`},
 	}
@@ -103,7 +105,7 @@ func TestAPIErrors(t *testing.T) {
 	defer ts.Close()
 	c, _ := New(ts.URL)
 	ctx := context.Background()
-	_, err := c.CreateEmitter(ctx, CreateEmitter{Kind: "log"})
+	_, err := c.CreateEmitter(ctx, api.CreateEmitter{Kind: "log"})
 	var ae *APIError
 	if !errors.As(err, &ae) || ae.Status != 400 || ae.Code != "unknown_field" || len(ae.Fields) != 1 || ae.Fields[0].Field != "x" || ae.Temporary() {
 		t.Fatalf("400: %#v", err)
@@ -120,3 +122,5 @@ func TestAPIErrors(t *testing.T) {
 		}
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/pluginhost"
 )
 
@@ -48,17 +49,7 @@ func newPluginsListCommand() *cobra.Command {
 	return cmd
 }
 
-type pluginRow struct {
-	Name      string `json:"name"`
-	Version   string `json:"version"`
-	PID       int    `json:"pid"`
-	State     string `json:"state"`
-	Restarts  int    `json:"restarts"`
-	Instances int    `json:"instances"`
-	LastError string `json:"last_error"`
-}
-
-func fetchPlugins(ctx context.Context, url string) ([]pluginRow, error) {
+func fetchPlugins(ctx context.Context, url string) ([]api.Plugin, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
@@ -75,9 +66,7 @@ func fetchPlugins(ctx context.Context, url string) ([]pluginRow, error) {
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(raw)))
 	}
-	var body struct {
-		Items []pluginRow `json:"items"`
-	}
+	var body api.Items[api.Plugin]
 	if err := json.Unmarshal(raw, &body); err != nil {
 		return nil, fmt.Errorf("GET %s: unexpected answer: %w", url, err)
 	}

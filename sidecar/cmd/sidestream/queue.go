@@ -12,7 +12,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/spf13/cobra"
 
-	"github.com/sidestream/sidestream/sidecar/internal/queueapi"
+	"github.com/sidestream/sidestream/sidecar/api"
+	"github.com/sidestream/sidestream/sidecar/queueclient"
 )
 
 // newQueueCommand is `sidestream queue produce|consume`: the producer and
@@ -22,7 +23,7 @@ func newQueueCommand() *cobra.Command {
 		Use:   "queue",
 		Short: "Produce to and consume from a queue over the /v2/ws WebSocket",
 	}
-	var t queueapi.Target
+	var t queueclient.Target
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&t.URL, "url", "http://127.0.0.1:9000", "sidestream server")
 	pf.StringVar(&t.Queue, "queue", "default", "queue name")
@@ -37,15 +38,15 @@ func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 }
 
-func fillClientID(t *queueapi.Target) {
+func fillClientID(t *queueclient.Target) {
 	if t.ClientID == "" {
 		t.ClientID = uuid.NewString()
 	}
 }
 
-func newProduceCommand(t *queueapi.Target) *cobra.Command {
+func newProduceCommand(t *queueclient.Target) *cobra.Command {
 	var (
-		o    queueapi.ProduceOptions
+		o    queueclient.ProduceOptions
 		body string
 	)
 	cmd := &cobra.Command{
@@ -63,7 +64,7 @@ func newProduceCommand(t *queueapi.Target) *cobra.Command {
 			}
 			ctx, cancel := signalContext(cmd)
 			defer cancel()
-			res, err := queueapi.Produce(ctx, o)
+			res, err := queueclient.Produce(ctx, o)
 			fmt.Fprintf(cmd.OutOrStdout(), "produced %d messages in %s (%.0f msg/s)\n",
 				res.Messages, res.Elapsed.Round(time.Millisecond), res.PerSecond())
 			if ctx.Err() != nil && cmd.Context().Err() == nil {
@@ -82,9 +83,9 @@ func newProduceCommand(t *queueapi.Target) *cobra.Command {
 	return cmd
 }
 
-func newConsumeCommand(t *queueapi.Target) *cobra.Command {
+func newConsumeCommand(t *queueclient.Target) *cobra.Command {
 	var (
-		o        queueapi.ConsumeOptions
+		o        queueclient.ConsumeOptions
 		duration time.Duration
 		print    bool
 	)
@@ -102,11 +103,16 @@ func newConsumeCommand(t *queueapi.Target) *cobra.Command {
 				ctx, c2 = context.WithTimeout(ctx, duration)
 				defer c2()
 			}
+			var handle func(api.QueueDelivery)
 			if print {
 				out := cmd.OutOrStdout()
-				o.OnMessage = func(id string) { fmt.Fprintln(out, id) }
+				handle = func(d api.QueueDelivery) {
+					for _, m := range d.Messages {
+						fmt.Fprintln(out, m.ID)
+					}
+				}
 			}
-			res, err := queueapi.Consume(ctx, o)
+			res, err := queueclient.Consume(ctx, o, handle)
 			fmt.Fprintf(cmd.ErrOrStderr(), "consumed %d messages in %s (%.0f msg/s)\n",
 				res.Messages, res.Elapsed.Round(time.Millisecond), res.PerSecond())
 			if ctx.Err() != nil && cmd.Context().Err() == nil {
@@ -124,7 +130,7 @@ func newConsumeCommand(t *queueapi.Target) *cobra.Command {
 	f.IntVar(&o.Window, "window", 0, "messages delivered and not yet deleted (0: server default)")
 	f.BoolVar(&o.Ack, "ack", true, "delete each message with its claim")
 	f.IntVar(&o.InFlight, "inflight", 8, "deletes awaiting acknowledgement at once; deliveries that arrive while all are out are acknowledged together")
-	f.IntVar(&o.AckMax, "ack-max", queueapi.DefaultAckMax, "most message ids in one delete (at most the server's max_messages_per_page)")
+	f.IntVar(&o.AckMax, "ack-max", queueclient.DefaultAckMax, "most message ids in one delete (at most the server's max_messages_per_page)")
 	f.BoolVar(&print, "print", false, "print each message id on stdout")
 	return cmd
 }

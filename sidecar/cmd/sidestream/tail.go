@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/apiclient"
 )
 
@@ -118,26 +119,14 @@ func urlOrigin(raw string) string {
 	return scheme + "://" + host
 }
 
-// tailEnvelope is an event as --output json prints it (time omitted when
-// the transport does not carry it).
-type tailEnvelope struct {
-	Stream string          `json:"stream"`
-	Seq    uint64          `json:"seq"`
-	Type   string          `json:"type"`
-	Time   *time.Time      `json:"time,omitempty"`
-	Data   json.RawMessage `json:"data"`
-}
-
 // printer returns the Follow handler writing events to out.
-func printer(out *bufio.Writer, stderr io.Writer, mode string) func(apiclient.Event) error {
-	return func(ev apiclient.Event) error {
+func printer(out *bufio.Writer, stderr io.Writer, mode string) func(api.Event) error {
+	return func(ev api.Event) error {
 		data := oneLine(ev.Data)
 		if mode == "json" {
-			env := tailEnvelope{Stream: ev.Stream, Seq: ev.Seq, Type: ev.Type, Data: data}
-			if !ev.Time.IsZero() {
-				env.Time = &ev.Time
-			}
-			b, err := json.Marshal(env)
+			// api.Event leaves out the time a transport did not carry.
+			ev.Data = data
+			b, err := json.Marshal(ev)
 			if err != nil {
 				return err
 			}

@@ -23,6 +23,7 @@ import (
 	"github.com/sidestream/sidestream/core/queue"
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/core/tracker"
+	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
 	"github.com/sidestream/sidestream/sidecar/internal/config"
 	"github.com/sidestream/sidestream/sidecar/internal/httpapi"
@@ -256,7 +257,7 @@ func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 		deps.Cluster = s.cluster.view
 	}
 	if s.auth.Enabled() {
-		deps.Authenticate = s.auth.Middleware()
+		deps.Authenticate = s.auth.Check
 	}
 	srv, err := httpapi.New(deps, httpapi.Options{
 		Listen:            s.cfg.Listen,
@@ -329,11 +330,11 @@ func ensureDefaults(ctx context.Context, mgr ensurer) error {
 // pluginLister adapts the host's status to what the HTTP API shows.
 type pluginLister struct{ host *pluginhost.Host }
 
-func (l pluginLister) Plugins() []httpapi.PluginInfo {
+func (l pluginLister) Plugins() []api.Plugin {
 	st := l.host.Plugins()
-	out := make([]httpapi.PluginInfo, len(st))
+	out := make([]api.Plugin, len(st))
 	for i, p := range st {
-		out[i] = httpapi.PluginInfo{Name: p.Name, Version: p.Version, PID: p.PID, State: string(p.State),
+		out[i] = api.Plugin{Name: p.Name, Version: p.Version, PID: p.PID, State: string(p.State),
 			Restarts: p.Restarts, Instances: p.Instances, LastError: p.LastError}
 	}
 	return out

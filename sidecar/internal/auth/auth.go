@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -171,25 +170,33 @@ const principalKey = "sidestream.auth.principal"
 // Middleware authenticates each request: the token comes from
 // "Authorization: Bearer", "X-Auth-Token" (Zaqar clients), or — for SSE
 // and WebSocket requests, which browsers cannot give headers — the
-// sidestream_token cookie or the access_token query parameter. Failures
-// get 401 with a JSON error. With auth off it only calls the next handler.
-func (a *Authenticator) Middleware() app.HandlerFunc {
+// sidestream_token cookie or the access_token query parameter. A failure
+// (an error wrapping ErrUnauthenticated) is answered by fail, the error
+// writer of the route family, so that the 401 has the API's one error
+// body; the chain then ends. With auth off it only calls the next handler.
+func (a *Authenticator) Middleware(fail func(c *app.RequestContext, err error)) app.HandlerFunc {
 	return func(ctx context.Context, c *app.RequestContext) {
-		if !a.Enabled() {
-			c.Next(ctx)
+		if err := a.Check(c); err != nil {
+			fail(c, err)
+			c.Abort()
 			return
 		}
-		p, err := a.Authenticate(TokenFrom(c))
-		if err != nil {
-			c.Response.Header.Set("WWW-Authenticate", `Bearer realm="sidestream"`)
-			c.AbortWithStatusJSON(http.StatusUnauthorized, map[string]any{
-				"error": map[string]string{"code": "unauthenticated", "message": err.Error()},
-			})
-			return
-		}
-		c.Set(principalKey, p)
 		c.Next(ctx)
 	}
+}
+
+// Check authenticates the request (see Middleware) and keeps its
+// principal for FromContext. With auth off it accepts every request.
+func (a *Authenticator) Check(c *app.RequestContext) error {
+	if !a.Enabled() {
+		return nil
+	}
+	p, err := a.Authenticate(TokenFrom(c))
+	if err != nil {
+		return err
+	}
+	c.Set(principalKey, p)
+	return nil
 }
 
 // FromContext returns the principal Middleware stored (false when auth is

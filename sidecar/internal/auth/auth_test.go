@@ -26,6 +26,8 @@ import (
 	"github.com/cloudwego/hertz/pkg/network/standard"
 	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/goleak"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 func TestMain(m *testing.M) {
@@ -202,7 +204,10 @@ func serve(t *testing.T, a *Authenticator) string {
 		t.Fatal(err)
 	}
 	h := server.New(server.WithTransport(standard.NewTransporter), server.WithListener(ln), server.WithDisablePrintRoute(true))
-	h.GET("/who", a.Middleware(), func(ctx context.Context, c *app.RequestContext) {
+	refuse := func(c *app.RequestContext, err error) {
+		c.Data(http.StatusUnauthorized, "application/json", api.NewError("unauthenticated", err.Error()).Encode())
+	}
+	h.GET("/who", a.Middleware(refuse), func(ctx context.Context, c *app.RequestContext) {
 		p, ok := FromContext(c)
 		c.String(http.StatusOK, fmt.Sprintf("%v:%s", ok, p.Tenant))
 	})

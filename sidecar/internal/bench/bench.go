@@ -133,6 +133,10 @@ type env struct {
 	pid  int
 
 	ops, errs, lost, dups, conns atomic.Int64
+	// opsSrc are live counts kept elsewhere (queue consumers' acks) that
+	// add to ops (see opsNow).
+	opsMu  sync.Mutex
+	opsSrc []func() int64
 
 	mu         sync.Mutex
 	errSamples map[string]int
@@ -141,6 +145,24 @@ type env struct {
 	win        window
 	peakRSS    int64
 	posts      []func(*Report)
+}
+
+// opsFrom adds a live count kept elsewhere to the run's ops.
+func (e *env) opsFrom(f func() int64) {
+	e.opsMu.Lock()
+	e.opsSrc = append(e.opsSrc, f)
+	e.opsMu.Unlock()
+}
+
+// opsNow is the run's ops so far.
+func (e *env) opsNow() int64 {
+	n := e.ops.Load()
+	e.opsMu.Lock()
+	for _, f := range e.opsSrc {
+		n += f()
+	}
+	e.opsMu.Unlock()
+	return n
 }
 
 // after registers fn to complete the report once its figures are final
@@ -266,7 +288,7 @@ func (e *env) openWindow() {
 	p := e.procNow()
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.win = window{open: true, t0: time.Now(), ops0: e.ops.Load(), proc0: p, client0: selfCPU()}
+	e.win = window{open: true, t0: time.Now(), ops0: e.opsNow(), proc0: p, client0: selfCPU()}
 	e.peakRSS = p.RSS
 }
 
@@ -278,7 +300,7 @@ func (e *env) closeWindow() {
 	if !e.win.open || e.win.closed {
 		return
 	}
-	e.win.closed, e.win.t1, e.win.ops1, e.win.proc1, e.win.client1 = true, time.Now(), e.ops.Load(), p, selfCPU()
+	e.win.closed, e.win.t1, e.win.ops1, e.win.proc1, e.win.client1 = true, time.Now(), e.opsNow(), p, selfCPU()
 	e.peakRSS = max(e.peakRSS, p.RSS)
 }
 
@@ -303,7 +325,7 @@ func (e *env) sample(ctx context.Context) {
 		case <-t.C:
 		}
 		p := e.procNow()
-		ops := e.ops.Load()
+		ops := e.opsNow()
 		s := Sample{T: time.Since(start).Seconds(), Ops: ops, Rate: float64(ops - prevOps),
 			Conns: e.conns.Load(), Errors: e.errs.Load(), Lost: e.lost.Load(), ServerRSS: p.RSS}
 		if dt := p.At.Sub(prev.At).Seconds(); dt > 0 && e.pid > 0 {

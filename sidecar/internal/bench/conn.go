@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 // Errors of the wire clients.
@@ -187,10 +189,13 @@ func (e *env) call(ctx context.Context, method, path string, in, out any) error 
 // createEmitter creates an emitter of kind with config and no persisted
 // history, and returns its id.
 func (e *env) createEmitter(ctx context.Context, kind string, config any) (string, error) {
-	var out struct {
-		ID string `json:"id"`
+	cfg, err := json.Marshal(config)
+	if err != nil {
+		return "", fmt.Errorf("%s config: %w", kind, err)
 	}
-	in := map[string]any{"kind": kind, "config": config, "retention": map[string]any{"persist": false}}
+	persist := false
+	in := api.CreateEmitter{Kind: kind, Config: cfg, Retention: &api.RetentionRequest{Persist: &persist}}
+	var out api.Emitter
 	if err := e.call(ctx, http.MethodPost, "/api/v1/emitters", in, &out); err != nil {
 		return "", err
 	}

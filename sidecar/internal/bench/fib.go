@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 // runFib is the pexservice scenario: /fib/next at concurrency C. Every
@@ -14,9 +16,7 @@ func runFib(ctx context.Context, e *env) error {
 	e.rep.OpsUnit = "requests"
 	e.param("concurrency", conc)
 	e.param("duration", e.o.Duration.String())
-	var before, after struct {
-		Position uint64 `json:"position"`
-	}
+	var before, after api.FibState
 	if err := e.call(ctx, http.MethodGet, "/fib/current", nil, &before); err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,7 +14,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/sidestream/sidestream/sidecar/internal/queueapi"
+	"github.com/sidestream/sidestream/sidecar/api"
+	"github.com/sidestream/sidestream/sidecar/queueclient"
 )
 
 const (
@@ -23,7 +23,7 @@ const (
 	queueBatch = 50
 	// queueInFlight is the posts (per producer) and deletes (per
 	// consumer) awaiting their acknowledgement: enough that the server's
-	// group commits fill (as BenchmarkProduceConsumeWS in queueapi).
+	// group commits fill (as BenchmarkProduceConsumeWS in queueclient).
 	queueInFlight = 32
 	// queueWindow is the claims a subscription keeps unacknowledged.
 	queueWindow = 40
@@ -46,9 +46,9 @@ func runQueue(ctx context.Context, e *env) error {
 	e.param("consumers", q.cons)
 	e.param("size", q.size)
 	e.param("batch", q.batch)
-	e.param("ack_max", orInt(e.o.AckMax, queueapi.DefaultAckMax))
+	e.param("ack_max", orInt(e.o.AckMax, queueclient.DefaultAckMax))
 	e.param("duration", e.o.Duration.String())
-	q.tg = queueapi.Target{URL: e.o.Target, Queue: "bench-" + runID(), Project: "bench", ClientID: uuid.NewString()}
+	q.tg = queueclient.Target{URL: e.o.Target, Queue: "bench-" + runID(), Project: "bench", ClientID: uuid.NewString()}
 	q.hpost, q.hdel = e.hist("post"), e.hist("delivery")
 	for i := range q.seen {
 		q.seen[i].m = map[[2]uint64]struct{}{}
@@ -60,7 +60,7 @@ func runQueue(ctx context.Context, e *env) error {
 type queueRun struct {
 	e                        *env
 	prods, cons, size, batch int
-	tg                       queueapi.Target
+	tg                       queueclient.Target
 	hpost, hdel              *latencies
 
 	produced, received atomic.Int64
@@ -151,7 +151,7 @@ func (q *queueRun) drain(ctx context.Context) time.Duration {
 		}
 	}
 	// Deletes still in flight finish before the consumers stop.
-	for q.e.ops.Load() < q.received.Load() && time.Since(start) < catchUp {
+	for q.e.opsNow() < q.received.Load() && time.Since(start) < catchUp {
 		select {
 		case <-ctx.Done():
 			return time.Since(start)
@@ -189,22 +189,16 @@ func (q *queueRun) produce(ctx context.Context, w int, stop *atomic.Bool, reserv
 	errs := make(chan error, queueInFlight)
 	for range queueInFlight {
 		wg.Go(func() {
-			var buf []byte
 			for ctx.Err() == nil && !stop.Load() {
 				if reserved.Add(int64(q.batch)) > limit {
 					return
 				}
 				t0 := time.Now()
 				// Each body holds the post time, for the delivery histogram.
-				body := queueapi.AppendPost(buf[:0], q.tg.Queue, q.batch, 0, func(b []byte, _ int) []byte {
+				err := c.Post(ctx, q.tg.Queue, q.batch, 0, func(b []byte, _ int) []byte {
 					b = strconv.AppendInt(append(b, `{"t":`...), t0.UnixNano(), 10)
 					return append(append(append(b, `,"p":"`...), pad...), `"}`...)
 				})
-				buf = body // Do copied it into its frame
-				r, err := c.Do(ctx, "message_post", nil, body)
-				if err == nil {
-					err = r.Err()
-				}
 				if err != nil {
 					if ctx.Err() == nil {
 						errs <- fmt.Errorf("producer %d: post: %w", w, err)
@@ -221,13 +215,10 @@ func (q *queueRun) produce(ctx context.Context, w int, stop *atomic.Bool, reserv
 	return <-errs
 }
 
-func (q *queueRun) dial(ctx context.Context) (*queueapi.Client, error) {
-	hdr := http.Header{}
-	hdr.Set("X-Project-Id", q.tg.Project)
-	hdr.Set("Client-ID", q.tg.ClientID)
+func (q *queueRun) dial(ctx context.Context) (*queueclient.Client, error) {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	c, err := queueapi.Dial(dctx, strings.TrimSuffix(q.tg.URL, "/")+"/v2/ws", hdr)
+	c, err := q.tg.Dial(dctx)
 	if err != nil {
 		return nil, err
 	}
@@ -235,42 +226,42 @@ func (q *queueRun) dial(ctx context.Context) (*queueapi.Client, error) {
 	return c, nil
 }
 
-func (q *queueRun) hangUp(c *queueapi.Client) {
+func (q *queueRun) hangUp(c *queueclient.Client) {
 	_ = c.Close()
 	q.e.conns.Add(-1)
 }
 
-// consume runs one consumer: queueapi's, which acknowledges deliveries
-// that arrive while all its acks are out together.
+// consume runs one consumer: queueclient's, which acknowledges
+// deliveries that arrive while all its acks are out together. A message
+// counts (ops) once its delete was acknowledged.
 func (q *queueRun) consume(ctx context.Context, w int, ready chan<- struct{}) error {
-	lat := make([]int64, 0, q.batch) // OnDelivery runs on one goroutine
-	subscribed := false
-	defer func() {
-		if subscribed {
-			q.e.conns.Add(-1)
-		}
-	}()
-	_, err := queueapi.Consume(ctx, queueapi.ConsumeOptions{
+	k, err := queueclient.Subscribe(ctx, queueclient.ConsumeOptions{
 		Target: q.tg, Batch: q.batch, ClaimTTL: 300 * time.Second, Window: queueWindow * q.batch,
 		Ack: true, InFlight: queueInFlight, AckMax: q.e.o.AckMax,
-		OnSubscribed: func() {
-			subscribed = true
-			q.e.conns.Add(1)
-			ready <- struct{}{}
-		},
-		OnDelivery: func(d queueapi.Delivery) {
-			now := time.Now().UnixNano()
-			lat = lat[:0]
-			for _, m := range d.Messages {
-				q.mark(m.ID)
-				if t, ok := postTime(m.Body); ok {
-					lat = append(lat, (now-t)/1000)
-				}
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("consumer %d: %w", w, err)
+	}
+	defer k.Close()
+	q.e.conns.Add(1)
+	defer q.e.conns.Add(-1)
+	q.e.opsFrom(k.Acked)
+	ready <- struct{}{}
+	lat := make([]int64, 0, q.batch) // Run hands deliveries over on one goroutine
+	_, err = k.Run(ctx, func(d api.QueueDelivery) {
+		now := time.Now().UnixNano()
+		lat = lat[:0]
+		for _, m := range d.Messages {
+			q.mark(m.ID)
+			if t, ok := postTime(m.Body); ok {
+				lat = append(lat, (now-t)/1000)
 			}
-			q.hdel.record(w, lat...)
-			q.received.Add(int64(len(d.Messages)))
-		},
-		OnAck: func(n int) { q.e.ops.Add(int64(n)) },
+		}
+		q.hdel.record(w, lat...)
+		q.received.Add(int64(len(d.Messages)))
 	})
 	if ctx.Err() != nil {
 		return nil // stopped after the drain

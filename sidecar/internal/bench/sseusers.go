@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 // runSSEUsers is the Gatling scenario: U users open /sse/log/{id} of one
@@ -16,10 +18,8 @@ func runSSEUsers(ctx context.Context, e *env) error {
 	e.param("users", users)
 	e.param("events", events)
 	e.param("rate", rate)
-	var created struct {
-		ID string `json:"id"`
-	}
-	if err := e.call(ctx, http.MethodPut, "/log", map[string]any{"source": "synthetic", "rate": rate}, &created); err != nil {
+	var created api.Created
+	if err := e.call(ctx, http.MethodPut, "/log", api.LogRequest{Source: "synthetic", Rate: &rate}, &created); err != nil {
 		return err
 	}
 	defer e.deleteEmitter(created.ID)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
 
@@ -13,11 +14,11 @@ import (
 )
 
 func (s *Server) listPlugins(_ context.Context, c *app.RequestContext) error {
-	items := []PluginInfo{}
+	items := []api.Plugin{}
 	if s.d.Plugins != nil {
 		items = append(items, s.d.Plugins.Plugins()...)
 	}
-	return writeJSON(c, http.StatusOK, map[string]any{"items": items})
+	return writeJSON(c, http.StatusOK, api.Items[api.Plugin]{Items: items})
 }
 
 func (s *Server) clusterView(ctx context.Context, c *app.RequestContext) error {
@@ -46,7 +47,7 @@ func (s *Server) createEmitter(ctx context.Context, c *app.RequestContext) error
 		return err
 	}
 	c.Response.Header.Set("Location", "/api/v1/emitters/"+spec.ID)
-	return writeJSON(c, http.StatusCreated, spec)
+	return writeJSON(c, http.StatusCreated, emitterOut(spec))
 }
 
 // listEmitters answers GET /api/v1/emitters?kind=&label=k:v&limit=&after=.
@@ -71,13 +72,14 @@ func (s *Server) listEmitters(ctx context.Context, c *app.RequestContext) error 
 		f.Labels[k] = v
 	}
 	if conflict {
-		return writeJSON(c, http.StatusOK, map[string]any{"items": []emitter.Spec{}, "next": ""})
+		return writeJSON(c, http.StatusOK, api.EmitterPage{Items: []api.Emitter{}})
 	}
-	items, next := s.d.Emitters.List(ctx, f, c.Query("after"), limit)
-	if items == nil {
-		items = []emitter.Spec{}
+	specs, next := s.d.Emitters.List(ctx, f, c.Query("after"), limit)
+	page := api.EmitterPage{Items: make([]api.Emitter, len(specs)), Next: next}
+	for i, spec := range specs {
+		page.Items[i] = emitterOut(spec)
 	}
-	return writeJSON(c, http.StatusOK, map[string]any{"items": items, "next": next})
+	return writeJSON(c, http.StatusOK, page)
 }
 
 func (s *Server) getEmitter(ctx context.Context, c *app.RequestContext) error {
@@ -85,7 +87,7 @@ func (s *Server) getEmitter(ctx context.Context, c *app.RequestContext) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(c, http.StatusOK, spec)
+	return writeJSON(c, http.StatusOK, emitterOut(spec))
 }
 
 func (s *Server) deleteEmitter(ctx context.Context, c *app.RequestContext) error {
@@ -100,7 +102,19 @@ func (s *Server) command(ctx context.Context, c *app.RequestContext) error {
 	return s.runCommand(ctx, c, c.Param("id"), c.Param("name"))
 }
 
-// streamEvents answers a history page: up to limit events after ?after=,
+// emitterOut is spec as the API shows it. Node stays empty: on a single
+// node every emitter is this node's.
+func emitterOut(spec emitter.Spec) api.Emitter {
+	out := api.Emitter{ID: spec.ID, Kind: spec.Kind, Config: spec.Config, Labels: spec.Labels, CreatedAt: spec.CreatedAt,
+		Node: spec.Node, Retention: api.Retention{Persist: spec.Retention.Persist, MaxEvents: spec.Retention.MaxEvents}}
+	if spec.Retention.MaxAge != 0 {
+		out.Retention.MaxAge = time.Duration(spec.Retention.MaxAge).String()
+	}
+	return out
+}
+
+// streamEvents answers a history page (api.EventPage, built from the
+// events' cached envelopes): up to limit events after ?after=,
 // oldest first, and "next", the after of the following page.
 func (s *Server) streamEvents(ctx context.Context, c *app.RequestContext) error {
 	limit, err := queryLimit(c)
@@ -128,6 +142,6 @@ func (s *Server) streamEvents(ctx context.Context, c *app.RequestContext) error 
 	buf = strconv.AppendUint(buf, next, 10)
 	buf = append(buf, `,"head":`...)
 	buf = strconv.AppendUint(buf, st.Head(), 10)
-	c.Data(http.StatusOK, "application/json; charset=utf-8", append(buf, '}'))
+	c.Data(http.StatusOK, jsonContentType, append(buf, '}'))
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 func TestFibRoutes(t *testing.T) {
@@ -59,7 +61,7 @@ func TestLogPageAndCursor(t *testing.T) {
 	}
 	e.publish(created.ID, 25)
 	type page struct {
-		Events []envelope
+		Events []api.Event
 		Prev   *uint64
 	}
 	get := func(q string) page {
@@ -170,7 +172,7 @@ func TestStreamEventsPage(t *testing.T) {
 	e.do("POST", "/api/v1/emitters", `{"kind":"log","id":"h"}`)
 	e.publish("h", 7)
 	var p struct {
-		Events     []envelope
+		Events     []api.Event
 		Next, Head uint64
 	}
 	var seqs []uint64

@@ -51,6 +51,19 @@ func (l *trackingListener) onAccept(c net.Conn) context.Context {
 	return context.WithValue(context.Background(), connKey{}, c)
 }
 
+// Write passes b on, with an answer Hertz wrote on its own at its end
+// given the JSON error body (earlyErrorJSON): its n counts b's bytes,
+// which is what Hertz's buffer advances by.
+func (c *trackedConn) Write(b []byte) (int, error) {
+	if out, ok := earlyErrorJSON(b); ok {
+		if _, err := c.Conn.Write(out); err != nil {
+			return 0, err
+		}
+		return len(b), nil
+	}
+	return c.Conn.Write(b)
+}
+
 func (c *trackedConn) Close() error {
 	if c.detached.Load() {
 		return nil

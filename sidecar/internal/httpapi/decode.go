@@ -13,6 +13,7 @@ import (
 	"github.com/cloudwego/hertz/pkg/app"
 
 	"github.com/sidestream/sidestream/core/emitter"
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 // body returns the request body, or a 413 beyond MaxBodyBytes.
@@ -52,7 +53,7 @@ func jsonError(err error) error {
 		}
 		msg := fmt.Sprintf("must be %s, not %s", jsonTypeName(te.Type.String()), te.Value)
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_type",
-			Message: field + " " + msg, Fields: []emitter.FieldError{{Field: field, Message: msg}}}
+			Message: field + " " + msg, Fields: []api.FieldError{{Field: field, Message: msg}}}
 	case errors.As(err, &se):
 		return badRequest("malformed_json", "malformed JSON at byte %d: %s", se.Offset, se.Error())
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
@@ -61,7 +62,7 @@ func jsonError(err error) error {
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
 		name = strings.Trim(name, `"`)
 		return &apiError{Status: http.StatusBadRequest, Code: "unknown_field",
-			Message: fmt.Sprintf("unknown field %q", name), Fields: []emitter.FieldError{{Field: name, Message: "unknown field"}}}
+			Message: fmt.Sprintf("unknown field %q", name), Fields: []api.FieldError{{Field: name, Message: "unknown field"}}}
 	}
 	return badRequest("malformed_json", "malformed JSON: %s", err.Error())
 }
@@ -84,15 +85,8 @@ func jsonTypeName(goType string) string {
 	return goType
 }
 
-// retentionBody is a retention policy as requests spell it.
-type retentionBody struct {
-	Persist   *bool  `json:"persist"`
-	MaxEvents *int   `json:"max_events"`
-	MaxAge    string `json:"max_age"`
-}
-
 // toRetention applies r over the default policy.
-func (r *retentionBody) toRetention() (*emitter.Retention, error) {
+func toRetention(r *api.RetentionRequest) (*emitter.Retention, error) {
 	if r == nil {
 		return nil, nil
 	}
@@ -108,27 +102,18 @@ func (r *retentionBody) toRetention() (*emitter.Retention, error) {
 		if err != nil || d < 0 {
 			return nil, &apiError{Status: http.StatusBadRequest, Code: "invalid",
 				Message: "retention.max_age must be a duration like \"24h\"",
-				Fields:  []emitter.FieldError{{Field: "retention.max_age", Message: "must be a duration like \"24h\""}}}
+				Fields:  []api.FieldError{{Field: "retention.max_age", Message: "must be a duration like \"24h\""}}}
 		}
 		out.MaxAge = emitter.Duration(d)
 	}
 	return &out, nil
 }
 
-// logRequest is the optional body of PUT /log.
-type logRequest struct {
-	Source    string         `json:"source"`
-	Rate      *float64       `json:"rate"`
-	Path      string         `json:"path"`
-	Guest     string         `json:"guest"`
-	Retention *retentionBody `json:"retention"`
-}
-
 // decodeLogRequest turns a PUT /log body (possibly empty) into a create
 // request for a log emitter.
 func decodeLogRequest(b []byte) (emitter.CreateRequest, error) {
 	req := emitter.CreateRequest{Kind: "log"}
-	var lr logRequest
+	var lr api.LogRequest
 	if len(bytes.TrimSpace(b)) > 0 {
 		if err := decodeStrict(b, &lr); err != nil {
 			return req, err
@@ -153,7 +138,7 @@ func decodeLogRequest(b []byte) (emitter.CreateRequest, error) {
 		req.Labels = map[string]string{"guest": lr.Guest}
 	}
 	req.Config, _ = json.Marshal(cfg) // a map of strings and numbers always encodes
-	ret, err := lr.Retention.toRetention()
+	ret, err := toRetention(lr.Retention)
 	if err != nil {
 		return req, err
 	}
@@ -161,19 +146,8 @@ func decodeLogRequest(b []byte) (emitter.CreateRequest, error) {
 	return req, nil
 }
 
-// createRequest is the body of POST /api/v1/emitters.
-type createRequest struct {
-	ID        string            `json:"id"`
-	Kind      string            `json:"kind"`
-	Config    json.RawMessage   `json:"config"`
-	Labels    map[string]string `json:"labels"`
-	Retention *retentionBody    `json:"retention"`
-	// Node runs the emitter, in cluster mode (default: the node asked).
-	Node string `json:"node"`
-}
-
 func decodeCreateRequest(b []byte) (emitter.CreateRequest, error) {
-	var cr createRequest
+	var cr api.CreateEmitter
 	if len(bytes.TrimSpace(b)) == 0 {
 		return emitter.CreateRequest{}, badRequest("malformed_json", "a JSON body {\"kind\": …} is required")
 	}
@@ -182,9 +156,9 @@ func decodeCreateRequest(b []byte) (emitter.CreateRequest, error) {
 	}
 	if cr.Kind == "" {
 		return emitter.CreateRequest{}, &apiError{Status: http.StatusBadRequest, Code: "invalid",
-			Message: "kind is required", Fields: []emitter.FieldError{{Field: "kind", Message: "is required"}}}
+			Message: "kind is required", Fields: []api.FieldError{{Field: "kind", Message: "is required"}}}
 	}
-	ret, err := cr.Retention.toRetention()
+	ret, err := toRetention(cr.Retention)
 	if err != nil {
 		return emitter.CreateRequest{}, err
 	}

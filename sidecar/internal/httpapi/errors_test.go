@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sidestream/sidestream/core/stream"
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 func TestErrorCases(t *testing.T) {
@@ -75,7 +76,7 @@ func TestErrorCases(t *testing.T) {
 			if tc.code == "" {
 				return
 			}
-			var eb errBody
+			var eb api.ErrorBody
 			if err := json.Unmarshal(body, &eb); err != nil {
 				t.Fatalf("body %s: %v", body, err)
 			}

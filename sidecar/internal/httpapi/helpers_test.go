@@ -5,9 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	hzroute "github.com/cloudwego/hertz/pkg/route"
-	"github.com/sidestream/sidestream/core/queue"
-	"github.com/sidestream/sidestream/sidecar/internal/queueapi"
 	"io"
 	"log/slog"
 	"math/big"
@@ -17,6 +14,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	hzroute "github.com/cloudwego/hertz/pkg/route"
+
+	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/sidecar/api"
+	"github.com/sidestream/sidestream/sidecar/internal/queueapi"
 
 	"github.com/cloudwego/hertz/pkg/app/client"
 	"github.com/cloudwego/hertz/pkg/network/standard"
@@ -205,9 +208,9 @@ func (f *fakeEmitters) Stream(_ context.Context, id string) (*stream.Stream, err
 	return st, nil
 }
 
-type fakePlugins []PluginInfo
+type fakePlugins []api.Plugin
 
-func (p fakePlugins) Plugins() []PluginInfo { return p }
+func (p fakePlugins) Plugins() []api.Plugin { return p }
 
 // env is a running server over a real bbolt store and hub.
 type env struct {

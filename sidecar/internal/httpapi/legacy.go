@@ -9,8 +9,8 @@ import (
 
 	"github.com/cloudwego/hertz/pkg/app"
 
-	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/core/event"
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 // Page bounds of the history routes.
@@ -36,10 +36,10 @@ func (s *Server) createLog(ctx context.Context, c *app.RequestContext) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(c, http.StatusCreated, map[string]string{"id": spec.ID})
+	return writeJSON(c, http.StatusCreated, api.Created{ID: spec.ID})
 }
 
-// logPage answers GET /log/{id}?limit=&before=: the newest events before
+// logPage answers GET /log/{id}?limit=&before= (api.LogPage): the newest events before
 // the cursor, oldest first, and "prev", the cursor of the page before.
 func (s *Server) logPage(ctx context.Context, c *app.RequestContext) error {
 	limit, err := queryLimit(c)
@@ -63,7 +63,7 @@ func (s *Server) logPage(ctx context.Context, c *app.RequestContext) error {
 		buf = append(buf, `,"prev":`...)
 		buf = strconv.AppendUint(buf, evs[0].Seq, 10)
 	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", append(buf, '}'))
+	c.Data(http.StatusOK, jsonContentType, append(buf, '}'))
 	return nil
 }
 
@@ -118,7 +118,7 @@ func (s *Server) runCommand(ctx context.Context, c *app.RequestContext, id, name
 	if len(res) == 0 {
 		res = json.RawMessage("null")
 	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", res)
+	c.Data(http.StatusOK, jsonContentType, res)
 	return nil
 }
 
@@ -148,7 +148,7 @@ func (s *Server) trackPublish(ctx context.Context, c *app.RequestContext) error 
 		q, ok := c.GetQuery("data")
 		if !ok {
 			return &apiError{Status: http.StatusBadRequest, Code: "invalid", Message: "data is required (?data= or a JSON body)",
-				Fields: []emitter.FieldError{{Field: "data", Message: "is required"}}}
+				Fields: []api.FieldError{{Field: "data", Message: "is required"}}}
 		}
 		data, _ = json.Marshal(q) // a string always encodes
 	}
@@ -156,5 +156,5 @@ func (s *Server) trackPublish(ctx context.Context, c *app.RequestContext) error 
 	if err != nil {
 		return err
 	}
-	return writeJSON(c, http.StatusAccepted, map[string]uint64{"seq": seq})
+	return writeJSON(c, http.StatusAccepted, api.Seq{Seq: seq})
 }

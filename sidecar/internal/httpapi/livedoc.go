@@ -18,6 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sidestream/sidestream/core/emitter"
+	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/web"
 )
 
@@ -39,7 +40,7 @@ var livedocTypes = map[string]string{
 	".js":   "text/javascript; charset=utf-8",
 	".css":  "text/css; charset=utf-8",
 	".svg":  "image/svg+xml",
-	".json": "application/json; charset=utf-8",
+	".json": jsonContentType,
 }
 
 func (s *Server) livedoc(_ context.Context, c *app.RequestContext) error {
@@ -149,27 +150,20 @@ func (s *Server) openapiJSONHandler(_ context.Context, c *app.RequestContext) er
 	if err != nil {
 		return err
 	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", b)
+	c.Data(http.StatusOK, jsonContentType, b)
 	return nil
-}
-
-// kindInfo is one emitter kind as /api/v1/kinds shows it.
-type kindInfo struct {
-	emitter.Kind
-	State string `json:"state"`
-	Error string `json:"error,omitempty"`
 }
 
 // listKinds answers every plugin's kind with its description; a plugin
 // that cannot describe itself right now is listed with the error.
 func (s *Server) listKinds(ctx context.Context, c *app.RequestContext) error {
-	items := []kindInfo{}
+	items := []api.Kind{}
 	if s.d.Plugins == nil {
-		return writeJSON(c, http.StatusOK, map[string]any{"items": items})
+		return writeJSON(c, http.StatusOK, api.Items[api.Kind]{Items: items})
 	}
 	desc, _ := s.d.Plugins.(KindDescriber)
 	for _, p := range s.d.Plugins.Plugins() {
-		k := kindInfo{Kind: emitter.Kind{Name: p.Name, Version: p.Version}, State: p.State}
+		k := api.Kind{Name: p.Name, Version: p.Version, State: p.State}
 		if desc != nil {
 			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			d, err := desc.Describe(dctx, p.Name)
@@ -177,11 +171,21 @@ func (s *Server) listKinds(ctx context.Context, c *app.RequestContext) error {
 			if err != nil {
 				k.Error = err.Error()
 			} else {
-				k.Kind = d
+				k = kindOut(d, p.State)
 			}
 		}
 		items = append(items, k)
 	}
 	sort.Slice(items, func(i, j int) bool { return items[i].Name < items[j].Name })
-	return writeJSON(c, http.StatusOK, map[string]any{"items": items})
+	return writeJSON(c, http.StatusOK, api.Items[api.Kind]{Items: items})
+}
+
+// kindOut is a kind's description as the API shows it.
+func kindOut(d emitter.Kind, state string) api.Kind {
+	k := api.Kind{Name: d.Name, Version: d.Version, Description: d.Description, ConfigSchema: d.ConfigSchema,
+		EventTypes: d.EventTypes, State: state}
+	for _, c := range d.Commands {
+		k.Commands = append(k.Commands, api.Command{Name: c.Name, Description: c.Description})
+	}
+	return k
 }

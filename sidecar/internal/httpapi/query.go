@@ -7,13 +7,13 @@ import (
 
 	"github.com/cloudwego/hertz/pkg/app"
 
-	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/core/stream"
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 func fieldError(code, field, msg string) *apiError {
 	return &apiError{Status: http.StatusBadRequest, Code: code, Message: field + " " + msg,
-		Fields: []emitter.FieldError{{Field: field, Message: msg}}}
+		Fields: []api.FieldError{{Field: field, Message: msg}}}
 }
 
 // queryUint reads an optional unsigned integer query parameter.

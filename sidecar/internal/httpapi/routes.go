@@ -8,6 +8,7 @@ import (
 
 	"github.com/cloudwego/hertz/pkg/app"
 
+	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/web"
 )
 
@@ -81,13 +82,23 @@ func (s *Server) register() {
 			}
 		}}
 		if s.d.Authenticate != nil && !publicRoute(r.Path) {
-			chain = append([]app.HandlerFunc{s.d.Authenticate}, chain...)
+			chain = append([]app.HandlerFunc{s.authenticate}, chain...)
 		}
 		s.h.Handle(r.Method, r.Path, chain...)
 	}
 	for _, mount := range s.d.Mount {
 		mount(s.h)
 	}
+}
+
+// authenticate runs Deps.Authenticate, answering a refusal itself.
+func (s *Server) authenticate(ctx context.Context, c *app.RequestContext) {
+	if err := s.d.Authenticate(c); err != nil {
+		s.writeError(c, err)
+		c.Abort()
+		return
+	}
+	c.Next(ctx)
 }
 
 // publicRoute reports whether path is served without a token: what a
@@ -101,6 +112,9 @@ func publicRoute(path string) bool {
 	return strings.HasPrefix(path, "/livedoc/")
 }
 
+// jsonContentType is the Content-Type of every JSON answer.
+const jsonContentType = "application/json; charset=utf-8"
+
 // writeJSON answers with v encoded by encoding/json (json.RawMessage
 // values pass through unchanged).
 func writeJSON(c *app.RequestContext, status int, v any) error {
@@ -108,7 +122,7 @@ func writeJSON(c *app.RequestContext, status int, v any) error {
 	if err != nil {
 		return err
 	}
-	c.Data(status, "application/json; charset=utf-8", b)
+	c.Data(status, jsonContentType, b)
 	return nil
 }
 
@@ -123,7 +137,7 @@ func (s *Server) openapi(_ context.Context, c *app.RequestContext) error {
 }
 
 func (s *Server) healthz(_ context.Context, c *app.RequestContext) error {
-	return writeJSON(c, http.StatusOK, map[string]string{"status": "ok"})
+	return writeJSON(c, http.StatusOK, api.Status{Status: "ok"})
 }
 
 func (s *Server) readyz(ctx context.Context, c *app.RequestContext) error {
@@ -135,5 +149,5 @@ func (s *Server) readyz(ctx context.Context, c *app.RequestContext) error {
 	if s.ctx.Err() != nil {
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: "shutting down"}
 	}
-	return writeJSON(c, http.StatusOK, map[string]string{"status": "ready"})
+	return writeJSON(c, http.StatusOK, api.Status{Status: "ready"})
 }

@@ -1,8 +1,11 @@
 // Package httpapi is the sidecar's HTTP API on Hertz: the routes of the
 // earlier systems (/log, /magic, /time, /echo, /fib, /track), the /api/v1
 // surface, SSE and WebSocket streams, health, and /openapi.yaml. Every
-// error goes through one mapper (errors.go) into
-// {"error":{"code":"…","message":"…"}}.
+// error goes through one mapper (errors.go) into api.ErrorBody,
+// {"error":{"code":"…","message":"…","fields":[…]}}, including the
+// answers Hertz makes before any route runs (unroutable requests,
+// trailing-slash redirects, and requests it cannot read: 400, 408, 413,
+// 431, rewritten on the connection).
 package httpapi
 
 import (
@@ -10,13 +13,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	hzroute "github.com/cloudwego/hertz/pkg/route"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	hzroute "github.com/cloudwego/hertz/pkg/route"
 
 	"github.com/cloudwego/hertz/pkg/app"
 	"github.com/cloudwego/hertz/pkg/app/server"
@@ -41,20 +45,9 @@ type Emitters interface {
 	Stream(ctx context.Context, id string) (*stream.Stream, error)
 }
 
-// PluginInfo is one plugin process as /api/v1/plugins shows it.
-type PluginInfo struct {
-	Name      string `json:"name"`
-	Version   string `json:"version"`
-	PID       int    `json:"pid"`
-	State     string `json:"state"`
-	Restarts  int    `json:"restarts"`
-	Instances int    `json:"instances"`
-	LastError string `json:"last_error,omitempty"`
-}
-
 // Plugins lists the plugin processes.
 type Plugins interface {
-	Plugins() []PluginInfo
+	Plugins() []api.Plugin
 }
 
 // Deps are the parts the API serves.
@@ -76,7 +69,9 @@ type Deps struct {
 	MetricsHandler http.Handler
 	// Authenticate, if set, guards every route but the public ones (the
 	// livedoc page, the OpenAPI document, health, readiness and metrics).
-	Authenticate app.HandlerFunc
+	// It returns an error wrapping auth.ErrUnauthenticated to refuse a
+	// request (answered 401 with the error body).
+	Authenticate func(c *app.RequestContext) error
 	// Cluster, if set, answers GET /api/v1/cluster; without it the node
 	// reports itself alone.
 	Cluster func(ctx context.Context) api.Cluster
@@ -91,6 +86,9 @@ type Options struct {
 	Listen string
 	// MaxBodyBytes bounds request bodies (default 1 MiB).
 	MaxBodyBytes int64
+	// MaxHeaderBytes bounds a request's line and headers (default 1 MiB,
+	// Hertz's): beyond it the answer is 431.
+	MaxHeaderBytes int
 	// HeartbeatInterval is the SSE comment and WS ping interval (default 15s).
 	HeartbeatInterval time.Duration
 	// SSERetry is the reconnect delay told to SSE clients (default 2s).
@@ -110,6 +108,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxBodyBytes <= 0 {
 		o.MaxBodyBytes = 1 << 20
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 1 << 20
 	}
 	if o.HeartbeatInterval <= 0 {
 		o.HeartbeatInterval = 15 * time.Second
@@ -179,6 +180,10 @@ func New(d Deps, o Options) (*Server, error) {
 		server.WithListener(ln),
 		server.WithOnAccept(ln.onAccept),
 		server.WithHandleMethodNotAllowed(true),
+		// noRoute redirects to the path with the trailing slash toggled
+		// itself, with the error body; Hertz's redirect has none.
+		server.WithRedirectTrailingSlash(false),
+		server.WithMaxHeaderBytes(o.MaxHeaderBytes),
 		// Not WithSenseClientDisconnection: its watcher races with the
 		// connection's release when a response write fails (seen with
 		// -race on v0.10.4). Stream handlers watch their client themselves.

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 func TestSSEHeadersRetryAndSeqIDs(t *testing.T) {
@@ -99,7 +101,7 @@ func TestSSEMalformedResumeIs400(t *testing.T) {
 		if code != 400 || hdr.Get("Content-Type") != "application/json; charset=utf-8" {
 			t.Fatalf("%s %v: %d %s", tc.path, tc.hdr, code, body)
 		}
-		var eb errBody
+		var eb api.ErrorBody
 		if err := json.Unmarshal(body, &eb); err != nil || eb.Error.Code == "" {
 			t.Fatalf("%s: body %s", tc.path, body)
 		}

@@ -9,26 +9,9 @@ import (
 	"time"
 
 	"github.com/hertz-contrib/websocket"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
-
-type errBody struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-		Fields  []struct {
-			Field   string `json:"field"`
-			Message string `json:"message"`
-		} `json:"fields"`
-	} `json:"error"`
-}
-
-type envelope struct {
-	Stream string          `json:"stream"`
-	Seq    uint64          `json:"seq"`
-	Type   string          `json:"type"`
-	Time   time.Time       `json:"time"`
-	Data   json.RawMessage `json:"data"`
-}
 
 func closeCode(err error) int {
 	var ce *websocket.CloseError
@@ -38,7 +21,7 @@ func closeCode(err error) int {
 	return -1
 }
 
-func readEnvelope(t *testing.T, c *websocket.Conn) envelope {
+func readEnvelope(t *testing.T, c *websocket.Conn) api.Event {
 	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	mt, b, err := c.ReadMessage()
@@ -48,7 +31,7 @@ func readEnvelope(t *testing.T, c *websocket.Conn) envelope {
 	if mt != websocket.TextMessage {
 		t.Fatalf("frame type %d, want text", mt)
 	}
-	var env envelope
+	var env api.Event
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&env); err != nil {
@@ -196,7 +179,7 @@ func TestTrackerPublishDeliversOverWSAndSSE(t *testing.T) {
 			continue // delivered before the resume took effect
 		}
 		if env.Stream != "track:alice" || env.Seq != uint64(seen+1) || env.Type != "track" || string(env.Data) != wantData[seen] {
-			t.Fatalf("ws envelope %+v", env)
+			t.Fatalf("ws api.Event %+v", env)
 		}
 		seen++
 	}
@@ -209,7 +192,7 @@ func TestTrackerPublishDeliversOverWSAndSSE(t *testing.T) {
 	// History is kept and pageable.
 	code, _, body = e.do("GET", "/api/v1/streams/track:alice/events?after=1&limit=1", "")
 	var page struct {
-		Events []envelope
+		Events []api.Event
 		Next   uint64
 		Head   uint64
 	}

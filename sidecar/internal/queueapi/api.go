@@ -3,7 +3,8 @@
 // whose frames {"action","headers","body"} reach every operation, plus
 // subscriptions that push newly posted messages to a consumer through
 // claims (at-least-once). REST and WebSocket share one implementation of
-// each operation (ops.go), so both answer identically.
+// each operation (ops.go), so both answer identically. Its Go client is
+// sidecar/queueclient; errors have the API's one body (sidecar/api).
 package queueapi
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/cloudwego/hertz/pkg/route"
 
 	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
 )
 
@@ -111,13 +113,21 @@ func (api *API) Close(ctx context.Context) error {
 
 // apiError is an error with its answer.
 type apiError struct {
-	Status  int    `json:"-"`
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Field   string `json:"field,omitempty"`
+	Status  int
+	Code    string
+	Message string
+	Fields  []api.FieldError
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+// body is the answer's JSON, REST and WebSocket alike: the API's one
+// error body, plus the title and description Zaqar clients read.
+func (e *apiError) body() encoded {
+	b := api.NewError(e.Code, e.Message, e.Fields...)
+	b.Title, b.Description = http.StatusText(e.Status), e.Message
+	return b.Encode()
+}
 
 func errf(status int, code, format string, args ...any) *apiError {
 	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
@@ -133,7 +143,8 @@ func errorFor(err error) *apiError {
 	case errors.As(err, &ae):
 		return ae
 	case errors.As(err, &ve):
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid", Message: ve.Error(), Field: ve.Field}
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid", Message: ve.Error(),
+			Fields: []api.FieldError{{Field: ve.Field, Message: ve.Message}}}
 	case errors.Is(err, queue.ErrInvalid):
 		return errf(http.StatusBadRequest, "invalid", "%s", err)
 	case errors.Is(err, queue.ErrTooLarge):
@@ -170,5 +181,6 @@ func (api *API) writeError(c *app.RequestContext, err error) {
 	if ae.Status == http.StatusUnauthorized {
 		c.Response.Header.Set("WWW-Authenticate", `Bearer realm="sidestream"`)
 	}
-	c.AbortWithStatusJSON(ae.Status, map[string]any{"error": ae})
+	c.Data(ae.Status, "application/json; charset=utf-8", ae.body())
+	c.Abort()
 }

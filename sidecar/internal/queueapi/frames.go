@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/sidestream/sidestream/sidecar/internal/jsonwalk"
 )
 
 // frame is one client request over the WebSocket.
@@ -61,7 +63,7 @@ func decodeFrame(data []byte) (frame, error) {
 func (f *frame) header(name string) string {
 	for k, v := range f.Headers {
 		if strings.EqualFold(k, name) {
-			if s, ok := plainString(v); ok {
+			if s, ok := jsonwalk.PlainString(v); ok {
 				return s
 			}
 			var s string
@@ -77,7 +79,7 @@ func (f *frame) header(name string) string {
 func reply(req []byte, status int, body any) []byte {
 	b, err := encode(body)
 	if err != nil {
-		status, b = 500, []byte(`{"error":{"code":"internal","message":"encode response"}}`)
+		status, b = 500, errf(500, "internal", "encode response").body()
 	}
 	if body == nil {
 		b = []byte("{}")
@@ -98,17 +100,16 @@ func reply(req []byte, status int, body any) []byte {
 // errorReply answers req with err in the API's error shape.
 func errorReply(req []byte, err error) []byte {
 	ae := errorFor(err)
-	return reply(req, ae.Status, map[string]any{"error": ae})
+	return reply(req, ae.Status, ae.body())
 }
 
-// Encoded is a JSON value built by hand, written as is instead of being
+// encoded is a JSON value built by hand, written as is instead of being
 // marshalled and re-validated: the server's hot replies (from ids, names
-// and message bodies validated when posted) and, as a Client.Do body,
-// frames a load generator builds. It must be valid JSON.
-type Encoded []byte
+// and message bodies validated when posted). It must be valid JSON.
+type encoded []byte
 
 func encode(v any) ([]byte, error) {
-	if e, ok := v.(Encoded); ok {
+	if e, ok := v.(encoded); ok {
 		return e, nil
 	}
 	return json.Marshal(v)

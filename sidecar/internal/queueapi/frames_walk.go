@@ -1,6 +1,10 @@
 package queueapi
 
-import "encoding/json"
+import (
+	"encoding/json"
+
+	"github.com/sidestream/sidestream/sidecar/internal/jsonwalk"
+)
 
 // walkFrame fills f from t (which json.Valid accepted) in one walk; false
 // means t holds something the walk leaves to encoding/json (escaped or
@@ -8,28 +12,28 @@ import "encoding/json"
 // which then decides, with the same result or error as ever.
 func walkFrame(t []byte, f *frame) bool {
 	var seen [3]bool
-	w := walkObject(t)
-	for w.next() {
-		if w.keyEsc {
+	w := jsonwalk.Object(t)
+	for w.Next() {
+		if w.KeyEsc {
 			return false
 		}
 		i := -1
-		switch string(w.key) {
+		switch string(w.Key) {
 		case "action":
-			s, ok := plainString(w.val)
+			s, ok := jsonwalk.PlainString(w.Val)
 			if !ok {
 				return false
 			}
 			i, f.Action = 0, s
 		case "headers":
-			if !walkHeaders(w.val, f) {
+			if !walkHeaders(w.Val, f) {
 				return false
 			}
 			i = 1
 		case "body":
-			i, f.Body = 2, json.RawMessage(w.val)
+			i, f.Body = 2, json.RawMessage(w.Val)
 		default:
-			if foldOnly(w.key, "action") || foldOnly(w.key, "headers") || foldOnly(w.key, "body") {
+			if jsonwalk.FoldOnly(w.Key, "action") || jsonwalk.FoldOnly(w.Key, "headers") || jsonwalk.FoldOnly(w.Key, "body") {
 				return false
 			}
 			continue
@@ -39,7 +43,7 @@ func walkFrame(t []byte, f *frame) bool {
 		}
 		seen[i] = true
 	}
-	return w.done()
+	return w.Done()
 }
 
 func walkHeaders(v []byte, f *frame) bool {
@@ -50,18 +54,18 @@ func walkHeaders(v []byte, f *frame) bool {
 		return false
 	}
 	f.Headers = make(map[string]json.RawMessage, 4)
-	h := walkObject(v)
-	for h.next() {
-		if h.keyEsc {
+	h := jsonwalk.Object(v)
+	for h.Next() {
+		if h.KeyEsc {
 			return false
 		}
-		k := string(h.key)
+		k := string(h.Key)
 		if _, dup := f.Headers[k]; dup {
 			return false
 		}
-		f.Headers[k] = json.RawMessage(h.val)
+		f.Headers[k] = json.RawMessage(h.Val)
 	}
-	return h.done()
+	return h.Done()
 }
 
 // walkParams fills the parameters of the hot actions (message_post,
@@ -85,24 +89,24 @@ func walkParams(body []byte, v any) bool {
 
 func walkPost(body []byte, p *postParams) bool {
 	var seen [2]bool
-	w := walkObject(body)
-	for w.nextKey() {
-		if w.keyEsc {
+	w := jsonwalk.Object(body)
+	for w.NextKey() {
+		if w.KeyEsc {
 			return false
 		}
 		var ok bool
 		i := -1
-		switch string(w.key) {
+		switch string(w.Key) {
 		case "queue_name":
 			i = 0
-			if ok = w.skip(); ok {
-				p.QueueName, ok = plainString(w.val)
+			if ok = w.Skip(); ok {
+				p.QueueName, ok = jsonwalk.PlainString(w.Val)
 			}
 		case "messages":
 			i = 1
 			p.Messages, ok = walkMsgsIn(&w)
 		default:
-			ok = w.skip() && !foldOnly(w.key, "queue_name") && !foldOnly(w.key, "messages")
+			ok = w.Skip() && !jsonwalk.FoldOnly(w.Key, "queue_name") && !jsonwalk.FoldOnly(w.Key, "messages")
 		}
 		if !ok || (i >= 0 && seen[i]) {
 			return false
@@ -111,56 +115,56 @@ func walkPost(body []byte, p *postParams) bool {
 			seen[i] = true
 		}
 	}
-	return w.done()
+	return w.Done()
 }
 
 // walkMsgsIn reads the messages array w stopped at (descending into it:
 // one scan of the post's messages, not one per level) and passes it.
-func walkMsgsIn(w *walker) ([]msgIn, bool) {
-	if w.vstart < len(w.b) && w.b[w.vstart] == 'n' {
-		return nil, w.skip() && string(w.val) == "null"
+func walkMsgsIn(w *jsonwalk.Walker) ([]msgIn, bool) {
+	if w.ValueStartsWith('n') {
+		return nil, w.Skip() && string(w.Val) == "null"
 	}
-	a := w.descend()
-	if a.err != nil || a.obj {
+	a := w.Descend()
+	if a.Err() != nil || a.IsObject() {
 		return nil, false
 	}
 	ms := make([]msgIn, 0, 16)
-	for a.nextKey() {
-		o := a.descend()
-		if !o.obj {
+	for a.NextKey() {
+		o := a.Descend()
+		if !o.IsObject() {
 			return nil, false
 		}
 		m, ok := walkMsgIn(&o)
-		if !ok || !a.ascend(&o) {
+		if !ok || !a.Ascend(&o) {
 			return nil, false
 		}
 		ms = append(ms, m)
 	}
-	return ms, a.done() && w.ascend(&a)
+	return ms, a.Done() && w.Ascend(&a)
 }
 
-func walkMsgIn(o *walker) (msgIn, bool) {
+func walkMsgIn(o *jsonwalk.Walker) (msgIn, bool) {
 	var m msgIn
 	var seen [2]bool
-	for o.next() {
-		if o.keyEsc {
+	for o.Next() {
+		if o.KeyEsc {
 			return m, false
 		}
 		i := -1
-		switch string(o.key) {
+		switch string(o.Key) {
 		case "ttl":
 			i = 0
-			if string(o.val) != "null" {
-				n, ok := plainInt(o.val)
+			if string(o.Val) != "null" {
+				n, ok := jsonwalk.PlainInt(o.Val)
 				if !ok {
 					return m, false
 				}
 				m.TTL = &n
 			}
 		case "body":
-			i, m.Body = 1, json.RawMessage(o.val)
+			i, m.Body = 1, json.RawMessage(o.Val)
 		default:
-			if foldOnly(o.key, "ttl") || foldOnly(o.key, "body") {
+			if jsonwalk.FoldOnly(o.Key, "ttl") || jsonwalk.FoldOnly(o.Key, "body") {
 				return m, false
 			}
 		}
@@ -178,33 +182,33 @@ var idsKeys = [...]string{"queue_name", "message_id", "claim_id", "message_ids",
 
 func walkIDs(body []byte, p *idsParams) bool {
 	var seen [len(idsKeys)]bool
-	w := walkObject(body)
-	for w.next() {
-		if w.keyEsc {
+	w := jsonwalk.Object(body)
+	for w.Next() {
+		if w.KeyEsc {
 			return false
 		}
 		i, ok := -1, true
 		for j, k := range idsKeys {
-			if string(w.key) == k {
+			if string(w.Key) == k {
 				i = j
-			} else if foldOnly(w.key, k) {
+			} else if jsonwalk.FoldOnly(w.Key, k) {
 				return false
 			}
 		}
 		switch i {
 		case 0:
-			p.QueueName, ok = plainString(w.val)
+			p.QueueName, ok = jsonwalk.PlainString(w.Val)
 		case 1:
-			p.MessageID, ok = plainString(w.val)
+			p.MessageID, ok = jsonwalk.PlainString(w.Val)
 		case 2:
-			p.ClaimID, ok = plainString(w.val)
+			p.ClaimID, ok = jsonwalk.PlainString(w.Val)
 		case 3:
-			p.MessageIDs, ok = walkStrings(w.val)
+			p.MessageIDs, ok = walkStrings(w.Val)
 		case 4:
-			p.ClaimIDs, ok = walkStrings(w.val)
+			p.ClaimIDs, ok = walkStrings(w.Val)
 		case 5:
 			var n int64
-			n, ok = plainInt(w.val)
+			n, ok = jsonwalk.PlainInt(w.Val)
 			p.Pop = int(n)
 			ok = ok && int64(p.Pop) == n
 		}
@@ -215,7 +219,7 @@ func walkIDs(body []byte, p *idsParams) bool {
 			seen[i] = true
 		}
 	}
-	return w.done()
+	return w.Done()
 }
 
 func walkStrings(v []byte) ([]string, bool) {
@@ -226,13 +230,13 @@ func walkStrings(v []byte) ([]string, bool) {
 		return nil, false
 	}
 	out := make([]string, 0, 16)
-	a := walk(v)
-	for a.next() {
-		s, ok := plainString(a.val)
+	a := jsonwalk.Walk(v)
+	for a.Next() {
+		s, ok := jsonwalk.PlainString(a.Val)
 		if !ok {
 			return nil, false
 		}
 		out = append(out, s)
 	}
-	return out, a.done()
+	return out, a.Done()
 }

@@ -1,6 +1,7 @@
 package queueapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -19,7 +20,9 @@ import (
 
 	"github.com/sidestream/sidestream/core/bolt"
 	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
+	"github.com/sidestream/sidestream/sidecar/queueclient"
 )
 
 func TestMain(m *testing.M) {
@@ -145,14 +148,23 @@ func (r resp) json(t *testing.T, v any) {
 
 func (r resp) errCode(t *testing.T) string {
 	t.Helper()
-	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
+	return strictError(t, r.code, r.body).Error.Code
+}
+
+// strictError reads body as the API's one error body, Zaqar's title and
+// description included, with nothing else in it.
+func strictError(t *testing.T, status int, body []byte) api.ErrorBody {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	var e api.ErrorBody
+	if err := dec.Decode(&e); err != nil || e.Error.Code == "" || e.Error.Message == "" {
+		t.Fatalf("%d %s is not the error body: %v", status, body, err)
 	}
-	r.json(t, &e)
-	if e.Error.Message == "" {
-		t.Fatalf("error without message: %s", r.body)
+	if e.Title != http.StatusText(status) || e.Description != e.Error.Message {
+		t.Fatalf("%d %s: Zaqar title/description %q/%q", status, body, e.Title, e.Description)
 	}
-	return e.Error.Code
+	return e
 }
 
 // do sends a REST request; hdr "" values are omitted.
@@ -187,11 +199,11 @@ func hdrs(project, client string) map[string]string {
 	return map[string]string{"X-Project-Id": project, "Client-ID": client}
 }
 
-func (e *env) dial(hdr http.Header) *Client {
+func (e *env) dial(hdr http.Header) *queueclient.Client {
 	e.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := Dial(ctx, e.base+"/v2/ws", hdr)
+	c, err := queueclient.Dial(ctx, e.base+"/v2/ws", hdr)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -199,7 +211,7 @@ func (e *env) dial(hdr http.Header) *Client {
 	return c
 }
 
-func wsDo(t *testing.T, c *Client, action string, headers map[string]string, body any) Reply {
+func wsDo(t *testing.T, c *queueclient.Client, action string, headers map[string]string, body any) queueclient.Reply {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -210,13 +222,7 @@ func wsDo(t *testing.T, c *Client, action string, headers map[string]string, bod
 	return r
 }
 
-func replyCode(t *testing.T, r Reply) string {
+func replyCode(t *testing.T, r queueclient.Reply) string {
 	t.Helper()
-	var e struct {
-		Error struct{ Code, Message string } `json:"error"`
-	}
-	if err := json.Unmarshal(r.Body, &e); err != nil || e.Error.Message == "" {
-		t.Fatalf("reply %d %s is not an error", r.Status, r.Body)
-	}
-	return e.Error.Code
+	return strictError(t, r.Status, r.Body).Error.Code
 }

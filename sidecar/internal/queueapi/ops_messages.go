@@ -10,22 +10,13 @@ import (
 	"time"
 
 	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
-// msgOut is a message as Zaqar shows it (plus claim_id when claimed).
-type msgOut struct {
-	ID      string          `json:"id"`
-	Href    string          `json:"href"`
-	TTL     int64           `json:"ttl"`
-	Age     int64           `json:"age"`
-	Body    json.RawMessage `json:"body"`
-	ClaimID string          `json:"claim_id,omitempty"`
-}
-
-func messagesOut(q string, ms []queue.Message, now time.Time) []msgOut {
-	out := make([]msgOut, len(ms))
+func messagesOut(q string, ms []queue.Message, now time.Time) []api.QueueMessage {
+	out := make([]api.QueueMessage, len(ms))
 	for i, m := range ms {
-		out[i] = msgOut{ID: m.ID, Href: msgHref(q, m.ID, m.ClaimID), TTL: int64(m.TTL / time.Second),
+		out[i] = api.QueueMessage{ID: m.ID, Href: msgHref(q, m.ID, m.ClaimID), TTL: int64(m.TTL / time.Second),
 			Age: age(now, m.Created), Body: m.Body, ClaimID: m.ClaimID}
 	}
 	return out
@@ -66,7 +57,7 @@ func opMessagePost(ctx context.Context, api *API, w who, dec decodeFunc) (int, a
 	for _, id := range ids {
 		size += 2*len(id) + len(p.QueueName) + 28
 	}
-	b := make(Encoded, 0, size)
+	b := make(encoded, 0, size)
 	b = append(b, `{"resources":[`...)
 	for i, id := range ids {
 		if i > 0 {
@@ -93,7 +84,7 @@ func appendHref(b []byte, q, id, claim string) []byte {
 	return b
 }
 
-// appendMessages appends ms as a JSON array of msgOut, with the bodies
+// appendMessages appends ms as a JSON array of api.QueueMessage, with the bodies
 // copied as stored (they were validated when posted).
 func appendMessages(b []byte, q string, ms []queue.Message, now time.Time) []byte {
 	b = append(b, '[')
@@ -274,7 +265,7 @@ func opClaimCreate(ctx context.Context, api *API, w who, dec decodeFunc) (int, a
 	if c.ID == "" {
 		return http.StatusNoContent, nil, nil
 	}
-	return http.StatusCreated, Encoded(claimBody(make([]byte, 0, 4096), p.QueueName, c.ID, "", c.Messages, api.q.Now())), nil
+	return http.StatusCreated, encoded(claimBody(make([]byte, 0, 4096), p.QueueName, c.ID, "", c.Messages, api.q.Now())), nil
 }
 
 func opClaimGet(ctx context.Context, api *API, w who, dec decodeFunc) (int, any, error) {

@@ -19,7 +19,7 @@ import (
 type fillFunc func(c *app.RequestContext, v any) error
 
 func (api *API) routes(r route.IRoutes) {
-	mw := api.a.Middleware() // nil-safe: passes everything when auth is off
+	mw := api.a.Middleware(api.writeError) // nil-safe: passes everything when auth is off
 	const q, m, cl = "/v2/queues/:queue", "/v2/queues/:queue/messages", "/v2/queues/:queue/claims"
 	r.GET("/v2/queues", mw, api.rest("queue_list", false, fillQueueList))
 	r.PUT(q, mw, api.rest("queue_create", false, fillQueueCreate))
@@ -94,7 +94,9 @@ func writeJSON(c *app.RequestContext, status int, out any) {
 	}
 	b, err := encode(out)
 	if err != nil {
-		c.AbortWithStatusJSON(http.StatusInternalServerError, map[string]any{"error": errf(500, "internal", "encode response")})
+		ae := errf(http.StatusInternalServerError, "internal", "encode response")
+		c.Data(ae.Status, "application/json; charset=utf-8", ae.body())
+		c.Abort()
 		return
 	}
 	c.Data(status, "application/json; charset=utf-8", b)
@@ -108,7 +110,7 @@ func setLocation(c *app.RequestContext, action string, out any) {
 		}
 	case "claim_create", "message_post":
 		// The hot paths encode their output by hand; REST reads it back.
-		e, ok := out.(Encoded)
+		e, ok := out.(encoded)
 		var v struct {
 			Href string   `json:"href"`
 			IDs  []string `json:"message_ids"`

@@ -7,11 +7,12 @@ import (
 	"testing"
 
 	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 type msgsBody struct {
-	Messages []msgOut `json:"messages"`
-	Links    []link   `json:"links"`
+	Messages []api.QueueMessage `json:"messages"`
+	Links    []link             `json:"links"`
 }
 
 func TestRESTQueues(t *testing.T) {
@@ -85,7 +86,7 @@ func TestRESTMessagesAndClaims(t *testing.T) {
 	if len(lb.Messages) != 1 || string(lb.Messages[0].Body) != `[3]` {
 		t.Fatalf("list page 2 (%s): %+v", lb.Links[0].Href, lb.Messages)
 	}
-	var one msgOut
+	var one api.QueueMessage
 	if r := e.do("GET", "/v2/queues/jobs/messages/"+id(1), ``, hB); r.code != 200 {
 		t.Fatalf("get one: %d %s", r.code, r.body)
 	} else if r.json(t, &one); string(one.Body) != `{"n":2}` {
@@ -101,8 +102,8 @@ func TestRESTMessagesAndClaims(t *testing.T) {
 
 	r = e.do("POST", "/v2/queues/jobs/claims?limit=2", `{"ttl":120,"grace":60}`, hB)
 	var claim struct {
-		ClaimID  string   `json:"claim_id"`
-		Messages []msgOut `json:"messages"`
+		ClaimID  string             `json:"claim_id"`
+		Messages []api.QueueMessage `json:"messages"`
 	}
 	r.json(t, &claim)
 	if r.code != 201 || len(claim.Messages) != 2 || r.hdr.Get("Location") != "/v2/queues/jobs/claims/"+claim.ClaimID {
@@ -199,6 +200,24 @@ func TestRESTBadInput(t *testing.T) {
 	e.do("GET", "/v2/queues", ``, hdrs("p", "")).json(t, &qs)
 	if len(qs.Queues) != 0 {
 		t.Fatalf("bad requests created queues: %+v", qs.Queues)
+	}
+}
+
+// A validation error names its field, over REST and over the WebSocket
+// alike, in the one error body.
+func TestValidationErrorNamesTheField(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{nosync: true})
+	r := e.do("POST", "/v2/queues/q/claims", `{"ttl":43201}`, hdrs("p", clientA))
+	rest := strictError(t, r.code, r.body)
+	c := e.dial(http.Header{"X-Project-Id": {"p"}, "Client-ID": {clientA}})
+	defer c.Close()
+	rep := wsDo(t, c, "claim_create", nil, map[string]any{"queue_name": "q", "ttl": 43201})
+	ws := strictError(t, rep.Status, rep.Body)
+	for _, got := range []api.ErrorBody{rest, ws} {
+		if got.Error.Code != "invalid" || len(got.Error.Fields) != 1 || got.Error.Fields[0].Field != "ttl" || got.Error.Fields[0].Message == "" {
+			t.Fatalf("error %+v, want invalid naming ttl", got)
+		}
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"github.com/hertz-contrib/websocket"
 
 	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/sidecar/api"
+	"github.com/sidestream/sidestream/sidecar/queueclient"
 )
 
 func h(project, client string) map[string]string {
@@ -39,7 +41,7 @@ func TestWSOperations(t *testing.T) {
 		{"queue_get_stats", map[string]any{"queue_name": "q"}, 200},
 		{"claim_create", map[string]any{"queue_name": "q", "limit": 1, "ttl": 60}, 201},
 	}
-	var last Reply
+	var last queueclient.Reply
 	for _, s := range steps {
 		last = wsDo(t, c, s.action, hh, s.body)
 		if last.Status != s.status {
@@ -47,8 +49,8 @@ func TestWSOperations(t *testing.T) {
 		}
 	}
 	var claim struct {
-		ClaimID  string   `json:"claim_id"`
-		Messages []msgOut `json:"messages"`
+		ClaimID  string             `json:"claim_id"`
+		Messages []api.QueueMessage `json:"messages"`
 	}
 	if err := json.Unmarshal(last.Body, &claim); err != nil || len(claim.Messages) != 1 {
 		t.Fatalf("claim body %s: %v", last.Body, err)
@@ -85,7 +87,7 @@ func TestWSBadFrames(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{nosync: true, api: Options{MaxBodyBytes: 4096}})
 	c := e.dial(http.Header{"X-Project-Id": {"p1"}})
-	post := func() Reply {
+	post := func() queueclient.Reply {
 		return wsDo(t, c, "message_post", h("", clientA), map[string]any{"queue_name": "q", "messages": []any{map[string]any{"body": 1}}})
 	}
 	if r := post(); r.Status != 201 {
@@ -107,10 +109,7 @@ func TestWSBadFrames(t *testing.T) {
 		{"oversized", websocket.TextMessage, `{"action":"queue_list","body":{"x":"` + strings.Repeat("y", 5000) + `"}}`, 413, "too_large"},
 	}
 	for _, tc := range raw {
-		c.wmu.Lock()
-		err := c.conn.WriteMessage(tc.typ, []byte(tc.data))
-		c.wmu.Unlock()
-		if err != nil {
+		if err := c.WriteMessage(tc.typ, []byte(tc.data)); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -201,7 +200,7 @@ func TestWSTenantIsolation(t *testing.T) {
 
 // consume subscribes c to queue and deletes every delivery with its
 // claim, recording bodies until stop is closed.
-func consume(t *testing.T, c *Client, q string, opts map[string]any, got chan<- string, stop <-chan struct{}) error {
+func consume(t *testing.T, c *queueclient.Client, q string, opts map[string]any, got chan<- string, stop <-chan struct{}) error {
 	r := wsDo(t, c, "subscription_create", h("p1", clientB), map[string]any{"queue_name": q, "options": opts})
 	if r.Status != 201 {
 		return fmt.Errorf("subscribe: %d %s", r.Status, r.Body)
@@ -332,11 +331,11 @@ func TestWSClaimExpiryRedelivers(t *testing.T) {
 	if r := wsDo(t, lazy, "message_post", h("p1", clientA), map[string]any{"queue_name": "q", "messages": []any{map[string]any{"body": "once"}}}); r.Status != 201 {
 		t.Fatal(r.Status)
 	}
-	var first Delivery
+	var first api.QueueDelivery
 	select {
 	case d, ok := <-lazy.Deliveries():
 		if !ok {
-			t.Fatalf("connection closed: %v", lazy.err)
+			t.Fatalf("connection closed: %v", lazy.Err())
 		}
 		first = d
 	case <-time.After(20 * time.Second):
@@ -349,11 +348,11 @@ func TestWSClaimExpiryRedelivers(t *testing.T) {
 	if r := wsDo(t, other, "subscription_create", h("p1", clientB), map[string]any{"queue_name": "q", "options": map[string]any{"claim_ttl": 60}}); r.Status != 201 {
 		t.Fatal(r.Status)
 	}
-	var second Delivery
+	var second api.QueueDelivery
 	select {
 	case d, ok := <-other.Deliveries():
 		if !ok {
-			t.Fatalf("connection closed: %v", other.err)
+			t.Fatalf("connection closed: %v", other.Err())
 		}
 		second = d
 	case <-time.After(20 * time.Second):
@@ -413,80 +412,4 @@ func FuzzDecodeFrame(f *testing.F) {
 			t.Fatalf("reply to %q is not JSON: %s", data, out)
 		}
 	})
-}
-
-// TestConsumeWindowAboveAcksInFlight: a consumer whose window lets the
-// server push far more than it acknowledges at once still gets every
-// message. The client's reader used to block handing the 65th push to
-// Deliveries while the consumer waited for an ack reply that only that
-// reader could read, so the run stalled.
-func TestConsumeWindowAboveAcksInFlight(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOpts{nosync: true})
-	const total = 400
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	tg := Target{URL: e.base, Queue: "deep", Project: "p1", ClientID: clientA}
-	if _, err := Produce(ctx, ProduceOptions{Target: tg, Count: total, Batch: 50, InFlight: 2}); err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]int{}
-	res, err := Consume(ctx, ConsumeOptions{Target: tg, Count: total, Batch: 1, ClaimTTL: 300 * time.Second,
-		Window: total, Ack: true, InFlight: 1, OnMessage: func(id string) { seen[id]++ }})
-	if err != nil {
-		t.Fatalf("consume: %v after %d messages", err, res.Messages)
-	}
-	if res.Messages != total || len(seen) != total {
-		t.Fatalf("acknowledged %d, saw %d distinct of %d", res.Messages, len(seen), total)
-	}
-	for id, n := range seen {
-		if n != 1 {
-			t.Fatalf("message %s delivered %d times", id, n)
-		}
-	}
-	// Acks that went out together (one delete, many claims) were
-	// acknowledged durable: nothing is left.
-	r := wsDo(t, e.dial(nil), "queue_get_stats", h("p1", ""), map[string]any{"queue_name": "deep"})
-	if !strings.Contains(string(r.Body), `"total":0`) {
-		t.Fatalf("after every ack: %s", r.Body)
-	}
-}
-
-func TestPendingAcksTakeWholeDeliveries(t *testing.T) {
-	t.Parallel()
-	d := func(claim string, ids ...string) Delivery {
-		ms := make([]msgOut, len(ids))
-		for i, id := range ids {
-			ms[i].ID = id
-		}
-		return Delivery{QueueName: "q", ClaimID: claim, Messages: ms}
-	}
-	var p pendingAcks
-	p.add(d("c1", "a", "b"))
-	p.add(d("c2", "c", "d", "e"))
-	p.add(d("c3")) // an empty delivery adds nothing
-	p.add(d("c4", "f", "g", "h", "i", "j", "k"))
-	tests := []struct {
-		max            int
-		ids, claims    string
-		leftIDs, leftC int
-	}{
-		{max: 4, ids: "a b", claims: "c1", leftIDs: 9, leftC: 2},         // c2 would make 5
-		{max: 5, ids: "c d e", claims: "c2", leftIDs: 6, leftC: 1},       // c4 would make 9
-		{max: 2, ids: "f g h i j k", claims: "c4", leftIDs: 0, leftC: 0}, // one delivery over the cap still goes, whole
-	}
-	for _, tt := range tests {
-		got := p.take(tt.max)
-		if ids, cl := strings.Join(got.ids, " "), strings.Join(got.claims, " "); ids != tt.ids || cl != tt.claims || got.queue != "q" {
-			t.Fatalf("take(%d) = %q with %q on %q, want %q with %q", tt.max, ids, cl, got.queue, tt.ids, tt.claims)
-		}
-		if len(p.ids) != tt.leftIDs || len(p.claims) != tt.leftC || len(p.sizes) != tt.leftC {
-			t.Fatalf("after take(%d): %d ids, %d claims, %d sizes left", tt.max, len(p.ids), len(p.claims), len(p.sizes))
-		}
-	}
-	p.add(d("c5", "x"))
-	p.add(d("c6", "y"))
-	if got := p.take(DefaultAckMax); strings.Join(got.claims, " ") != "c5 c6" || strings.Join(got.ids, " ") != "x y" {
-		t.Fatalf("after emptying: %+v", got)
-	}
 }

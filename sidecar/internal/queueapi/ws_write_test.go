@@ -32,7 +32,7 @@ func TestWSBatchedReplies(t *testing.T) {
 			body := fmt.Sprintf(`{"queue_name":"big","messages":[{"body":%q}]}`, strings.Repeat("x", sizes[i%len(sizes)]))
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			r, err := c.Do(ctx, "message_post", h("p1", clientA), Encoded(body))
+			r, err := c.Do(ctx, "message_post", h("p1", clientA), json.RawMessage(body))
 			if err == nil && r.Status != http.StatusCreated {
 				err = fmt.Errorf("status %d: %s", r.Status, r.Body)
 			}

@@ -1,4 +1,4 @@
-package queueapi
+package queueclient
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 // BenchmarkProduceConsumeWS: 2 producers post batches over WebSockets
@@ -20,7 +22,7 @@ func BenchmarkProduceConsumeWS(b *testing.B) {
 	for _, batch := range []int{10, 50, 100} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
 			b.ReportAllocs()
-			benchRun(b, newEnv(b, envOpts{nosync: os.Getenv("QBENCH_NOSYNC") != ""}), batch)
+			benchRun(b, newEnv(b, os.Getenv("QBENCH_NOSYNC") != ""), batch)
 		})
 	}
 }
@@ -60,23 +62,23 @@ func benchRun(b *testing.B, e *env, batch int) {
 	for range consumers {
 		wg.Go(func() {
 			_, err := Consume(cctx, ConsumeOptions{Target: tg, Batch: batch, ClaimTTL: 300 * time.Second, Window: window * batch,
-				Ack: true, InFlight: acks, OnMessage: func(id string) {
+				Ack: true, InFlight: acks}, func(d api.QueueDelivery) {
+				mu.Lock()
+				defer mu.Unlock()
+				for _, m := range d.Messages {
 					var key [msgIDLen]byte
-					bad := copy(key[:], id) != len(id) || len(id) != msgIDLen
-					mu.Lock()
-					if bad {
+					if copy(key[:], m.ID) != len(m.ID) || len(m.ID) != msgIDLen {
 						odd++
 					}
 					if _, seen := consumed[key]; seen {
 						dups++
 					}
 					consumed[key] = struct{}{}
-					got++
-					if got == total {
+					if got++; got == total {
 						close(done)
 					}
-					mu.Unlock()
-				}})
+				}
+			})
 			if err != nil && cctx.Err() == nil {
 				errs <- err
 			}

@@ -1,4 +1,8 @@
-package queueapi
+// Package jsonwalk walks JSON objects and arrays member by member
+// without decoding them, for the queue API's hot WebSocket frames, which
+// the server (sidecar/internal/queueapi) and the queue client
+// (sidecar/queueclient) both read.
+package jsonwalk
 
 import (
 	"bytes"
@@ -12,12 +16,12 @@ import (
 // The hot frames (posts and deletes on the server, deliveries and replies
 // in the load client) are walked by hand instead of through
 // encoding/json, which scans each value two or three times and decodes
-// by reflection. The walker checks structure, not grammar: the server
+// by reflection. The Walker checks structure, not grammar: the server
 // runs it only on frames json.Valid accepted, and the client only on
 // frames its own server built. Anything it does not expect makes the
 // caller fall back to encoding/json, so both paths agree.
 
-var errWalk = errors.New("queueapi: unexpected JSON")
+var errWalk = errors.New("jsonwalk: unexpected JSON")
 
 func skipWS(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
@@ -95,26 +99,26 @@ func endsLiteral(c byte) bool {
 	return false
 }
 
-// walker steps through the members of an object or the elements of an
-// array: for w.next() { w.key, w.val }; then check w.err.
-type walker struct {
+// Walker steps through the members of an object or the elements of an
+// array: for w.Next() { w.Key, w.Val }; then check w.Done().
+type Walker struct {
 	b        []byte
 	i        int // at the opening bracket, then at the ',' or closing bracket after the last value
 	obj      bool
 	started  bool
-	key      []byte // raw, without quotes (objects only)
-	keyEsc   bool   // key holds escapes or invalid UTF-8: not plain
-	val      []byte // the value's bytes (after next or skip)
+	Key      []byte // raw, without quotes (objects only)
+	KeyEsc   bool   // key holds escapes or invalid UTF-8: not plain
+	Val      []byte // the value's bytes (after next or skip)
 	vstart   int    // where the value nextKey stopped at starts
 	pending  bool   // nextKey stopped at a value not yet passed
 	err      error
 	finished bool
 }
 
-// walk starts a walker on the object or array v (after whitespace).
-func walk(v []byte) walker {
+// Walk starts a Walker on the object or array v (after whitespace).
+func Walk(v []byte) Walker {
 	i := skipWS(v, 0)
-	w := walker{b: v, i: i}
+	w := Walker{b: v, i: i}
 	switch {
 	case i < len(v) && v[i] == '{':
 		w.obj = true
@@ -125,22 +129,33 @@ func walk(v []byte) walker {
 	return w
 }
 
-// walkObject is walk for a value that must be an object.
-func walkObject(v []byte) walker {
-	w := walk(v)
+// Object is Walk for a value that must be an object.
+func Object(v []byte) Walker {
+	w := Walk(v)
 	if !w.obj {
 		w.err = errWalk
 	}
 	return w
 }
 
-func (w *walker) next() bool { return w.nextKey() && w.skip() }
+// Next steps to the next member or element and passes its value (w.Val).
+func (w *Walker) Next() bool { return w.NextKey() && w.Skip() }
 
-// nextKey steps to the next member or element like next, but stops at
+// IsObject reports whether the walk is of an object (not an array).
+func (w *Walker) IsObject() bool { return w.obj }
+
+// Err is the walk's error: the JSON was not shaped as the walk expected.
+func (w *Walker) Err() error { return w.err }
+
+// ValueStartsWith reports whether the value NextKey stopped at starts
+// with c ('{', '[', 'n' for null…), before the caller skips or descends.
+func (w *Walker) ValueStartsWith(c byte) bool { return w.vstart < len(w.b) && w.b[w.vstart] == c }
+
+// NextKey steps to the next member or element like next, but stops at
 // the start of its value (w.vstart): the caller then calls skip, or
 // descend into the value and ascend from it. Descending scans a nested
 // value once; next scans it again for every level it is nested in.
-func (w *walker) nextKey() bool {
+func (w *Walker) NextKey() bool {
 	if w.pending { // the caller neither skipped nor descended
 		return w.fail()
 	}
@@ -166,40 +181,40 @@ func (w *walker) nextKey() bool {
 		if err != nil {
 			return w.fail()
 		}
-		w.key = b[i+1 : k-1]
-		w.keyEsc = esc || !plainUTF8(w.key)
+		w.Key = b[i+1 : k-1]
+		w.KeyEsc = esc || !plainUTF8(w.Key)
 		if i = skipWS(b, k); i >= len(b) || b[i] != ':' {
 			return w.fail()
 		}
 		i = skipWS(b, i+1)
 	}
-	w.vstart, w.pending, w.val = i, true, nil
+	w.vstart, w.pending, w.Val = i, true, nil
 	return true
 }
 
-// skip passes the value nextKey stopped at and sets w.val to it.
-func (w *walker) skip() bool {
+// Skip passes the value NextKey stopped at and sets w.Val to it.
+func (w *Walker) Skip() bool {
 	e, err := skipValue(w.b, w.vstart)
 	if err != nil {
 		return w.fail()
 	}
-	w.val = w.b[w.vstart:e]
+	w.Val = w.b[w.vstart:e]
 	return w.after(e)
 }
 
-// descend walks the value nextKey stopped at (an object or array);
-// ascend(&sub) resumes after it once sub is done.
-func (w *walker) descend() walker { return walk(w.b[w.vstart:]) }
+// Descend walks the value NextKey stopped at (an object or array);
+// Ascend(&sub) resumes after it once sub is done.
+func (w *Walker) Descend() Walker { return Walk(w.b[w.vstart:]) }
 
-func (w *walker) ascend(sub *walker) bool {
-	if !sub.done() {
+func (w *Walker) Ascend(sub *Walker) bool {
+	if !sub.Done() {
 		return w.fail()
 	}
 	return w.after(w.vstart + sub.i + 1)
 }
 
 // after moves past the value that ends at b[e] to the separator.
-func (w *walker) after(e int) bool {
+func (w *Walker) after(e int) bool {
 	w.pending = false
 	if w.i = skipWS(w.b, e); w.i >= len(w.b) || (w.b[w.i] != ',' && w.b[w.i] != '}' && w.b[w.i] != ']') {
 		return w.fail()
@@ -208,7 +223,7 @@ func (w *walker) after(e int) bool {
 }
 
 // end closes the walk at b[i], which must close what walk opened.
-func (w *walker) end(i int) bool {
+func (w *Walker) end(i int) bool {
 	if (w.obj && w.b[i] != '}') || (!w.obj && w.b[i] != ']') {
 		return w.fail()
 	}
@@ -216,23 +231,23 @@ func (w *walker) end(i int) bool {
 	return false
 }
 
-func (w *walker) fail() bool {
+func (w *Walker) fail() bool {
 	w.err = errWalk
 	return false
 }
 
-// done reports whether the walk reached its closing bracket cleanly
-// (after `for w.next() {…}` ran to the end).
-func (w *walker) done() bool { return w.err == nil && w.finished }
+// Done reports whether the walk reached its closing bracket cleanly
+// (after `for w.Next() {…}` ran to the end).
+func (w *Walker) Done() bool { return w.err == nil && w.finished }
 
-// foldOnly reports whether key matches name only case-insensitively,
+// FoldOnly reports whether key matches name only case-insensitively,
 // which encoding/json accepts and the walkers leave to it.
-func foldOnly(key []byte, name string) bool {
+func FoldOnly(key []byte, name string) bool {
 	return string(key) != name && strings.EqualFold(string(key), name)
 }
 
-// plainString returns the string value v when it has no escapes.
-func plainString(v []byte) (string, bool) {
+// PlainString returns the string value v when it has no escapes.
+func PlainString(v []byte) (string, bool) {
 	if len(v) < 2 || v[0] != '"' || bytes.IndexByte(v[1:len(v)-1], '\\') >= 0 {
 		return "", false
 	}
@@ -254,9 +269,9 @@ func plainUTF8(s []byte) bool {
 	return true
 }
 
-// anyString decodes the string value v, escapes included.
-func anyString(v []byte) (string, bool) {
-	if s, ok := plainString(v); ok {
+// AnyString decodes the string value v, escapes included.
+func AnyString(v []byte) (string, bool) {
+	if s, ok := PlainString(v); ok {
 		return s, true
 	}
 	var s string
@@ -266,8 +281,8 @@ func anyString(v []byte) (string, bool) {
 	return s, true
 }
 
-// plainInt returns the integer value v (decimal digits, optional minus).
-func plainInt(v []byte) (int64, bool) {
+// PlainInt returns the integer value v (decimal digits, optional minus).
+func PlainInt(v []byte) (int64, bool) {
 	for i, c := range v {
 		if (c < '0' || c > '9') && (c != '-' || i > 0) {
 			return 0, false

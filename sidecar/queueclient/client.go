@@ -1,4 +1,9 @@
-package queueapi
+// Package queueclient is the Go client of the sidestream queue API over
+// its WebSocket (/v2/ws, OpenStack Zaqar v2 frames): a connection that
+// pipelines frames and matches replies (Client), and on top of it the
+// producer and consumer that `sidestream queue produce|consume` run
+// (Produce, Subscribe, Consume). Wire types are those of sidecar/api.
+package queueclient
 
 import (
 	"bytes"
@@ -18,6 +23,9 @@ import (
 	"github.com/cloudwego/hertz/pkg/network/standard"
 	"github.com/cloudwego/hertz/pkg/protocol"
 	"github.com/hertz-contrib/websocket"
+
+	"github.com/sidestream/sidestream/sidecar/api"
+	"github.com/sidestream/sidestream/sidecar/internal/jsonwalk"
 )
 
 // Client is a WebSocket client of /v2/ws: Do sends a frame and waits for
@@ -37,7 +45,7 @@ type Client struct {
 	mu         sync.Mutex
 	pending    map[string]chan Reply
 	err        error
-	deliveries chan Delivery
+	deliveries chan api.QueueDelivery
 	// dq holds pushes the reader took off the wire and the pump has not
 	// handed to Deliveries yet. It has no bound of its own, so the reader
 	// never stops reading replies for a consumer that waits on them (an
@@ -45,7 +53,7 @@ type Client struct {
 	// the subscription's window bounds it: the server pushes no more than
 	// window messages before their deletes.
 	dqmu   sync.Mutex
-	dq     []Delivery
+	dq     []api.QueueDelivery
 	dqEnd  bool
 	dqWake chan struct{}
 	others chan Reply
@@ -64,19 +72,8 @@ func (r Reply) Err() error {
 	if r.Status >= 200 && r.Status < 300 {
 		return nil
 	}
-	var e struct {
-		Error apiError `json:"error"`
-	}
-	_ = json.Unmarshal(r.Body, &e)
+	e, _ := api.DecodeError(r.Body)
 	return fmt.Errorf("status %d: %s: %s", r.Status, e.Error.Code, e.Error.Message)
-}
-
-// Delivery is one push of a subscription.
-type Delivery struct {
-	QueueName      string   `json:"queue_name"`
-	ClaimID        string   `json:"claim_id"`
-	SubscriptionID string   `json:"subscription_id"`
-	Messages       []msgOut `json:"messages"`
 }
 
 // ErrClientClosed is returned once the connection ended.
@@ -110,7 +107,7 @@ func Dial(ctx context.Context, url string, hdr http.Header) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("queue client: upgrade: %w", err)
 	}
-	c := &Client{conn: conn, pending: map[string]chan Reply{}, deliveries: make(chan Delivery, 16), dqWake: make(chan struct{}, 1),
+	c := &Client{conn: conn, pending: map[string]chan Reply{}, deliveries: make(chan api.QueueDelivery, 16), dqWake: make(chan struct{}, 1),
 		others: make(chan Reply, 64), done: make(chan struct{})}
 	go c.read()
 	go c.pump()
@@ -118,7 +115,7 @@ func Dial(ctx context.Context, url string, hdr http.Header) (*Client, error) {
 }
 
 // queueDelivery hands d (or, with end, the connection's end) to pump.
-func (c *Client) queueDelivery(d Delivery, end bool) {
+func (c *Client) queueDelivery(d api.QueueDelivery, end bool) {
 	c.dqmu.Lock()
 	if end {
 		c.dqEnd = true
@@ -136,7 +133,7 @@ func (c *Client) queueDelivery(d Delivery, end bool) {
 // reader ended and the queue is empty.
 func (c *Client) pump() {
 	defer close(c.deliveries)
-	var batch []Delivery
+	var batch []api.QueueDelivery
 	for {
 		c.dqmu.Lock()
 		batch, c.dq = c.dq, batch[:0]
@@ -144,7 +141,7 @@ func (c *Client) pump() {
 		c.dqmu.Unlock()
 		for i := range batch {
 			c.deliveries <- batch[i]
-			batch[i] = Delivery{}
+			batch[i] = api.QueueDelivery{}
 		}
 		if len(batch) == 0 && end {
 			return
@@ -169,7 +166,7 @@ type wireReply struct {
 
 func (c *Client) read() {
 	defer close(c.done)
-	defer c.queueDelivery(Delivery{}, true)
+	defer c.queueDelivery(api.QueueDelivery{}, true)
 	var buf bytes.Buffer
 	for {
 		_, r, err := c.conn.NextReader()
@@ -177,11 +174,14 @@ func (c *Client) read() {
 			c.fail(err)
 			return
 		}
-		data, err := readFrame(&buf, r)
-		if err != nil {
+		// Read through buf (reused), then an exact-size copy: deliveries
+		// keep slices of it (message bodies).
+		buf.Reset()
+		if _, err := buf.ReadFrom(r); err != nil {
 			c.fail(err)
 			return
 		}
+		data := bytes.Clone(buf.Bytes())
 		if bytes.HasPrefix(data, deliveryPrefix) {
 			d, err := decodeDelivery(data)
 			if err != nil {
@@ -213,12 +213,12 @@ func (c *Client) read() {
 
 // decodeDelivery reads a message_delivery frame: in one walk when it is
 // shaped as the server writes it, else through encoding/json.
-func decodeDelivery(data []byte) (Delivery, error) {
+func decodeDelivery(data []byte) (api.QueueDelivery, error) {
 	if d, ok := walkDelivery(data); ok {
 		return d, nil
 	}
 	var f struct {
-		Body Delivery `json:"body"`
+		Body api.QueueDelivery `json:"body"`
 	}
 	err := json.Unmarshal(data, &f)
 	return f.Body, err
@@ -226,93 +226,93 @@ func decodeDelivery(data []byte) (Delivery, error) {
 
 // walkDelivery descends into body and messages instead of skipping them
 // whole first: each byte of a delivery is scanned once, not per level.
-func walkDelivery(data []byte) (d Delivery, ok bool) {
-	top := walkObject(data)
-	for top.nextKey() {
-		if top.keyEsc {
+func walkDelivery(data []byte) (d api.QueueDelivery, ok bool) {
+	top := jsonwalk.Object(data)
+	for top.NextKey() {
+		if top.KeyEsc {
 			return d, false
 		}
-		if string(top.key) != "body" {
-			if !top.skip() {
+		if string(top.Key) != "body" {
+			if !top.Skip() {
 				return d, false
 			}
 			continue
 		}
-		b := top.descend()
-		if !b.obj {
+		b := top.Descend()
+		if !b.IsObject() {
 			return d, false
 		}
-		for b.nextKey() {
-			if string(b.key) == "messages" && !b.keyEsc {
-				a := b.descend()
-				if d.Messages, ok = walkMessages(&a, len(data)); !ok || !b.ascend(&a) {
+		for b.NextKey() {
+			if string(b.Key) == "messages" && !b.KeyEsc {
+				a := b.Descend()
+				if d.Messages, ok = walkMessages(&a, len(data)); !ok || !b.Ascend(&a) {
 					return d, false
 				}
 				continue
 			}
-			if !b.skip() {
+			if !b.Skip() {
 				return d, false
 			}
-			switch string(b.key) {
+			switch string(b.Key) {
 			case "claim_id":
-				d.ClaimID, ok = anyString(b.val)
+				d.ClaimID, ok = jsonwalk.AnyString(b.Val)
 			case "queue_name":
-				d.QueueName, ok = anyString(b.val)
+				d.QueueName, ok = jsonwalk.AnyString(b.Val)
 			case "subscription_id":
-				d.SubscriptionID, ok = anyString(b.val)
+				d.SubscriptionID, ok = jsonwalk.AnyString(b.Val)
 			default:
-				ok = !b.keyEsc
+				ok = !b.KeyEsc
 			}
 			if !ok {
 				return d, false
 			}
 		}
-		if !top.ascend(&b) {
+		if !top.Ascend(&b) {
 			return d, false
 		}
 	}
-	return d, top.done()
+	return d, top.Done()
 }
 
 // walkMessages reads the array a walks (size: the frame's, for the
 // first guess of its length).
-func walkMessages(a *walker, size int) ([]msgOut, bool) {
-	if a.err != nil || a.obj {
+func walkMessages(a *jsonwalk.Walker, size int) ([]api.QueueMessage, bool) {
+	if a.Err() != nil || a.IsObject() {
 		return nil, false
 	}
-	ms := make([]msgOut, 0, size/256+1)
-	for a.nextKey() {
-		var m msgOut
-		o := a.descend()
-		if !o.obj {
+	ms := make([]api.QueueMessage, 0, size/256+1)
+	for a.NextKey() {
+		var m api.QueueMessage
+		o := a.Descend()
+		if !o.IsObject() {
 			return nil, false
 		}
-		for o.next() {
-			ok := !o.keyEsc
-			switch string(o.key) {
+		for o.Next() {
+			ok := !o.KeyEsc
+			switch string(o.Key) {
 			case "id":
-				m.ID, ok = anyString(o.val)
+				m.ID, ok = jsonwalk.AnyString(o.Val)
 			case "href":
-				m.Href, ok = anyString(o.val)
+				m.Href, ok = jsonwalk.AnyString(o.Val)
 			case "claim_id":
-				m.ClaimID, ok = anyString(o.val)
+				m.ClaimID, ok = jsonwalk.AnyString(o.Val)
 			case "ttl":
-				m.TTL, ok = plainInt(o.val)
+				m.TTL, ok = jsonwalk.PlainInt(o.Val)
 			case "age":
-				m.Age, ok = plainInt(o.val)
+				m.Age, ok = jsonwalk.PlainInt(o.Val)
 			case "body":
-				m.Body = json.RawMessage(o.val)
+				m.Body = json.RawMessage(o.Val)
 			}
 			if !ok {
 				return nil, false
 			}
 		}
-		if !a.ascend(&o) {
+		if !a.Ascend(&o) {
 			return nil, false
 		}
 		ms = append(ms, m)
 	}
-	return ms, a.done()
+	return ms, a.Done()
 }
 
 // decodeReply reads a reply frame: the Request-ID its request echo
@@ -336,84 +336,84 @@ func decodeReply(data []byte) (string, Reply, error) {
 }
 
 func walkReply(data []byte) (id string, r Reply, ok bool) {
-	top := walkObject(data)
-	for top.nextKey() {
-		if top.keyEsc {
+	top := jsonwalk.Object(data)
+	for top.NextKey() {
+		if top.KeyEsc {
 			return "", r, false
 		}
-		if string(top.key) == "request" && top.vstart < len(top.b) && top.b[top.vstart] == '{' {
+		if string(top.Key) == "request" && top.ValueStartsWith('{') {
 			// The echo of a post holds the whole post: walked once.
-			o := top.descend()
-			if id, ok = walkRequestID(&o); !ok || !top.ascend(&o) {
+			o := top.Descend()
+			if id, ok = walkRequestID(&o); !ok || !top.Ascend(&o) {
 				return "", r, false
 			}
 			continue
 		}
-		if !top.skip() {
+		if !top.Skip() {
 			return "", r, false
 		}
-		switch string(top.key) {
+		switch string(top.Key) {
 		case "request":
-			if string(top.val) != "null" {
+			if string(top.Val) != "null" {
 				return "", r, false
 			}
 		case "headers":
-			h := walkObject(top.val)
-			for h.next() {
-				if h.keyEsc {
+			h := jsonwalk.Object(top.Val)
+			for h.Next() {
+				if h.KeyEsc {
 					return "", r, false
 				}
-				if string(h.key) == "status" {
-					n, ok := plainInt(h.val)
+				if string(h.Key) == "status" {
+					n, ok := jsonwalk.PlainInt(h.Val)
 					if !ok {
 						return "", r, false
 					}
 					r.Status = int(n)
 				}
 			}
-			if !h.done() {
+			if !h.Done() {
 				return "", r, false
 			}
 		case "body":
-			r.Body = json.RawMessage(top.val)
+			r.Body = json.RawMessage(top.Val)
 		}
 	}
-	return id, r, top.done()
+	return id, r, top.Done()
 }
 
 // walkRequestID finds headers["Request-ID"] in the request echo o
 // walks; ok is false only when the walk cannot tell (then encoding/json
 // decides).
-func walkRequestID(o *walker) (string, bool) {
+func walkRequestID(o *jsonwalk.Walker) (string, bool) {
 	id := ""
-	for o.next() {
-		if o.keyEsc || foldOnly(o.key, "headers") {
+	for o.Next() {
+		if o.KeyEsc || jsonwalk.FoldOnly(o.Key, "headers") {
 			return "", false
 		}
-		if string(o.key) != "headers" {
+		if string(o.Key) != "headers" {
 			continue
 		}
-		if len(o.val) == 0 || o.val[0] != '{' {
+		if len(o.Val) == 0 || o.Val[0] != '{' {
 			return "", false
 		}
-		h := walkObject(o.val)
-		for h.next() {
-			if h.keyEsc || foldOnly(h.key, "Request-ID") {
+		h := jsonwalk.Object(o.Val)
+		for h.Next() {
+			if h.KeyEsc || jsonwalk.FoldOnly(h.Key, "Request-ID") {
 				return "", false
 			}
-			if string(h.key) == "Request-ID" {
-				s, ok := anyString(h.val)
+			if string(h.Key) == "Request-ID" {
+				s, ok := jsonwalk.AnyString(h.Val)
 				if !ok {
 					return "", false
 				}
 				id = s
 			}
 		}
-		if !h.done() {
+		if !h.Done() {
 			return "", false
 		}
 	}
-	return id, o.done()
+	return id, o.Done()
 }
 
 func (c *Client) fail(err error) {
@@ -428,7 +428,9 @@ func (c *Client) fail(err error) {
 	}
 }
 
-// Do sends one frame and waits for its reply. headers may be nil.
+// Do sends one frame and waits for its reply. headers may be nil; body
+// is encoded with encoding/json, except a json.RawMessage, which is sent
+// as is and must be valid JSON.
 func (c *Client) Do(ctx context.Context, action string, headers map[string]string, body any) (Reply, error) {
 	id := strconv.FormatUint(c.next.Add(1), 10)
 	h := make(map[string]string, len(headers)+1)
@@ -440,7 +442,7 @@ func (c *Client) Do(ctx context.Context, action string, headers map[string]strin
 	if err != nil {
 		return Reply{}, err
 	}
-	bb, ok := body.(Encoded)
+	bb, ok := body.(json.RawMessage)
 	if !ok {
 		if bb, err = json.Marshal(body); err != nil {
 			return Reply{}, err
@@ -450,6 +452,12 @@ func (c *Client) Do(ctx context.Context, action string, headers map[string]strin
 	b := make([]byte, 0, len(ab)+len(hb)+len(bb)+32)
 	b = append(append(append(b, `{"action":`...), ab...), `,"headers":`...)
 	b = append(append(append(append(b, hb...), `,"body":`...), bb...), '}')
+	return c.roundTrip(ctx, id, b)
+}
+
+// roundTrip writes frame b, whose Request-ID header is id, and waits for
+// its reply.
+func (c *Client) roundTrip(ctx context.Context, id string, b []byte) (Reply, error) {
 	ch := make(chan Reply, 1)
 	c.mu.Lock()
 	if c.err != nil {
@@ -458,7 +466,7 @@ func (c *Client) Do(ctx context.Context, action string, headers map[string]strin
 	}
 	c.pending[id] = ch
 	c.mu.Unlock()
-	if err := c.WriteRaw(b); err != nil {
+	if err := c.writeText(b); err != nil {
 		// A frame that cannot be written leaves the connection unusable.
 		c.mu.Lock()
 		delete(c.pending, id)
@@ -481,14 +489,12 @@ func (c *Client) Do(ctx context.Context, action string, headers map[string]strin
 	}
 }
 
-// WriteRaw sends one text frame as is (tests send malformed ones).
-//
-// Frames are coalesced: the caller that finds no write in progress
+// writeText sends one text frame. Frames are coalesced: the caller that finds no write in progress
 // writes its frame and every frame queued meanwhile, in one syscall per
 // round, so many callers in flight cost few writes. A caller whose frame
 // another caller writes returns at once; if that write fails, the
 // connection is closed, so its pending Do fails with ErrClientClosed.
-func (c *Client) WriteRaw(b []byte) error {
+func (c *Client) writeText(b []byte) error {
 	c.pmu.Lock()
 	if c.werr != nil {
 		err := c.werr
@@ -508,7 +514,7 @@ func (c *Client) WriteRaw(b []byte) error {
 		c.pmu.Unlock()
 		err = c.writeNet(buf)
 		c.pmu.Lock()
-		if cap(buf) <= maxWriteBatch*2 {
+		if cap(buf) <= maxSpare {
 			c.spare = buf
 		}
 	}
@@ -522,6 +528,9 @@ func (c *Client) WriteRaw(b []byte) error {
 	}
 	return err
 }
+
+// maxSpare bounds the write buffer kept for the next round.
+const maxSpare = 512 << 10
 
 func (c *Client) writeNet(buf []byte) error {
 	c.wmu.Lock()
@@ -556,11 +565,29 @@ func appendMaskedFrame(b, p []byte) []byte {
 	return b
 }
 
+// Err returns why the connection ended (wrapping ErrClientClosed), or
+// nil while it is open.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
 // Deliveries yields subscription pushes; it closes with the connection.
 // A consumer that subscribes must drain it.
-func (c *Client) Deliveries() <-chan Delivery { return c.deliveries }
+func (c *Client) Deliveries() <-chan api.QueueDelivery { return c.deliveries }
 
-// Others yields replies that match no Do call (answers to WriteRaw).
+// WriteMessage sends data as one message of messageType
+// (websocket.TextMessage or BinaryMessage) exactly as given, not as a
+// request of Do: a malformed frame's error reply, which matches no Do,
+// arrives on Others.
+func (c *Client) WriteMessage(messageType int, data []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.conn.WriteMessage(messageType, data)
+}
+
+// Others yields replies that match no Do call (answers to WriteMessage).
 func (c *Client) Others() <-chan Reply { return c.others }
 
 // Close closes the connection and waits for the reader.

@@ -1,0 +1,68 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// TypeGap is the type of a gap marker: the seqs From..To (its Data,
+// {"from":A,"to":B}) were not delivered because the server no longer
+// keeps them.
+const TypeGap = "gap"
+
+// Event is one event of a stream as REST pages and WebSocket frames
+// carry it (the envelope). Over SSE, only Seq (the id: field), Type (the
+// event: field, empty for data events) and Data travel; a client that
+// reads SSE leaves Stream and Time zero, and a zero Time is left out when
+// encoded (the server always sets it).
+type Event struct {
+	Stream string          `json:"stream"`
+	Seq    uint64          `json:"seq"`
+	Type   string          `json:"type"`
+	Time   time.Time       `json:"time,omitzero"`
+	Data   json.RawMessage `json:"data"`
+}
+
+// IsGap reports whether e is a gap marker.
+func (e Event) IsGap() bool { return e.Type == TypeGap }
+
+// GapRange returns the missing seqs of a gap marker (inclusive).
+func (e Event) GapRange() (from, to uint64, ok bool) {
+	if !e.IsGap() {
+		return 0, 0, false
+	}
+	var g Gap
+	if json.Unmarshal(e.Data, &g) != nil {
+		return 0, 0, false
+	}
+	return g.From, g.To, true
+}
+
+// Gap is the Data of a gap marker.
+type Gap struct {
+	From uint64 `json:"from"`
+	To   uint64 `json:"to"`
+}
+
+// EventPage is one page of GET /api/v1/streams/{stream}/events: events
+// after a seq, oldest first. Next is the after of the following page;
+// Head is the stream's newest seq.
+type EventPage struct {
+	Events []Event `json:"events"`
+	Next   uint64  `json:"next"`
+	Head   uint64  `json:"head"`
+}
+
+// LogPage is one page of GET /log/{id}: the newest events before a
+// cursor, oldest first. Prev, when not zero, is the before of the page
+// of older events.
+type LogPage struct {
+	Events []Event `json:"events"`
+	Prev   uint64  `json:"prev,omitempty"`
+}
+
+// Seq is the answer of a publish (POST /track/{user}): the seq the event
+// got, durable once answered.
+type Seq struct {
+	Seq uint64 `json:"seq"`
+}
