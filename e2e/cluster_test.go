@@ -4,13 +4,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/sidestream/sidestream/core/natsbus/natstest"
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 // createOn creates a synthetic log emitter on node (via the API of asked).
@@ -68,6 +72,11 @@ func TestClusterServesAnyStreamFromAnyNode(t *testing.T) {
 	c := startEmbeddedCluster(t, 3)
 	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
 	id := createOn(t, n2, "n1", 100) // created through node 2, runs on node 1
+	checkClusterView(t, c, n3)
+	a := send(t, http.MethodPost, n1.URL("/api/v1/emitters"), `{"kind":"log","node":"n9"}`, nil)
+	if a.status != http.StatusBadRequest || a.errorCode() != "invalid" || !strings.Contains(string(a.body), `"node"`) {
+		t.Fatalf("create on an unknown node: %d %s", a.status, a.body)
+	}
 
 	var list struct {
 		Items []struct{ ID, Node string } `json:"items"`
@@ -113,6 +122,26 @@ func TestClusterServesAnyStreamFromAnyNode(t *testing.T) {
 	do(t, http.MethodGet, n3.URL(fmt.Sprintf("/api/v1/streams/%s/events?after=%d&limit=10", id, last)), "", &page)
 	if len(page.Events) != 10 || page.Events[0].Seq != last+1 {
 		t.Fatalf("node 3's page after %d: %+v", last, page.Events)
+	}
+}
+
+// checkClusterView checks what node reports of the cluster: every node up
+// with its advertised URL, routes to the others, a JetStream meta leader.
+func checkClusterView(t *testing.T, c *testCluster, node *clusterNode) {
+	t.Helper()
+	c.waitNodesUp(node, len(c.nodes))
+	var view api.Cluster
+	do(t, http.MethodGet, node.URL("/api/v1/cluster"), "", &view)
+	if view.Mode != api.ModeEmbedded || view.Node != node.name || view.Replicas != 3 || len(view.Nodes) != len(c.nodes) {
+		t.Fatalf("cluster view of %s: %+v", node.name, view)
+	}
+	for i, n := range view.Nodes {
+		if n.Name != c.nodes[i].name || n.Advertise != c.nodes[i].URL("") || n.Self != (n.Name == node.name) {
+			t.Fatalf("node %d in the view: %+v", i, n)
+		}
+	}
+	if view.NATS == nil || !view.NATS.Connected || len(view.NATS.Routes) != len(c.nodes)-1 || view.NATS.JetStream.MetaLeader == "" {
+		t.Fatalf("NATS state of %s: %+v", node.name, view.NATS)
 	}
 }
 
@@ -230,5 +259,25 @@ func TestClusterOnExternalNATS(t *testing.T) {
 	}
 	if code := do(t, http.MethodGet, x1.URL("/api/v1/emitters/"+id), "", nil); code != http.StatusNotFound {
 		t.Fatalf("emitter still on x1 after delete via x2: %d", code)
+	}
+}
+
+// A single node stays as it was: no NATS, no JetStream files, and the
+// cluster view names it alone.
+func TestSingleNodeRunsNoNATS(t *testing.T) {
+	t.Parallel()
+	sc := startSidecar(t, t.TempDir())
+	var view api.Cluster
+	if code := do(t, http.MethodGet, sc.URL("/api/v1/cluster"), "", &view); code != http.StatusOK {
+		t.Fatalf("cluster view: %d", code)
+	}
+	if view.Mode != api.ModeSingle || len(view.Nodes) != 1 || view.NATS != nil {
+		t.Fatalf("single node's view: %+v", view)
+	}
+	if _, err := os.Stat(filepath.Join(sc.dataDir, "nats")); !os.IsNotExist(err) {
+		t.Fatalf("a single node made a NATS store: %v", err)
+	}
+	if strings.Contains(sc.Logs(), "nats server started") {
+		t.Fatal("a single node started NATS")
 	}
 }

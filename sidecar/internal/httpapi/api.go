@@ -25,12 +25,12 @@ func (s *Server) clusterView(ctx context.Context, c *app.RequestContext) error {
 	if s.d.Cluster != nil {
 		return writeJSON(c, http.StatusOK, s.d.Cluster(ctx))
 	}
-	self := api.Node{Name: "local", Health: "up", Self: true}
+	self := api.Node{Name: "local", Health: api.HealthUp, Self: true}
 	if s.d.Emitters != nil {
 		all, _ := s.d.Emitters.List(ctx, emitter.Filter{}, "", 0)
 		self.Emitters = len(all)
 	}
-	return writeJSON(c, http.StatusOK, api.Cluster{Mode: "single", Node: self.Name, Nodes: []api.Node{self}})
+	return writeJSON(c, http.StatusOK, api.Cluster{Mode: api.ModeSingle, Node: self.Name, Nodes: []api.Node{self}})
 }
 
 func (s *Server) createEmitter(ctx context.Context, c *app.RequestContext) error {
