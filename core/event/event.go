@@ -14,6 +14,12 @@ import (
 // are older than the history kept. Its Data is {"from":A,"to":B}.
 const TypeGap = "gap"
 
+// TypeOffline tells a subscriber that the stream's source (another node,
+// the cluster's JetStream) is unreachable: it keeps waiting and delivery
+// resumes when the source is back. Its Seq is the subscriber's cursor (so
+// a resume point taken from it loses nothing) and its Data {"reason":R}.
+const TypeOffline = "offline"
+
 // Event is one event of a stream. Seq is assigned by the host, strictly
 // increasing per stream and never reused. Events are immutable once
 // published: subscribers share the same *Event.
@@ -36,6 +42,18 @@ func Gap(stream string, from, to uint64) *Event {
 	data := []byte(`{"from":` + strconv.FormatUint(from, 10) + `,"to":` + strconv.FormatUint(to, 10) + `}`)
 	return &Event{Stream: stream, Seq: to, Type: TypeGap, Time: time.Now().UTC(), Data: data}
 }
+
+// Offline returns the marker telling the subscriber whose cursor is at
+// seq that the stream's source is lost for reason.
+func Offline(stream string, seq uint64, reason string) *Event {
+	r, _ := json.Marshal(reason) // a string always encodes
+	data := append(append([]byte(`{"reason":`), r...), '}')
+	return &Event{Stream: stream, Seq: seq, Type: TypeOffline, Time: time.Now().UTC(), Data: data}
+}
+
+// IsControl reports whether e is a control marker (gap, offline) rather
+// than an event of the stream.
+func (e *Event) IsControl() bool { return e.Type == TypeGap || e.Type == TypeOffline }
 
 // IsGap reports whether e is a gap marker.
 func (e *Event) IsGap() bool { return e.Type == TypeGap }

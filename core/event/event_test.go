@@ -134,6 +134,29 @@ func TestGap(t *testing.T) {
 	}
 }
 
+func TestOffline(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		reason string
+		seq    uint64
+	}{{"node n2 unreachable", 7}, {`quote " and \ newline` + "\n", 0}} {
+		o := event.Offline("s", tc.seq, tc.reason)
+		var d struct{ Reason string }
+		if err := json.Unmarshal(o.Data, &d); err != nil || d.Reason != tc.reason {
+			t.Fatalf("offline data %s: %v", o.Data, err)
+		}
+		if o.Type != event.TypeOffline || o.Seq != tc.seq || o.Stream != "s" || o.IsGap() || !o.IsControl() {
+			t.Fatalf("offline %+v", o)
+		}
+		if want := "id: " + uintStr(tc.seq) + "\nevent: offline\n"; !strings.HasPrefix(string(o.SSE()), want) {
+			t.Fatalf("SSE %q, want prefix %q", o.SSE(), want)
+		}
+	}
+	if !event.Gap("s", 1, 2).IsControl() || (&event.Event{Type: "tick"}).IsControl() {
+		t.Fatal("IsControl: a gap is a control event, a tick is not")
+	}
+}
+
 func FuzzEncoders(f *testing.F) {
 	f.Add(uint64(1), "tick", "s", []byte(`{"n":1}`))
 	f.Add(uint64(0), "a\nb", "", []byte("{\n\"a\":\r\n[1,\n\n2]}"))

@@ -16,6 +16,10 @@ type HubOptions struct {
 	// OnPublish, if set, is told how many events became visible on a
 	// stream of kind (telemetry). It runs on the publishing path: be quick.
 	OnPublish func(kind string, events int)
+	// ExternalIdle is how long an external stream (OpenExternal) may have
+	// no subscriber before the hub drops it and releases its source
+	// (default 1 min). Handing it out (Get, OpenExternal) counts as use.
+	ExternalIdle time.Duration
 }
 
 // Hub holds the open streams by name and prunes their history.
@@ -37,10 +41,14 @@ func NewHub(store Store, log *slog.Logger, opts HubOptions) *Hub {
 	if opts.PruneInterval <= 0 {
 		opts.PruneInterval = 30 * time.Second
 	}
+	if opts.ExternalIdle <= 0 {
+		opts.ExternalIdle = time.Minute
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{store: store, log: log, opts: opts, streams: map[string]*Stream{}, cancel: cancel}
-	h.wg.Add(1)
+	h.wg.Add(2)
 	go h.pruneLoop(ctx, opts.PruneInterval)
+	go h.idleLoop(ctx)
 	return h
 }
 
@@ -73,6 +81,10 @@ func (h *Hub) Get(name string) (*Stream, bool) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	s, ok := h.streams[name]
+	if ok && s.ext != nil {
+		// Its caller is about to subscribe: not idle.
+		s.lastUsed.Store(time.Now().UnixNano())
+	}
 	return s, ok
 }
 
@@ -89,12 +101,18 @@ func (h *Hub) Names() []string {
 }
 
 // Remove closes a stream (its subscribers get ErrClosed after draining)
-// and, with purge, deletes its history and head.
+// and, with purge, deletes its history and head. An external stream's
+// source is released instead: its history is not the hub's to delete.
 func (h *Hub) Remove(ctx context.Context, name string, purge bool) error {
 	h.mu.Lock()
 	s, ok := h.streams[name]
 	delete(h.streams, name)
 	h.mu.Unlock()
+	if ok && s.ext != nil {
+		s.close()
+		s.release()
+		return nil
+	}
 	if ok {
 		s.close()
 		// A commit still in flight would write history back after the purge.
@@ -119,6 +137,7 @@ func (h *Hub) Close(ctx context.Context) error {
 	h.mu.Unlock()
 	for _, s := range streams {
 		s.close()
+		s.release()
 	}
 	h.cancel()
 	// Commits already queued still land, so the store can close after us.
@@ -158,7 +177,7 @@ func (h *Hub) PruneOnce(ctx context.Context) error {
 	h.mu.RLock()
 	var todo []*Stream
 	for _, s := range h.streams {
-		if s.cfg.Persist && (s.cfg.MaxEvents > 0 || s.cfg.MaxAge > 0) {
+		if s.ext == nil && s.cfg.Persist && (s.cfg.MaxEvents > 0 || s.cfg.MaxAge > 0) {
 			todo = append(todo, s)
 		}
 	}

@@ -26,7 +26,7 @@ func (s *Stream) ReadAfter(ctx context.Context, after uint64, limit int) ([]*eve
 		return out, nil
 	}
 	s.rmu.RUnlock()
-	evs, err := s.store.ReadAfter(ctx, s.name, after, limit)
+	evs, err := s.hist.ReadAfter(ctx, s.name, after, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +57,7 @@ func (s *Stream) ReadBefore(ctx context.Context, before uint64, limit int) ([]*e
 		return out, nil
 	}
 	s.rmu.RUnlock()
-	evs, err := s.store.ReadBefore(ctx, s.name, top+1, limit)
+	evs, err := s.hist.ReadBefore(ctx, s.name, top+1, limit)
 	if err != nil {
 		return nil, err
 	}

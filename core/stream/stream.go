@@ -57,6 +57,14 @@ type Stream struct {
 	name  string
 	cfg   Config
 	store Store
+	// hist serves reads older than the ring: the store, or ext.
+	hist History
+	// ext is set on an external stream (seqs assigned elsewhere).
+	ext      ExternalSource
+	released sync.Once
+	// lastUsed is when an external stream was last handed out or lost
+	// its last subscriber (unix nanos): the hub drops it when idle.
+	lastUsed atomic.Int64
 
 	// mu orders writers: seq assignment and the commit queue.
 	mu    sync.Mutex
@@ -75,6 +83,12 @@ type Stream struct {
 	ringStart uint64 // first seq published into the ring by this process
 	notify    chan struct{}
 	closed    bool
+	// offline is set while an external stream's source is lost;
+	// offEpoch counts the times it was lost, so each subscriber gets one
+	// offline marker per loss.
+	offline   bool
+	offEpoch  uint64
+	offReason string
 
 	onPublish   func(kind string, events int)
 	subscribers atomic.Int64
@@ -96,7 +110,7 @@ func newStream(name string, cfg Config, store Store, head uint64) *Stream {
 		}
 	}
 	return &Stream{
-		name: name, cfg: cfg, store: store,
+		name: name, cfg: cfg, store: store, hist: store,
 		last: head, lease: head,
 		ring: make([]*event.Event, size), mask: size - 1,
 		head: head, ringStart: head + 1,
@@ -143,6 +157,9 @@ func (s *Stream) Publish(ctx context.Context, drafts []event.Draft, cp *Checkpoi
 // visible. A caller that must order Enqueue with its own state (a command
 // and its checkpoint) holds its lock across Enqueue only, not the wait.
 func (s *Stream) Enqueue(drafts []event.Draft, cp *Checkpoint) (last uint64, wait func(context.Context) error, err error) {
+	if s.ext != nil {
+		return 0, nil, fmt.Errorf("publish to %s: %w", s.name, ErrExternal)
+	}
 	s.mu.Lock()
 	if s.isClosed() {
 		s.mu.Unlock()
@@ -304,11 +321,22 @@ func (s *Stream) makeVisibleLocked(events []*event.Event) {
 	for _, e := range events {
 		s.ring[e.Seq&s.mask] = e
 	}
-	s.head = events[len(events)-1].Seq
-	s.published.Add(uint64(len(events)))
+	s.advanceLocked(events[len(events)-1].Seq, len(events))
+}
+
+// advanceLocked moves the head to seq once n events up to it are in the
+// ring, and wakes the subscribers (rmu held).
+func (s *Stream) advanceLocked(seq uint64, n int) {
+	s.head = seq
+	s.published.Add(uint64(n))
 	if s.onPublish != nil {
-		s.onPublish(s.cfg.Kind, len(events))
+		s.onPublish(s.cfg.Kind, n)
 	}
+	s.wakeLocked()
+}
+
+// wakeLocked tells every waiting subscriber to look again (rmu held).
+func (s *Stream) wakeLocked() {
 	close(s.notify)
 	s.notify = make(chan struct{})
 }

@@ -27,6 +27,8 @@ type Subscription struct {
 	s      *Stream
 	cursor uint64
 	closed bool
+	// offSeen is the stream's offEpoch this subscriber was told about.
+	offSeen uint64
 }
 
 // Subscribe opens a subscription at pos. A resume point beyond the head
@@ -34,12 +36,14 @@ type Subscription struct {
 func (s *Stream) Subscribe(pos Position) *Subscription {
 	s.rmu.RLock()
 	head := s.head
+	// Counted under rmu: the hub drops an idle external stream only when
+	// it sees no subscriber under the write lock.
+	s.subscribers.Add(1)
 	s.rmu.RUnlock()
 	cursor := pos.after
 	if pos.now || cursor > head {
 		cursor = head
 	}
-	s.subscribers.Add(1)
 	return &Subscription{s: s, cursor: cursor}
 }
 
@@ -50,14 +54,17 @@ func (sub *Subscription) Cursor() uint64 { return sub.cursor }
 func (sub *Subscription) Close() {
 	if !sub.closed {
 		sub.closed = true
-		sub.s.subscribers.Add(-1)
+		if sub.s.subscribers.Add(-1) == 0 && sub.s.ext != nil {
+			sub.s.lastUsed.Store(time.Now().UnixNano())
+		}
 	}
 }
 
 // Next blocks until at least one event after the cursor is visible, then
 // appends to dst everything available (at most MaxBatch) and advances. The
 // result may start with a gap marker when the events after the cursor are
-// no longer kept. It returns ErrClosed once the stream ended and every
+// no longer kept, or be one offline marker when an external stream's
+// source was lost. It returns ErrClosed once the stream ended and every
 // visible event was delivered.
 func (sub *Subscription) Next(ctx context.Context, dst []*event.Event) ([]*event.Event, error) {
 	return sub.NextUntil(ctx, dst, nil)
@@ -74,18 +81,18 @@ func (sub *Subscription) NextUntil(ctx context.Context, dst []*event.Event, time
 	s := sub.s
 	for {
 		s.rmu.RLock()
-		head, closed, notify := s.head, s.closed, s.notify
+		head, closed, notify, offline := s.head, s.closed, s.notify, s.offline
+		if offline && sub.offSeen != s.offEpoch {
+			sub.offSeen = s.offEpoch
+			e := event.Offline(s.name, sub.cursor, s.offReason)
+			s.rmu.RUnlock()
+			return append(dst, e), nil
+		}
 		if sub.cursor < head {
 			oldest := s.ringOldest()
 			if sub.cursor+1 >= oldest {
 				n := len(dst)
-				end := min(head, sub.cursor+MaxBatch)
-				for seq := sub.cursor + 1; seq <= end; seq++ {
-					if e := s.at(seq); e != nil {
-						dst = append(dst, e)
-					}
-				}
-				sub.cursor = end
+				dst = sub.fromRing(dst, head)
 				s.rmu.RUnlock()
 				if len(dst) > n {
 					return dst, nil
@@ -93,9 +100,13 @@ func (sub *Subscription) NextUntil(ctx context.Context, dst []*event.Event, time
 				continue // only seqs whose commit failed: wait for more
 			}
 			s.rmu.RUnlock()
-			return sub.catchUp(ctx, dst, oldest)
+			if !offline {
+				return sub.catchUp(ctx, dst, oldest)
+			}
+			// The history is at the lost source: wait until it is back.
+		} else {
+			s.rmu.RUnlock()
 		}
-		s.rmu.RUnlock()
 		if closed {
 			return dst, fmt.Errorf("subscription to %s: %w", s.name, ErrClosed)
 		}
@@ -109,12 +120,25 @@ func (sub *Subscription) NextUntil(ctx context.Context, dst []*event.Event, time
 	}
 }
 
+// fromRing appends the ring's events after the cursor, up to head and
+// MaxBatch, and advances the cursor (rmu held).
+func (sub *Subscription) fromRing(dst []*event.Event, head uint64) []*event.Event {
+	end := min(head, sub.cursor+MaxBatch)
+	for seq := sub.cursor + 1; seq <= end; seq++ {
+		if e := sub.s.at(seq); e != nil {
+			dst = append(dst, e)
+		}
+	}
+	sub.cursor = end
+	return dst
+}
+
 // catchUp serves a cursor that fell out of the ring: from history when the
 // stream keeps it, else with a gap up to the ring.
 func (sub *Subscription) catchUp(ctx context.Context, dst []*event.Event, ringOldest uint64) ([]*event.Event, error) {
 	s := sub.s
 	if s.cfg.Persist {
-		evs, err := s.store.ReadAfter(ctx, s.name, sub.cursor, MaxBatch)
+		evs, err := s.hist.ReadAfter(ctx, s.name, sub.cursor, MaxBatch)
 		if err != nil {
 			return dst, fmt.Errorf("read history of %s: %w", s.name, err)
 		}
