@@ -106,6 +106,26 @@ func (s *Stream) Deliver(events []*event.Event) (from, to uint64, ok bool) {
 	return from, to, ok
 }
 
+// Skip moves an external stream's head to seq (if higher) without events:
+// the seqs after the head up to seq are not at the source. With lost
+// (events that existed and are gone before this node saw them) each
+// subscriber still in the ring gets a gap marker for them; without (the
+// source never used those seqs, e.g. its sequence restarted higher)
+// subscribers are told nothing. A skip is not a hole: nothing to fill.
+func (s *Stream) Skip(seq uint64, lost bool) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if s.closed || seq <= s.head {
+		return
+	}
+	if lost {
+		s.ring[seq&s.mask] = event.Gap(s.name, s.head+1, seq)
+	} else {
+		s.ring[seq&s.mask] = nil
+	}
+	s.advanceLocked(seq, 0)
+}
+
 // SetOffline marks the source lost (true) or back (false). Each
 // subscriber, current or new while offline, receives one control event
 // event.Offline(stream, cursor, reason) and keeps waiting; once back

@@ -120,6 +120,43 @@ func TestExternalDeliver(t *testing.T) {
 	}
 }
 
+// Skip jumps the head over seqs the source does not have: silently when
+// they never existed, with a gap marker when they were lost; pages never
+// show the marker.
+func TestExternalSkip(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		lost bool
+	}{{"never used", false}, {"lost", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			src := newSource(t, "x", 0)
+			all := src.more(t, 12)
+			s := openExt(t, newHub(t, memstore.New()), "x", stream.Config{RingSize: 16}, &source{Store: memstore.New()})
+			sub := s.Subscribe(stream.After(0))
+			defer sub.Close()
+			s.Deliver(pick(all, 1, 2))
+			s.Skip(9, tc.lost)
+			s.Skip(5, tc.lost) // behind the head: nothing
+			if _, _, ok := s.Deliver(pick(all, 10, 11)); !ok || s.Head() != 11 {
+				t.Fatalf("deliver after skip: ok %v head %d", ok, s.Head())
+			}
+			got := readN(t, sub, map[bool]int{false: 4, true: 5}[tc.lost])
+			wantRange(t, got[:2], 1, 2, 0)
+			if tc.lost {
+				wantGap(t, got[2], 3, 9)
+				got = append(got[:2], got[3:]...)
+			}
+			wantRange(t, got[2:], 10, 11, 0)
+			page, err := s.ReadAfter(ctxT(t), 0, 10)
+			if err != nil || len(page) != 4 || page[2].Seq != 10 {
+				t.Fatalf("page %v: %v, want 1 2 10 11", seqs(page), err)
+			}
+		})
+	}
+}
+
 // A subscriber or a page older than the ring reads through the source
 // (or gets a gap when the stream keeps no history there).
 func TestExternalCatchUpThroughSource(t *testing.T) {
