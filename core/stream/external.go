@@ -106,23 +106,18 @@ func (s *Stream) Deliver(events []*event.Event) (from, to uint64, ok bool) {
 	return from, to, ok
 }
 
-// Skip moves an external stream's head to seq (if higher) without events:
-// the seqs after the head up to seq are not at the source. With lost
-// (events that existed and are gone before this node saw them) each
-// subscriber still in the ring gets a gap marker for them; without (the
-// source never used those seqs, e.g. its sequence restarted higher)
-// subscribers are told nothing. A skip is not a hole: nothing to fill.
-func (s *Stream) Skip(seq uint64, lost bool) {
+// Skip moves an external stream's head to seq (if higher) without events
+// and without telling subscribers: the source never used the seqs after
+// the head up to seq (its sequence went on higher, e.g. a tracker user's
+// after its history aged out). For seqs that existed and are gone, use
+// DeliverGap. A skip is not a hole: nothing to fill.
+func (s *Stream) Skip(seq uint64) {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
 	if s.closed || seq <= s.head {
 		return
 	}
-	if lost {
-		s.ring[seq&s.mask] = event.Gap(s.name, s.head+1, seq)
-	} else {
-		s.ring[seq&s.mask] = nil
-	}
+	s.ring[seq&s.mask] = nil
 	s.advanceLocked(seq, 0)
 }
 

@@ -120,40 +120,31 @@ func TestExternalDeliver(t *testing.T) {
 	}
 }
 
-// Skip jumps the head over seqs the source does not have: silently when
-// they never existed, with a gap marker when they were lost; pages never
-// show the marker.
+// Skip jumps the head over seqs the source never used, telling nobody;
+// pages never show DeliverGap's marker.
 func TestExternalSkip(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name string
-		lost bool
-	}{{"never used", false}, {"lost", true}} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			src := newSource(t, "x", 0)
-			all := src.more(t, 12)
-			s := openExt(t, newHub(t, memstore.New()), "x", stream.Config{RingSize: 16}, &source{Store: memstore.New()})
-			sub := s.Subscribe(stream.After(0))
-			defer sub.Close()
-			s.Deliver(pick(all, 1, 2))
-			s.Skip(9, tc.lost)
-			s.Skip(5, tc.lost) // behind the head: nothing
-			if _, _, ok := s.Deliver(pick(all, 10, 11)); !ok || s.Head() != 11 {
-				t.Fatalf("deliver after skip: ok %v head %d", ok, s.Head())
-			}
-			got := readN(t, sub, map[bool]int{false: 4, true: 5}[tc.lost])
-			wantRange(t, got[:2], 1, 2, 0)
-			if tc.lost {
-				wantGap(t, got[2], 3, 9)
-				got = append(got[:2], got[3:]...)
-			}
-			wantRange(t, got[2:], 10, 11, 0)
-			page, err := s.ReadAfter(ctxT(t), 0, 10)
-			if err != nil || len(page) != 4 || page[2].Seq != 10 {
-				t.Fatalf("page %v: %v, want 1 2 10 11", seqs(page), err)
-			}
-		})
+	src := newSource(t, "x", 0)
+	all := src.more(t, 12)
+	s := openExt(t, newHub(t, memstore.New()), "x", stream.Config{RingSize: 16}, &source{Store: memstore.New()})
+	sub := s.Subscribe(stream.After(0))
+	defer sub.Close()
+	s.Deliver(pick(all, 1, 2))
+	s.Skip(6)
+	s.Skip(5) // behind the head: nothing
+	if !s.DeliverGap(7, 9) {
+		t.Fatal("DeliverGap at head+1 refused")
+	}
+	if _, _, ok := s.Deliver(pick(all, 10, 11)); !ok || s.Head() != 11 {
+		t.Fatalf("deliver after skip: ok %v head %d", ok, s.Head())
+	}
+	got := readN(t, sub, 5)
+	wantRange(t, got[:2], 1, 2, 0)
+	wantGap(t, got[2], 7, 9)
+	wantRange(t, got[3:], 10, 11, 0)
+	page, err := s.ReadAfter(ctxT(t), 0, 10)
+	if err != nil || len(page) != 4 || page[2].Seq != 10 {
+		t.Fatalf("page %v: %v, want 1 2 10 11", seqs(page), err)
 	}
 }
 
@@ -361,5 +352,32 @@ func TestExternalOpenAndPublishRefused(t *testing.T) {
 	over := newSource(t, "local", 0)
 	if _, err := h.OpenExternal(ctxT(t), "local", stream.Config{}, over); err == nil || over.released.Load() != 1 {
 		t.Fatalf("external over a local stream: %v, released %d", err, over.released.Load())
+	}
+}
+
+// A hole the source no longer holds becomes one gap marker: a subscriber
+// passing through learns the range it missed, then continues.
+func TestDeliverGapMarksLostRange(t *testing.T) {
+	t.Parallel()
+	src := newSource(t, "gappy", 0)
+	all := src.more(t, 9)
+	s := openExt(t, newHub(t, memstore.New()), "gappy", stream.Config{RingSize: 16}, &source{Store: memstore.New()})
+	if _, _, ok := s.Deliver(pick(all, 1, 2)); !ok {
+		t.Fatal("first events refused")
+	}
+	sub := s.Subscribe(stream.After(2))
+	defer sub.Close()
+	if !s.DeliverGap(3, 7) {
+		t.Fatal("DeliverGap at head+1 refused")
+	}
+	if s.DeliverGap(20, 25) {
+		t.Fatal("DeliverGap beyond head+1 accepted")
+	}
+	if _, _, ok := s.Deliver(pick(all, 8, 9)); !ok {
+		t.Fatal("events after the gap not contiguous")
+	}
+	got := readN(t, sub, 3)
+	if len(got) != 3 || !got[0].IsGap() || got[0].Seq != 7 || string(got[0].Data) != `{"from":3,"to":7}` || got[1].Seq != 8 || got[2].Seq != 9 {
+		t.Fatalf("subscriber got %v", seqs(got))
 	}
 }
