@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,6 +90,7 @@ type TrackerLog struct {
 	mu      sync.Mutex
 	watches map[string]*trackWatch // by stream name
 	pos     map[string]trackPos    // last message per subject, for Append
+	turns   map[string]*trackTurn  // Appends of this node in progress, per subject
 	closed  bool
 
 	status chan nats.Status
@@ -139,7 +141,7 @@ func NewTrackerLog(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, h
 	bg, cancel := context.WithCancel(context.Background())
 	l := &TrackerLog{
 		js: js, st: st, nc: nc, hub: hub, log: o.Log,
-		watches: map[string]*trackWatch{}, pos: map[string]trackPos{},
+		watches: map[string]*trackWatch{}, pos: map[string]trackPos{}, turns: map[string]*trackTurn{},
 		bg: bg, cancel: cancel,
 	}
 	l.status = nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
@@ -180,10 +182,48 @@ func (l *TrackerLog) Close(ctx context.Context) error {
 // '.' would split it; '~' is outside that set, so the mapping is 1:1.
 func trackToken(user string) string { return strings.ReplaceAll(user, ".", "~") }
 
+// trackTurn orders one node's Appends to one user: they would only
+// race each other for the same seq. waiters counts who holds or wants it.
+type trackTurn struct {
+	ch      chan struct{} // holds one token: the turn
+	waiters int
+}
+
+// turn waits for this node's turn to append to subj; done gives it back.
+func (l *TrackerLog) turn(ctx context.Context, subj string) (done func(), err error) {
+	l.mu.Lock()
+	tt := l.turns[subj]
+	if tt == nil {
+		tt = &trackTurn{ch: make(chan struct{}, 1)}
+		l.turns[subj] = tt
+	}
+	tt.waiters++
+	l.mu.Unlock()
+	leave := func() {
+		l.mu.Lock()
+		if tt.waiters--; tt.waiters == 0 {
+			delete(l.turns, subj)
+		}
+		l.mu.Unlock()
+	}
+	select {
+	case tt.ch <- struct{}{}:
+		return func() { <-tt.ch; leave() }, nil
+	case <-ctx.Done():
+		leave()
+		return nil, ctx.Err()
+	}
+}
+
 // Append publishes d as the next seq of t's user, acknowledged once
 // stored under the stream's replication (tracker.Backend).
 func (l *TrackerLog) Append(ctx context.Context, t tracker.Target, d event.Draft) (uint64, error) {
 	subj := trackSubject + trackToken(t.User)
+	done, err := l.turn(ctx, subj)
+	if err != nil {
+		return 0, fmt.Errorf("append to %s: %w", t.Name, trackUnavailable(err))
+	}
+	defer done()
 	l.mu.Lock()
 	closed := l.closed
 	last, known := l.pos[subj]
@@ -195,7 +235,13 @@ func (l *TrackerLog) Append(ctx context.Context, t tracker.Target, d event.Draft
 	// recognised (deduplicated by JetStream, or found as the last
 	// message), never stored twice.
 	id := nuid.Next()
-	for range trackMaxTries {
+	for try := range trackMaxTries {
+		if try > 0 {
+			// Other nodes won: let them finish before reading the last.
+			if err := trackBackoff(ctx, try); err != nil {
+				return 0, fmt.Errorf("append to %s: %w", t.Name, trackUnavailable(err))
+			}
+		}
 		if !known {
 			var err error
 			if last, err = l.nextPos(ctx, subj); err != nil {
@@ -291,6 +337,19 @@ func (l *TrackerLog) remember(subj string, p trackPos) {
 		clear(l.pos) // a miss costs one get: no need for LRU bookkeeping
 	}
 	l.pos[subj] = p
+}
+
+// trackBackoff sleeps a random time that grows with try (up to 20 ms),
+// so nodes racing for one user's next seq stop colliding.
+func trackBackoff(ctx context.Context, try int) error {
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(min(try, 20)) * int64(time.Millisecond))))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // trackConflict reports a publish refused because the subject's last
