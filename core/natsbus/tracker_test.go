@@ -46,6 +46,11 @@ type trackNode struct {
 // small ring (4), so history reads go to JetStream early.
 func newTrackNode(t testing.TB, srv *natstest.Server, replicas int, opts ...nats.Option) *trackNode {
 	t.Helper()
+	return newTrackNodeWith(t, srv, natsbus.TrackerOptions{Replicas: replicas, MaxEvents: 1000, MaxAge: time.Hour}, opts...)
+}
+
+func newTrackNodeWith(t testing.TB, srv *natstest.Server, o natsbus.TrackerOptions, opts ...nats.Option) *trackNode {
+	t.Helper()
 	opts = append([]nats.Option{nats.ReconnectWait(50 * time.Millisecond), nats.MaxReconnects(-1)}, opts...)
 	nc := srv.Connect(t, opts...)
 	js, err := jetstream.New(nc)
@@ -56,7 +61,7 @@ func newTrackNode(t testing.TB, srv *natstest.Server, replicas int, opts ...nats
 	ctx := trackCtx(t)
 	var tl *natsbus.TrackerLog
 	for i := 0; ; i++ { // a cluster just formed may not place replicas yet
-		tl, err = natsbus.NewTrackerLog(ctx, js, nc, hub, natsbus.TrackerOptions{Replicas: replicas, MaxEvents: 1000, MaxAge: time.Hour})
+		tl, err = natsbus.NewTrackerLog(ctx, js, nc, hub, o)
 		if err == nil || i == 50 || ctx.Err() != nil {
 			break
 		}
@@ -338,4 +343,61 @@ func TestTrackerNodeKilledLosesNothing(t *testing.T) {
 		wantSeqs(t, read(t, n.subscribe(t, "dave", stream.After(0)), 6), 1, 6, same)
 	}
 	wantSeqs(t, read(t, wsub, 1), 6, 6, same)
+}
+
+// History beyond MaxEvents is gone: a subscriber resuming before it gets
+// a gap marker, then what is kept.
+func TestTrackerMaxEventsGivesGap(t *testing.T) {
+	t.Parallel()
+	srv := natstest.RunServer(t)
+	writer := newTrackNodeWith(t, srv, natsbus.TrackerOptions{MaxEvents: 5})
+	writer.publish(t, "gina", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
+	reader := newTrackNodeWith(t, srv, natsbus.TrackerOptions{MaxEvents: 5})
+	got := read(t, reader.subscribe(t, "gina", stream.After(0)), 6)
+	if !got[0].IsGap() || string(got[0].Data) != `{"from":1,"to":5}` {
+		t.Fatalf("first event %v, want gap 1..5", describe(got[:1]))
+	}
+	wantSeqs(t, got[1:], 6, 10, same)
+}
+
+// Once all of a user's history aged out, its sequence restarts above
+// every seq it had (never reused), and a subscriber that stayed connected
+// gets the next event with no gap marker: nothing was missed.
+func TestTrackerSequenceRestartsHigherAfterExpiry(t *testing.T) {
+	t.Parallel()
+	srv := natstest.RunServer(t)
+	n := newTrackNodeWith(t, srv, natsbus.TrackerOptions{MaxAge: time.Second})
+	sub := n.subscribe(t, "hank", stream.FromNow())
+	n.publish(t, "hank", 1, 2, 3)
+	n.publish(t, "ivy", 1, 2)
+	wantSeqs(t, read(t, sub, 3), 1, 3, same)
+
+	js, err := jetstream.New(n.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(trackCtx(t), "SIDESTREAM_TRACK")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if _, err := st.GetLastMsgForSubject(trackCtx(t), "sidestream.track.hank"); errors.Is(err, jetstream.ErrMsgNotFound) {
+			break
+		}
+		if i == int(trackGuard/(50*time.Millisecond)) {
+			t.Fatal("hank's history never aged out")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	seq := n.publish(t, "hank", 99)[0]
+	if seq <= 3 {
+		t.Fatalf("seq after expiry %d, want above 3", seq)
+	}
+	got := read(t, sub, 1)
+	if got[0].Seq != seq || got[0].IsControl() || string(got[0].Data) != `{"n":99}` {
+		t.Fatalf("subscriber got %v, want seq %d", describe(got), seq)
+	}
+	if next := n.publish(t, "hank", 100)[0]; next != seq+1 {
+		t.Fatalf("next seq %d, want %d", next, seq+1)
+	}
 }
