@@ -38,6 +38,7 @@ func trackCtx(t testing.TB) context.Context {
 // and TrackerLog.
 type trackNode struct {
 	nc  *nats.Conn
+	hub *stream.Hub
 	log *natsbus.TrackerLog
 	tr  *tracker.Tracker
 }
@@ -46,10 +47,11 @@ type trackNode struct {
 // small ring (4), so history reads go to JetStream early.
 func newTrackNode(t testing.TB, srv *natstest.Server, replicas int, opts ...nats.Option) *trackNode {
 	t.Helper()
-	return newTrackNodeWith(t, srv, natsbus.TrackerOptions{Replicas: replicas, MaxEvents: 1000, MaxAge: time.Hour}, opts...)
+	o := natsbus.TrackerOptions{Replicas: replicas, MaxEvents: 1000, MaxAge: time.Hour}
+	return newTrackNodeWith(t, srv, o, stream.HubOptions{}, opts...)
 }
 
-func newTrackNodeWith(t testing.TB, srv *natstest.Server, o natsbus.TrackerOptions, opts ...nats.Option) *trackNode {
+func newTrackNodeWith(t testing.TB, srv *natstest.Server, o natsbus.TrackerOptions, ho stream.HubOptions, opts ...nats.Option) *trackNode {
 	t.Helper()
 	opts = append([]nats.Option{nats.ReconnectWait(50 * time.Millisecond), nats.MaxReconnects(-1)}, opts...)
 	nc := srv.Connect(t, opts...)
@@ -57,7 +59,7 @@ func newTrackNodeWith(t testing.TB, srv *natstest.Server, o natsbus.TrackerOptio
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub := stream.NewHub(memstore.New(), slog.New(slog.DiscardHandler), stream.HubOptions{})
+	hub := stream.NewHub(memstore.New(), slog.New(slog.DiscardHandler), ho)
 	ctx := trackCtx(t)
 	var tl *natsbus.TrackerLog
 	for i := 0; ; i++ { // a cluster just formed may not place replicas yet
@@ -80,7 +82,7 @@ func newTrackNodeWith(t testing.TB, srv *natstest.Server, o natsbus.TrackerOptio
 			t.Error(err)
 		}
 	})
-	return &trackNode{nc: nc, log: tl, tr: tracker.NewWith(tl, tracker.Options{RingSize: 4})}
+	return &trackNode{nc: nc, hub: hub, log: tl, tr: tracker.NewWith(tl, tracker.Options{RingSize: 4})}
 }
 
 func trackNodes(t testing.TB, servers []*natstest.Server) []*trackNode {
@@ -350,9 +352,9 @@ func TestTrackerNodeKilledLosesNothing(t *testing.T) {
 func TestTrackerMaxEventsGivesGap(t *testing.T) {
 	t.Parallel()
 	srv := natstest.RunServer(t)
-	writer := newTrackNodeWith(t, srv, natsbus.TrackerOptions{MaxEvents: 5})
+	writer := newTrackNodeWith(t, srv, natsbus.TrackerOptions{MaxEvents: 5}, stream.HubOptions{})
 	writer.publish(t, "gina", 1, 2, 3, 4, 5, 6, 7, 8, 9, 10)
-	reader := newTrackNodeWith(t, srv, natsbus.TrackerOptions{MaxEvents: 5})
+	reader := newTrackNodeWith(t, srv, natsbus.TrackerOptions{MaxEvents: 5}, stream.HubOptions{})
 	got := read(t, reader.subscribe(t, "gina", stream.After(0)), 6)
 	if !got[0].IsGap() || string(got[0].Data) != `{"from":1,"to":5}` {
 		t.Fatalf("first event %v, want gap 1..5", describe(got[:1]))
@@ -366,7 +368,7 @@ func TestTrackerMaxEventsGivesGap(t *testing.T) {
 func TestTrackerSequenceRestartsHigherAfterExpiry(t *testing.T) {
 	t.Parallel()
 	srv := natstest.RunServer(t)
-	n := newTrackNodeWith(t, srv, natsbus.TrackerOptions{MaxAge: time.Second})
+	n := newTrackNodeWith(t, srv, natsbus.TrackerOptions{MaxAge: time.Second}, stream.HubOptions{})
 	sub := n.subscribe(t, "hank", stream.FromNow())
 	n.publish(t, "hank", 1, 2, 3)
 	n.publish(t, "ivy", 1, 2)
@@ -400,4 +402,27 @@ func TestTrackerSequenceRestartsHigherAfterExpiry(t *testing.T) {
 	if next := n.publish(t, "hank", 100)[0]; next != seq+1 {
 		t.Fatalf("next seq %d, want %d", next, seq+1)
 	}
+}
+
+// A user nobody watches any more is dropped by the hub and unwatched; the
+// next Open watches it again, current with what was published meanwhile.
+func TestTrackerIdleUserIsUnwatched(t *testing.T) {
+	t.Parallel()
+	srv := natstest.RunServer(t)
+	n := newTrackNodeWith(t, srv, natsbus.TrackerOptions{}, stream.HubOptions{ExternalIdle: 200 * time.Millisecond})
+	sub := n.subscribe(t, "kim", stream.FromNow())
+	n.publish(t, "kim", 1)
+	wantSeqs(t, read(t, sub, 1), 1, 1, same)
+	sub.Close()
+	for i := 0; slices.Contains(n.hub.Names(), tracker.StreamName("kim")); i++ {
+		if i == int(trackGuard/(10*time.Millisecond)) {
+			t.Fatal("idle stream never dropped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	n.publish(t, "kim", 2, 3)
+	again := n.subscribe(t, "kim", stream.After(1))
+	wantSeqs(t, read(t, again, 2), 2, 3, same)
+	n.publish(t, "kim", 4)
+	wantSeqs(t, read(t, again, 1), 4, 4, same)
 }
