@@ -61,7 +61,9 @@ func (l *TrackerLog) Open(ctx context.Context, t tracker.Target) (*stream.Stream
 		if w.st == nil {
 			return nil, w.err
 		}
-		if !created {
+		// While the connection is lost, the stream serves what it has and
+		// its subscribers get the offline marker.
+		if !created && !w.st.Offline() {
 			if err := w.sync(ctx); err != nil {
 				return nil, fmt.Errorf("open %s: %w", t.Name, err)
 			}
