@@ -32,6 +32,7 @@ const (
 	trackOpTimeout  = 5 * time.Second        // one JetStream request: a lost leader answers none
 	trackPosCache   = 4096                   // users whose last message an Append remembers
 	trackStartValue = "1"
+	trackElected    = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED." + trackStream
 )
 
 // TrackerOptions configure a TrackerLog.
@@ -94,9 +95,13 @@ type TrackerLog struct {
 	closed  bool
 
 	status chan nats.Status
-	bg     context.Context // ends at Close: fills and resyncs
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// elected is signalled when the stream elects a leader: a message
+	// the old one stored but never republished may be missing.
+	elected  chan struct{}
+	advisory *nats.Subscription
+	bg       context.Context // ends at Close: fills and resyncs
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 var _ tracker.Backend = (*TrackerLog)(nil)
@@ -144,6 +149,17 @@ func NewTrackerLog(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, h
 		watches: map[string]*trackWatch{}, pos: map[string]trackPos{}, turns: map[string]*trackTurn{},
 		bg: bg, cancel: cancel,
 	}
+	l.elected = make(chan struct{}, 1)
+	l.advisory, err = nc.Subscribe(trackElected, func(*nats.Msg) {
+		select {
+		case l.elected <- struct{}{}:
+		default: // a resync is already due
+		}
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("tracker stream %s: leader advisories: %w", trackStream, err)
+	}
 	l.status = nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
 	l.wg.Add(1)
 	go l.watchStatus(bg)
@@ -164,6 +180,7 @@ func (l *TrackerLog) Close(ctx context.Context) error {
 	}
 	l.mu.Unlock()
 	l.nc.RemoveStatusListener(l.status)
+	_ = l.advisory.Unsubscribe()
 	l.cancel()
 	for _, w := range watches {
 		w.unsubscribe()

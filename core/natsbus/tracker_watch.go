@@ -257,8 +257,9 @@ func (w *trackWatch) unsubscribe() {
 }
 
 // watchStatus marks every watched stream offline while the connection
-// is lost and, once it is back, delivers what was missed before marking
-// each online again; resyncs that fail are retried with backoff.
+// is lost and, once it is back or the stream elected a leader (which may
+// not have republished every message), delivers what was missed before
+// marking each online again; resyncs that fail are retried with backoff.
 func (l *TrackerLog) watchStatus(ctx context.Context) {
 	defer l.wg.Done()
 	var retry <-chan time.Time
@@ -277,6 +278,8 @@ func (l *TrackerLog) watchStatus(ctx context.Context) {
 				retry = nil
 				l.setOffline()
 			}
+		case <-l.elected:
+			retry, delay = time.After(0), 100*time.Millisecond
 		case <-retry:
 			retry = nil
 			if !l.resync(ctx) {
@@ -304,12 +307,12 @@ func (l *TrackerLog) setOffline() {
 	}
 }
 
-// resync brings every offline watched stream up to date and back online;
-// it reports whether all made it.
+// resync brings every watched stream up to date and back online; it
+// reports whether all made it.
 func (l *TrackerLog) resync(ctx context.Context) bool {
 	all := true
 	for _, w := range l.watched() {
-		if !w.opened() || !w.st.Offline() {
+		if !w.opened() {
 			continue
 		}
 		sctx, cancel := context.WithTimeout(ctx, trackOpTimeout)
