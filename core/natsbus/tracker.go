@@ -66,7 +66,11 @@ type TrackerOptions struct {
 // Live events: the stream republishes every stored message, in order, to
 // "sidestream.trackpub.<user>"; each node subscribes there once per
 // watched user and feeds an external stream (stream.Hub.OpenExternal).
-// A hole (a republished message lost) is filled from JetStream.
+// A hole (a republished message lost) is filled from JetStream when the
+// next message shows it; after a reconnect (watchers get `offline`
+// meanwhile) or a leader election (a new leader does not republish what
+// its predecessor stored) every watched user is synced from JetStream,
+// and so is a user each time a client opens it.
 //
 // History reads (catch-up past the ring, pages, fills) map user seqs to
 // stream sequences without an index: the last message of the subject
