@@ -106,6 +106,21 @@ func (s *Stream) Deliver(events []*event.Event) (from, to uint64, ok bool) {
 	return from, to, ok
 }
 
+// Skip moves an external stream's head to seq (if higher) without events
+// and without telling subscribers: the source never used the seqs after
+// the head up to seq (its sequence went on higher, e.g. a tracker user's
+// after its history aged out). For seqs that existed and are gone, use
+// DeliverGap. A skip is not a hole: nothing to fill.
+func (s *Stream) Skip(seq uint64) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if s.closed || seq <= s.head {
+		return
+	}
+	s.ring[seq&s.mask] = nil
+	s.advanceLocked(seq, 0)
+}
+
 // SetOffline marks the source lost (true) or back (false). Each
 // subscriber, current or new while offline, receives one control event
 // event.Offline(stream, cursor, reason) and keeps waiting; once back

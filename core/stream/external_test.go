@@ -120,6 +120,34 @@ func TestExternalDeliver(t *testing.T) {
 	}
 }
 
+// Skip jumps the head over seqs the source never used, telling nobody;
+// pages never show DeliverGap's marker.
+func TestExternalSkip(t *testing.T) {
+	t.Parallel()
+	src := newSource(t, "x", 0)
+	all := src.more(t, 12)
+	s := openExt(t, newHub(t, memstore.New()), "x", stream.Config{RingSize: 16}, &source{Store: memstore.New()})
+	sub := s.Subscribe(stream.After(0))
+	defer sub.Close()
+	s.Deliver(pick(all, 1, 2))
+	s.Skip(6)
+	s.Skip(5) // behind the head: nothing
+	if !s.DeliverGap(7, 9) {
+		t.Fatal("DeliverGap at head+1 refused")
+	}
+	if _, _, ok := s.Deliver(pick(all, 10, 11)); !ok || s.Head() != 11 {
+		t.Fatalf("deliver after skip: ok %v head %d", ok, s.Head())
+	}
+	got := readN(t, sub, 5)
+	wantRange(t, got[:2], 1, 2, 0)
+	wantGap(t, got[2], 7, 9)
+	wantRange(t, got[3:], 10, 11, 0)
+	page, err := s.ReadAfter(ctxT(t), 0, 10)
+	if err != nil || len(page) != 4 || page[2].Seq != 10 {
+		t.Fatalf("page %v: %v, want 1 2 10 11", seqs(page), err)
+	}
+}
+
 // A subscriber or a page older than the ring reads through the source
 // (or gets a gap when the stream keeps no history there).
 func TestExternalCatchUpThroughSource(t *testing.T) {

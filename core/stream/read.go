@@ -18,7 +18,7 @@ func (s *Stream) ReadAfter(ctx context.Context, after uint64, limit int) ([]*eve
 		from := max(after+1, oldest)
 		var out []*event.Event
 		for seq := from; seq <= head && len(out) < limit; seq++ {
-			if e := s.at(seq); e != nil {
+			if e := s.at(seq); e != nil && !e.IsControl() {
 				out = append(out, e)
 			}
 		}
@@ -48,7 +48,7 @@ func (s *Stream) ReadBefore(ctx context.Context, before uint64, limit int) ([]*e
 	if !s.cfg.Persist || (top >= oldest && top-oldest+1 >= uint64(limit)) {
 		var out []*event.Event
 		for seq := top; seq >= oldest && seq > 0 && len(out) < limit; seq-- {
-			if e := s.at(seq); e != nil {
+			if e := s.at(seq); e != nil && !e.IsControl() {
 				out = append(out, e)
 			}
 		}

@@ -329,7 +329,7 @@ func (s *Stream) makeVisibleLocked(events []*event.Event) {
 func (s *Stream) advanceLocked(seq uint64, n int) {
 	s.head = seq
 	s.published.Add(uint64(n))
-	if s.onPublish != nil {
+	if s.onPublish != nil && n > 0 {
 		s.onPublish(s.cfg.Kind, n)
 	}
 	s.wakeLocked()

@@ -1,7 +1,13 @@
 // Package tracker is realtimer's per-user event streams: anyone may publish
 // a JSON value to a user, and every subscriber of that user sees it in
-// order. Each user is one persisted stream named "track:{user}" on the hub,
-// with bounded history.
+// order. Each user is one persisted stream named "track:{user}", with
+// bounded history.
+//
+// The tracker keeps the domain (user names, JSON compaction, naming,
+// bounds); a Backend keeps the streams: the hub on a single node
+// (HubBackend: the stream assigns seqs and commits to the hub's store), or
+// JetStream in a cluster (core/natsbus), where any node publishes and one
+// seq per user holds for the whole cluster.
 package tracker
 
 import (
@@ -41,14 +47,34 @@ type Options struct {
 	RingSize int
 }
 
+// Target is one user's stream as a Backend sees it.
+type Target struct {
+	User string // a valid user name
+	Name string // the stream's name, StreamName(User)
+	// Config is how the stream keeps its events (Persist, bounds, ring).
+	Config stream.Config
+}
+
+// Backend keeps the user streams.
+type Backend interface {
+	// Open returns the stream of t, opening it if needed.
+	Open(ctx context.Context, t Target) (*stream.Stream, error)
+	// Append publishes d to the stream of t and returns its seq once
+	// durable.
+	Append(ctx context.Context, t Target, d event.Draft) (uint64, error)
+}
+
 // Tracker publishes to and opens user streams.
 type Tracker struct {
-	hub *stream.Hub
+	b   Backend
 	cfg stream.Config
 }
 
-// New returns a tracker over hub.
-func New(hub *stream.Hub, o Options) *Tracker {
+// New returns a tracker whose streams live on hub (a single node).
+func New(hub *stream.Hub, o Options) *Tracker { return NewWith(HubBackend{Hub: hub}, o) }
+
+// NewWith returns a tracker over backend b.
+func NewWith(b Backend, o Options) *Tracker {
 	if o.MaxEvents <= 0 {
 		o.MaxEvents = 10000
 	}
@@ -58,7 +84,7 @@ func New(hub *stream.Hub, o Options) *Tracker {
 	if o.RingSize <= 0 {
 		o.RingSize = 256
 	}
-	return &Tracker{hub: hub, cfg: stream.Config{
+	return &Tracker{b: b, cfg: stream.Config{
 		Persist: true, RingSize: o.RingSize, MaxEvents: o.MaxEvents, MaxAge: o.MaxAge, Kind: "tracker",
 	}}
 }
@@ -78,6 +104,10 @@ func ValidUser(user string) bool {
 	return true
 }
 
+func (t *Tracker) target(user string) Target {
+	return Target{User: user, Name: StreamName(user), Config: t.cfg}
+}
+
 // StreamName returns the stream of user.
 func StreamName(user string) string { return Prefix + user }
 
@@ -86,7 +116,7 @@ func (t *Tracker) Stream(ctx context.Context, user string) (*stream.Stream, erro
 	if !ValidUser(user) {
 		return nil, fmt.Errorf("tracker %q: %w", user, ErrInvalidUser)
 	}
-	s, err := t.hub.Open(ctx, StreamName(user), t.cfg)
+	s, err := t.b.Open(ctx, t.target(user))
 	if err != nil {
 		return nil, fmt.Errorf("tracker %s: %w", user, err)
 	}
@@ -100,13 +130,30 @@ func (t *Tracker) Publish(ctx context.Context, user string, data json.RawMessage
 	if err := json.Compact(&buf, data); err != nil || len(data) == 0 {
 		return 0, fmt.Errorf("tracker %s: %w", user, ErrInvalidData)
 	}
-	s, err := t.Stream(ctx, user)
-	if err != nil {
-		return 0, err
+	if !ValidUser(user) {
+		return 0, fmt.Errorf("tracker %q: %w", user, ErrInvalidUser)
 	}
-	seq, err := s.Publish(ctx, []event.Draft{{Type: EventType, Data: buf.Bytes()}}, nil)
+	seq, err := t.b.Append(ctx, t.target(user), event.Draft{Type: EventType, Data: buf.Bytes()})
 	if err != nil {
 		return 0, fmt.Errorf("tracker %s: publish: %w", user, err)
 	}
 	return seq, nil
+}
+
+// HubBackend keeps user streams on one node's hub: the stream assigns
+// seqs and commits them to the hub's store.
+type HubBackend struct{ Hub *stream.Hub }
+
+// Open opens (or returns) the hub's stream of t.
+func (b HubBackend) Open(ctx context.Context, t Target) (*stream.Stream, error) {
+	return b.Hub.Open(ctx, t.Name, t.Config)
+}
+
+// Append publishes d on the hub's stream of t.
+func (b HubBackend) Append(ctx context.Context, t Target, d event.Draft) (uint64, error) {
+	s, err := b.Open(ctx, t)
+	if err != nil {
+		return 0, err
+	}
+	return s.Publish(ctx, []event.Draft{d}, nil)
 }

@@ -28,7 +28,6 @@ import (
 
 	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/core/stream"
-	"github.com/sidestream/sidestream/core/tracker"
 	"github.com/sidestream/sidestream/sidecar/api"
 	streamhttp "github.com/sidestream/sidestream/sidecar/internal/stream"
 )
@@ -50,11 +49,18 @@ type Plugins interface {
 	Plugins() []api.Plugin
 }
 
+// Tracker is realtimer's per-user streams (core/tracker, on the hub of a
+// single node or on JetStream in a cluster).
+type Tracker interface {
+	Stream(ctx context.Context, user string) (*stream.Stream, error)
+	Publish(ctx context.Context, user string, data json.RawMessage) (uint64, error)
+}
+
 // Deps are the parts the API serves.
 type Deps struct {
 	Emitters Emitters
 	Streams  *stream.Hub
-	Tracker  *tracker.Tracker
+	Tracker  Tracker
 	Plugins  Plugins
 	// Ready reports readiness for /readyz (nil func or nil error: ready).
 	Ready func(ctx context.Context) error

@@ -1,0 +1,77 @@
+package natsbus
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sidestream/sidestream/core/internal/memstore"
+	"github.com/sidestream/sidestream/core/natsbus/natstest"
+	"github.com/sidestream/sidestream/core/stream"
+	"github.com/sidestream/sidestream/core/tracker"
+)
+
+// A stream leader that stored messages may die before republishing them:
+// when the stream elects a leader, every watched user is brought up to
+// date from JetStream. Here the watch's live feed is cut so only that
+// resync can deliver.
+func TestTrackerResyncsWhenLeaderElected(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	nc := natstest.RunCluster(t, 3)[1].Connect(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := stream.NewHub(memstore.New(), slog.New(slog.DiscardHandler), stream.HubOptions{})
+	defer func() { _ = hub.Close(context.Background()) }()
+	var l *TrackerLog
+	for i := 0; i < 100 && ctx.Err() == nil; i++ { // the cluster may not place 3 replicas yet
+		if l, err = NewTrackerLog(ctx, js, nc, hub, TrackerOptions{Replicas: 3}); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close(context.Background()) }()
+	tr := tracker.NewWith(l, tracker.Options{})
+	st, err := tr.Stream(ctx, "lena")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := st.Subscribe(stream.FromNow())
+	defer sub.Close()
+
+	l.watches[tracker.StreamName("lena")].unsubscribe() // the live feed is lost
+	for i := range 2 {
+		if _, err := tr.Publish(ctx, "lena", json.RawMessage(`{"i":1}`)); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	if h := st.Head(); h != 0 {
+		t.Fatalf("head %d before the election, want 0 (nothing delivered)", h)
+	}
+	if _, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+trackStream, nil); err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for len(got) < 2 && ctx.Err() == nil {
+		evs, err := sub.Next(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			got = append(got, e.Seq)
+		}
+	}
+	if len(got) != 2 || got[0] != 1 || got[1] != 2 {
+		t.Fatalf("after the election got seqs %v, want 1 2", got)
+	}
+}
