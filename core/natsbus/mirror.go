@@ -49,6 +49,10 @@ func (m *Mirrors) Open(ctx context.Context, e cluster.Entry) (*stream.Stream, er
 	mr, ok := m.mirrors[e.Spec.ID]
 	m.mu.Unlock()
 	if ok {
+		// A client may resume from a seq another node already served:
+		// catch up with the owner first, or its resume point would be
+		// beyond this mirror's head (and replayed).
+		mr.sync(ctx)
 		return mr.st, nil
 	}
 	mr = &mirror{m: m, id: e.Spec.ID, node: e.Node, ready: make(chan struct{})}
@@ -205,6 +209,31 @@ func (mr *mirror) catchUp() {
 		mr.deliverLocked(evs)
 	}
 	mr.st.SetOffline(false, "")
+}
+
+// sync delivers what the owner has beyond the mirror's head, if it
+// answers within ctx.
+func (mr *mirror) sync(ctx context.Context) {
+	h, err := mr.m.peers.Head(ctx, mr.node, mr.id)
+	if err != nil || h <= mr.st.Head() {
+		return
+	}
+	mr.deliver.Lock()
+	defer mr.deliver.Unlock()
+	for range 64 { // bounded: each round moves the head or ends
+		before := mr.st.Head()
+		if before >= h {
+			return
+		}
+		evs, err := mr.m.peers.ReadAfter(ctx, mr.node, mr.id, before, stream.MaxBatch)
+		if err != nil || len(evs) == 0 {
+			return
+		}
+		mr.deliverLocked(evs)
+		if mr.st.Head() == before {
+			return
+		}
+	}
 }
 
 // Head is the owner's head (stream.ExternalSource).

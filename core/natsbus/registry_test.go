@@ -93,6 +93,11 @@ func TestTokenEscapesSubjectSeparators(t *testing.T) {
 			t.Errorf("token(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
+	for _, name := range []string{"a.b", "a_2Eb", "a__b_", "x*>.y", "plain", "_", "a_zz"} {
+		if got := untoken(token(name)); got != name {
+			t.Errorf("untoken(token(%q)) = %q", name, got)
+		}
+	}
 	if token("a.b") == token("a_2Eb") {
 		t.Error("escape is ambiguous")
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +35,25 @@ func token(name string) string {
 		default:
 			b.WriteByte(c)
 		}
+	}
+	return b.String()
+}
+
+// untoken reverses token.
+func untoken(tok string) string {
+	if !strings.Contains(tok, "_") {
+		return tok
+	}
+	var b strings.Builder
+	for i := 0; i < len(tok); i++ {
+		if tok[i] == '_' && i+2 < len(tok) {
+			if v, err := strconv.ParseUint(tok[i+1:i+3], 16, 8); err == nil {
+				b.WriteByte(byte(v))
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(tok[i])
 	}
 	return b.String()
 }

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -133,21 +132,16 @@ func NewTrackerLog(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, h
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:              trackStream,
-		Description:       "sidestream tracker users",
-		Subjects:          []string{trackSubject + ">"},
-		Storage:           jetstream.FileStorage,
-		Replicas:          o.Replicas,
-		MaxMsgsPerSubject: int64(o.MaxEvents),
-		MaxAge:            o.MaxAge,
-		Discard:           jetstream.DiscardOld,
-		RePublish:         &jetstream.RePublish{Source: trackSubject + ">", Destination: trackRepublish + ">"},
+	var st jetstream.Stream
+	err := retryJS(ctx, "tracker stream", func(ctx context.Context) (err error) {
+		st, err = js.CreateOrUpdateStream(ctx, trackStreamConfig(o))
+		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("tracker stream %s: %w", trackStream, err)
+		return nil, err
 	}
 	bg, cancel := context.WithCancel(context.Background())
+
 	l := &TrackerLog{
 		js: js, st: st, nc: nc, hub: hub, log: o.Log,
 		watches: map[string]*trackWatch{}, pos: map[string]trackPos{}, turns: map[string]*trackTurn{},
@@ -168,6 +162,20 @@ func NewTrackerLog(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, h
 	l.wg.Add(1)
 	go l.watchStatus(bg)
 	return l, nil
+}
+
+func trackStreamConfig(o TrackerOptions) jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:              trackStream,
+		Description:       "sidestream tracker users",
+		Subjects:          []string{trackSubject + ">"},
+		Storage:           jetstream.FileStorage,
+		Replicas:          o.Replicas,
+		MaxMsgsPerSubject: int64(o.MaxEvents),
+		MaxAge:            o.MaxAge,
+		Discard:           jetstream.DiscardOld,
+		RePublish:         &jetstream.RePublish{Source: trackSubject + ">", Destination: trackRepublish + ">"},
+	}
 }
 
 // ctx is the log's own context, ended by Close.
@@ -198,10 +206,6 @@ func (l *TrackerLog) Close(ctx context.Context) error {
 		return fmt.Errorf("close tracker log: %w", ctx.Err())
 	}
 }
-
-// trackToken is user as one subject token: users are [a-zA-Z0-9_.-], and
-// '.' would split it; '~' is outside that set, so the mapping is 1:1.
-func trackToken(user string) string { return strings.ReplaceAll(user, ".", "~") }
 
 // trackTurn orders one node's Appends to one user: they would only
 // race each other for the same seq. waiters counts who holds or wants it.
@@ -239,7 +243,7 @@ func (l *TrackerLog) turn(ctx context.Context, subj string) (done func(), err er
 // Append publishes d as the next seq of t's user, acknowledged once
 // stored under the stream's replication (tracker.Backend).
 func (l *TrackerLog) Append(ctx context.Context, t tracker.Target, d event.Draft) (uint64, error) {
-	subj := trackSubject + trackToken(t.User)
+	subj := trackSubject + token(t.User)
 	done, err := l.turn(ctx, subj)
 	if err != nil {
 		return 0, fmt.Errorf("append to %s: %w", t.Name, trackUnavailable(err))

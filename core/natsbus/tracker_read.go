@@ -25,7 +25,7 @@ type trackMsg struct {
 
 // trackName is the tracker stream name of a user's subject.
 func trackName(subj string) string {
-	return tracker.StreamName(strings.ReplaceAll(strings.TrimPrefix(subj, trackSubject), "~", "."))
+	return tracker.StreamName(untoken(strings.TrimPrefix(subj, trackSubject)))
 }
 
 // trackDecode turns a stored message of stream name into a trackMsg.

@@ -86,7 +86,7 @@ func (l *TrackerLog) watch(t tracker.Target) (w *trackWatch, created bool, err e
 	if w := l.watches[t.Name]; w != nil {
 		return w, false, nil
 	}
-	w = &trackWatch{l: l, subj: trackSubject + trackToken(t.User), name: t.Name, ready: make(chan struct{})}
+	w = &trackWatch{l: l, subj: trackSubject + token(t.User), name: t.Name, ready: make(chan struct{})}
 	l.watches[t.Name] = w
 	return w, true, nil
 }
@@ -96,7 +96,7 @@ func (l *TrackerLog) watch(t tracker.Target) (w *trackWatch, created bool, err e
 // Deliver drops the second copy.
 func (w *trackWatch) start(ctx context.Context, t tracker.Target) {
 	defer close(w.ready)
-	sub, err := w.l.nc.Subscribe(trackRepublish+trackToken(t.User), w.onMsg)
+	sub, err := w.l.nc.Subscribe(trackRepublish+token(t.User), w.onMsg)
 	if err == nil {
 		err = w.l.nc.FlushWithContext(ctx)
 	}

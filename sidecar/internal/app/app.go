@@ -70,6 +70,9 @@ type system struct {
 	mgr   *emitter.Manager
 	auth  *auth.Authenticator
 	queue *queue.Service
+	// tracker serves realtimer's user streams: from the hub on a single
+	// node, from JetStream in a cluster.
+	tracker *tracker.Tracker
 	// cluster is nil on a single node.
 	cluster *clusterParts
 }
@@ -142,6 +145,7 @@ func (s *system) startStorage(ctx context.Context) error {
 		OnPublish: func(kind string, n int) { ins.Stream(kind).Published(context.Background(), n) },
 	})
 	s.push("streams", s.hub.Close)
+	s.tracker = tracker.New(s.hub, tracker.Options{})
 	return nil
 }
 
@@ -240,7 +244,7 @@ func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 	deps := httpapi.Deps{
 		Emitters: s.emitters(),
 		Streams:  s.hub,
-		Tracker:  tracker.New(s.hub, tracker.Options{}),
+		Tracker:  s.tracker,
 		Plugins:  pluginLister{s.host},
 		Ready:    func(context.Context) error { return nil },
 		Log:      s.log.With("component", "http"),

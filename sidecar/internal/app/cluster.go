@@ -19,6 +19,7 @@ import (
 	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/core/natsbus"
 	"github.com/sidestream/sidestream/core/stream"
+	"github.com/sidestream/sidestream/core/tracker"
 	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/config"
 	"github.com/sidestream/sidestream/sidecar/internal/natsd"
@@ -78,6 +79,12 @@ func (s *system) startCluster(ctx context.Context) error {
 		return err
 	}
 	s.push("cluster rpc", rpc.Close)
+	tl, err := natsbus.NewTrackerLog(ctx, p.js, p.nc, s.hub, natsbus.TrackerOptions{Replicas: p.replicas, Log: log})
+	if err != nil {
+		return err
+	}
+	s.push("tracker log", tl.Close)
+	s.tracker = tracker.NewWith(tl, tracker.Options{})
 	if err := p.emitters.Register(ctx); err != nil {
 		log.Error("some emitters could not be registered", "err", err)
 	}

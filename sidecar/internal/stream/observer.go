@@ -24,8 +24,11 @@ func observe(o Observer, evs []*event.Event, n int) {
 	}
 	delivered := len(evs)
 	for _, e := range evs {
-		if e.IsGap() {
+		if e.IsControl() {
+			// A marker (gap, offline) is not a delivered event.
 			delivered--
+		}
+		if e.IsGap() {
 			o.Gap(gapSize(e))
 		}
 	}
