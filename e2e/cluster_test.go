@@ -281,3 +281,67 @@ func TestSingleNodeRunsNoNATS(t *testing.T) {
 		t.Fatal("a single node started NATS")
 	}
 }
+
+// A tracker publish on node 3 reaches a WebSocket subscriber on node 1 and
+// an SSE subscriber on node 2 with one seq for the cluster; a kill -9 of
+// the publishing node right after its 202 loses nothing.
+func TestClusterTrackerAcrossNodes(t *testing.T) {
+	c := startEmbeddedCluster(t, 3)
+	n1, n2, n3 := c.nodes[0], c.nodes[1], c.nodes[2]
+	ws := dialWS(t, n1.URL("/ws/track/alice"))
+	sse := openSSE(t, n2.URL("/sse/track/alice"), "")
+	var seqs []uint64
+	for i := range 20 {
+		var r struct{ Seq uint64 }
+		publisher := n3
+		if i%2 == 1 {
+			publisher = n1 // publishes from two nodes share one sequence
+		}
+		if code := do(t, http.MethodPost, publisher.URL("/track/alice"), fmt.Sprintf(`{"i":%d}`, i), &r); code != http.StatusAccepted {
+			t.Fatalf("publish %d on %s: %d", i, publisher.name, code)
+		}
+		seqs = append(seqs, r.Seq)
+	}
+	checkContiguous(t, "acknowledged seqs", seqs)
+	viaSSE := readSSE(t, sse, 20)
+	if viaSSE[0] != seqs[0] {
+		t.Fatalf("SSE on node 2 starts at %d, want %d", viaSSE[0], seqs[0])
+	}
+	checkContiguous(t, "SSE on node 2", viaSSE)
+	for i := range 20 {
+		var env struct {
+			Seq  uint64
+			Data struct{ I int }
+		}
+		readEnvelope(t, ws, &env)
+		if env.Seq != seqs[i] || env.Data.I != i {
+			t.Fatalf("WS on node 1, event %d: seq %d data %d, want seq %d", i, env.Seq, env.Data.I, seqs[i])
+		}
+	}
+
+	// Acknowledged, then the publisher dies: the others still have it.
+	var last struct{ Seq uint64 }
+	if code := do(t, http.MethodGet, n3.URL("/track/alice?data=last"), "", &last); code != http.StatusAccepted {
+		t.Fatalf("last publish: %d", code)
+	}
+	n3.sc.Kill()
+	var page struct {
+		Events []struct {
+			Seq  uint64
+			Data string
+		} `json:"events"`
+	}
+	var a answer
+	eventually(t, "node 2 serves the last acknowledged publish", 20*time.Second, func() bool {
+		a = send(t, http.MethodGet, n2.URL(fmt.Sprintf("/api/v1/streams/track:alice/events?after=%d", last.Seq-1)), "", nil)
+		ok := a.status == http.StatusOK && json.Unmarshal(a.body, &page) == nil && len(page.Events) == 1 &&
+			page.Events[0].Seq == last.Seq && page.Events[0].Data == "last"
+		if !ok {
+			t.Logf("node 2: %d %s", a.status, a.body)
+		}
+		return ok
+	})
+	if ev := readSSE(t, sse, 1); ev[0] != last.Seq {
+		t.Fatalf("SSE on node 2 after the publisher's death: %d, want %d", ev[0], last.Seq)
+	}
+}

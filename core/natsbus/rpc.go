@@ -143,23 +143,18 @@ func (s *RPCServer) Close(ctx context.Context) error {
 type Peers struct {
 	nc    *nats.Conn
 	nodes *Nodes
-	// Timeout bounds a call without a deadline of its own.
-	Timeout time.Duration
 }
 
 var _ cluster.Peers = (*Peers)(nil)
 
 // NewPeers returns the client side of the RPC.
 func NewPeers(nc *nats.Conn, nodes *Nodes) *Peers {
-	return &Peers{nc: nc, nodes: nodes, Timeout: 30 * time.Second}
+	return &Peers{nc: nc, nodes: nodes}
 }
 
 func (p *Peers) call(ctx context.Context, node string, req rpcRequest) (rpcReply, error) {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.Timeout)
-		defer cancel()
-	}
+	ctx, cancel := withDeadline(ctx)
+	defer cancel()
 	b, err := json.Marshal(req)
 	if err != nil {
 		return rpcReply{}, err

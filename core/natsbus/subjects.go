@@ -96,3 +96,33 @@ func transient(err error) bool {
 		strings.Contains(err.Error(), "no responders") || strings.Contains(err.Error(), "timeout") ||
 		strings.Contains(err.Error(), "unavailable")
 }
+
+// waitLeader returns once the stream has a leader (a just-created
+// replicated stream answers gets only then), up to ctx's end.
+func waitLeader(ctx context.Context, st jetstream.Stream) error {
+	return retryJS(ctx, "stream leader", func(ctx context.Context) error {
+		info, err := st.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.Cluster != nil && info.Cluster.Leader == "" {
+			return errNoLeader
+		}
+		return nil
+	})
+}
+
+// errNoLeader is transient: an election is under way.
+var errNoLeader = errors.New("stream leader election under way (unavailable)")
+
+// callTimeout bounds a call into NATS made under a context without a
+// deadline (an HTTP request's): nats.go's requests need one.
+const callTimeout = 30 * time.Second
+
+// withDeadline returns ctx, bounded by callTimeout if it had no deadline.
+func withDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, callTimeout)
+}

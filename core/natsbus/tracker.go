@@ -137,6 +137,9 @@ func NewTrackerLog(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, h
 		st, err = js.CreateOrUpdateStream(ctx, trackStreamConfig(o))
 		return err
 	})
+	if err == nil {
+		err = waitLeader(ctx, st)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -243,6 +246,8 @@ func (l *TrackerLog) turn(ctx context.Context, subj string) (done func(), err er
 // Append publishes d as the next seq of t's user, acknowledged once
 // stored under the stream's replication (tracker.Backend).
 func (l *TrackerLog) Append(ctx context.Context, t tracker.Target, d event.Draft) (uint64, error) {
+	ctx, cancel := withDeadline(ctx)
+	defer cancel()
 	subj := trackSubject + token(t.User)
 	done, err := l.turn(ctx, subj)
 	if err != nil {

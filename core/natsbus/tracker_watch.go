@@ -45,6 +45,8 @@ type trackWatch struct {
 // a resume point a client got from another node is never ahead of it
 // (tracker.Backend).
 func (l *TrackerLog) Open(ctx context.Context, t tracker.Target) (*stream.Stream, error) {
+	ctx, cancel := withDeadline(ctx)
+	defer cancel()
 	for range 3 { // a watch the hub dropped meanwhile is made again
 		w, created, err := l.watch(t)
 		if err != nil {
