@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -186,9 +185,7 @@ func TestMetricsAfterSubscribePublishAndPluginRestart(t *testing.T) {
 	if len(pids) != 1 {
 		t.Fatalf("want one log plugin process, found %v", pids)
 	}
-	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	killProcess(t, pids[0])
 	read(100) // spans the restart
 	logKind := map[string]string{"sidestream_stream_kind": "log"}
 	sseLog := map[string]string{"sidestream_stream_kind": "log", "sidestream_transport": "sse"}
