@@ -261,7 +261,6 @@ func TestStartTimeout(t *testing.T) {
 	})
 }
 
-
 func TestPluginStderrInHostLog(t *testing.T) {
 	t.Parallel()
 	var buf syncBuffer
