@@ -69,10 +69,6 @@ type Options struct {
 	// MaxBatchBytes bounds the approximate payload of one transaction; a
 	// single larger write still commits, alone.
 	MaxBatchBytes int
-	// NoJournal commits every group straight into the B-tree, as one
-	// transaction with bbolt's two fsyncs, instead of through the
-	// journal. Slower with many streams; for comparison.
-	NoJournal bool
 	// JournalMaxBytes bounds the journal file (default
 	// DefaultJournalMaxBytes).
 	JournalMaxBytes int64
@@ -145,8 +141,8 @@ type Store struct {
 	path string
 	log  *slog.Logger
 	opts Options
-	jr   *journal // nil with NoJournal
-	ap   *applier // nil with NoJournal
+	jr   *journal
+	ap   *applier
 
 	reqs      chan *request
 	quit      chan struct{}
