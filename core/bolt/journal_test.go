@@ -248,6 +248,9 @@ func TestJournalApplyFailureSurvivesClose(t *testing.T) {
 	ctx := testCtx(t)
 	path := tempPath(t)
 	s := openT(t, path, Options{})
+	if err := s.Ready(); err != nil {
+		t.Fatalf("Ready of a fresh store: %v", err)
+	}
 	plantPoison(t, s)
 	cp := &stream.Checkpoint{Emitter: "e", Value: []byte("kept")}
 	if err := s.Commit(ctx, stream.Append{Stream: "poison", Events: events("poison", 1, 1), Checkpoint: cp}); err != nil {
@@ -255,6 +258,9 @@ func TestJournalApplyFailureSurvivesClose(t *testing.T) {
 	}
 	if _, err := s.Head(ctx, "poison"); !errors.Is(err, ErrApply) {
 		t.Fatalf("read after a failed apply: %v, want ErrApply", err)
+	}
+	if err := s.Ready(); !errors.Is(err, ErrApply) || !errors.Is(err, stream.ErrStoreUnavailable) {
+		t.Fatalf("Ready after a failed apply: %v, want ErrApply (store unavailable)", err)
 	}
 	if err := s.Commit(ctx, stream.Append{Stream: "ok", Events: events("ok", 1, 1)}); !errors.Is(err, ErrApply) {
 		t.Fatalf("write after a failed apply: %v, want ErrApply", err)
@@ -279,6 +285,13 @@ func TestJournalApplyFailureSurvivesClose(t *testing.T) {
 	}
 	if h, _ := s.Head(ctx, "poison"); h != 1 {
 		t.Fatalf("head after repair = %d, want 1", h)
+	}
+	if err := s.Ready(); err != nil {
+		t.Fatalf("Ready after repair: %v", err)
+	}
+	closeT(t, s)
+	if err := s.Ready(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Ready after Close: %v, want ErrClosed", err)
 	}
 }
 

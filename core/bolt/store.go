@@ -169,6 +169,16 @@ func (s *Store) Stats() Stats {
 	}
 }
 
+// Ready reports whether the store can serve: ErrApply while writing the
+// journal into the B-tree fails (a full disk, a damaged file), ErrClosed
+// after Close, else nil. It is cheap enough for every readiness probe.
+func (s *Store) Ready() error {
+	if s.closed() {
+		return ErrClosed
+	}
+	return s.ap.failed()
+}
+
 // Path is the file the store lives in.
 func (s *Store) Path() string { return s.path }
 

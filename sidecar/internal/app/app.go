@@ -216,7 +216,7 @@ func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 		Streams:  s.hub,
 		Tracker:  tracker.New(s.hub, tracker.Options{}),
 		Plugins:  pluginLister{s.host},
-		Ready:    func(context.Context) error { return nil },
+		Ready:    s.ready,
 		Log:      s.log.With("component", "http"),
 		// Telemetry first: its span and duration cover every other layer.
 		Middleware:     []hertzapp.HandlerFunc{s.tel.HertzMiddleware()},

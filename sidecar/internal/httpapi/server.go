@@ -55,6 +55,8 @@ type Deps struct {
 	Tracker  *tracker.Tracker
 	Plugins  Plugins
 	// Ready reports readiness for /readyz (nil func or nil error: ready).
+	// Its error is mapped like a handler's: wrap stream.ErrStoreUnavailable
+	// or emitter.ErrUnavailable for a 503.
 	Ready func(ctx context.Context) error
 	Log   *slog.Logger
 	// Middleware runs on every request after panic recovery, before the
