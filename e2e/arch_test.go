@@ -73,7 +73,7 @@ func (v archViolation) String() string {
 // real in-process parts and swapping an adapter touches one package.
 var archAdapters = []string{"core/bolt", "core/natsbus", "sidecar/internal/pluginhost"}
 
-// archTopLevel is the fixed top-level layout of DESIGN.md; a package outside
+// archTopLevel is the fixed top-level layout (docs/ARCHITECTURE.md); a package outside
 // it would escape every rule below.
 var archTopLevel = []string{"core", "plugins", "sidecar", "web", "e2e"}
 
@@ -350,7 +350,8 @@ func archListPackages(t *testing.T) []archPackage {
 	return pkgs
 }
 
-// TestArchitecture enforces DESIGN.md's dependency rules on the real tree.
+// TestArchitecture enforces the dependency rules of docs/ARCHITECTURE.md on
+// the real tree.
 func TestArchitecture(t *testing.T) {
 	t.Parallel()
 	pkgs := archListPackages(t)

@@ -191,7 +191,7 @@ func New(d Deps, o Options) (*Server, error) {
 		server.WithIdleTimeout(2*time.Minute),
 		server.WithExitWaitTime(time.Minute), // Close's ctx is the real bound
 	)
-	s.h.NoHijackConnPool = true // hijacked WS conns must not be pooled (hertz#121)
+	s.h.NoHijackConnPool = true // hijacked WS conns must not go back to Hertz's pool
 	s.register()
 	return s, nil
 }

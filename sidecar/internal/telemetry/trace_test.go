@@ -78,7 +78,7 @@ func startPlugin(t *testing.T, tel *telemetry.Telemetry) (*fakePlugin, pluginpb.
 	return fp, pluginpb.NewEmitterClient(conn)
 }
 
-// TestTraceFromHTTPThroughPluginToStore is the trace: an HTTP
+// TestTraceFromHTTPThroughPluginToStore is the trace an operator follows: an HTTP
 // request runs a plugin command and commits to the store; the in-memory
 // exporter sees one trace with the server span as the parent of both, and
 // the plugin received the client span's context in its gRPC metadata.
