@@ -39,18 +39,13 @@ func TestGeneratedCodeIsFresh(t *testing.T) {
 // of the contract with one more field must generate different code.
 func TestEditedProtoIsDetected(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	src, err := os.ReadFile(filepath.Join(protoDir, "emitter.proto"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	edited := strings.Replace(string(src), "message StopRequest {", "message StopRequest {\n  string added_by_test = 99;", 1)
-	if edited == string(src) {
-		t.Fatal("emitter.proto has no StopRequest message to edit")
-	}
-	if err := os.WriteFile(filepath.Join(dir, "emitter.proto"), []byte(edited), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := copyProto(t, func(src string) string {
+		edited := strings.Replace(src, "message StopRequest {", "message StopRequest {\n  string added_by_test = 99;", 1)
+		if edited == src {
+			t.Fatal("emitter.proto has no StopRequest message to edit")
+		}
+		return edited
+	})
 	generated, err := generate(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -65,14 +60,7 @@ func TestEditedProtoIsDetected(t *testing.T) {
 // the .proto and compare equal to what generate returns.
 func TestRunWritesFiles(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	src, err := os.ReadFile(filepath.Join(protoDir, "emitter.proto"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "emitter.proto"), src, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := copyProto(t, func(src string) string { return src })
 	if err := run(t.Context(), dir); err != nil {
 		t.Fatal(err)
 	}
@@ -83,6 +71,20 @@ func TestRunWritesFiles(t *testing.T) {
 			t.Errorf("%s written by run differs from the committed file:\n%s", name, d)
 		}
 	}
+}
+
+// copyProto copies the contract, changed by edit, into a new temp dir.
+func copyProto(t *testing.T, edit func(string) string) string {
+	t.Helper()
+	dir := t.TempDir()
+	src, err := os.ReadFile(filepath.Join(protoDir, "emitter.proto"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "emitter.proto"), []byte(edit(string(src))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // committedFiles reads the *.pb.go files of dir by base name.
