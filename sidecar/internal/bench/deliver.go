@@ -28,21 +28,23 @@ var typeGap = []byte("gap")
 
 // sseSub reads SSE events; the timestamp is the data's "timestamp" field
 // (log and magic events carry one).
-type sseSub struct {
-	*sseConn
-	ev sseEvent
-}
+type sseSub struct{ *sseConn }
 
-func (s *sseSub) read(d *delivery) error {
+func (s sseSub) read(d *delivery) error {
 	fresh := !s.buffered()
-	if err := s.next(&s.ev); err != nil {
+	ev, err := s.next()
+	if err != nil {
 		return err
 	}
 	if fresh || d.at.IsZero() {
 		d.at = time.Now()
 	}
-	d.seq, d.gap = s.ev.ID, bytes.Equal(s.ev.Type, typeGap)
-	d.stamp = stringField(s.ev.Data, keyTimestamp)
+	seq, ok := parseUint(ev.ID)
+	if !ok {
+		return fmt.Errorf("%w: sse event id %.40q is not a seq", ErrProtocol, ev.ID)
+	}
+	d.seq, d.gap = seq, bytes.Equal(ev.Event, typeGap)
+	d.stamp = stringField(ev.Data, keyTimestamp)
 	return nil
 }
 
@@ -51,8 +53,7 @@ func (s *sseSub) read(d *delivery) error {
 type wsSub struct{ *wsConn }
 
 func (w wsSub) read(d *delivery) error {
-	fresh := !w.buffered()
-	_, p, err := w.next()
+	p, fresh, err := w.next()
 	if err != nil {
 		return err
 	}
@@ -81,7 +82,7 @@ func (e *env) subscribe(ctx context.Context, transport, path string) (subscriber
 	if err != nil {
 		return nil, err
 	}
-	return &sseSub{sseConn: c}, nil
+	return sseSub{c}, nil
 }
 
 // consumer checks the seqs of one subscriber and records latencies.
@@ -104,6 +105,11 @@ type consumer struct {
 // limit), or the connection fails. measure says whether latency counts now.
 func (c *consumer) run(ctx context.Context, sub subscriber, limit int64, measure func() bool) error {
 	defer c.flush()
+	// A subscriber whose library hides its buffer says instead when a
+	// read is about to wait: the moment to publish the counters.
+	if w, ok := sub.(interface{ onWait(func()) }); ok {
+		w.onWait(c.flush)
+	}
 	var d delivery
 	for limit <= 0 || c.count < limit {
 		if err := sub.read(&d); err != nil {
