@@ -199,17 +199,24 @@ func (d *SSEDecoder) readLine() ([]byte, error) {
 			}
 			continue
 		}
-		d.line = append(d.line, buf[:i]...)
+		line := buf[:i]
+		if len(d.line) > 0 {
+			d.line = append(d.line, line...)
+			line = d.line
+		}
+		// Otherwise the line is returned from bufio's buffer in place:
+		// Discard does not refill it, and the caller is done with the
+		// line before the next read.
 		d.skipLF = buf[i] == '\r'
 		_, _ = d.r.Discard(i + 1)
-		if len(d.line) > d.max {
+		if len(line) > d.max {
 			return nil, fmt.Errorf("%w (a line over %d bytes)", ErrSSETooLarge, d.max)
 		}
 		if !d.started {
 			d.started = true
-			d.line = bytes.TrimPrefix(d.line, []byte("\uFEFF"))
+			line = bytes.TrimPrefix(line, []byte("\uFEFF"))
 		}
-		return d.line, nil
+		return line, nil
 	}
 }
 
