@@ -42,10 +42,10 @@ func fanoutFrames() []byte {
 	return b
 }
 
-// BenchmarkWSReadLibrary reads fan-out messages with the library's client
-// connection (NextReader into a reused buffer, as the load generator does).
-func BenchmarkWSReadLibrary(b *testing.B) {
-	lc := &loopConn{frames: fanoutFrames()}
+// libraryClient makes the library's client connection over c, as DialWS
+// does after a good handshake.
+func libraryClient(tb testing.TB, c net.Conn) *websocket.Conn {
+	tb.Helper()
 	up := &websocket.ClientUpgrader{}
 	preq := &protocol.Request{}
 	up.PrepareRequest(preq)
@@ -55,11 +55,18 @@ func BenchmarkWSReadLibrary(b *testing.B) {
 	presp.Header.Set("Upgrade", "websocket")
 	presp.Header.Set("Connection", "Upgrade")
 	presp.Header.Set("Sec-WebSocket-Accept", base64.StdEncoding.EncodeToString(sum[:]))
-	presp.SetBodyStream(&bufferedConn{Conn: lc, br: bufio.NewReaderSize(lc, 4096)}, -1)
+	presp.SetBodyStream(&bufferedConn{Conn: c, br: bufio.NewReaderSize(c, 4096)}, -1)
 	conn, err := up.UpgradeResponse(preq, presp)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	return conn
+}
+
+// BenchmarkWSReadLibrary reads fan-out messages with the library's client
+// connection (NextReader into a reused buffer, as the load generator does).
+func BenchmarkWSReadLibrary(b *testing.B) {
+	conn := libraryClient(b, &loopConn{frames: fanoutFrames()})
 	var buf bytes.Buffer
 	b.ReportAllocs()
 	for b.Loop() {
@@ -72,6 +79,39 @@ func BenchmarkWSReadLibrary(b *testing.B) {
 			b.Fatal(err, buf.Len())
 		}
 	}
+}
+
+// onceConn serves in once, then EOF; writes are swallowed.
+type onceConn struct {
+	loopConn
+	r *bytes.Reader
+}
+
+func (c *onceConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// FuzzWSClientRead feeds whatever a server may send after the handshake
+// to a client connection made as DialWS makes it: reading ends (EOF or
+// an error), never panics, and no message exceeds the read limit.
+func FuzzWSClientRead(f *testing.F) {
+	f.Add(AppendFrame(nil, OpText, []byte(`{"seq":1}`), nil))
+	f.Add(append(AppendFrame(nil, OpPing, []byte("hb"), nil), AppendFrame(nil, OpClose, []byte{3, 232, 'x'}, nil)...))
+	f.Add([]byte{0x01, 0x02, 'a', 'b', 0x80, 0x01, 'c'}) // fragmented
+	f.Add([]byte{0x81, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Add(AppendFrame(nil, OpText, bytes.Repeat([]byte("x"), 300), &[4]byte{1, 2, 3, 4}))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		conn := libraryClient(t, &onceConn{r: bytes.NewReader(in)})
+		conn.SetReadLimit(256)
+		for range len(in) + 1 {
+			_, msg, err := conn.ReadMessage()
+			if err != nil {
+				return
+			}
+			if len(msg) > 256 {
+				t.Fatalf("a %d-byte message passed the 256-byte limit", len(msg))
+			}
+		}
+		t.Fatalf("%d bytes read as more than %d messages", len(in), len(in)+1)
+	})
 }
 
 // BenchmarkWSReadByHand reads them with the frame reader the load
