@@ -53,7 +53,8 @@ func (s sseSub) read(d *delivery) error {
 type wsSub struct{ *wsConn }
 
 func (w wsSub) read(d *delivery) error {
-	p, fresh, err := w.next()
+	fresh := !w.buffered()
+	p, err := w.next()
 	if err != nil {
 		return err
 	}
@@ -105,11 +106,6 @@ type consumer struct {
 // limit), or the connection fails. measure says whether latency counts now.
 func (c *consumer) run(ctx context.Context, sub subscriber, limit int64, measure func() bool) error {
 	defer c.flush()
-	// A subscriber whose library hides its buffer says instead when a
-	// read is about to wait: the moment to publish the counters.
-	if w, ok := sub.(interface{ onWait(func()) }); ok {
-		w.onWait(c.flush)
-	}
 	var d delivery
 	for limit <= 0 || c.count < limit {
 		if err := sub.read(&d); err != nil {

@@ -5,7 +5,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"encoding/base64"
-	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -114,29 +114,85 @@ func FuzzWSClientRead(f *testing.F) {
 	})
 }
 
-// BenchmarkWSReadByHand reads them with the frame reader the load
-// generator had before (header, length, payload into a reused buffer).
+// BenchmarkWSReadByHand reads them with FrameReader, the load
+// generator's reader.
 func BenchmarkWSReadByHand(b *testing.B) {
-	br := bufio.NewReaderSize(&loopConn{frames: fanoutFrames()}, 4096)
-	var hdr [10]byte
-	var buf []byte
+	rd, err := NewFrameReader(libraryClient(b, &loopConn{frames: fanoutFrames()}), 1<<20)
+	if err != nil {
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := io.ReadFull(br, hdr[:2]); err != nil {
-			b.Fatal(err)
-		}
-		n := uint64(hdr[1] & 0x7f)
-		switch n {
-		case 126:
-			_, _ = io.ReadFull(br, hdr[2:4])
-			n = uint64(binary.BigEndian.Uint16(hdr[2:4]))
-		case 127:
-			_, _ = io.ReadFull(br, hdr[2:10])
-			n = binary.BigEndian.Uint64(hdr[2:10])
-		}
-		buf = append(buf[:0], make([]byte, n)...)[:n]
-		if _, err := io.ReadFull(br, buf); err != nil || len(buf) != 150 {
-			b.Fatal(err)
+		if p, err := rd.Next(); err != nil || len(p) != 150 {
+			b.Fatal(err, len(p))
 		}
 	}
+}
+
+// recConn serves in once and records what is written.
+type recConn struct {
+	onceConn
+	wrote bytes.Buffer
+}
+
+func (c *recConn) Write(p []byte) (int, error) { return c.wrote.Write(p) }
+
+// FrameReader reassembles fragments, answers a ping inside a message with
+// a pong through the library (masked), echoes a close and then ends.
+func TestFrameReader(t *testing.T) {
+	t.Parallel()
+	frag := AppendFrame(nil, OpText, []byte("he"), nil)
+	frag[0] &^= 0x80 // not final
+	in := AppendFrame(nil, OpText, []byte("one"), nil)
+	in = append(in, frag...)
+	in = AppendFrame(in, OpPing, []byte("p"), nil)
+	in = AppendFrame(in, 0x0, []byte("llo"), nil) // final continuation
+	in = AppendFrame(in, OpClose, []byte{3, 232, 'b', 'y', 'e'}, nil)
+	c := &recConn{onceConn: onceConn{r: bytes.NewReader(in)}}
+	rd, err := NewFrameReader(libraryClient(t, c), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"one", "hello"} {
+		if p, err := rd.Next(); err != nil || string(p) != want {
+			t.Fatalf("got %q %v, want %q", p, err, want)
+		}
+	}
+	if _, err := rd.Next(); err != io.EOF {
+		t.Fatalf("after close: %v, want io.EOF", err)
+	}
+	// The client wrote a masked pong "p" and a masked close 1000.
+	w := c.wrote.Bytes()
+	if len(w) != 2+4+1+2+4+2 || w[0] != 0x8a || w[1] != 0x81 || w[7] != 0x88 || w[8] != 0x82 {
+		t.Fatalf("client wrote % x", w)
+	}
+	big := AppendFrame(nil, OpText, bytes.Repeat([]byte("x"), 65), nil)
+	rd, _ = NewFrameReader(libraryClient(t, &onceConn{r: bytes.NewReader(big)}), 64)
+	if _, err := rd.Next(); !errors.Is(err, ErrFrame) {
+		t.Fatalf("a 65-byte message with a limit of 64: %v", err)
+	}
+}
+
+// FuzzFrameReader: any bytes a server sends end reading without a panic,
+// every message within the limit.
+func FuzzFrameReader(f *testing.F) {
+	f.Add(AppendFrame(nil, OpText, []byte(`{"seq":1}`), nil))
+	f.Add([]byte{0x01, 0x02, 'a', 'b', 0x89, 0x00, 0x80, 0x01, 'c'})
+	f.Add([]byte{0x81, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		rd, err := NewFrameReader(libraryClient(t, &onceConn{r: bytes.NewReader(in)}), 256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range len(in) + 1 {
+			p, err := rd.Next()
+			if err != nil {
+				return
+			}
+			if len(p) > 256 {
+				t.Fatalf("a %d-byte message passed the 256-byte limit", len(p))
+			}
+		}
+		t.Fatalf("%d bytes read as more than %d messages", len(in), len(in)+1)
+	})
 }
