@@ -39,11 +39,12 @@ var messageType = []byte("message")
 // dispatches; an id with NUL is ignored; retry takes digits only.
 //
 // It is written here rather than taken from hertz-contrib/sse, whose
-// reader splits the stream into blocks by searching the whole buffer for
-// five separators per event (quadratic in the events buffered, 7x slower
-// on a fan-out stream: BENCHMARKS.md), drops empty data lines and parses
-// no block shorter than its buffer on a lone CR; it reads in place, so a
-// load generator decodes a million events a second without allocating.
+// reader only splits the stream into blocks, searching the buffered bytes
+// for five separators per event (4x slower on a fan-out stream before
+// any field is parsed: BENCHMARKS.md, "wire formats"), whose parser drops
+// empty data lines, and whose client needs the Hertz HTTP client. This
+// one reads in place, so a load generator decodes a million events a
+// second without allocating per event.
 type SSEDecoder struct {
 	r       *bufio.Reader
 	max     int

@@ -28,45 +28,52 @@ import (
 // extension nobody asked for.
 func wsServer(t *testing.T, batch [][]byte) string {
 	t.Helper()
+	up := websocket.HertzUpgrader{}
+	return "ws://" + hertzServer(t, func(h *server.Hertz) {
+		h.GET("/echo", func(_ context.Context, c *app.RequestContext) {
+			if got := string(c.GetHeader("Authorization")); got != "Bearer t" {
+				c.AbortWithStatus(http.StatusUnauthorized)
+				return
+			}
+			_ = up.Upgrade(c, func(conn *websocket.Conn) {
+				for {
+					mt, msg, err := conn.ReadMessage()
+					if err != nil || conn.WriteMessage(mt, msg) != nil {
+						return
+					}
+				}
+			})
+		})
+		h.GET("/batch", func(_ context.Context, c *app.RequestContext) {
+			_ = up.Upgrade(c, func(conn *websocket.Conn) {
+				var b []byte
+				for _, p := range batch {
+					b = wire.AppendFrame(b, wire.OpText, p, nil)
+				}
+				_, _ = conn.NetConn().Write(b)
+				_, _, _ = conn.ReadMessage() // until the client leaves
+			})
+		})
+		h.GET("/refuse", func(_ context.Context, c *app.RequestContext) {
+			c.Data(http.StatusForbidden, "application/json", []byte(`{"error":{"code":"forbidden","message":"no"}}`))
+		})
+	})
+}
+
+// hertzServer runs a real Hertz server (standard transport, loopback)
+// with the routes route adds and returns its address; cleanup (after
+// the test's own) shuts it down.
+func hertzServer(tb testing.TB, route func(h *server.Hertz)) string {
+	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	h := server.New(server.WithTransport(standard.NewTransporter), server.WithListener(ln), server.WithDisablePrintRoute(true))
 	h.NoHijackConnPool = true
-	up := websocket.HertzUpgrader{}
-	h.GET("/echo", func(_ context.Context, c *app.RequestContext) {
-		if got := string(c.GetHeader("Authorization")); got != "Bearer t" {
-			c.AbortWithStatus(http.StatusUnauthorized)
-			return
-		}
-		_ = up.Upgrade(c, func(conn *websocket.Conn) {
-			for {
-				mt, msg, err := conn.ReadMessage()
-				if err != nil {
-					return
-				}
-				if conn.WriteMessage(mt, msg) != nil {
-					return
-				}
-			}
-		})
-	})
-	h.GET("/batch", func(_ context.Context, c *app.RequestContext) {
-		_ = up.Upgrade(c, func(conn *websocket.Conn) {
-			var b []byte
-			for _, p := range batch {
-				b = wire.AppendFrame(b, wire.OpText, p, nil)
-			}
-			_, _ = conn.NetConn().Write(b)
-			_, _, _ = conn.ReadMessage() // until the client leaves
-		})
-	})
-	h.GET("/refuse", func(_ context.Context, c *app.RequestContext) {
-		c.Data(http.StatusForbidden, "application/json", []byte(`{"error":{"code":"forbidden","message":"no"}}`))
-	})
+	route(h)
 	go func() { _ = h.Run() }()
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = h.Shutdown(ctx)
@@ -78,7 +85,7 @@ func wsServer(t *testing.T, batch [][]byte) string {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return "ws://" + ln.Addr().String()
+	return ln.Addr().String()
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -210,29 +217,4 @@ func rawServer(t *testing.T, extra string) string {
 		_, _ = io.Copy(io.Discard, c)
 	}()
 	return "ws://" + ln.Addr().String() + "/x"
-}
-
-// A server that accepts the connection but never answers the handshake
-// holds the client only as long as its context.
-func TestDialWSHonoursContext(t *testing.T) {
-	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			accepted <- c
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	_, err = wire.DialWS(ctx, "ws://"+ln.Addr().String()+"/x", wire.DialOptions{})
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("got %v, want the context's deadline", err)
-	}
-	(<-accepted).Close()
 }

@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"net"
 	"testing"
-	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
 	"github.com/cloudwego/hertz/pkg/app/server"
-	"github.com/cloudwego/hertz/pkg/network/standard"
 	"github.com/hertz-contrib/websocket"
 
 	"github.com/sidestream/sidestream/sidecar/internal/wire"
@@ -21,25 +18,14 @@ import (
 // client reads and drops every message.
 func sinkConn(b *testing.B) *websocket.Conn {
 	b.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	h := server.New(server.WithTransport(standard.NewTransporter), server.WithListener(ln), server.WithDisablePrintRoute(true))
-	h.NoHijackConnPool = true
 	conns, done := make(chan *websocket.Conn), make(chan struct{})
 	up := websocket.HertzUpgrader{}
-	h.GET("/sink", func(_ context.Context, c *app.RequestContext) {
-		_ = up.Upgrade(c, func(conn *websocket.Conn) { conns <- conn; <-done })
+	addr := hertzServer(b, func(h *server.Hertz) {
+		h.GET("/sink", func(_ context.Context, c *app.RequestContext) {
+			_ = up.Upgrade(c, func(conn *websocket.Conn) { conns <- conn; <-done })
+		})
 	})
-	go func() { _ = h.Run() }()
-	var client *websocket.Conn
-	for range 200 {
-		if client, err = wire.DialWS(context.Background(), "ws://"+ln.Addr().String()+"/sink", wire.DialOptions{}); err == nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	client, err := wire.DialWS(context.Background(), "ws://"+addr+"/sink", wire.DialOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -58,9 +44,6 @@ func sinkConn(b *testing.B) *websocket.Conn {
 		close(done)
 		client.Close()
 		<-read
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = h.Shutdown(ctx)
 	})
 	return <-conns
 }
