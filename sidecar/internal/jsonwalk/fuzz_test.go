@@ -1,16 +1,16 @@
-package wire_test
+package jsonwalk_test
 
 import (
 	"encoding/json"
 	"testing"
 
-	"github.com/sidestream/sidestream/sidecar/internal/wire"
+	"github.com/sidestream/sidestream/sidecar/internal/jsonwalk"
 )
 
-// FuzzJSONWalker: on any object encoding/json accepts, a walk that ends
+// FuzzWalker: on any object encoding/json accepts, a walk that ends
 // cleanly saw the members encoding/json sees, each value byte for byte
 // (for plain keys; the last of a repeated key wins in both).
-func FuzzJSONWalker(f *testing.F) {
+func FuzzWalker(f *testing.F) {
 	for _, s := range []string{`{}`, `{"a":1,"b":"x\"}","c":[1,{"d":null}],"e":{"f":[]}}`, ` { "a" : [ ] , "a" : true } `,
 		`{"k\u0041":1}`, `{"a":"\xff"}`, `[1,2]`, `{"a":1e3,"b":-0.5}`} {
 		f.Add([]byte(s))
@@ -21,7 +21,7 @@ func FuzzJSONWalker(f *testing.F) {
 			return // the walker only ever sees what json.Valid accepted
 		}
 		got := map[string]string{}
-		w := wire.WalkJSONObject(in)
+		w := jsonwalk.Object(in)
 		for w.Next() {
 			if w.KeyEsc {
 				return // escaped keys are left to encoding/json
