@@ -130,11 +130,11 @@ var archRules = []archRule{
 	},
 	{
 		name:     "public-clients",
-		why:      "sidecar/apiclient and sidecar/queueclient are for any Go program: they use sidecar/api and no server package (sidecar/internal/jsonwalk, the frame walker, excepted)",
+		why:      "sidecar/apiclient and sidecar/queueclient are for any Go program: they use sidecar/api and no server package (sidecar/internal/jsonwalk, the frame walker, and sidecar/internal/wire, the wire formats both sides share, excepted)",
 		prodOnly: true,
 		scope:    archIn("sidecar/apiclient", "sidecar/queueclient"),
 		forbidden: func(_ string, imp archImport) bool {
-			return imp.project && !archUnderAny(imp.path, "sidecar/api", "sidecar/internal/jsonwalk")
+			return imp.project && !archUnderAny(imp.path, "sidecar/api", "sidecar/internal/jsonwalk", "sidecar/internal/wire")
 		},
 	},
 	{
@@ -156,6 +156,13 @@ var archRules = []archRule{
 		prodOnly:  true,
 		scope:     archNotIn("sidecar/internal/app", "sidecar/internal/natsd"),
 		forbidden: archProject("sidecar/internal/natsd"),
+	},
+	{
+		name:      "sse-in-wire",
+		why:       "SSE is encoded and parsed in one package, sidecar/internal/wire (with hertz-contrib/sse); everything else calls it",
+		prodOnly:  true,
+		scope:     archNotIn("sidecar/internal/wire"),
+		forbidden: archExternal("github.com/hertz-contrib/sse"),
 	},
 	{
 		name:      "adapters-wired-in-app",
@@ -407,7 +414,7 @@ func TestArchRulesRejectForbiddenEdges(t *testing.T) {
 		want []string // rule names, in order of report; nil means clean
 	}{
 		{"core uses hertz", pkg("core/stream", "github.com/cloudwego/hertz/pkg/app"), []string{"core-pure"}},
-		{"core uses hertz-contrib", pkg("core/stream", "github.com/hertz-contrib/sse"), []string{"core-pure"}},
+		{"core uses hertz-contrib", pkg("core/stream", "github.com/hertz-contrib/websocket"), []string{"core-pure"}},
 		{"core uses go-plugin", pkg("core/emitter", "github.com/hashicorp/go-plugin"), []string{"core-pure"}},
 		{"core uses grpc subpackage", pkg("core/event", "google.golang.org/grpc/codes"), []string{"core-pure"}},
 		{"core uses sidecar", pkg("core/event", m+"/sidecar/internal/config"), []string{"core-pure"}},
@@ -448,6 +455,7 @@ func TestArchRulesRejectForbiddenEdges(t *testing.T) {
 		{"queue client uses the server", pkg("sidecar/queueclient", m+"/sidecar/internal/queueapi"), []string{"public-clients"}},
 		{"api client uses core", pkg("sidecar/apiclient", m+"/core/event"), []string{"public-clients"}},
 		{"queue client uses api and the walker", pkg("sidecar/queueclient", m+"/sidecar/api", m+"/sidecar/internal/jsonwalk"), nil},
+		{"clients use the wire formats", pkg("sidecar/apiclient", m+"/sidecar/api", m+"/sidecar/internal/wire"), nil},
 		{"main re-execs builtins", pkg("sidecar/cmd/sidestream", m+"/plugins/builtin", m+"/core/bolt",
 			m+"/sidecar/internal/app", m+"/web", m+"/plugins/proto", m+"/plugins/sdk"), nil},
 		{"httpapi uses otel sdk", pkg("sidecar/internal/httpapi", "go.opentelemetry.io/otel/sdk/metric"), []string{"otel-sdk-in-telemetry"}},
@@ -455,6 +463,8 @@ func TestArchRulesRejectForbiddenEdges(t *testing.T) {
 		{"httpapi uses otel api", pkg("sidecar/internal/httpapi", "go.opentelemetry.io/otel/trace"), nil},
 		{"telemetry uses otel sdk", pkg("sidecar/internal/telemetry", "go.opentelemetry.io/otel/sdk/trace",
 			"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"), nil},
+		{"stream encodes SSE itself", pkg("sidecar/internal/stream", "github.com/hertz-contrib/sse"), []string{"sse-in-wire"}},
+		{"wire encodes SSE", pkg("sidecar/internal/wire", "github.com/hertz-contrib/sse", "github.com/hertz-contrib/websocket"), nil},
 		{"httpapi uses core/bolt", pkg("sidecar/internal/httpapi", m+"/core/bolt"), []string{"adapters-wired-in-app"}},
 		{"pluginhost uses core/bolt", pkg("sidecar/internal/pluginhost", m+"/core/bolt"), []string{"adapters-wired-in-app"}},
 		{"core uses natsbus", pkg("core/stream", m+"/core/natsbus"), []string{"adapters-wired-in-app"}},
