@@ -73,7 +73,7 @@ func (v archViolation) String() string {
 // real in-process parts and swapping an adapter touches one package.
 var archAdapters = []string{"core/bolt", "core/natsbus", "sidecar/internal/pluginhost"}
 
-// archTopLevel is the fixed top-level layout of DESIGN.md; a package outside
+// archTopLevel is the fixed top-level layout (docs/ARCHITECTURE.md); a package outside
 // it would escape every rule below.
 var archTopLevel = []string{"core", "plugins", "sidecar", "web", "e2e"}
 
@@ -130,11 +130,11 @@ var archRules = []archRule{
 	},
 	{
 		name:     "public-clients",
-		why:      "sidecar/apiclient and sidecar/queueclient are for any Go program: they use sidecar/api and no server package (sidecar/internal/jsonwalk, the frame walker, excepted)",
+		why:      "sidecar/apiclient and sidecar/queueclient are for any Go program: they use sidecar/api and no server package (sidecar/internal/jsonwalk, the frame walker, and sidecar/internal/wire, the wire formats both sides share, excepted)",
 		prodOnly: true,
 		scope:    archIn("sidecar/apiclient", "sidecar/queueclient"),
 		forbidden: func(_ string, imp archImport) bool {
-			return imp.project && !archUnderAny(imp.path, "sidecar/api", "sidecar/internal/jsonwalk")
+			return imp.project && !archUnderAny(imp.path, "sidecar/api", "sidecar/internal/jsonwalk", "sidecar/internal/wire")
 		},
 	},
 	{
@@ -149,6 +149,20 @@ var archRules = []archRule{
 		scope: archNotIn("sidecar/internal/telemetry"),
 		forbidden: archExternal("go.opentelemetry.io/otel/sdk", "go.opentelemetry.io/otel/exporters",
 			"go.opentelemetry.io/contrib/exporters"),
+	},
+	{
+		name:      "natsd-in-app",
+		why:       "the embedded NATS server (sidecar/internal/natsd) is started only by sidecar/internal/app",
+		prodOnly:  true,
+		scope:     archNotIn("sidecar/internal/app", "sidecar/internal/natsd"),
+		forbidden: archProject("sidecar/internal/natsd"),
+	},
+	{
+		name:      "sse-in-wire",
+		why:       "SSE is encoded and parsed in one package, sidecar/internal/wire (with hertz-contrib/sse); everything else calls it",
+		prodOnly:  true,
+		scope:     archNotIn("sidecar/internal/wire"),
+		forbidden: archExternal("github.com/hertz-contrib/sse"),
 	},
 	{
 		name:      "adapters-wired-in-app",
@@ -343,7 +357,8 @@ func archListPackages(t *testing.T) []archPackage {
 	return pkgs
 }
 
-// TestArchitecture enforces DESIGN.md's dependency rules on the real tree.
+// TestArchitecture enforces the dependency rules of docs/ARCHITECTURE.md on
+// the real tree.
 func TestArchitecture(t *testing.T) {
 	t.Parallel()
 	pkgs := archListPackages(t)
@@ -399,7 +414,7 @@ func TestArchRulesRejectForbiddenEdges(t *testing.T) {
 		want []string // rule names, in order of report; nil means clean
 	}{
 		{"core uses hertz", pkg("core/stream", "github.com/cloudwego/hertz/pkg/app"), []string{"core-pure"}},
-		{"core uses hertz-contrib", pkg("core/stream", "github.com/hertz-contrib/sse"), []string{"core-pure"}},
+		{"core uses hertz-contrib", pkg("core/stream", "github.com/hertz-contrib/websocket"), []string{"core-pure"}},
 		{"core uses go-plugin", pkg("core/emitter", "github.com/hashicorp/go-plugin"), []string{"core-pure"}},
 		{"core uses grpc subpackage", pkg("core/event", "google.golang.org/grpc/codes"), []string{"core-pure"}},
 		{"core uses sidecar", pkg("core/event", m+"/sidecar/internal/config"), []string{"core-pure"}},
@@ -414,6 +429,12 @@ func TestArchRulesRejectForbiddenEdges(t *testing.T) {
 		{"core/stream uses nats", pkg("core/stream", "github.com/nats-io/nats.go"), []string{"nats-adapter"}},
 		{"core/natsbus uses nats", pkg("core/natsbus", "github.com/nats-io/nats.go", "github.com/nats-io/nats-server/v2/server"), nil},
 		{"sidecar natsd embeds nats", pkg("sidecar/internal/natsd", "github.com/nats-io/nats-server/v2/server"), nil},
+		{"core/natsbus/natstest uses nats", pkg("core/natsbus/natstest", "github.com/nats-io/nats-server/v2/server"), nil},
+		{"core/queue uses nats server", pkg("core/queue", "github.com/nats-io/nats-server/v2/server"), []string{"nats-adapter"}},
+		{"app starts natsd", pkg("sidecar/internal/app", m+"/sidecar/internal/natsd"), nil},
+		{"httpapi starts natsd", pkg("sidecar/internal/httpapi", m+"/sidecar/internal/natsd"), []string{"natsd-in-app"}},
+		{"main starts natsd", pkg("sidecar/cmd/sidestream", m+"/sidecar/internal/natsd"), []string{"natsd-in-app"}},
+		{"natsd tests may use natsd", withXTest(pkg("e2e"), m+"/sidecar/internal/natsd"), nil},
 		{"sdk uses core", pkg("plugins/sdk", m+"/core/event"), []string{"sdk-standalone"}},
 		{"sdk uses sidecar", pkg("plugins/sdk/sdktest", m+"/sidecar/api"), []string{"sdk-standalone"}},
 		{"sdk uses builtin", pkg("plugins/sdk", m+"/plugins/builtin/fibonacci"), []string{"sdk-standalone"}},
@@ -434,6 +455,7 @@ func TestArchRulesRejectForbiddenEdges(t *testing.T) {
 		{"queue client uses the server", pkg("sidecar/queueclient", m+"/sidecar/internal/queueapi"), []string{"public-clients"}},
 		{"api client uses core", pkg("sidecar/apiclient", m+"/core/event"), []string{"public-clients"}},
 		{"queue client uses api and the walker", pkg("sidecar/queueclient", m+"/sidecar/api", m+"/sidecar/internal/jsonwalk"), nil},
+		{"clients use the wire formats", pkg("sidecar/apiclient", m+"/sidecar/api", m+"/sidecar/internal/wire"), nil},
 		{"main re-execs builtins", pkg("sidecar/cmd/sidestream", m+"/plugins/builtin", m+"/core/bolt",
 			m+"/sidecar/internal/app", m+"/web", m+"/plugins/proto", m+"/plugins/sdk"), nil},
 		{"httpapi uses otel sdk", pkg("sidecar/internal/httpapi", "go.opentelemetry.io/otel/sdk/metric"), []string{"otel-sdk-in-telemetry"}},
@@ -441,6 +463,8 @@ func TestArchRulesRejectForbiddenEdges(t *testing.T) {
 		{"httpapi uses otel api", pkg("sidecar/internal/httpapi", "go.opentelemetry.io/otel/trace"), nil},
 		{"telemetry uses otel sdk", pkg("sidecar/internal/telemetry", "go.opentelemetry.io/otel/sdk/trace",
 			"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"), nil},
+		{"stream encodes SSE itself", pkg("sidecar/internal/stream", "github.com/hertz-contrib/sse"), []string{"sse-in-wire"}},
+		{"wire encodes SSE", pkg("sidecar/internal/wire", "github.com/hertz-contrib/sse", "github.com/hertz-contrib/websocket"), nil},
 		{"httpapi uses core/bolt", pkg("sidecar/internal/httpapi", m+"/core/bolt"), []string{"adapters-wired-in-app"}},
 		{"pluginhost uses core/bolt", pkg("sidecar/internal/pluginhost", m+"/core/bolt"), []string{"adapters-wired-in-app"}},
 		{"core uses natsbus", pkg("core/stream", m+"/core/natsbus"), []string{"adapters-wired-in-app"}},
@@ -470,5 +494,69 @@ func TestArchRulesRejectForbiddenEdges(t *testing.T) {
 				t.Errorf("rules broken = %v, want %v; violations: %v", rules, tc.want, got)
 			}
 		})
+	}
+}
+
+// archBinary is the production binary: what it links is what ships.
+const archBinary = "sidecar/cmd/sidestream"
+
+// archTestSupport reports whether dep (a full import path) exists only to
+// support tests and so must never be linked into the binary: the OTel
+// SDK's tracetest, the project's *test helper packages (natstest, sdktest,
+// queuetest, telemetrytest) and core/internal/memstore.
+func archTestSupport(module, dep string) bool {
+	imp := archClassify(module, dep)
+	if !imp.project {
+		return archUnder(dep, "go.opentelemetry.io/otel/sdk/trace/tracetest")
+	}
+	return strings.HasSuffix(filepath.Base(imp.path), "test") || archUnder(imp.path, "core/internal/memstore")
+}
+
+// TestBinaryLinksNoTestSupport fails when test-only code (in-memory
+// exporters, embedded test servers, fakes) is linked into the sidestream
+// binary, e.g. because a production option's type lives in such a package.
+func TestBinaryLinksNoTestSupport(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("go", "list", "-deps", "./"+archBinary)
+	cmd.Dir = archModuleRoot(t)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list -deps ./%s: %v\n%s", archBinary, err, stderr.String())
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, archModule+"/sidecar/internal/telemetry") {
+		t.Fatalf("go list -deps ./%s does not list the telemetry package; got %d deps", archBinary, len(deps))
+	}
+	for _, dep := range deps {
+		if archTestSupport(archModule, dep) {
+			t.Errorf("%s links test-support package %s: move what production needs out of it", archBinary, dep)
+		}
+	}
+}
+
+func TestArchTestSupport(t *testing.T) {
+	t.Parallel()
+	const m = archModule
+	tests := []struct {
+		dep  string
+		want bool
+	}{
+		{"go.opentelemetry.io/otel/sdk/trace/tracetest", true},
+		{m + "/core/natsbus/natstest", true},
+		{m + "/plugins/sdk/sdktest", true},
+		{m + "/core/queue/queuetest", true},
+		{m + "/sidecar/internal/telemetry/telemetrytest", true},
+		{m + "/core/internal/memstore", true},
+		{m + "/core/natsbus", false},
+		{m + "/sidecar/internal/telemetry", false},
+		{"go.opentelemetry.io/otel/sdk/trace", false},
+		{"testing", false}, // go-plugin links it; not ours to remove
+	}
+	for _, tc := range tests {
+		if got := archTestSupport(m, tc.dep); got != tc.want {
+			t.Errorf("archTestSupport(%s) = %v, want %v", tc.dep, got, tc.want)
+		}
 	}
 }

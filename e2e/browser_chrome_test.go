@@ -18,9 +18,6 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// chromiumPath is Debian's Chromium; CI installs it (apt-get install -y chromium).
-const chromiumPath = "/usr/bin/chromium"
-
 // browserPage is one headless Chromium tab that records everything that
 // goes wrong in the page: console errors and warnings, uncaught exceptions,
 // failed or 4xx/5xx requests, and any request to another host than the
@@ -37,15 +34,13 @@ type browserPage struct {
 	requests int
 }
 
-// openBrowser starts Chromium with a fresh profile. It fails (never skips)
-// when Chromium is missing, also under CI=true.
+// openBrowser starts Chromium with a fresh profile. Without Chromium it
+// skips, or fails under CI=true (requireChromium).
 func openBrowser(t *testing.T, host string) *browserPage {
 	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Fatalf("the livedoc browser tests need Chromium at %s (%v): apt-get install -y chromium", chromiumPath, err)
-	}
+	chromium := requireChromium(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath),
+		chromedp.ExecPath(chromium),
 		chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.Flag("disable-background-networking", true),

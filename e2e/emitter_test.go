@@ -5,7 +5,6 @@ import (
 	"math/big"
 	"net/http"
 	"os"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -47,9 +46,7 @@ func TestLogPluginKilledResumesWithoutGap(t *testing.T) {
 	if len(pids) != 1 {
 		t.Fatalf("want one log plugin process, found %v", pids)
 	}
-	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	killProcess(t, pids[0])
 	// 200 lines/s: 600 more events span the kill, the restart and beyond.
 	read(600)
 	eventually(t, "a new log plugin process", 30*time.Second, func() bool {

@@ -221,6 +221,18 @@ func send(t *testing.T, method, url, body string, h map[string]string) answer {
 	return answer{resp.StatusCode, resp.Header, raw}
 }
 
+// killProcess kills pid at once (SIGKILL on Unix): a crash, not a stop.
+func killProcess(t *testing.T, pid int) {
+	t.Helper()
+	p, err := os.FindProcess(pid)
+	if err == nil {
+		err = p.Kill()
+	}
+	if err != nil {
+		t.Fatalf("kill %d: %v", pid, err)
+	}
+}
+
 // pluginPIDs returns the pids of the plugin processes serving name that are
 // children of parent (0: any parent), found in /proc.
 func pluginPIDs(t *testing.T, name string, parent int) []int {

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -186,18 +185,19 @@ func TestMetricsAfterSubscribePublishAndPluginRestart(t *testing.T) {
 	if len(pids) != 1 {
 		t.Fatalf("want one log plugin process, found %v", pids)
 	}
-	if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	killProcess(t, pids[0])
 	read(100) // spans the restart
 	logKind := map[string]string{"sidestream_stream_kind": "log"}
 	sseLog := map[string]string{"sidestream_stream_kind": "log", "sidestream_transport": "sse"}
 	logPlugin := map[string]string{"sidestream_plugin": "log"}
 
 	var fams map[string]*dto.MetricFamily
-	eventually(t, "plugin log back to running in /metrics", 30*time.Second, func() bool {
+	// The delivered counter moves after the write the client already read,
+	// so it is waited for too, not read once.
+	eventually(t, "plugin log back to running and 120 deliveries in /metrics", 30*time.Second, func() bool {
 		fams = scrapeMetrics(t, sc)
-		return metricValue(fams, "sidestream_plugin_state", map[string]string{"sidestream_plugin": "log", "sidestream_plugin_state": "running"}) == 1
+		return metricValue(fams, "sidestream_plugin_state", map[string]string{"sidestream_plugin": "log", "sidestream_plugin_state": "running"}) == 1 &&
+			metricValue(fams, "sidestream_events_delivered_total", sseLog) >= 120
 	})
 	checks := []struct {
 		what  string

@@ -171,14 +171,12 @@ func (s *Store) gatherFor(group []*request, size int, t *time.Timer) ([]*request
 // writes what it holds, then the files close.
 func (s *Store) shutdown() {
 	var errs []error
-	if s.ap != nil {
-		s.ap.close()
-		if err := s.ap.failed(); err != nil {
-			errs = append(errs, err)
-		}
-		if err := s.jr.close(); err != nil {
-			errs = append(errs, err)
-		}
+	s.ap.close()
+	if err := s.ap.failed(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.jr.close(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := s.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("bolt: close %s: %w", s.path, err))
@@ -189,38 +187,37 @@ func (s *Store) shutdown() {
 // commitGroup commits g and acknowledges every request: appends through
 // the journal, ops straight into the B-tree.
 func (s *Store) commitGroup(g []*request, ar *arena) {
-	if s.jr != nil {
-		if err := s.ap.failed(); err != nil {
-			for _, r := range g {
-				s.ack(r, err)
-			}
-			return
+	if err := s.ap.failed(); err != nil {
+		for _, r := range g {
+			s.ack(r, err)
 		}
-		switch nAppends, nDirect := count(g); {
-		case nAppends == len(g):
-			s.journalGroup(g)
-			return
-		case nDirect == len(g):
-			s.commitInline(g, ar) // queues, specs: nothing to wait for
-			return
+		return
+	}
+	switch nAppends, nDirect := count(g); {
+	case nAppends == len(g):
+		s.journalGroup(g)
+		return
+	case nDirect == len(g):
+		s.commitInline(g, ar) // queues, specs: nothing to wait for
+		return
+	}
+	appends, direct, other := split(g)
+	if len(appends) > 0 && len(other) == 0 {
+		// Appends go through the journal; direct ops touch none of
+		// their buckets, so the order between the two is moot.
+		s.journalGroup(appends)
+		if len(direct) > 0 {
+			s.commitInline(direct, ar)
 		}
-		appends, direct, other := split(g)
-		if len(appends) > 0 && len(other) == 0 {
-			// Appends go through the journal; direct ops touch none of
-			// their buckets, so the order between the two is moot.
-			s.journalGroup(appends)
-			if len(direct) == 0 {
-				return
-			}
-			g = direct
-		} else if err := s.ap.wait(context.Background()); err != nil {
-			// Other ops write what appends write: they come after
-			// every journaled append queued before them.
-			for _, r := range g {
-				s.ack(r, err)
-			}
-			return
+		return
+	}
+	// Other ops write what appends write: they come after every
+	// journaled append queued before them.
+	if err := s.ap.wait(context.Background()); err != nil {
+		for _, r := range g {
+			s.ack(r, err)
 		}
+		return
 	}
 	s.commitInline(g, ar)
 }

@@ -275,10 +275,8 @@ func (s *Store) view(ctx context.Context, fn func(*bbolt.Tx) error) error {
 	if err := s.readable(ctx); err != nil {
 		return err
 	}
-	if s.ap != nil {
-		if err := s.ap.wait(ctx); err != nil {
-			return err
-		}
+	if err := s.ap.wait(ctx); err != nil {
+		return err
 	}
 	return dbErr(s.db.View(fn))
 }
@@ -290,10 +288,8 @@ func (s *Store) viewDirect(ctx context.Context, fn func(*bbolt.Tx) error) error 
 	if err := s.readable(ctx); err != nil {
 		return err
 	}
-	if s.ap != nil {
-		if err := s.ap.failed(); err != nil {
-			return err
-		}
+	if err := s.ap.failed(); err != nil {
+		return err
 	}
 	return dbErr(s.db.View(fn))
 }

@@ -139,37 +139,6 @@ func checkAcked(ctx context.Context, t *testing.T, s *Store, acked map[string]ui
 	}
 }
 
-// A store opened without the journal after a crash still shows what the
-// journal holds, and what it writes then is not undone later: a journal
-// left behind is replayed and emptied by Open whatever the mode, so a
-// later Open with the journal does not replay old records over a delete
-// or a newer checkpoint.
-func TestNoJournalOpenReplaysJournal(t *testing.T) {
-	t.Parallel()
-	ctx := testCtx(t)
-	path := tempPath(t)
-	acked := killCrashChild(t, path, 200)
-	if _, ok := acked["w1"]; !ok {
-		t.Fatalf("writer w1 acknowledged nothing before the kill: %v", acked)
-	}
-
-	s := openT(t, path, Options{NoJournal: true})
-	checkAcked(ctx, t, s, acked)
-	if err := s.DeleteStream(ctx, "w0"); err != nil {
-		t.Fatal(err)
-	}
-	commitT(t, s, stream.Append{Stream: "w1", Checkpoint: &stream.Checkpoint{Emitter: "w1", Value: []byte("newer")}})
-	closeT(t, s)
-
-	s = openT(t, path, Options{})
-	if h, err := s.Head(ctx, "w0"); err != nil || h != 0 {
-		t.Fatalf("w0 deleted without the journal: head %d after reopening with it (%v), want 0", h, err)
-	}
-	if cp, err := s.Checkpoint(ctx, "w1"); err != nil || string(cp) != "newer" {
-		t.Fatalf("w1 checkpoint %q after reopening with the journal (%v), want the newer one", cp, err)
-	}
-}
-
 // headsInTree counts the streams whose head the B-tree file itself has.
 func headsInTree(t *testing.T, path string) int {
 	t.Helper()
@@ -279,6 +248,9 @@ func TestJournalApplyFailureSurvivesClose(t *testing.T) {
 	ctx := testCtx(t)
 	path := tempPath(t)
 	s := openT(t, path, Options{})
+	if err := s.Ready(); err != nil {
+		t.Fatalf("Ready of a fresh store: %v", err)
+	}
 	plantPoison(t, s)
 	cp := &stream.Checkpoint{Emitter: "e", Value: []byte("kept")}
 	if err := s.Commit(ctx, stream.Append{Stream: "poison", Events: events("poison", 1, 1), Checkpoint: cp}); err != nil {
@@ -286,6 +258,9 @@ func TestJournalApplyFailureSurvivesClose(t *testing.T) {
 	}
 	if _, err := s.Head(ctx, "poison"); !errors.Is(err, ErrApply) {
 		t.Fatalf("read after a failed apply: %v, want ErrApply", err)
+	}
+	if err := s.Ready(); !errors.Is(err, ErrApply) || !errors.Is(err, stream.ErrStoreUnavailable) {
+		t.Fatalf("Ready after a failed apply: %v, want ErrApply (store unavailable)", err)
 	}
 	if err := s.Commit(ctx, stream.Append{Stream: "ok", Events: events("ok", 1, 1)}); !errors.Is(err, ErrApply) {
 		t.Fatalf("write after a failed apply: %v, want ErrApply", err)
@@ -310,6 +285,13 @@ func TestJournalApplyFailureSurvivesClose(t *testing.T) {
 	}
 	if h, _ := s.Head(ctx, "poison"); h != 1 {
 		t.Fatalf("head after repair = %d, want 1", h)
+	}
+	if err := s.Ready(); err != nil {
+		t.Fatalf("Ready after repair: %v", err)
+	}
+	closeT(t, s)
+	if err := s.Ready(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Ready after Close: %v, want ErrClosed", err)
 	}
 }
 

@@ -80,15 +80,11 @@ func Open(ctx context.Context, path string, opts Options, log *slog.Logger) (*St
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
 	}
-	if opts.NoJournal {
-		err = drainJournal(db, path+JournalSuffix, opts.NoSync, log)
-	} else if s.jr, err = recoverJournal(db, path+JournalSuffix, opts.NoSync, log); err == nil {
-		s.ap = newApplier(s)
-	}
-	if err != nil {
+	if s.jr, err = recoverJournal(db, path+JournalSuffix, opts.NoSync, log); err != nil {
 		_ = db.Close()
 		return nil, err
 	}
+	s.ap = newApplier(s)
 	go s.run()
 	log.Info("store opened", "path", path, "schema", SchemaVersion, "nosync", opts.NoSync)
 	return s, nil

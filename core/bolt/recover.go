@@ -3,7 +3,6 @@ package bolt
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -51,24 +50,6 @@ func recoverJournal(db *bbolt.DB, path string, noSync bool, log *slog.Logger) (*
 		return nil, err
 	}
 	return j, nil
-}
-
-// drainJournal replays a journal left by an Open with the journal into
-// a store opened without it, and leaves it empty (a new generation).
-// Otherwise the appends it acknowledged would be missing now, and
-// replayed later over whatever this session writes (a delete, a newer
-// checkpoint). Without a journal file there is nothing to do.
-func drainJournal(db *bbolt.DB, path string, noSync bool, log *slog.Logger) error {
-	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-		return nil
-	} else if err != nil {
-		return fmt.Errorf("bolt: stat journal %s: %w", path, err)
-	}
-	j, err := recoverJournal(db, path, noSync, log)
-	if err != nil {
-		return err
-	}
-	return j.close()
 }
 
 // journalMeta reads the store's id, which ties a journal to this file

@@ -69,10 +69,6 @@ type Options struct {
 	// MaxBatchBytes bounds the approximate payload of one transaction; a
 	// single larger write still commits, alone.
 	MaxBatchBytes int
-	// NoJournal commits every group straight into the B-tree, as one
-	// transaction with bbolt's two fsyncs, instead of through the
-	// journal. Slower with many streams; for comparison.
-	NoJournal bool
 	// JournalMaxBytes bounds the journal file (default
 	// DefaultJournalMaxBytes).
 	JournalMaxBytes int64
@@ -145,8 +141,8 @@ type Store struct {
 	path string
 	log  *slog.Logger
 	opts Options
-	jr   *journal // nil with NoJournal
-	ap   *applier // nil with NoJournal
+	jr   *journal
+	ap   *applier
 
 	reqs      chan *request
 	quit      chan struct{}
@@ -171,6 +167,16 @@ func (s *Store) Stats() Stats {
 		Applies:      c.applyTxs.Load(),
 		ApplyTime:    time.Duration(c.applyNanos.Load()),
 	}
+}
+
+// Ready reports whether the store can serve: ErrApply while writing the
+// journal into the B-tree fails (a full disk, a damaged file), ErrClosed
+// after Close, else nil. It is cheap enough for every readiness probe.
+func (s *Store) Ready() error {
+	if s.closed() {
+		return ErrClosed
+	}
+	return s.ap.failed()
 }
 
 // Path is the file the store lives in.

@@ -1,6 +1,7 @@
 // Package event defines the event that flows through sidestream and its
-// wire encodings. Each encoding is computed at most once per event,
-// however many subscribers receive it.
+// JSON envelope. Each encoding (the envelope here, the SSE frame made by
+// the transport's encoder) is computed at most once per event, however
+// many subscribers receive it.
 package event
 
 import (
@@ -46,8 +47,7 @@ func Gap(stream string, from, to uint64) *Event {
 // Offline returns the marker telling the subscriber whose cursor is at
 // seq that the stream's source is lost for reason.
 func Offline(stream string, seq uint64, reason string) *Event {
-	r, _ := json.Marshal(reason) // a string always encodes
-	data := append(append([]byte(`{"reason":`), r...), '}')
+	data := append(AppendJSONString([]byte(`{"reason":`), reason), '}')
 	return &Event{Stream: stream, Seq: seq, Type: TypeOffline, Time: time.Now().UTC(), Data: data}
 }
 
@@ -74,11 +74,11 @@ func (e *Event) JSON() []byte {
 // AppendJSON appends the envelope encoding to dst without caching.
 func (e *Event) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"stream":`...)
-	dst = appendJSONString(dst, e.Stream)
+	dst = AppendJSONString(dst, e.Stream)
 	dst = append(dst, `,"seq":`...)
 	dst = strconv.AppendUint(dst, e.Seq, 10)
 	dst = append(dst, `,"type":`...)
-	dst = appendJSONString(dst, e.Type)
+	dst = AppendJSONString(dst, e.Type)
 	dst = append(dst, `,"time":"`...)
 	dst = e.Time.UTC().AppendFormat(dst, time.RFC3339Nano)
 	dst = append(dst, `","data":`...)
@@ -90,58 +90,23 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 	return append(dst, '}')
 }
 
-// SSE returns the Server-Sent Events frame, computed once:
-// "id: SEQ\nevent: TYPE\ndata: DATA\n\n". Data is the event's own JSON
-// payload (compact, so one data line).
-func (e *Event) SSE() []byte {
-	e.sseOnce.Do(func() {
-		b := make([]byte, 0, len(e.Data)+len(e.Type)+40)
-		b = append(b, "id: "...)
-		b = strconv.AppendUint(b, e.Seq, 10)
-		b = append(b, "\nevent: "...)
-		b = append(b, sanitizeLine(e.Type)...)
-		b = append(b, "\ndata: "...)
-		b = appendDataLines(b, e.Data)
-		e.sse = append(b, "\n\n"...)
-	})
+// SSE returns the event's Server-Sent Events frame, made by encode the
+// first time any subscriber asks and shared by all of them afterwards.
+// The frame's format belongs to the transport (sidecar/internal/wire
+// encodes it with hertz-contrib/sse, which core may not import): every
+// caller passes that one encoder.
+func (e *Event) SSE(encode func(*Event) []byte) []byte {
+	e.sseOnce.Do(func() { e.sse = encode(e) })
 	return e.sse
 }
 
-// appendDataLines writes data, splitting on newlines into several data:
-// fields so a payload can never end the frame early.
-func appendDataLines(dst, data []byte) []byte {
-	for i := 0; i < len(data); i++ {
-		switch c := data[i]; c {
-		case '\n':
-			dst = append(dst, "\ndata: "...)
-		case '\r':
-			// Dropped: SSE treats CR as a line end too.
-		default:
-			dst = append(dst, c)
-		}
-	}
-	return dst
-}
-
-func sanitizeLine(s string) string {
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\n' || s[i] == '\r' {
-			b := []byte(s)
-			for j := range b {
-				if b[j] == '\n' || b[j] == '\r' {
-					b[j] = ' '
-				}
-			}
-			return string(b)
-		}
-	}
-	return s
-}
-
-func appendJSONString(dst []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string. The common case (ASCII
+// with nothing to escape: ids, names, types) is copied as is; anything
+// else goes through encoding/json, so the escaping rules exist once.
+func AppendJSONString(dst []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
-			b, _ := json.Marshal(s) // rare path: let encoding/json escape it
+			b, _ := json.Marshal(s) // a string always marshals
 			return append(dst, b...)
 		}
 	}

@@ -88,16 +88,6 @@ func benchEvent(data []byte) *event.Event {
 
 var benchData = []byte(`{"line":"2024-05-06T07:08:09Z INFO request served path=/api/v1/emitters status=200 dur=1.2ms","file":"/var/log/app.log"}`)
 
-func BenchmarkEncodeSSE(b *testing.B) {
-	b.ReportAllocs()
-	b.SetBytes(int64(len(benchData)))
-	for b.Loop() {
-		if len(benchEvent(benchData).SSE()) == 0 {
-			b.Fatal("empty frame")
-		}
-	}
-}
-
 func BenchmarkEncodeJSON(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(benchData)))

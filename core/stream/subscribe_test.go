@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -291,7 +292,7 @@ func TestCloseDrainsThenErrClosed(t *testing.T) {
 func TestGapMarkerEncodes(t *testing.T) {
 	t.Parallel()
 	g := event.Gap("s", 3, 9)
-	if want := "id: 9\nevent: gap\ndata: {\"from\":3,\"to\":9}\n\n"; string(g.SSE()) != want {
-		t.Fatalf("gap SSE %q, want %q", g.SSE(), want)
+	if want := `"seq":9,"type":"gap"`; !strings.Contains(string(g.JSON()), want) || string(g.Data) != `{"from":3,"to":9}` {
+		t.Fatalf("gap %s, want %s and its range as data", g.JSON(), want)
 	}
 }

@@ -3,4 +3,6 @@
 // committed; plugin authors use plugins/sdk and never import this package.
 package pluginpb
 
-//go:generate protoc --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative emitter.proto
+// Regenerating needs only Go: ./internal/gen compiles emitter.proto with a
+// pure-Go compiler and runs the generators pinned in go.mod.
+//go:generate go run ./internal/gen

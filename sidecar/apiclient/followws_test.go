@@ -2,6 +2,7 @@ package apiclient
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha1"
 	"crypto/tls"
@@ -10,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -22,6 +24,7 @@ import (
 	"time"
 
 	"github.com/sidestream/sidestream/sidecar/api"
+	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
 
 // wsServer is a minimal RFC 6455 server (handshake + unmasked text
@@ -122,20 +125,62 @@ func (p *wsPeer) send(frames ...[]byte) error {
 	return err
 }
 
-// read returns the client's next frame, unmasked; an unmasked frame is
-// an error (clients must mask, §5.1).
+// read returns the client's next frame, unmasked; an unmasked or
+// fragmented frame is an error (the client sends neither).
 func (p *wsPeer) read() (byte, string, error) {
-	h, err := readHeader(p.br)
-	if err != nil {
+	var h [14]byte
+	if _, err := io.ReadFull(p.br, h[:2]); err != nil {
 		return 0, "", err
 	}
-	if !h.masked || !h.fin {
-		return 0, "", fmt.Errorf("client frame masked=%t fin=%t", h.masked, h.fin)
+	if h[0]&0x80 == 0 || h[1]&0x80 == 0 {
+		return 0, "", fmt.Errorf("client frame % x: not final or not masked", h[:2])
 	}
-	var b []byte
-	err = (&wsReader{r: p.br}).readPayload(h, &b)
-	return h.op, string(b), err
+	n, hdr := int(h[1]&0x7f), 2
+	switch n {
+	case 126:
+		hdr = 4
+	case 127:
+		hdr = 10
+	}
+	if _, err := io.ReadFull(p.br, h[2:hdr+4]); err != nil {
+		return 0, "", err
+	}
+	switch hdr {
+	case 4:
+		n = int(binary.BigEndian.Uint16(h[2:4]))
+	case 10:
+		n = int(binary.BigEndian.Uint64(h[2:10]))
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(p.br, b); err != nil {
+		return 0, "", err
+	}
+	for i := range b {
+		b[i] ^= h[hdr+i&3]
+	}
+	return h[0] & 0x0f, string(b), nil
 }
+
+// WebSocket opcodes the test peer sends.
+const (
+	opContinuation byte = 0x0
+	opText         byte = 0x1
+	opBinary       byte = 0x2
+	opClose        byte = 0x8
+	opPing         byte = 0x9
+	opPong         byte = 0xA
+)
+
+// srvFrame is an unmasked server frame; fin=false leaves it open.
+func srvFrame(fin bool, op byte, p string) []byte {
+	b := wire.AppendFrame(nil, op, []byte(p), nil)
+	if !fin {
+		b[0] &^= 0x80
+	}
+	return b
+}
+
+func cat(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 
 // peerServer runs script on every WebSocket connection (n from 0) after a
 // correct handshake, or answers refuse(n) with our JSON error if it is not
@@ -181,7 +226,7 @@ func (s *peerServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + wsAcceptGUID))
+	sum := sha1.Sum([]byte(r.Header.Get("Sec-WebSocket-Key") + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
 	accept := base64.StdEncoding.EncodeToString(sum[:])
 	if s.accept != nil {
 		accept = s.accept(r.Header.Get("Sec-WebSocket-Key"))
@@ -293,9 +338,10 @@ func TestFollowWSPermanentProtocolErrors(t *testing.T) {
 		wantClose string // the client's close frame as the server reads it
 	}{
 		{"binary message", srvFrame(true, opBinary, "\x01\x02"), nil, "0x8 \"\\x03\\xebtext frames only\""},
-		{"event over the limit", srvFrame(true, opText, env(1)+strings.Repeat(" ", 100)), nil, "0x8 \"\\x03\\xf1message of more than 128 bytes\""},
-		{"reserved opcode", srvFrame(true, 0x3, "x"), nil, "0x8 \"\\x03\\xeareserved opcode 0x3\""},
-		{"masked server frame", appendFrame(nil, opText, []byte(env(1)), &[4]byte{1, 2, 3, 4}), nil, "0x8 \"\\x03\\xeamasked=true frame, want false\""},
+		{"event over the limit", srvFrame(true, opText, env(1)+strings.Repeat(" ", 100)), nil, "0x8 \"\\x03\\xf1\""},
+		{"reserved opcode", srvFrame(true, 0x3, "x"), nil, "0x8 \"\\x03\\xeabad opcode 3\""},
+		{"masked server frame", wire.AppendFrame(nil, opText, []byte(env(1)), &[4]byte{1, 2, 3, 4}), nil, "0x8 \"\\x03\\xeabad MASK\""},
+		{"invalid UTF-8 text", srvFrame(true, opText, "{\"a\xff\":1}"), nil, "0x8 \"\\x03\\xeftext message is not valid UTF-8\""},
 		{"not an envelope", srvFrame(true, opText, "[1,2]"), nil, "0x8 \"\\x03\\xebnot an event envelope\""},
 		{"server refuses what we sent (1008)", srvFrame(true, opClose, "\x03\xf0bad frame"), nil, "0x8 \"\\x03\\xf0\""},
 		{"wrong Sec-WebSocket-Accept", nil, func(string) string { return "AAAA" }, "read error EOF"},
@@ -490,72 +536,4 @@ func TestFollowWSOverTLS(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || !errors.As(rerr, &uerr) {
 		t.Fatalf("untrusted server: err %v, reconnect error %v; want an unknown authority", err, rerr)
 	}
-}
-
-// The client's data frames are masked text the server can read back: the
-// {"resume": seq} frame reaches the peer intact.
-func TestWSConnWritesResume(t *testing.T) {
-	t.Parallel()
-	var rec record
-	srv := &peerServer{script: func(_ int, p *wsPeer) {
-		op, pl, err := p.read()
-		if err != nil || op != opText {
-			rec.add("read %#x %v", op, err)
-			return
-		}
-		rec.add("%s", pl)
-		_ = p.send(srvFrame(true, opText, "echo "+pl))
-		readLogged(p, &rec)
-	}}
-	ts := startPeer(t, srv, false)
-	c, _ := New(ts.URL)
-	conn, err := c.dialWS(context.Background(), ts.URL+"/ws", 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.writeResume(18446744073709551615); err != nil {
-		t.Fatal(err)
-	}
-	op, msg, err := conn.rd.readMessage()
-	if err != nil || op != opText || string(msg) != `echo {"resume":18446744073709551615}` {
-		t.Fatalf("echo %#x %q %v", op, msg, err)
-	}
-	conn.writeClose(CloseNormal, "done")
-	if err := conn.writeResume(1); !errors.Is(err, errCloseSent) {
-		t.Fatalf("write after close: %v, want errCloseSent", err)
-	}
-	ts.Close()
-	srv.wg.Wait()
-	if want := `{"resume":18446744073709551615}|0x8 "\x03\xe8done"`; rec.String() != want {
-		t.Fatalf("the server read %s, want %s", rec.String(), want)
-	}
-}
-
-func TestCheckUpgrade(t *testing.T) {
-	t.Parallel()
-	const key = "dGhlIHNhbXBsZSBub25jZQ==" // RFC 6455 §1.3's example
-	ok := http.Header{"Upgrade": {"WebSocket"}, "Connection": {"keep-alive, Upgrade"}, "Sec-Websocket-Accept": {"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="}}
-	if err := checkUpgrade(ok, key); err != nil {
-		t.Fatalf("RFC example refused: %v", err)
-	}
-	for name, mutate := range map[string]func(http.Header){
-		"wrong accept":          func(h http.Header) { h.Set("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOA=") },
-		"no upgrade":            func(h http.Header) { h.Del("Upgrade") },
-		"no connection upgrade": func(h http.Header) { h.Set("Connection", "keep-alive") },
-		"unasked extension":     func(h http.Header) { h.Set("Sec-WebSocket-Extensions", "permessage-deflate") },
-		"unasked subprotocol":   func(h http.Header) { h.Set("Sec-WebSocket-Protocol", "chat") },
-	} {
-		h := ok.Clone()
-		mutate(h)
-		if checkUpgrade(h, key) == nil {
-			t.Errorf("%s: accepted", name)
-		}
-	}
-}
-
-// writeResume asks the server to restart delivery after seq (Follow itself
-// resumes with ?after= on each connection; servers also accept this frame).
-func (c *wsConn) writeResume(seq uint64) error {
-	return c.writeFrame(opText, append(strconv.AppendUint([]byte(`{"resume":`), seq, 10), '}'))
 }

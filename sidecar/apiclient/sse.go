@@ -1,13 +1,11 @@
 package apiclient
 
 import (
-	"bufio"
 	"bytes"
-	"errors"
-	"fmt"
 	"io"
-	"strconv"
 	"time"
+
+	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
 
 // SSEEvent is one dispatched Server-Sent Event.
@@ -22,186 +20,35 @@ type SSEEvent struct {
 }
 
 // ErrSSETooLarge is returned for a line or event beyond the decoder's limit.
-var ErrSSETooLarge = errors.New("sse: event too large")
+var ErrSSETooLarge = wire.ErrSSETooLarge
 
 // DefaultMaxSSEEvent bounds one event (all its lines) by default.
-const DefaultMaxSSEEvent = 4 << 20
+const DefaultMaxSSEEvent = wire.DefaultMaxSSEEvent
 
 // SSEDecoder reads events from a text/event-stream as the WHATWG
-// EventSource parser does: lines end with LF, CRLF or CR; comments and
-// unknown fields are skipped; data fields accumulate; a blank line
-// dispatches; an id with NUL is ignored; retry takes digits only.
-type SSEDecoder struct {
-	r       *bufio.Reader
-	max     int
-	started bool
-	skipLF  bool // the previous line ended with CR: a following LF is part of it
-
-	line      []byte
-	data      bytes.Buffer
-	hasData   bool
-	event     string
-	lastID    string
-	retry     time.Duration
-	retrySeen bool
-	comments  int
-}
+// EventSource parser does (the product's one SSE parser, in
+// sidecar/internal/wire); the events it returns are the caller's to keep.
+type SSEDecoder struct{ d *wire.SSEDecoder }
 
 // NewSSEDecoder returns a decoder of r bounding each event to max bytes
 // (0: DefaultMaxSSEEvent).
 func NewSSEDecoder(r io.Reader, max int) *SSEDecoder {
-	if max <= 0 {
-		max = DefaultMaxSSEEvent
-	}
-	return &SSEDecoder{r: bufio.NewReaderSize(r, 16<<10), max: max}
+	return &SSEDecoder{d: wire.NewSSEDecoder(r, max)}
 }
 
 // Retry returns the last reconnection delay the stream sent (ok false if none).
-func (d *SSEDecoder) Retry() (time.Duration, bool) { return d.retry, d.retrySeen }
+func (d *SSEDecoder) Retry() (time.Duration, bool) { return d.d.Retry() }
 
 // Comments returns how many comment lines (heartbeats) were read.
-func (d *SSEDecoder) Comments() int { return d.comments }
+func (d *SSEDecoder) Comments() int { return d.d.Comments() }
 
 // Next returns the next event. At the end of the stream it returns io.EOF
 // (an unterminated last event is dropped, as EventSource does) or the
 // reader's error.
 func (d *SSEDecoder) Next() (SSEEvent, error) {
-	for {
-		line, err := d.readLine()
-		if err != nil {
-			return SSEEvent{}, err
-		}
-		if len(line) == 0 {
-			if ev, ok := d.dispatch(); ok {
-				return ev, nil
-			}
-			continue
-		}
-		if err := d.field(line); err != nil {
-			return SSEEvent{}, err
-		}
+	ev, err := d.d.Next()
+	if err != nil {
+		return SSEEvent{}, err
 	}
-}
-
-// dispatch ends the event being read; an event without data is not one.
-func (d *SSEDecoder) dispatch() (SSEEvent, bool) {
-	defer func() {
-		d.data.Reset()
-		d.hasData = false
-		d.event = ""
-	}()
-	if !d.hasData {
-		return SSEEvent{}, false
-	}
-	ev := SSEEvent{ID: d.lastID, Event: d.event, Data: bytes.Clone(d.data.Bytes())}
-	if ev.Event == "" {
-		ev.Event = "message"
-	}
-	return ev, true
-}
-
-func (d *SSEDecoder) field(line []byte) error {
-	if line[0] == ':' {
-		d.comments++
-		return nil
-	}
-	name, value, found := bytes.Cut(line, []byte{':'})
-	if found && len(value) > 0 && value[0] == ' ' {
-		value = value[1:]
-	}
-	switch string(name) {
-	case "data":
-		if d.hasData {
-			d.data.WriteByte('\n')
-		}
-		if d.data.Len()+len(value) > d.max {
-			return fmt.Errorf("%w (more than %d bytes)", ErrSSETooLarge, d.max)
-		}
-		d.data.Write(value)
-		d.hasData = true
-	case "event":
-		d.event = string(value)
-	case "id":
-		if bytes.IndexByte(value, 0) < 0 {
-			d.lastID = string(value)
-		}
-	case "retry":
-		if ms, ok := parseDigits(value); ok {
-			d.retry, d.retrySeen = time.Duration(ms)*time.Millisecond, true
-		}
-	}
-	return nil
-}
-
-// parseDigits reads a non-empty run of ASCII digits that fits a delay.
-func parseDigits(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 12 {
-		return 0, false
-	}
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-	}
-	n, err := strconv.ParseInt(string(b), 10, 64)
-	return n, err == nil
-}
-
-// readLine returns the next line without its terminator. The returned
-// slice is valid until the next call. It scans bufio's buffer in place
-// (Peek + Discard) so a lone CR ends a line without waiting for the next
-// byte.
-func (d *SSEDecoder) readLine() ([]byte, error) {
-	d.line = d.line[:0]
-	for {
-		if d.r.Buffered() == 0 {
-			if _, err := d.r.Peek(1); err != nil {
-				if errors.Is(err, io.EOF) && len(d.line) > 0 {
-					return nil, io.ErrUnexpectedEOF
-				}
-				return nil, err
-			}
-		}
-		buf, _ := d.r.Peek(d.r.Buffered())
-		if d.skipLF {
-			d.skipLF = false
-			if buf[0] == '\n' {
-				_, _ = d.r.Discard(1)
-				continue
-			}
-		}
-		i := indexEOL(buf)
-		if i < 0 {
-			d.line = append(d.line, buf...)
-			_, _ = d.r.Discard(len(buf))
-			if len(d.line) > d.max {
-				return nil, fmt.Errorf("%w (a line over %d bytes)", ErrSSETooLarge, d.max)
-			}
-			continue
-		}
-		d.line = append(d.line, buf[:i]...)
-		d.skipLF = buf[i] == '\r'
-		_, _ = d.r.Discard(i + 1)
-		if len(d.line) > d.max {
-			return nil, fmt.Errorf("%w (a line over %d bytes)", ErrSSETooLarge, d.max)
-		}
-		if !d.started {
-			d.started = true
-			d.line = bytes.TrimPrefix(d.line, []byte("\uFEFF"))
-		}
-		return d.line, nil
-	}
-}
-
-// indexEOL returns the index of the first CR or LF in b, or -1.
-func indexEOL(b []byte) int {
-	lf := bytes.IndexByte(b, '\n')
-	search := b
-	if lf >= 0 {
-		search = b[:lf]
-	}
-	if cr := bytes.IndexByte(search, '\r'); cr >= 0 {
-		return cr
-	}
-	return lf
+	return SSEEvent{ID: string(ev.ID), Event: string(ev.Event), Data: bytes.Clone(ev.Data)}, nil
 }

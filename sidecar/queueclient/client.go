@@ -8,24 +8,20 @@ package queueclient
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cloudwego/hertz/pkg/app/client"
-	"github.com/cloudwego/hertz/pkg/network/standard"
-	"github.com/cloudwego/hertz/pkg/protocol"
 	"github.com/hertz-contrib/websocket"
 
 	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/jsonwalk"
+	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
 
 // Client is a WebSocket client of /v2/ws: Do sends a frame and waits for
@@ -82,30 +78,15 @@ var ErrClientClosed = errors.New("queue client: connection closed")
 // Dial opens a WebSocket to url (ws:// or http://…/v2/ws) with hdr on
 // the upgrade request (Authorization, X-Project-Id, Client-ID).
 func Dial(ctx context.Context, url string, hdr http.Header) (*Client, error) {
-	cli, err := client.NewClient(client.WithDialer(standard.NewDialer()), client.WithDialTimeout(10*time.Second))
-	if err != nil {
-		return nil, err
-	}
-	// Not released to the pools: the upgraded connection lives on in them.
-	req, resp := protocol.AcquireRequest(), protocol.AcquireResponse()
-	req.SetRequestURI(url)
-	req.SetMethod(http.MethodGet)
-	for k, vs := range hdr {
-		for _, v := range vs {
-			req.Header.Add(k, v)
-		}
-	}
-	u := &websocket.ClientUpgrader{}
-	u.PrepareRequest(req)
-	if err := cli.Do(ctx, req, resp); err != nil {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := wire.DialWS(dctx, url, wire.DialOptions{Header: hdr})
+	var he *wire.HandshakeError
+	switch {
+	case errors.As(err, &he):
+		return nil, fmt.Errorf("queue client: dial %s: status %d: %s", url, he.Status, he.Body)
+	case err != nil:
 		return nil, fmt.Errorf("queue client: dial %s: %w", url, err)
-	}
-	if resp.StatusCode() != http.StatusSwitchingProtocols {
-		return nil, fmt.Errorf("queue client: dial %s: status %d: %s", url, resp.StatusCode(), resp.Body())
-	}
-	conn, err := u.UpgradeResponse(req, resp)
-	if err != nil {
-		return nil, fmt.Errorf("queue client: upgrade: %w", err)
 	}
 	c := &Client{conn: conn, pending: map[string]chan Reply{}, deliveries: make(chan api.QueueDelivery, 16), dqWake: make(chan struct{}, 1),
 		others: make(chan Reply, 64), done: make(chan struct{})}
@@ -501,7 +482,8 @@ func (c *Client) writeText(b []byte) error {
 		c.pmu.Unlock()
 		return err
 	}
-	c.pend = appendMaskedFrame(c.pend, b)
+	key := wire.RandomMask() // a client masks every frame (RFC 6455 §5.3)
+	c.pend = wire.AppendFrame(c.pend, wire.OpText, b, &key)
 	if c.writing {
 		c.pmu.Unlock()
 		return nil
@@ -539,30 +521,6 @@ func (c *Client) writeNet(buf []byte) error {
 	_ = nc.SetWriteDeadline(time.Now().Add(30 * time.Second))
 	_, err := nc.Write(buf)
 	return err
-}
-
-// appendMaskedFrame appends p as one final text frame masked with a
-// random key, as RFC 6455 5.3 requires of a client.
-func appendMaskedFrame(b, p []byte) []byte {
-	const finText, masked = 0x81, 0x80
-	switch n := len(p); {
-	case n <= 125:
-		b = append(b, finText, masked|byte(n))
-	case n <= 0xffff:
-		b = append(b, finText, masked|126, byte(n>>8), byte(n))
-	default:
-		b = append(b, finText, masked|127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	var key [4]byte
-	binary.LittleEndian.PutUint32(key[:], rand.Uint32())
-	b = append(b, key[:]...)
-	start := len(b)
-	b = append(b, p...)
-	for i := range b[start:] {
-		b[start+i] ^= key[i&3]
-	}
-	return b
 }
 
 // Err returns why the connection ended (wrapping ErrClientClosed), or

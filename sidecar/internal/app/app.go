@@ -42,8 +42,9 @@ type Options struct {
 	Ready func(addr string)
 	// Version is reported in telemetry (service.version).
 	Version string
-	// Spans, if set, receives every ended span (tests).
-	Spans *telemetry.MemoryExporter
+	// SpanProcessor, if set, receives every ended span (tests pass a
+	// telemetrytest.Recorder's).
+	SpanProcessor telemetry.SpanProcessor
 }
 
 // StateFile is the bbolt file's name inside the data directory.
@@ -123,7 +124,7 @@ func (s *system) startStorage(ctx context.Context) error {
 	tel, err := telemetry.New(ctx, telemetry.Options{
 		ServiceName: s.cfg.Telemetry.ServiceName, ServiceVersion: s.opts.Version,
 		OTLPEndpoint: s.cfg.Telemetry.OTLPEndpoint, OTLPHeaders: s.cfg.Telemetry.OTLPHeaders,
-		SampleRatio: s.cfg.Telemetry.TraceSampleRatio, Memory: s.opts.Spans,
+		SampleRatio: s.cfg.Telemetry.TraceSampleRatio, SpanProcessor: s.opts.SpanProcessor,
 	}, s.log.With("component", "telemetry"))
 	if err != nil {
 		return err
@@ -246,7 +247,7 @@ func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 		Streams:  s.hub,
 		Tracker:  s.tracker,
 		Plugins:  pluginLister{s.host},
-		Ready:    func(context.Context) error { return nil },
+		Ready:    s.ready,
 		Log:      s.log.With("component", "http"),
 		// Telemetry first: its span and duration cover every other layer.
 		Middleware:     []hertzapp.HandlerFunc{s.tel.HertzMiddleware()},

@@ -14,7 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sidestream/sidestream/sidecar/internal/config"
-	"github.com/sidestream/sidestream/sidecar/internal/telemetry"
+	"github.com/sidestream/sidestream/sidecar/internal/telemetry/telemetrytest"
 )
 
 // exe is the real sidestream binary: the app re-executes it to serve the
@@ -51,14 +51,14 @@ func TestTraceFromHTTPThroughPluginToStoreCommit(t *testing.T) {
 	cfg := config.Default()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = t.TempDir()
-	spans := telemetry.NewMemoryExporter()
+	spans := telemetrytest.NewRecorder()
 	ready := make(chan string, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, cfg, Options{
 			Exe: exe, Builtins: []string{"fibonacci", "log", "magic", "time"},
-			Ready: func(addr string) { ready <- addr }, Spans: spans,
+			Ready: func(addr string) { ready <- addr }, SpanProcessor: spans.Processor(),
 		}, slog.New(slog.DiscardHandler))
 	}()
 	var addr string
@@ -98,15 +98,15 @@ func TestTraceFromHTTPThroughPluginToStoreCommit(t *testing.T) {
 
 // assertTraceChain finds the server span of the request, the plugin
 // Command call below it and a store commit below it, all in one trace.
-func assertTraceChain(t *testing.T, spans []telemetry.Span, traceID string) {
+func assertTraceChain(t *testing.T, spans []telemetrytest.Span, traceID string) {
 	t.Helper()
-	byID := map[string]telemetry.Span{}
+	byID := map[string]telemetrytest.Span{}
 	for _, s := range spans {
 		if s.Context.TraceID().String() == traceID {
 			byID[s.Context.SpanID().String()] = s
 		}
 	}
-	under := func(s telemetry.Span, ancestor string) bool {
+	under := func(s telemetrytest.Span, ancestor string) bool {
 		for i := 0; i < 16 && s.Parent.IsValid(); i++ {
 			if s.Parent.SpanID().String() == ancestor {
 				return true
@@ -119,7 +119,7 @@ func assertTraceChain(t *testing.T, spans []telemetry.Span, traceID string) {
 		}
 		return false
 	}
-	var server, command, commit *telemetry.Span
+	var server, command, commit *telemetrytest.Span
 	for _, s := range byID {
 		switch {
 		case s.Name == "POST /fib/next" || s.Attributes["http.route"] == "/fib/next":

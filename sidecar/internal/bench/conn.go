@@ -28,6 +28,9 @@ var (
 // dialTimeout bounds one TCP connect.
 const dialTimeout = 10 * time.Second
 
+// dialContext is dial for a caller that names the address (wire.DialWS).
+func (e *env) dialContext(ctx context.Context, _, _ string) (net.Conn, error) { return e.dial(ctx) }
+
 // dial opens a TCP connection to the target.
 func (e *env) dial(ctx context.Context) (net.Conn, error) {
 	d := net.Dialer{Timeout: dialTimeout}

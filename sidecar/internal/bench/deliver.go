@@ -28,21 +28,23 @@ var typeGap = []byte("gap")
 
 // sseSub reads SSE events; the timestamp is the data's "timestamp" field
 // (log and magic events carry one).
-type sseSub struct {
-	*sseConn
-	ev sseEvent
-}
+type sseSub struct{ *sseConn }
 
-func (s *sseSub) read(d *delivery) error {
+func (s sseSub) read(d *delivery) error {
 	fresh := !s.buffered()
-	if err := s.next(&s.ev); err != nil {
+	ev, err := s.next()
+	if err != nil {
 		return err
 	}
 	if fresh || d.at.IsZero() {
 		d.at = time.Now()
 	}
-	d.seq, d.gap = s.ev.ID, bytes.Equal(s.ev.Type, typeGap)
-	d.stamp = stringField(s.ev.Data, keyTimestamp)
+	seq, ok := parseUint(ev.ID)
+	if !ok {
+		return fmt.Errorf("%w: sse event id %.40q is not a seq", ErrProtocol, ev.ID)
+	}
+	d.seq, d.gap = seq, bytes.Equal(ev.Event, typeGap)
+	d.stamp = stringField(ev.Data, keyTimestamp)
 	return nil
 }
 
@@ -52,7 +54,7 @@ type wsSub struct{ *wsConn }
 
 func (w wsSub) read(d *delivery) error {
 	fresh := !w.buffered()
-	_, p, err := w.next()
+	p, err := w.next()
 	if err != nil {
 		return err
 	}
@@ -81,7 +83,7 @@ func (e *env) subscribe(ctx context.Context, transport, path string) (subscriber
 	if err != nil {
 		return nil, err
 	}
-	return &sseSub{sseConn: c}, nil
+	return sseSub{c}, nil
 }
 
 // consumer checks the seqs of one subscriber and records latencies.

@@ -56,7 +56,7 @@ type ClientStats struct {
 	CPUPercent float64 `json:"cpu_percent"`
 }
 
-// Check is one target of the issue and whether the run met it.
+// Check is one performance target and whether the run met it.
 type Check struct {
 	Name string `json:"name"`
 	Want string `json:"want"`

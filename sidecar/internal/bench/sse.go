@@ -2,26 +2,22 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httputil"
+
+	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
 
-// sseConn is one Server-Sent Events response read over a raw connection.
+// sseConn is one Server-Sent Events response read over a raw connection
+// (a thousand of them share the generator's CPU with the server, so the
+// request and head are written and read by hand) and decoded by the
+// product's one SSE parser, wire.SSEDecoder, in place.
 type sseConn struct {
-	c    net.Conn
-	body *bufio.Reader
-}
-
-// sseEvent is one dispatched event; Data is reused by the next read.
-type sseEvent struct {
-	ID    uint64
-	HasID bool
-	Type  []byte
-	Data  []byte
+	c   net.Conn
+	dec *wire.SSEDecoder
 }
 
 // openSSE sends GET path and reads the response head; the body is then
@@ -50,51 +46,25 @@ func (e *env) openSSE(ctx context.Context, path string) (*sseConn, error) {
 		c.Close()
 		return nil, fmt.Errorf("%w: sse %s: %d", ErrStatus, path, status)
 	}
-	s := &sseConn{c: c}
+	body := br
 	if h.chunked {
-		s.body = bufio.NewReaderSize(httputil.NewChunkedReader(br), 4<<10)
-	} else {
-		s.body = br
+		body = bufio.NewReaderSize(httputil.NewChunkedReader(br), 4<<10)
 	}
-	return s, nil
+	return &sseConn{c: c, dec: wire.NewSSEDecoderBuffered(body, 1<<20)}, nil
 }
 
-// next reads up to the next event, skipping comments and retry lines.
-func (s *sseConn) next(ev *sseEvent) error {
-	ev.HasID, ev.Type, ev.Data = false, ev.Type[:0], ev.Data[:0]
-	hasData := false
-	for range 1 << 20 {
-		line, err := s.body.ReadSlice('\n')
-		if err != nil {
-			return fmt.Errorf("sse read: %w", err)
-		}
-		line = bytes.TrimRight(line, "\r\n")
-		if len(line) == 0 {
-			if hasData || ev.HasID {
-				return nil
-			}
-			continue
-		}
-		field, value, _ := bytes.Cut(line, []byte(":"))
-		value = bytes.TrimPrefix(value, []byte(" "))
-		switch string(field) {
-		case "id":
-			ev.ID, ev.HasID = parseUint(value)
-		case "event":
-			ev.Type = append(ev.Type, value...)
-		case "data":
-			if hasData {
-				ev.Data = append(ev.Data, '\n')
-			}
-			ev.Data = append(ev.Data, value...)
-			hasData = true
-		}
+// next reads the next event, skipping comments and retry lines; ev's
+// slices are valid until the next call.
+func (s *sseConn) next() (wire.SSEEvent, error) {
+	ev, err := s.dec.Next()
+	if err != nil {
+		return ev, fmt.Errorf("sse read: %w", err)
 	}
-	return fmt.Errorf("%w: sse event too long", ErrProtocol)
+	return ev, nil
 }
 
 // buffered reports whether more body bytes are already read: when not,
 // the next event needs the network, so a fresh receive time is due.
-func (s *sseConn) buffered() bool { return s.body.Buffered() > 0 }
+func (s *sseConn) buffered() bool { return s.dec.Buffered() > 0 }
 
 func (s *sseConn) Close() error { return s.c.Close() }

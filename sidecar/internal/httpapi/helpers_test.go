@@ -387,17 +387,19 @@ func (r *sseReader) next() (sseFrame, error) {
 			continue
 		}
 		got = true
-		switch {
-		case strings.HasPrefix(line, ":"):
-			f.comment = strings.TrimSpace(line[1:])
-		case strings.HasPrefix(line, "id: "):
-			f.id = line[4:]
-		case strings.HasPrefix(line, "event: "):
-			f.event = line[7:]
-		case strings.HasPrefix(line, "data: "):
-			f.data += line[6:]
-		case strings.HasPrefix(line, "retry: "):
-			f.retry = line[7:]
+		name, value, _ := strings.Cut(line, ":")
+		value = strings.TrimPrefix(value, " ")
+		switch name {
+		case "":
+			f.comment = strings.TrimSpace(value)
+		case "id":
+			f.id = value
+		case "event":
+			f.event = value
+		case "data":
+			f.data += value
+		case "retry":
+			f.retry = value
 		}
 	}
 }

@@ -141,13 +141,15 @@ func (s *Server) healthz(_ context.Context, c *app.RequestContext) error {
 }
 
 func (s *Server) readyz(ctx context.Context, c *app.RequestContext) error {
-	if s.d.Ready != nil {
-		if err := s.d.Ready(ctx); err != nil {
-			return &apiError{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: err.Error()}
-		}
-	}
 	if s.ctx.Err() != nil {
-		return &apiError{Status: http.StatusServiceUnavailable, Code: "not_ready", Message: "shutting down"}
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "shutting down"}
+	}
+	if s.d.Ready != nil {
+		// Mapped like any error (errors.go): a store that cannot serve
+		// or a required plugin that is down answer 503 unavailable.
+		if err := s.d.Ready(ctx); err != nil {
+			return err
+		}
 	}
 	return writeJSON(c, http.StatusOK, api.Status{Status: "ready"})
 }

@@ -63,6 +63,8 @@ type Deps struct {
 	Tracker  Tracker
 	Plugins  Plugins
 	// Ready reports readiness for /readyz (nil func or nil error: ready).
+	// Its error is mapped like a handler's: wrap stream.ErrStoreUnavailable
+	// or emitter.ErrUnavailable for a 503.
 	Ready func(ctx context.Context) error
 	Log   *slog.Logger
 	// Middleware runs on every request after panic recovery, before the
@@ -200,7 +202,7 @@ func New(d Deps, o Options) (*Server, error) {
 		server.WithIdleTimeout(2*time.Minute),
 		server.WithExitWaitTime(time.Minute), // Close's ctx is the real bound
 	)
-	s.h.NoHijackConnPool = true // hijacked WS conns must not be pooled (hertz#121)
+	s.h.NoHijackConnPool = true // hijacked WS conns must not go back to Hertz's pool
 	s.register()
 	return s, nil
 }

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -81,10 +80,7 @@ func (k *kindProc) spawn(ctx context.Context) (*proc, error) {
 	abortStart := context.AfterFunc(ctx, release)
 	cmd := exec.CommandContext(startCtx, src.Cmd[0], src.Cmd[1:]...)
 	cmd.Env = append(append([]string(nil), src.Env...), plugin.EnvUnixSocketDir+"="+k.h.sockDir)
-	// Setpgid: a signal to the sidecar's process group (Ctrl-C, timeout(1))
-	// must not reach plugins directly; the sidecar drains and stops them
-	// itself, and Pdeathsig still takes them down if it dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	cmd.SysProcAttr = pluginProcAttr()
 	logw := newLogWriter(k.h.log, src.Name)
 	dial := []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxBatchBytes))}
 	if cfg.DialOptions != nil {
@@ -158,7 +154,7 @@ func (k *kindProc) kill(p *proc, hung bool) {
 	if hung && p.pid > 0 {
 		// A stopped or wedged process never answers the graceful
 		// shutdown RPC; go straight to SIGKILL.
-		_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		killPID(p.pid)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -170,7 +166,7 @@ func (k *kindProc) kill(p *proc, hung bool) {
 	case <-done:
 	case <-time.After(bound):
 		if p.pid > 0 {
-			_ = syscall.Kill(p.pid, syscall.SIGKILL)
+			killPID(p.pid)
 		}
 		select {
 		case <-done:

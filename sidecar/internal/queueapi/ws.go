@@ -3,7 +3,6 @@ package queueapi
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"github.com/hertz-contrib/websocket"
 
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
+	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
 
 // serveWS upgrades /v2/ws. A token on the upgrade request (header,
@@ -265,9 +265,9 @@ func (s *session) writeClose() {
 const maxWriteBatch = 256 << 10
 
 // writeQueued writes b and whatever else is already queued. One frame
-// goes through the WebSocket library; several are framed here into one
-// buffer (reused: batch) and written with one syscall, which under load
-// halves the writes of a busy connection.
+// goes through the WebSocket library; several are framed by
+// wire.AppendFrame into one buffer (reused: batch) and written with one
+// syscall, which under load halves the writes of a busy connection.
 func (s *session) writeQueued(b, batch []byte) ([]byte, error) {
 	var more []byte
 	select {
@@ -275,12 +275,12 @@ func (s *session) writeQueued(b, batch []byte) ([]byte, error) {
 	default:
 		return batch, s.write(b)
 	}
-	batch = appendFrame(batch[:0], b)
-	batch = appendFrame(batch, more)
+	batch = wire.AppendFrame(batch[:0], wire.OpText, b, nil)
+	batch = wire.AppendFrame(batch, wire.OpText, more, nil)
 	for len(batch) < maxWriteBatch {
 		select {
 		case more = <-s.out:
-			batch = appendFrame(batch, more)
+			batch = wire.AppendFrame(batch, wire.OpText, more, nil)
 			continue
 		default:
 		}
@@ -293,22 +293,6 @@ func (s *session) writeQueued(b, batch []byte) ([]byte, error) {
 		batch = nil
 	}
 	return batch, err
-}
-
-// appendFrame appends p as one unmasked, final text frame (RFC 6455 5.2:
-// a server never masks).
-func appendFrame(b, p []byte) []byte {
-	const finText = 0x81
-	switch n := len(p); {
-	case n <= 125:
-		b = append(b, finText, byte(n))
-	case n <= 0xffff:
-		b = append(b, finText, 126, byte(n>>8), byte(n))
-	default:
-		b = append(b, finText, 127)
-		b = binary.BigEndian.AppendUint64(b, uint64(n))
-	}
-	return append(b, p...)
 }
 
 func (s *session) write(b []byte) error {

@@ -2,11 +2,9 @@ package streamhttp
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 )
 
 // ClientFrame is what a WebSocket client may send on a stream socket:
@@ -42,22 +40,4 @@ func describeJSONErr(err error) string {
 		return fmt.Sprintf("field %q must be %s", te.Field, te.Type.String())
 	}
 	return err.Error()
-}
-
-// appendTextFrame appends one unmasked, final WebSocket text frame (server
-// to client, RFC 6455 §5.2) carrying payload.
-func appendTextFrame(dst, payload []byte) []byte {
-	const finText = 0x81
-	n := len(payload)
-	switch {
-	case n < 126:
-		dst = append(dst, finText, byte(n))
-	case n <= math.MaxUint16:
-		dst = append(dst, finText, 126)
-		dst = binary.BigEndian.AppendUint16(dst, uint16(n))
-	default:
-		dst = append(dst, finText, 127)
-		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
-	}
-	return append(dst, payload...)
 }

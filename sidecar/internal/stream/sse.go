@@ -2,20 +2,20 @@
 // Events and WebSocket frames. Each subscriber has one writer loop that
 // takes everything its subscription has available (one Next) and writes it
 // in one write + flush: a slow client gets bigger writes, not more of them.
-// Events are written from their cached encodings (event.SSE, event.JSON),
-// never re-encoded per subscriber.
+// Events are written from their cached encodings (wire.SSEFrame,
+// event.JSON), never re-encoded per subscriber.
 package streamhttp
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/sidestream/sidestream/core/event"
 	"github.com/sidestream/sidestream/core/stream"
+	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
 
 // FlushWriter is an HTTP response body that can be pushed to the client.
@@ -43,10 +43,6 @@ func (o SSEOptions) withDefaults() SSEOptions {
 	}
 	return o
 }
-
-// heartbeat is the SSE comment sent while a stream is idle; it also
-// detects clients that went away.
-var heartbeat = []byte(": hb\n\n")
 
 // ServeSSE writes sub to w until ctx ends (nil), the stream closes (nil:
 // the caller ends the response so the client sees the end) or a write
@@ -79,10 +75,7 @@ type SSEStream struct {
 func (s *SSEStream) Start() error {
 	s.Opts = s.Opts.withDefaults()
 	var hello [32]byte
-	b := append(hello[:0], "retry: "...)
-	b = strconv.AppendInt(b, s.Opts.Retry.Milliseconds(), 10)
-	b = append(b, "\n\n"...)
-	if err := writeFlush(s.W, b); err != nil {
+	if err := writeFlush(s.W, wire.AppendSSERetry(hello[:0], s.Opts.Retry)); err != nil {
 		return err
 	}
 	// One heartbeat timer for the whole response, re-armed after each
@@ -123,7 +116,7 @@ func (s *SSEStream) deliver(ctx context.Context, err error) error {
 		observe(s.Opts.Observer, s.evs, n)
 		clear(s.evs) // drop references for the GC while idle
 	case errors.Is(err, stream.ErrIdle):
-		if werr := writeFlush(s.W, heartbeat); werr != nil {
+		if werr := writeFlush(s.W, wire.SSEHeartbeat); werr != nil {
 			return werr
 		}
 	}
@@ -151,7 +144,7 @@ func writeEvents(w FlushWriter, evs []*event.Event) (int, error) {
 	bp := writePool.Get().(*[]byte)
 	buf := (*bp)[:0]
 	for _, e := range evs {
-		buf = append(buf, e.SSE()...)
+		buf = append(buf, wire.SSEFrame(e)...)
 	}
 	// The writer is done with buf once Flush returned: Hertz copies small
 	// writes and sends large ones during Flush, never after.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sidestream/sidestream/core/event"
 	"github.com/sidestream/sidestream/core/stream"
+	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
 
 // WSOptions tune a WebSocket session.
@@ -203,12 +204,13 @@ func (s *session) writeLoop(ctx context.Context, pos stream.Position) error {
 }
 
 // writeEvents writes one text frame per event in one write, from a pooled
-// buffer: an idle session holds none.
+// buffer: an idle session holds none. The frames are built by
+// wire.AppendFrame, not the library, which would write each on its own.
 func (s *session) writeEvents(evs []*event.Event) error {
 	bp := writePool.Get().(*[]byte)
 	buf := (*bp)[:0]
 	for _, e := range evs {
-		buf = appendTextFrame(buf, e.JSON())
+		buf = wire.AppendFrame(buf, wire.OpText, e.JSON(), nil)
 	}
 	err := s.writeRaw(buf)
 	if err == nil {

@@ -1,7 +1,7 @@
 // Package telemetry is the only package that touches the OpenTelemetry SDK
 // and its exporters. It builds one meter provider (exposed as Prometheus text
 // through the OTel Prometheus exporter) and one tracer provider (OTLP/gRPC
-// when an endpoint is configured, in memory for tests, otherwise none), and
+// when an endpoint is configured, a test span processor, otherwise none), and
 // hands everything else OTel *API* types: metric.Meter, trace.Tracer, the
 // ready-made Instruments, a Hertz middleware and gRPC client options.
 package telemetry
@@ -46,10 +46,15 @@ type Options struct {
 	// SampleRatio is the fraction of root traces sampled (0 means 1: all);
 	// children follow their parent's decision.
 	SampleRatio float64
-	// Memory, if set, receives every ended span synchronously (tests). It
-	// works with or without OTLP.
-	Memory *MemoryExporter
+	// SpanProcessor, if set, receives every ended span, with or without
+	// OTLP. Only tests set it (telemetrytest.Recorder), so no test
+	// exporter is linked into the binary.
+	SpanProcessor SpanProcessor
 }
+
+// SpanProcessor is the SDK's span hook, named here so callers outside this
+// package (the app's tests) need not import the SDK.
+type SpanProcessor = sdktrace.SpanProcessor
 
 // Telemetry owns the SDK providers. Close flushes and stops them.
 type Telemetry struct {
@@ -119,7 +124,7 @@ func newResource(opts Options) (*resource.Resource, error) {
 }
 
 func (t *Telemetry) newTracing(ctx context.Context, opts Options, res *resource.Resource) error {
-	if opts.OTLPEndpoint == "" && opts.Memory == nil {
+	if opts.OTLPEndpoint == "" && opts.SpanProcessor == nil {
 		t.tracers = noop.NewTracerProvider()
 		return nil
 	}
@@ -142,8 +147,8 @@ func (t *Telemetry) newTracing(ctx context.Context, opts Options, res *resource.
 		tpOpts = append(tpOpts, sdktrace.WithBatcher(exp))
 		t.log.Info("exporting traces over OTLP", "endpoint", opts.OTLPEndpoint)
 	}
-	if opts.Memory != nil {
-		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(sdktrace.NewSimpleSpanProcessor(opts.Memory.exp)))
+	if opts.SpanProcessor != nil {
+		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(opts.SpanProcessor))
 	}
 	t.sdkTracers = sdktrace.NewTracerProvider(tpOpts...)
 	t.tracers = t.sdkTracers

@@ -21,6 +21,7 @@ import (
 
 	pluginpb "github.com/sidestream/sidestream/plugins/proto"
 	"github.com/sidestream/sidestream/sidecar/internal/telemetry"
+	"github.com/sidestream/sidestream/sidecar/internal/telemetry/telemetrytest"
 )
 
 // fakePlugin is a real gRPC server of the plugin contract that remembers
@@ -77,14 +78,14 @@ func startPlugin(t *testing.T, tel *telemetry.Telemetry) (*fakePlugin, pluginpb.
 	return fp, pluginpb.NewEmitterClient(conn)
 }
 
-// TestTraceFromHTTPThroughPluginToStore is the trace: an HTTP
+// TestTraceFromHTTPThroughPluginToStore is the trace an operator follows: an HTTP
 // request runs a plugin command and commits to the store; the in-memory
 // exporter sees one trace with the server span as the parent of both, and
 // the plugin received the client span's context in its gRPC metadata.
 func TestTraceFromHTTPThroughPluginToStore(t *testing.T) {
 	t.Parallel()
-	mem := telemetry.NewMemoryExporter()
-	tel := newTelemetry(t, telemetry.Options{Memory: mem})
+	mem := telemetrytest.NewRecorder()
+	tel := newTelemetry(t, telemetry.Options{SpanProcessor: mem.Processor()})
 	fp, client := startPlugin(t, tel)
 
 	h := newEngine()
@@ -107,7 +108,7 @@ func TestTraceFromHTTPThroughPluginToStore(t *testing.T) {
 		t.Fatalf("status %d: %s", resp.Code, resp.Body.String())
 	}
 
-	spans := map[string]telemetry.Span{}
+	spans := map[string]telemetrytest.Span{}
 	for _, s := range mem.Spans() {
 		spans[s.Name] = s
 	}
@@ -129,7 +130,7 @@ func TestTraceFromHTTPThroughPluginToStore(t *testing.T) {
 	if got := server.Parent.SpanID().String(); got != callerSpan || !server.Parent.IsRemote() {
 		t.Errorf("server span parent %s (remote %v), want remote %s", got, server.Parent.IsRemote(), callerSpan)
 	}
-	for _, child := range []telemetry.Span{rpc, store} {
+	for _, child := range []telemetrytest.Span{rpc, store} {
 		if child.Parent.SpanID() != server.Context.SpanID() || child.Context.TraceID() != server.Context.TraceID() {
 			t.Errorf("%s: parent %s trace %s, want child of server span %s", child.Name,
 				child.Parent.SpanID(), child.Context.TraceID(), server.Context.SpanID())
@@ -162,15 +163,15 @@ func TestTraceFromHTTPThroughPluginToStore(t *testing.T) {
 
 func TestServerErrorMarksSpan(t *testing.T) {
 	t.Parallel()
-	mem := telemetry.NewMemoryExporter()
-	tel := newTelemetry(t, telemetry.Options{Memory: mem})
+	mem := telemetrytest.NewRecorder()
+	tel := newTelemetry(t, telemetry.Options{SpanProcessor: mem.Processor()})
 	h := newEngine()
 	h.Use(tel.HertzMiddleware())
 	h.GET("/boom", func(_ context.Context, c *app.RequestContext) { c.String(503, "down") })
 	h.GET("/gone", func(_ context.Context, c *app.RequestContext) { c.String(404, "no") })
 	ut.PerformRequest(h, "GET", "/boom", nil)
 	ut.PerformRequest(h, "GET", "/gone", nil)
-	byName := map[string]telemetry.Span{}
+	byName := map[string]telemetrytest.Span{}
 	for _, s := range mem.Spans() {
 		byName[s.Name] = s
 	}

@@ -1,0 +1,34 @@
+//go:build unix
+
+package bench
+
+import (
+	"fmt"
+	"syscall"
+	"time"
+)
+
+// raiseNoFile lifts this process's open-file soft limit to its hard limit
+// (many connections need many descriptors) and returns the new soft limit.
+func raiseNoFile() (uint64, error) {
+	var r syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+		return 0, fmt.Errorf("getrlimit: %w", err)
+	}
+	if r.Cur < r.Max {
+		r.Cur = r.Max
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r); err != nil {
+			return 0, fmt.Errorf("setrlimit: %w", err)
+		}
+	}
+	return r.Cur, nil
+}
+
+// selfCPU is this process's user + system CPU so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
