@@ -260,6 +260,15 @@ func TestClusterOnExternalNATS(t *testing.T) {
 	if code := do(t, http.MethodGet, x1.URL("/api/v1/emitters/"+id), "", nil); code != http.StatusNotFound {
 		t.Fatalf("emitter still on x1 after delete via x2: %d", code)
 	}
+	// Without its NATS a node is not ready: an orchestrator takes it out.
+	if code := do(t, http.MethodGet, x1.URL("/readyz"), "", nil); code != http.StatusOK {
+		t.Fatalf("readyz with NATS up: %d", code)
+	}
+	ns.Shutdown()
+	eventually(t, "x1 not ready without NATS", 20*time.Second, func() bool {
+		a := send(t, http.MethodGet, x1.URL("/readyz"), "", nil)
+		return a.status == http.StatusServiceUnavailable && a.errorCode() == "unavailable"
+	})
 }
 
 // A single node stays as it was: no NATS, no JetStream files, and the

@@ -13,10 +13,15 @@ import (
 // journal applies) and every plugin that serves a stored emitter runs.
 // Otherwise an orchestrator should take the node out until it recovers;
 // /readyz turns ready again by itself once the plugin is back or the
-// store applies again. Plugins no emitter uses do not count.
+// store applies again. Plugins no emitter uses do not count. In cluster
+// mode the node must also be connected to NATS: without it, it can serve
+// neither other nodes' streams nor the tracker and queues.
 func (s *system) ready(ctx context.Context) error {
 	if err := s.store.Ready(); err != nil {
 		return fmt.Errorf("store: %w", err)
+	}
+	if c := s.cluster; c != nil && !c.nc.IsConnected() {
+		return fmt.Errorf("not connected to the cluster's NATS (%s): %w", c.nc.Status(), emitter.ErrUnavailable)
 	}
 	specs, _ := s.mgr.List(ctx, emitter.Filter{}, "", 0)
 	needed := make(map[string]bool, len(specs))
