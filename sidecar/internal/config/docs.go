@@ -254,6 +254,9 @@ func (k Key) schema(def Config) map[string]any {
 	}
 	if !k.IsZero(def) {
 		s["default"] = k.Value(def)
+		if k.Kind() == "duration" {
+			s["default"] = k.Format(def) // as the file writes it, not nanoseconds
+		}
 	}
 	return s
 }

@@ -2,9 +2,11 @@ package config_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -211,6 +213,59 @@ func compileSchema(t *testing.T) *jsonschema.Schema {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// defaults builds the document of every default the schema declares.
+func defaults(schema map[string]any) map[string]any {
+	doc := map[string]any{}
+	for name, p := range schema["properties"].(map[string]any) {
+		prop := p.(map[string]any)
+		if d, ok := prop["default"]; ok {
+			doc[name] = d
+		} else if prop["properties"] != nil {
+			doc[name] = defaults(prop)
+		}
+	}
+	return doc
+}
+
+// The schema's defaults and what config print writes are valid instances
+// of the schema, and the defaults are config.Default's.
+func TestSchemaDefaultsAndPrintValidate(t *testing.T) {
+	t.Parallel()
+	var raw map[string]any
+	if err := json.Unmarshal(config.JSONSchema(), &raw); err != nil {
+		t.Fatal(err)
+	}
+	doc := defaults(raw)
+	schema := compileSchema(t)
+	if err := schema.Validate(doc); err != nil {
+		t.Errorf("the schema's own defaults do not validate: %v", err)
+	}
+	b, _ := json.Marshal(doc)
+	path := filepath.Join(t.TempDir(), "defaults.yaml")
+	if err := os.WriteFile(path, b, 0o600); err != nil { // JSON is YAML
+		t.Fatal(err)
+	}
+	got, err := config.Load(config.Sources{File: path})
+	if err != nil {
+		t.Fatalf("the schema's defaults do not load: %v", err)
+	}
+	want, _ := config.Load(config.Sources{})
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("the schema's defaults load as %+v, want %+v", got, want)
+	}
+	printed, err := config.PrintYAML(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := yaml.Unmarshal(printed, &v); err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.Validate(v); err != nil {
+		t.Errorf("config print output does not validate against the schema: %v\n%s", err, printed)
+	}
 }
 
 // The schema refuses what the binary refuses: unknown keys, wrong types,
