@@ -57,8 +57,9 @@ const exampleHeader = `# yaml-language-server: $schema=sidestream.schema.json
 # Every key is optional; precedence is defaults < this file < SIDESTREAM_* (and
 # OTEL_*) environment < flags. ` + "`sidestream config print --config FILE`" + ` shows the
 # effective result, secrets redacted; ` + "`sidestream config schema`" + ` prints the JSON
-# Schema of this file (sidestream.schema.json). Commented keys show an example
-# of a key that is best left unset or, when secret, set from its variable.
+# Schema of this file (sidestream.schema.json). Commented keys are secrets, best
+# set from their variable, or keys whose unset value is automatic (their comment
+# says what it means).
 `
 
 // ExampleYAML is deploy/sidestream.example.yaml: every key with its help,
@@ -87,9 +88,9 @@ func ExampleYAML() []byte {
 				panic("config: example of " + k.Name + ": " + err.Error())
 			}
 		}
-		// Secrets belong in variables; an example of a key best left
-		// unset must not change the file's meaning.
-		if k.Secret || (k.Example != "" && k.IsZero(Default())) {
+		// Secrets belong in variables; a key whose unset value means
+		// something automatic is shown but left unset.
+		if k.Secret || (k.IsZero(Default()) && k.Unset != "" && k.Unset != "none") {
 			comment = "# "
 		}
 		writeValue(&b, indent, comment, leaf, k.Value(c))
