@@ -195,7 +195,7 @@ type window struct {
 
 func newEnv(name string, o Options) (*env, error) {
 	if o.Target == "" {
-		o.Target = "http://127.0.0.1:9000"
+		o.Target = apiclient.DefaultServer
 	}
 	u, err := url.Parse(o.Target)
 	if err != nil || (u.Scheme != "http") || u.Host == "" {

@@ -1,6 +1,9 @@
 // Package config is sidestream's one typed configuration: defaults, then a
 // YAML file, then SIDESTREAM_* environment variables, then flags (each
 // wins over the ones before it). Every validation error names its field.
+// The struct tags of Config declare each key once; flags, environment
+// names, `config print`, the JSON Schema, the example file and the README
+// table are derived from them (keys.go, flags.go, docs.go).
 package config
 
 import (
