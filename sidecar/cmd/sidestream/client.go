@@ -28,7 +28,7 @@ var oldServerFlags = map[string]bool{"url": true, "target": true}
 func addClientFlags(cmd *cobra.Command) *clientFlags {
 	cf := &clientFlags{cmd: cmd}
 	f := cmd.Flags()
-	f.StringVar(&cf.server, "server", apiclient.DefaultServer, "base URL of the sidestream server (default $"+apiclient.EnvServer+", else "+apiclient.DefaultServer+")")
+	f.StringVar(&cf.server, "server", "", "base URL of the sidestream server (default $"+apiclient.EnvServer+", else "+apiclient.DefaultServer+")")
 	f.StringVar(&cf.token, "token", "", "bearer token, needed when the server has auth on (default $"+apiclient.EnvToken+")")
 	f.SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
 		if oldServerFlags[name] {
