@@ -39,13 +39,12 @@ func TestClientFlagsAreTheSameEverywhere(t *testing.T) {
 	}
 }
 
-// resolveServer parses args on the command at path and returns the
-// resolved server and token.
-func resolveServer(t *testing.T, path []string, args ...string) (string, string) {
+// resolveServer parses args on a command with the client flags and
+// returns the resolved server and token.
+func resolveServer(t *testing.T, args ...string) (string, string) {
 	t.Helper()
-	var cf *clientFlags
-	cmd := &cobra.Command{Use: path[len(path)-1]}
-	cf = addClientFlags(cmd)
+	cmd := &cobra.Command{Use: "client"}
+	cf := addClientFlags(cmd)
 	if err := cmd.ParseFlags(args); err != nil {
 		t.Fatalf("%v: %v", args, err)
 	}
@@ -58,19 +57,19 @@ func resolveServer(t *testing.T, path []string, args ...string) (string, string)
 func TestClientFlagsResolve(t *testing.T) {
 	t.Setenv("SIDESTREAM_SERVER", "")
 	t.Setenv("SIDESTREAM_TOKEN", "")
-	if s, tok := resolveServer(t, []string{"tail"}); s != "http://127.0.0.1:9000" || tok != "" {
+	if s, tok := resolveServer(t); s != "http://127.0.0.1:9000" || tok != "" {
 		t.Errorf("defaults: %q %q", s, tok)
 	}
 	t.Setenv("SIDESTREAM_SERVER", "http://env:1")
 	t.Setenv("SIDESTREAM_TOKEN", "env-token")
-	if s, tok := resolveServer(t, []string{"tail"}); s != "http://env:1" || tok != "env-token" {
+	if s, tok := resolveServer(t); s != "http://env:1" || tok != "env-token" {
 		t.Errorf("environment: %q %q", s, tok)
 	}
-	if s, tok := resolveServer(t, []string{"tail"}, "--server", "http://flag:2", "--token", "flag-token"); s != "http://flag:2" || tok != "flag-token" {
+	if s, tok := resolveServer(t, "--server", "http://flag:2", "--token", "flag-token"); s != "http://flag:2" || tok != "flag-token" {
 		t.Errorf("flags: %q %q", s, tok)
 	}
 	for _, old := range []string{"--url", "--target"} {
-		if s, _ := resolveServer(t, []string{"queue"}, old, "http://old:3"); s != "http://old:3" {
+		if s, _ := resolveServer(t, old, "http://old:3"); s != "http://old:3" {
 			t.Errorf("%s: server %q", old, s)
 		}
 	}
