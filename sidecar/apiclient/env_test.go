@@ -8,6 +8,8 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+
+	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 func TestFromEnv(t *testing.T) {
@@ -52,12 +54,12 @@ func TestSSECarriesTheToken(t *testing.T) {
 	stop := errors.New("stop")
 	after := uint64(0)
 	c, _ := New(ts.URL, WithToken("tok"))
-	err := c.FollowURL(context.Background(), ts.URL+"/sse/log/x", FollowOptions{After: &after}, func(Event) error { return stop })
+	err := c.FollowURL(context.Background(), ts.URL+"/sse/log/x", FollowOptions{After: &after}, func(api.Event) error { return stop })
 	if !errors.Is(err, stop) {
 		t.Fatalf("follow with a token: %v", err)
 	}
 	anon, _ := New(ts.URL)
-	err = anon.FollowURL(context.Background(), ts.URL+"/sse/log/x", FollowOptions{After: &after}, func(Event) error { return stop })
+	err = anon.FollowURL(context.Background(), ts.URL+"/sse/log/x", FollowOptions{After: &after}, func(api.Event) error { return stop })
 	if !IsUnauthenticated(err) {
 		t.Fatalf("follow without a token: %v, want a 401 APIError", err)
 	}
