@@ -66,12 +66,12 @@ type Cluster struct {
 	// host name).
 	NodeName string `yaml:"node_name" flag:"node-name" unset:"the host name" help:"this node's unique name in the cluster"`
 	// Listen is the embedded NATS server's route address (host:port).
-	Listen string `yaml:"listen" flag:"cluster-listen" unset:"none" help:"route address of the embedded NATS server (e.g. 0.0.0.0:6222)"`
+	Listen string `yaml:"listen" flag:"cluster-listen" unset:"a random loopback port (no other node can route to it)" help:"route address of the embedded NATS server (e.g. 0.0.0.0:6222)"`
 	// Routes are the other nodes' route URLs (nats-route://host:port).
 	Routes []string `yaml:"routes" flag:"cluster-routes" sep:"," unset:"none" help:"comma-separated route URLs of the other nodes (nats-route://host:6222)"`
 	// NATSListen, if set, also serves NATS clients on this address (for
 	// the nats CLI); the node itself connects in-process.
-	NATSListen string `yaml:"nats_listen" flag:"nats-listen" unset:"none" help:"also serve NATS clients on this address (the node itself connects in-process)"`
+	NATSListen string `yaml:"nats_listen" flag:"nats-listen" unset:"a random loopback port" help:"also serve NATS clients on this address (the node itself connects in-process)"`
 	// NATSURL joins an external NATS cluster instead of embedding a
 	// server (comma-separated URLs); NATSCreds and NATSTLS* authenticate.
 	NATSURL     string `yaml:"nats_url" flag:"nats-url" unset:"none" help:"join an external NATS cluster at these comma-separated URLs instead of embedding one"`
