@@ -130,11 +130,11 @@ var archRules = []archRule{
 	},
 	{
 		name:     "public-clients",
-		why:      "sidecar/apiclient and sidecar/queueclient are for any Go program: they use sidecar/api and no server package (sidecar/internal/jsonwalk, the frame walker, and sidecar/internal/wire, the wire formats both sides share, excepted)",
+		why:      "sidecar/apiclient and sidecar/queueclient are for any Go program: they use sidecar/api, apiclient's error type, and no server package (sidecar/internal/jsonwalk, the frame walker, and sidecar/internal/wire, the wire formats both sides share, excepted)",
 		prodOnly: true,
 		scope:    archIn("sidecar/apiclient", "sidecar/queueclient"),
 		forbidden: func(_ string, imp archImport) bool {
-			return imp.project && !archUnderAny(imp.path, "sidecar/api", "sidecar/internal/jsonwalk", "sidecar/internal/wire")
+			return imp.project && !archUnderAny(imp.path, "sidecar/api", "sidecar/apiclient", "sidecar/internal/jsonwalk", "sidecar/internal/wire")
 		},
 	},
 	{
@@ -456,6 +456,7 @@ func TestArchRulesRejectForbiddenEdges(t *testing.T) {
 		{"api client uses core", pkg("sidecar/apiclient", m+"/core/event"), []string{"public-clients"}},
 		{"queue client uses api and the walker", pkg("sidecar/queueclient", m+"/sidecar/api", m+"/sidecar/internal/jsonwalk"), nil},
 		{"clients use the wire formats", pkg("sidecar/apiclient", m+"/sidecar/api", m+"/sidecar/internal/wire"), nil},
+		{"queue client reports apiclient errors", pkg("sidecar/queueclient", m+"/sidecar/apiclient"), nil},
 		{"main re-execs builtins", pkg("sidecar/cmd/sidestream", m+"/plugins/builtin", m+"/core/bolt",
 			m+"/sidecar/internal/app", m+"/web", m+"/plugins/proto", m+"/plugins/sdk"), nil},
 		{"httpapi uses otel sdk", pkg("sidecar/internal/httpapi", "go.opentelemetry.io/otel/sdk/metric"), []string{"otel-sdk-in-telemetry"}},

@@ -51,7 +51,7 @@ func runBench(t *testing.T, s *sidecar, args ...string) (benchReport, []byte, er
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	full := append([]string{"bench"}, args...)
-	full = append(full, "--target", s.URL(""), "--format", "json", "--warmup", "200ms")
+	full = append(full, "--server", s.URL(""), "--format", "json", "--warmup", "200ms")
 	cmd := exec.CommandContext(ctx, binary, full...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -146,7 +146,7 @@ func TestBenchReportsAndErrors(t *testing.T) {
 	html, js := filepath.Join(dir, "r.html"), filepath.Join(dir, "r.json")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, binary, "bench", "fanout", "--target", s.URL(""), "--subscribers", "2",
+	out, err := exec.CommandContext(ctx, binary, "bench", "fanout", "--server", s.URL(""), "--subscribers", "2",
 		"--rate", "100", "--duration", "1s", "--warmup", "100ms", "--quiet", "--buckets", "[0,1ms,10ms]",
 		"--html-out", html, "--json-out", js).CombinedOutput()
 	if err != nil {
@@ -179,7 +179,7 @@ func TestBenchReportsAndErrors(t *testing.T) {
 		{[]string{"queue", "--batch", "101"}, "1 to 100 messages"},
 	}
 	for _, b := range bad {
-		args := append([]string{"bench", "--target", s.URL(""), "--quiet"}, b.args...)
+		args := append([]string{"bench", "--server", s.URL(""), "--quiet"}, b.args...)
 		out, err := exec.CommandContext(ctx, binary, args...).CombinedOutput()
 		if err == nil || !strings.Contains(string(out), b.want) {
 			t.Errorf("bench %v: err %v, output %q; want a failure mentioning %q", b.args, err, out, b.want)

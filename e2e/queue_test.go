@@ -200,7 +200,7 @@ func TestQueueKillMidStream(t *testing.T) {
 func TestQueueCLITwoProducersTwoConsumers(t *testing.T) {
 	sc := startSidecar(t, t.TempDir())
 	const perProducer = 500
-	base := []string{"queue", "--url", "http://" + sc.addr, "--queue", "cli", "--project", qProject}
+	base := []string{"queue", "--server", "http://" + sc.addr, "--queue", "cli", "--project", qProject}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var mu sync.Mutex

@@ -19,6 +19,29 @@ import (
 	"github.com/sidestream/sidestream/sidecar/api"
 )
 
+// DefaultServer is the address a sidestream server listens on by default.
+const DefaultServer = "http://127.0.0.1:9000"
+
+// The variables clients read the server and the bearer token from when no
+// flag or option says otherwise (see FromEnv).
+const (
+	EnvServer = "SIDESTREAM_SERVER"
+	EnvToken  = "SIDESTREAM_TOKEN"
+)
+
+// FromEnv returns server and token from EnvServer and EnvToken, server
+// defaulting to DefaultServer.
+func FromEnv(lookup func(string) (string, bool)) (server, token string) {
+	server, token = DefaultServer, ""
+	if v, ok := lookup(EnvServer); ok && v != "" {
+		server = v
+	}
+	if v, ok := lookup(EnvToken); ok {
+		token = v
+	}
+	return server, token
+}
+
 // DefaultUserAgent is sent unless WithUserAgent says otherwise.
 const DefaultUserAgent = "sidestream-apiclient/1"
 
@@ -44,7 +67,8 @@ type Option func(*Client)
 // transport when that is an *http.Transport; its proxy is not used.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.http = hc } }
 
-// WithToken sends "Authorization: Bearer token" on every request.
+// WithToken sends "Authorization: Bearer token" on every request: REST
+// calls, SSE streams and WebSocket handshakes alike.
 func WithToken(token string) Option { return func(c *Client) { c.token = token } }
 
 // WithUserAgent sets the User-Agent header.
@@ -161,12 +185,24 @@ func IsNotFound(err error) bool {
 	return errors.As(err, &ae) && ae.Status == http.StatusNotFound
 }
 
+// IsUnauthenticated reports whether err is a 401 answer: no token, or
+// one the server does not accept.
+func IsUnauthenticated(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Status == http.StatusUnauthorized
+}
+
 // readAPIError builds the error of an answer with status and body r,
 // which is the JSON error shape or, from a proxy, anything else.
 func readAPIError(status int, r io.Reader) *APIError {
 	raw, _ := io.ReadAll(io.LimitReader(r, maxErrorBody))
 	return parseAPIError(status, raw)
 }
+
+// ParseAPIError builds the error of an answer with status and body raw,
+// for clients of the API that make their own requests (the queue
+// WebSocket's upgrade), so that every client reports one error shape.
+func ParseAPIError(status int, raw []byte) *APIError { return parseAPIError(status, raw) }
 
 func parseAPIError(status int, raw []byte) *APIError {
 	if body, ok := api.DecodeError(raw); ok {

@@ -20,6 +20,7 @@ import (
 	"github.com/hertz-contrib/websocket"
 
 	"github.com/sidestream/sidestream/sidecar/api"
+	"github.com/sidestream/sidestream/sidecar/apiclient"
 	"github.com/sidestream/sidestream/sidecar/internal/jsonwalk"
 	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
@@ -63,13 +64,12 @@ type Reply struct {
 }
 
 // Err returns the reply's error ({"error":{code,message}}) when its
-// status is not 2xx.
+// status is not 2xx, as the *apiclient.APIError every client reports.
 func (r Reply) Err() error {
 	if r.Status >= 200 && r.Status < 300 {
 		return nil
 	}
-	e, _ := api.DecodeError(r.Body)
-	return fmt.Errorf("status %d: %s: %s", r.Status, e.Error.Code, e.Error.Message)
+	return apiclient.ParseAPIError(r.Status, r.Body)
 }
 
 // ErrClientClosed is returned once the connection ended.
@@ -84,7 +84,7 @@ func Dial(ctx context.Context, url string, hdr http.Header) (*Client, error) {
 	var he *wire.HandshakeError
 	switch {
 	case errors.As(err, &he):
-		return nil, fmt.Errorf("queue client: dial %s: status %d: %s", url, he.Status, he.Body)
+		return nil, fmt.Errorf("queue client: dial %s: %w", url, apiclient.ParseAPIError(he.Status, he.Body))
 	case err != nil:
 		return nil, fmt.Errorf("queue client: dial %s: %w", url, err)
 	}

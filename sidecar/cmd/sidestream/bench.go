@@ -20,6 +20,7 @@ func newBenchCommand() *cobra.Command {
 		buckets, format  string
 		jsonOut, htmlOut string
 		quiet            bool
+		cf               *clientFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "bench SCENARIO",
@@ -35,10 +36,15 @@ func newBenchCommand() *cobra.Command {
   queue      producers and consumers over the queue WebSocket
 
 The server's CPU and RSS are read from /proc when it runs on this machine (found by
-the target's listening port, or --pid). Progress goes to stderr once a second; the
+the --server's listening port, or --pid). Progress goes to stderr once a second; the
 report to stdout (text or JSON), optionally also to --json-out and --html-out files.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client("bench")
+			if err != nil {
+				return err
+			}
+			o.Target, o.Token = c.BaseURL(), cf.token
 			if buckets != "" {
 				b, err := bench.ParseBuckets(buckets)
 				if err != nil {
@@ -53,6 +59,7 @@ report to stdout (text or JSON), optionally also to --json-out and --html-out fi
 				o.Progress = cmd.ErrOrStderr()
 			}
 			rep, runErr := bench.Run(cmd.Context(), args[0], o)
+			runErr = cf.explain(runErr)
 			if rep == nil {
 				return runErr
 			}
@@ -62,8 +69,8 @@ report to stdout (text or JSON), optionally also to --json-out and --html-out fi
 			return runErr
 		},
 	}
+	cf = addClientFlags(cmd)
 	f := cmd.Flags()
-	f.StringVar(&o.Target, "target", "http://127.0.0.1:9000", "base URL of the server")
 	f.IntVar(&o.PID, "pid", 0, "server process for CPU/RSS (0: find by port if local, -1: off)")
 	f.DurationVar(&o.Duration, "duration", 10*time.Second, "measured window (idle: how long connections are held)")
 	f.DurationVar(&o.Warmup, "warmup", time.Second, "load before the window opens")

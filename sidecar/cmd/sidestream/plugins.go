@@ -2,19 +2,16 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/pluginhost"
 )
 
@@ -25,17 +22,21 @@ func newPluginsCommand() *cobra.Command {
 }
 
 func newPluginsListCommand() *cobra.Command {
-	var server string
+	var cf *clientFlags
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "Show the plugins of a running sidecar: state, pid, restarts, instances",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
-			defer cancel()
-			plugins, err := fetchPlugins(ctx, strings.TrimRight(server, "/")+"/api/v1/plugins")
+			c, err := cf.client("plugins")
 			if err != nil {
 				return err
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			defer cancel()
+			plugins, err := c.Plugins(ctx)
+			if err != nil {
+				return cf.explain(err)
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tVERSION\tSTATE\tPID\tRESTARTS\tINSTANCES\tLAST ERROR")
@@ -45,32 +46,8 @@ func newPluginsListCommand() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&server, "server", "http://127.0.0.1:9000", "base URL of the sidecar")
+	cf = addClientFlags(cmd)
 	return cmd
-}
-
-func fetchPlugins(ctx context.Context, url string) ([]api.Plugin, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("reach the sidecar: %w", err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, strings.TrimSpace(string(raw)))
-	}
-	var body api.Items[api.Plugin]
-	if err := json.Unmarshal(raw, &body); err != nil {
-		return nil, fmt.Errorf("GET %s: unexpected answer: %w", url, err)
-	}
-	return body.Items, nil
 }
 
 func newPluginsVerifyCommand() *cobra.Command {

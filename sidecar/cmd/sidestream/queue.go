@@ -25,37 +25,45 @@ func newQueueCommand() *cobra.Command {
 	}
 	var t queueclient.Target
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&t.URL, "url", "http://127.0.0.1:9000", "sidestream server")
 	pf.StringVar(&t.Queue, "queue", "default", "queue name")
 	pf.StringVar(&t.Project, "project", "", "X-Project-Id (tenant); defaults to the token's tenant")
-	pf.StringVar(&t.Token, "token", os.Getenv("SIDESTREAM_TOKEN"), "bearer token (default $SIDESTREAM_TOKEN)")
 	pf.StringVar(&t.ClientID, "client-id", "", "Client-ID UUID (default: a new one)")
 	cmd.AddCommand(newProduceCommand(&t), newConsumeCommand(&t))
 	return cmd
+}
+
+// queueTarget completes t with the server, token and client id to use.
+func queueTarget(t queueclient.Target, cf *clientFlags) (queueclient.Target, error) {
+	c, err := cf.client("queue")
+	if err != nil {
+		return t, err
+	}
+	t.URL, t.Token = c.BaseURL(), cf.token
+	if t.ClientID == "" {
+		t.ClientID = uuid.NewString()
+	}
+	return t, nil
 }
 
 func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 }
 
-func fillClientID(t *queueclient.Target) {
-	if t.ClientID == "" {
-		t.ClientID = uuid.NewString()
-	}
-}
-
 func newProduceCommand(t *queueclient.Target) *cobra.Command {
 	var (
 		o    queueclient.ProduceOptions
 		body string
+		cf   *clientFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "produce",
 		Short: "Post messages in batches; each counts once the server acknowledged it durably",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fillClientID(t)
-			o.Target = *t
+			var err error
+			if o.Target, err = queueTarget(*t, cf); err != nil {
+				return err
+			}
 			if body != "" {
 				if !json.Valid([]byte(body)) {
 					return fmt.Errorf("--body must be JSON")
@@ -70,9 +78,10 @@ func newProduceCommand(t *queueclient.Target) *cobra.Command {
 			if ctx.Err() != nil && cmd.Context().Err() == nil {
 				return nil // interrupted by a signal: the summary is the answer
 			}
-			return err
+			return cf.explain(err)
 		},
 	}
+	cf = addClientFlags(cmd)
 	f := cmd.Flags()
 	f.IntVar(&o.Count, "count", 1000, "messages to post")
 	f.IntVar(&o.Batch, "batch", 10, "messages per post")
@@ -88,14 +97,17 @@ func newConsumeCommand(t *queueclient.Target) *cobra.Command {
 		o        queueclient.ConsumeOptions
 		duration time.Duration
 		print    bool
+		cf       *clientFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "consume",
 		Short: "Subscribe to a queue: messages arrive claimed; --ack deletes each with its claim",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fillClientID(t)
-			o.Target = *t
+			var err error
+			if o.Target, err = queueTarget(*t, cf); err != nil {
+				return err
+			}
 			ctx, cancel := signalContext(cmd)
 			defer cancel()
 			if duration > 0 {
@@ -118,9 +130,10 @@ func newConsumeCommand(t *queueclient.Target) *cobra.Command {
 			if ctx.Err() != nil && cmd.Context().Err() == nil {
 				return nil // stopped by --duration or a signal
 			}
-			return err
+			return cf.explain(err)
 		},
 	}
+	cf = addClientFlags(cmd)
 	f := cmd.Flags()
 	f.IntVar(&o.Count, "count", 0, "stop after this many messages (0: until interrupted)")
 	f.DurationVar(&duration, "duration", 0, "stop after this long (0: no limit)")

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 
@@ -20,11 +19,10 @@ import (
 
 // tailOptions are the flags of sidestream tail.
 type tailOptions struct {
-	server    string
+	*clientFlags
 	transport string
 	after     uint64
 	output    string
-	token     string
 	maxWait   time.Duration
 }
 
@@ -45,12 +43,11 @@ func newTailCommand() *cobra.Command {
 			return runTail(cmd, args[0], o, cmd.Flags().Changed("after"))
 		},
 	}
+	o.clientFlags = addClientFlags(cmd)
 	f := cmd.Flags()
-	f.StringVar(&o.server, "server", "http://127.0.0.1:9000", "sidestream server a STREAM name is resolved against")
 	f.StringVar(&o.transport, "transport", "sse", "sse or ws")
 	f.Uint64Var(&o.after, "after", 0, "start after this seq (0: from the oldest event kept)")
 	f.StringVar(&o.output, "output", "raw", "raw (data per line) or json (one envelope per line)")
-	f.StringVar(&o.token, "token", "", "bearer token (default $SIDESTREAM_TOKEN)")
 	f.DurationVar(&o.maxWait, "max-backoff", 5*time.Second, "longest wait between reconnects")
 	return cmd
 }
@@ -65,15 +62,12 @@ func runTail(cmd *cobra.Command, target string, o tailOptions, afterSet bool) er
 	if o.maxWait <= 0 {
 		return fmt.Errorf("--max-backoff must be positive")
 	}
-	if o.token == "" {
-		o.token = os.Getenv("SIDESTREAM_TOKEN")
-	}
 	isURL := strings.Contains(target, "://")
-	base := o.server
+	o.resolve()
 	if isURL {
-		base = urlOrigin(target)
+		o.server = urlOrigin(target) // the URL names its server
 	}
-	c, err := apiclient.New(base, apiclient.WithToken(o.token), apiclient.WithUserAgent("sidestream-tail/"+version))
+	c, err := o.client("tail")
 	if err != nil {
 		return err
 	}
@@ -102,7 +96,7 @@ func runTail(cmd *cobra.Command, target string, o tailOptions, afterSet bool) er
 	if errors.Is(err, context.Canceled) {
 		return nil // SIGINT: a normal end
 	}
-	return err
+	return o.explain(err)
 }
 
 // urlOrigin is scheme://host of a stream URL (the client's base).

@@ -226,13 +226,11 @@ func (s *system) startQueues(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// config.Default holds Zaqar's minimums, so these are the values in
+	// force and the ones config print shows.
 	limits := queue.DefaultLimits()
-	if d := time.Duration(s.cfg.Queues.MinMessageTTL); d > 0 {
-		limits.MinMessageTTL = d
-	}
-	if d := time.Duration(s.cfg.Queues.MinClaimTTL); d > 0 {
-		limits.MinClaimTTL = d
-	}
+	limits.MinMessageTTL = time.Duration(s.cfg.Queues.MinMessageTTL)
+	limits.MinClaimTTL = time.Duration(s.cfg.Queues.MinClaimTTL)
 	s.queue = queue.NewService(driver, queue.Options{Limits: limits}, s.log.With("component", "queues"))
 	s.push("queues", s.queue.Close)
 	return nil

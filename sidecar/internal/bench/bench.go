@@ -15,12 +15,15 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sidestream/sidestream/sidecar/apiclient"
 )
 
 // Errors of the package.
@@ -35,6 +38,9 @@ var (
 type Options struct {
 	// Target is the server's base URL (default http://127.0.0.1:9000).
 	Target string
+	// Token is sent as "Authorization: Bearer" on every request and
+	// connection when the server has auth on.
+	Token string
 	// PID is the server process; 0 finds it by the target's port when
 	// the target is on this machine, -1 disables process stats.
 	PID int
@@ -128,9 +134,14 @@ func Run(ctx context.Context, name string, o Options) (*Report, error) {
 type env struct {
 	o    Options
 	log  *slog.Logger
-	base *url.URL
 	host string // host:port to dial
 	pid  int
+	// api makes the setup calls (create and delete emitters, read state).
+	api *apiclient.Client
+	// auth is the Authorization header line of the raw clients, or "";
+	// header carries it on WebSocket handshakes.
+	auth   string
+	header http.Header
 
 	ops, errs, lost, dups, conns atomic.Int64
 	// opsSrc are live counts kept elsewhere (queue consumers' acks) that
@@ -184,7 +195,7 @@ type window struct {
 
 func newEnv(name string, o Options) (*env, error) {
 	if o.Target == "" {
-		o.Target = "http://127.0.0.1:9000"
+		o.Target = apiclient.DefaultServer
 	}
 	u, err := url.Parse(o.Target)
 	if err != nil || (u.Scheme != "http") || u.Host == "" {
@@ -212,8 +223,17 @@ func newEnv(name string, o Options) (*env, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	e := &env{o: o, log: log, base: u, host: host, errSamples: map[string]int{},
+	api, err := apiclient.New(o.Target, apiclient.WithToken(o.Token), apiclient.WithUserAgent("sidestream-bench"),
+		apiclient.WithHTTPClient(&http.Client{Timeout: 30 * time.Second}))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
+	}
+	e := &env{o: o, log: log, host: host, api: api, errSamples: map[string]int{},
 		rep: &Report{Scenario: name, Target: o.Target, Params: map[string]any{}, Started: time.Now().UTC(), Metrics: map[string]float64{}}}
+	if o.Token != "" {
+		e.auth = "Authorization: Bearer " + o.Token + "\r\n"
+		e.header = http.Header{"Authorization": {"Bearer " + o.Token}}
+	}
 	e.pid = o.PID
 	if e.pid == 0 && isLocal(u.Hostname()) {
 		_, ps, _ := net.SplitHostPort(host)

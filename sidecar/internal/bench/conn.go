@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"time"
@@ -65,7 +64,7 @@ func (e *env) openHTTP(ctx context.Context) (*httpConn, error) {
 
 // request builds a GET or POST request with no body.
 func (e *env) request(method, target string) []byte {
-	return []byte(method + " " + target + " HTTP/1.1\r\nHost: " + e.host + "\r\nContent-Length: 0\r\n\r\n")
+	return []byte(method + " " + target + " HTTP/1.1\r\nHost: " + e.host + "\r\n" + e.auth + "Content-Length: 0\r\n\r\n")
 }
 
 // do sends req and reads the response; body is valid until the next do.
@@ -142,67 +141,16 @@ func readHead(br *bufio.Reader) (int, head, error) {
 }
 
 // api is the plain net/http client for setup calls (create, delete).
-var (
-	apiOnce   sync.Once
-	apiClient *http.Client
-)
-
-func (e *env) api() *http.Client {
-	apiOnce.Do(func() { apiClient = &http.Client{Timeout: 30 * time.Second} })
-	return apiClient
-}
-
-// call sends a JSON request and decodes a JSON answer into out (may be nil).
-func (e *env) call(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return fmt.Errorf("encode %s %s: %w", method, path, err)
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, e.base.String()+path, body)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := e.api().Do(req)
-	if err != nil {
-		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("%s %s: read: %w", method, path, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("%w: %s %s: %d %s", ErrStatus, method, path, resp.StatusCode, bytes.TrimSpace(b))
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("%s %s: decode %q: %w", method, path, b, err)
-		}
-	}
-	return nil
-}
-
 // createEmitter creates an emitter of kind with config and no persisted
 // history, and returns its id.
 func (e *env) createEmitter(ctx context.Context, kind string, config any) (string, error) {
-	cfg, err := json.Marshal(config)
+	raw, err := json.Marshal(config)
 	if err != nil {
-		return "", fmt.Errorf("%s config: %w", kind, err)
+		return "", fmt.Errorf("encode %s config: %w", kind, err)
 	}
 	persist := false
-	in := api.CreateEmitter{Kind: kind, Config: cfg, Retention: &api.RetentionRequest{Persist: &persist}}
-	var out api.Emitter
-	if err := e.call(ctx, http.MethodPost, "/api/v1/emitters", in, &out); err != nil {
-		return "", err
-	}
-	return out.ID, nil
+	em, err := e.api.CreateEmitter(ctx, api.CreateEmitter{Kind: kind, Config: raw, Retention: &api.RetentionRequest{Persist: &persist}})
+	return em.ID, err
 }
 
 // deleteEmitter removes an emitter the run created; it runs after the
@@ -210,7 +158,7 @@ func (e *env) createEmitter(ctx context.Context, kind string, config any) (strin
 func (e *env) deleteEmitter(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := e.call(ctx, http.MethodDelete, "/api/v1/emitters/"+id, nil, nil); err != nil {
+	if err := e.api.DeleteEmitter(ctx, id); err != nil {
 		e.note("cleanup: " + err.Error())
 	}
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
-
-	"github.com/sidestream/sidestream/sidecar/api"
 )
 
 // runFib is the pexservice scenario: /fib/next at concurrency C. Every
@@ -16,8 +14,8 @@ func runFib(ctx context.Context, e *env) error {
 	e.rep.OpsUnit = "requests"
 	e.param("concurrency", conc)
 	e.param("duration", e.o.Duration.String())
-	var before, after api.FibState
-	if err := e.call(ctx, http.MethodGet, "/fib/current", nil, &before); err != nil {
+	before, err := e.api.Fib(ctx, "current")
+	if err != nil {
 		return err
 	}
 	positions := make([][]uint64, conc)
@@ -37,7 +35,8 @@ func runFib(ctx context.Context, e *env) error {
 	if err := l.run(ctx); err != nil {
 		return err
 	}
-	if err := e.call(ctx, http.MethodGet, "/fib/current", nil, &after); err != nil {
+	after, err := e.api.Fib(ctx, "current")
+	if err != nil {
 		return err
 	}
 	var all []uint64

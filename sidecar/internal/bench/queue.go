@@ -48,7 +48,7 @@ func runQueue(ctx context.Context, e *env) error {
 	e.param("batch", q.batch)
 	e.param("ack_max", orInt(e.o.AckMax, queueclient.DefaultAckMax))
 	e.param("duration", e.o.Duration.String())
-	q.tg = queueclient.Target{URL: e.o.Target, Queue: "bench-" + runID(), Project: "bench", ClientID: uuid.NewString()}
+	q.tg = queueclient.Target{URL: e.o.Target, Token: e.o.Token, Queue: "bench-" + runID(), Project: "bench", ClientID: uuid.NewString()}
 	q.hpost, q.hdel = e.hist("post"), e.hist("delivery")
 	for i := range q.seen {
 		q.seen[i].m = map[[2]uint64]struct{}{}

@@ -27,7 +27,7 @@ func (e *env) openSSE(ctx context.Context, path string) (*sseConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + e.host + "\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + e.host + "\r\n" + e.auth + "Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
 	stop := closeOnDone(ctx, c)
 	if _, err := c.Write([]byte(req)); err != nil {
 		stop()

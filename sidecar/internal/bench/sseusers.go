@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -18,12 +17,12 @@ func runSSEUsers(ctx context.Context, e *env) error {
 	e.param("users", users)
 	e.param("events", events)
 	e.param("rate", rate)
-	var created api.Created
-	if err := e.call(ctx, http.MethodPut, "/log", api.LogRequest{Source: "synthetic", Rate: &rate}, &created); err != nil {
+	id, err := e.api.CreateLog(ctx, api.LogRequest{Source: "synthetic", Rate: &rate})
+	if err != nil {
 		return err
 	}
-	defer e.deleteEmitter(created.ID)
-	path := "/sse/log/" + created.ID
+	defer e.deleteEmitter(id)
+	path := "/sse/log/" + id
 	// Each user needs events/rate seconds of stream once connected.
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Duration(float64(events)/rate*float64(time.Second))+2*time.Minute)
 	defer cancel()
@@ -39,7 +38,7 @@ func runSSEUsers(ctx context.Context, e *env) error {
 	defer p.close()
 	e.openWindow()
 	start := time.Now()
-	err := e.connectAll(ctx, users, func(_ context.Context, i int) error {
+	err = e.connectAll(ctx, users, func(_ context.Context, i int) error {
 		connected := time.Now()
 		wg.Add(1)
 		err := p.add("sse", path, &consumer{e: e, key: i, h: h, ops: &e.ops}, int64(events), nil, func(err error) {

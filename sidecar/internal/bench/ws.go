@@ -30,7 +30,7 @@ type wsConn struct {
 // openWS performs the opening handshake on path. The connection closes
 // when ctx ends.
 func (e *env) openWS(ctx context.Context, path string) (*wsConn, error) {
-	conn, err := wire.DialWS(ctx, "ws://"+e.host+path, wire.DialOptions{DialContext: e.dialContext, WriteBufferPool: wsWritePool})
+	conn, err := wire.DialWS(ctx, "ws://"+e.host+path, wire.DialOptions{Header: e.header, DialContext: e.dialContext, WriteBufferPool: wsWritePool})
 	var he *wire.HandshakeError
 	switch {
 	case errors.As(err, &he):

@@ -1,6 +1,9 @@
 // Package config is sidestream's one typed configuration: defaults, then a
 // YAML file, then SIDESTREAM_* environment variables, then flags (each
 // wins over the ones before it). Every validation error names its field.
+// The struct tags of Config declare each key once; flags, environment
+// names, `config print`, the JSON Schema, the example file and the README
+// table are derived from them (keys.go, flags.go, docs.go).
 package config
 
 import (
@@ -11,32 +14,42 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/sidestream/sidestream/core/queue"
 )
 
 // Config is the effective configuration of `sidestream serve`.
+//
+// Its struct tags are the one declaration of every key: `yaml` names the
+// file key (and, upper-cased with dots as underscores after SIDESTREAM_,
+// the environment variable), `flag` the command-line flag, `help` the
+// text of flag, README table, JSON Schema and example file, `unset` what
+// a zero value means, `secret` that the value is redacted when printed,
+// `enum` the accepted values, `example` the value the example file shows,
+// `env` a standard variable read before SIDESTREAM_* and `sep` a list's
+// separator in flags and environment. Everything else is derived (keys.go).
 type Config struct {
-	Listen    string   `yaml:"listen"`
-	DataDir   string   `yaml:"data_dir"`
-	PluginDir string   `yaml:"plugin_dir"`
-	LogRoots  []string `yaml:"log_roots"`
+	Listen    string   `yaml:"listen" flag:"listen" help:"HTTP address; a non-loopback address is refused unless auth is configured or insecure is set"`
+	DataDir   string   `yaml:"data_dir" flag:"data-dir" example:"/var/lib/sidestream" help:"directory of sidestream.db (bbolt) and its write-ahead journal sidestream.db.journal; back up both, or stop the server first"`
+	PluginDir string   `yaml:"plugin_dir" flag:"plugin-dir" unset:"none" help:"directory of external plugins listed in manifest.json, each binary pinned by sha256"`
+	LogRoots  []string `yaml:"log_roots" flag:"log-root" sep:"path" unset:"none" example:"/var/log/guests" help:"directories the log emitter may read files under (flag repeatable, variable separated by the path list separator)"`
 	// Insecure allows a non-loopback listen address without auth.
-	Insecure bool `yaml:"insecure"`
+	Insecure bool `yaml:"insecure" flag:"insecure" help:"allow listening on a non-loopback address without auth"`
 	// DebugListen, if set, serves Go's pprof profiles on this loopback
 	// address (e.g. 127.0.0.1:6060) for profiling under load.
-	DebugListen string   `yaml:"debug_listen"`
-	LogFormat   string   `yaml:"log_format"`
-	LogLevel    string   `yaml:"log_level"`
-	Heartbeat   Duration `yaml:"heartbeat"`
+	DebugListen string   `yaml:"debug_listen" flag:"debug-listen" unset:"off" help:"serve pprof profiles on this loopback address (e.g. 127.0.0.1:6060)"`
+	LogFormat   string   `yaml:"log_format" flag:"log-format" enum:"json,text" help:"format of the sidecar's logs (plugin logs are re-emitted with plugin=NAME)"`
+	LogLevel    string   `yaml:"log_level" flag:"log-level" enum:"debug,info,warn,error" help:"lowest level logged"`
+	Heartbeat   Duration `yaml:"heartbeat" flag:"heartbeat" help:"SSE heartbeat comment and WebSocket ping interval"`
 	// ShutdownTimeout bounds the drain on SIGTERM.
-	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	ShutdownTimeout Duration `yaml:"shutdown_timeout" flag:"shutdown-timeout" help:"how long SIGTERM may drain before exiting"`
 	// PluginStartTimeout bounds a plugin's handshake.
-	PluginStartTimeout Duration `yaml:"plugin_start_timeout"`
-	MaxBodyBytes       int64    `yaml:"max_body_bytes"`
+	PluginStartTimeout Duration `yaml:"plugin_start_timeout" flag:"plugin-start-timeout" help:"how long a plugin may take to start"`
+	MaxBodyBytes       int64    `yaml:"max_body_bytes" flag:"max-body-bytes" help:"largest request body accepted (413 beyond)"`
 
 	Telemetry Telemetry `yaml:"telemetry"`
 	Auth      Auth      `yaml:"auth"`
@@ -48,43 +61,44 @@ type Config struct {
 // runs alone: no NATS at all.
 type Cluster struct {
 	// Name of the embedded NATS cluster; setting it turns cluster mode on.
-	Name string `yaml:"name"`
+	Name string `yaml:"name" flag:"cluster-name" unset:"no cluster" help:"join nodes in an embedded NATS cluster of this name (turns cluster mode on)"`
 	// NodeName is this node's unique name in the cluster (default: the
 	// host name).
-	NodeName string `yaml:"node_name"`
+	NodeName string `yaml:"node_name" flag:"node-name" unset:"the host name" help:"this node's unique name in the cluster"`
 	// Listen is the embedded NATS server's route address (host:port).
-	Listen string `yaml:"listen"`
+	Listen string `yaml:"listen" flag:"cluster-listen" unset:"a random loopback port (no other node can route to it)" help:"route address of the embedded NATS server (e.g. 0.0.0.0:6222)"`
 	// Routes are the other nodes' route URLs (nats-route://host:port).
-	Routes []string `yaml:"routes"`
+	Routes []string `yaml:"routes" flag:"cluster-routes" sep:"," unset:"none" help:"comma-separated route URLs of the other nodes (nats-route://host:6222)"`
 	// NATSListen, if set, also serves NATS clients on this address (for
 	// the nats CLI); the node itself connects in-process.
-	NATSListen string `yaml:"nats_listen"`
+	NATSListen string `yaml:"nats_listen" flag:"nats-listen" unset:"a random loopback port" help:"also serve NATS clients on this address (the node itself connects in-process)"`
 	// NATSURL joins an external NATS cluster instead of embedding a
 	// server (comma-separated URLs); NATSCreds and NATSTLS* authenticate.
-	NATSURL     string `yaml:"nats_url"`
-	NATSCreds   string `yaml:"nats_creds"`
-	NATSTLSCA   string `yaml:"nats_tls_ca"`
-	NATSTLSCert string `yaml:"nats_tls_cert"`
-	NATSTLSKey  string `yaml:"nats_tls_key"`
+	NATSURL     string `yaml:"nats_url" flag:"nats-url" unset:"none" help:"join an external NATS cluster at these comma-separated URLs instead of embedding one"`
+	NATSCreds   string `yaml:"nats_creds" flag:"nats-creds" unset:"none" help:"NATS credentials file for nats_url"`
+	NATSTLSCA   string `yaml:"nats_tls_ca" flag:"nats-tls-ca" unset:"none" help:"CA file to verify the external NATS servers"`
+	NATSTLSCert string `yaml:"nats_tls_cert" flag:"nats-tls-cert" unset:"none" help:"client certificate file for the external NATS servers"`
+	NATSTLSKey  string `yaml:"nats_tls_key" flag:"nats-tls-key" unset:"none" help:"client key file for the external NATS servers"`
 	// Advertise is the HTTP URL other nodes and clients are told about
 	// (default: http:// + listen).
-	Advertise string `yaml:"advertise"`
+	Advertise string `yaml:"advertise" flag:"advertise" unset:"http:// + listen" help:"HTTP URL other nodes and clients are told about"`
 	// Replicas of the JetStream streams and buckets (0: 1 for one or two
 	// nodes, 3 from three).
-	Replicas int `yaml:"replicas"`
+	Replicas int `yaml:"replicas" flag:"cluster-replicas" unset:"automatic (1 for one or two nodes, 3 from three)" help:"JetStream replicas of streams and buckets, 0 to 5"`
 }
 
 // Enabled reports whether the node joins a cluster.
 func (c Cluster) Enabled() bool { return c.Name != "" || c.NATSURL != "" }
 
-// Queues tunes the Zaqar-style queues. Zero durations keep Zaqar's limits
-// (60s minimum message ttl and claim ttl); lower them for tests and demos.
+// Queues tunes the Zaqar-style queues. The minimum ttls default to
+// Zaqar's (core/queue.DefaultLimits); lower them for tests and demos.
 type Queues struct {
-	MinMessageTTL Duration `yaml:"min_message_ttl"`
-	MinClaimTTL   Duration `yaml:"min_claim_ttl"`
+	MinMessageTTL Duration `yaml:"min_message_ttl" flag:"queue-min-message-ttl" help:"lowest message ttl queues accept (Zaqar's bound; lower it for demos and tests)"`
+	MinClaimTTL   Duration `yaml:"min_claim_ttl" flag:"queue-min-claim-ttl" help:"lowest claim ttl queues accept (Zaqar's bound; lower it for demos and tests)"`
 	// Driver stores the queues: "bolt" (the local file) or "jetstream"
-	// (shared by the cluster). Empty: jetstream in cluster mode, else bolt.
-	Driver string `yaml:"driver"`
+	// (shared by the cluster). Load resolves empty to jetstream in
+	// cluster mode, else bolt.
+	Driver string `yaml:"driver" flag:"queue-driver" enum:"bolt,jetstream" unset:"jetstream in cluster mode, else bolt" example:"bolt" help:"where queues live"`
 }
 
 // Telemetry configures traces (metrics are always on at /metrics). The
@@ -94,31 +108,31 @@ type Queues struct {
 type Telemetry struct {
 	// OTLPEndpoint enables OTLP/gRPC trace export (e.g.
 	// http://otel-collector:4317); empty means no traces are exported.
-	OTLPEndpoint string `yaml:"otlp_endpoint"`
+	OTLPEndpoint string `yaml:"otlp_endpoint" flag:"otlp-endpoint" env:"OTEL_EXPORTER_OTLP_ENDPOINT" unset:"no traces" help:"export traces over OTLP/gRPC to this http(s) URL; metrics are always at /metrics"`
 	// OTLPHeaders are sent with every export, often credentials.
-	OTLPHeaders map[string]string `yaml:"otlp_headers,omitempty" secret:"true"`
-	ServiceName string            `yaml:"service_name"`
+	OTLPHeaders map[string]string `yaml:"otlp_headers,omitempty" env:"OTEL_EXPORTER_OTLP_HEADERS" secret:"true" unset:"none" example:"authorization=Bearer <token>" help:"headers sent with every export, often credentials (variable syntax k1=v1,k2=v2)"`
+	ServiceName string            `yaml:"service_name" env:"OTEL_SERVICE_NAME" help:"service.name of traces"`
 	// TraceSampleRatio is the fraction of new traces kept, in (0, 1].
-	TraceSampleRatio float64 `yaml:"trace_sample_ratio"`
+	TraceSampleRatio float64 `yaml:"trace_sample_ratio" help:"fraction of new traces kept, in (0, 1]"`
 }
 
 // Auth configures bearer tokens. Any of its sources turns auth on.
 type Auth struct {
 	// TokenFile holds static tokens (the file's contents are secret, its
 	// path is not).
-	TokenFile string `yaml:"token_file"`
+	TokenFile string `yaml:"token_file" flag:"auth-token-file" unset:"none" help:"file of static bearer tokens carrying tenant and scopes; any auth source turns auth on"`
 	// JWTSecret is an inline HS256 key (usually from
 	// SIDESTREAM_AUTH_JWT_SECRET); JWTSecretFile a file holding one.
-	JWTSecret     string `yaml:"jwt_secret" secret:"true"`
-	JWTSecretFile string `yaml:"jwt_secret_file"`
+	JWTSecret     string `yaml:"jwt_secret" secret:"true" unset:"none" help:"inline HS256 key of JWTs, at least 32 bytes (prefer the variable to the file)"`
+	JWTSecretFile string `yaml:"jwt_secret_file" unset:"none" help:"file holding the HS256 key of JWTs"`
 	// JWTPublicKeyFile is a PEM RS256 public key; JWKSFile a JSON Web Key Set.
-	JWTPublicKeyFile string `yaml:"jwt_public_key_file"`
-	JWKSFile         string `yaml:"jwks_file"`
+	JWTPublicKeyFile string `yaml:"jwt_public_key_file" unset:"none" help:"PEM public key of RS256 JWTs"`
+	JWKSFile         string `yaml:"jwks_file" unset:"none" help:"JSON Web Key Set file of RS256 JWTs"`
 	// Issuer and Audience, when set, must match a JWT's iss and aud;
 	// TenantClaim names the claim holding the tenant.
-	Issuer      string `yaml:"issuer"`
-	Audience    string `yaml:"audience"`
-	TenantClaim string `yaml:"tenant_claim"`
+	Issuer      string `yaml:"issuer" unset:"any" help:"iss a JWT must carry"`
+	Audience    string `yaml:"audience" unset:"any" help:"aud a JWT must carry"`
+	TenantClaim string `yaml:"tenant_claim" help:"JWT claim holding the tenant (project_id is read when it is absent)"`
 }
 
 // Enabled reports whether any token source is configured.
@@ -158,8 +172,10 @@ func (d *Duration) Set(s string) error {
 // Type implements pflag.Value.
 func (d *Duration) Type() string { return "duration" }
 
-// Default returns the configuration used with no file, env or flags.
+// Default returns the configuration used with no file, env or flags: the
+// values in force, so `config print` shows what the server enforces.
 func Default() Config {
+	limits := queue.DefaultLimits()
 	return Config{
 		Listen:             "127.0.0.1:9000",
 		DataDir:            "data",
@@ -170,6 +186,8 @@ func Default() Config {
 		PluginStartTimeout: Duration(10 * time.Second),
 		MaxBodyBytes:       1 << 20,
 		Telemetry:          Telemetry{ServiceName: "sidestream", TraceSampleRatio: 1},
+		Auth:               Auth{TenantClaim: "tenant"},
+		Queues:             Queues{MinMessageTTL: Duration(limits.MinMessageTTL), MinClaimTTL: Duration(limits.MinClaimTTL)},
 	}
 }
 
@@ -197,208 +215,6 @@ func (c *Config) LoadFile(path string) error {
 	return nil
 }
 
-// Keys are every settable key, as in YAML; nested ones are dotted
-// ("telemetry.otlp_endpoint"). Their variables are SIDESTREAM_ + the key in
-// upper case with dots as underscores (SIDESTREAM_TELEMETRY_OTLP_ENDPOINT).
-var Keys = []string{"listen", "data_dir", "plugin_dir", "log_roots", "insecure", "debug_listen", "log_format",
-	"log_level", "heartbeat", "shutdown_timeout", "plugin_start_timeout", "max_body_bytes",
-	"telemetry.otlp_endpoint", "telemetry.otlp_headers", "telemetry.service_name", "telemetry.trace_sample_ratio",
-	"auth.token_file", "auth.jwt_secret", "auth.jwt_secret_file", "auth.jwt_public_key_file", "auth.jwks_file",
-	"auth.issuer", "auth.audience", "auth.tenant_claim",
-	"queues.min_message_ttl", "queues.min_claim_ttl", "queues.driver",
-	"cluster.name", "cluster.node_name", "cluster.listen", "cluster.routes", "cluster.nats_listen",
-	"cluster.nats_url", "cluster.nats_creds", "cluster.nats_tls_ca", "cluster.nats_tls_cert", "cluster.nats_tls_key",
-	"cluster.advertise", "cluster.replicas"}
-
-// otelEnv are the standard OpenTelemetry variables, applied before the
-// SIDESTREAM_* ones so that the more specific name wins.
-var otelEnv = []struct{ name, key string }{
-	{"OTEL_EXPORTER_OTLP_ENDPOINT", "telemetry.otlp_endpoint"},
-	{"OTEL_EXPORTER_OTLP_HEADERS", "telemetry.otlp_headers"},
-	{"OTEL_SERVICE_NAME", "telemetry.service_name"},
-}
-
-// EnvName is the environment variable of a key.
-func EnvName(key string) string {
-	return "SIDESTREAM_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
-}
-
-// LoadEnv applies OTEL_* and then SIDESTREAM_<KEY> variables.
-// SIDESTREAM_LOG_ROOTS is a list separated by the OS path list separator;
-// header variables are "k1=v1,k2=v2" as OTel specifies.
-func (c *Config) LoadEnv(lookup func(string) (string, bool)) error {
-	for _, e := range otelEnv {
-		if v, ok := lookup(e.name); ok && v != "" {
-			if err := c.Set(e.key, v); err != nil {
-				return fmt.Errorf("%s: %w", e.name, err)
-			}
-		}
-	}
-	for _, key := range Keys {
-		name := EnvName(key)
-		v, ok := lookup(name)
-		if !ok {
-			continue
-		}
-		if err := c.Set(key, v); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-	}
-	return nil
-}
-
-// Set assigns one field by its YAML key from a string.
-func (c *Config) Set(key, v string) error {
-	var err error
-	switch key {
-	case "listen":
-		c.Listen = v
-	case "data_dir":
-		c.DataDir = v
-	case "plugin_dir":
-		c.PluginDir = v
-	case "log_roots":
-		c.LogRoots = splitList(v)
-	case "insecure":
-		c.Insecure, err = strconv.ParseBool(v)
-	case "debug_listen":
-		c.DebugListen = v
-	case "log_format":
-		c.LogFormat = v
-	case "log_level":
-		c.LogLevel = v
-	case "heartbeat":
-		err = c.Heartbeat.Set(v)
-	case "shutdown_timeout":
-		err = c.ShutdownTimeout.Set(v)
-	case "plugin_start_timeout":
-		err = c.PluginStartTimeout.Set(v)
-	case "max_body_bytes":
-		c.MaxBodyBytes, err = strconv.ParseInt(v, 10, 64)
-	default:
-		return c.setNested(key, v)
-	}
-	if err != nil {
-		return &FieldError{key, err.Error()}
-	}
-	return nil
-}
-
-func (c *Config) setNested(key, v string) error {
-	var err error
-	switch key {
-	case "telemetry.otlp_endpoint":
-		c.Telemetry.OTLPEndpoint = v
-	case "telemetry.otlp_headers":
-		c.Telemetry.OTLPHeaders, err = parseHeaders(v)
-	case "telemetry.service_name":
-		c.Telemetry.ServiceName = v
-	case "telemetry.trace_sample_ratio":
-		c.Telemetry.TraceSampleRatio, err = strconv.ParseFloat(v, 64)
-	case "auth.token_file":
-		c.Auth.TokenFile = v
-	case "auth.jwt_secret":
-		c.Auth.JWTSecret = v
-	case "auth.jwt_secret_file":
-		c.Auth.JWTSecretFile = v
-	case "auth.jwt_public_key_file":
-		c.Auth.JWTPublicKeyFile = v
-	case "auth.issuer":
-		c.Auth.Issuer = v
-	case "auth.audience":
-		c.Auth.Audience = v
-	case "auth.tenant_claim":
-		c.Auth.TenantClaim = v
-	case "auth.jwks_file":
-		c.Auth.JWKSFile = v
-	case "queues.min_message_ttl":
-		err = c.Queues.MinMessageTTL.Set(v)
-	case "queues.min_claim_ttl":
-		err = c.Queues.MinClaimTTL.Set(v)
-	case "queues.driver":
-		c.Queues.Driver = v
-	default:
-		return c.setCluster(key, v)
-	}
-	if err != nil {
-		return &FieldError{key, err.Error()}
-	}
-	return nil
-}
-
-func (c *Config) setCluster(key, v string) error {
-	var err error
-	switch key {
-	case "cluster.name":
-		c.Cluster.Name = v
-	case "cluster.node_name":
-		c.Cluster.NodeName = v
-	case "cluster.listen":
-		c.Cluster.Listen = v
-	case "cluster.routes":
-		c.Cluster.Routes = splitComma(v)
-	case "cluster.nats_listen":
-		c.Cluster.NATSListen = v
-	case "cluster.nats_url":
-		c.Cluster.NATSURL = v
-	case "cluster.nats_creds":
-		c.Cluster.NATSCreds = v
-	case "cluster.nats_tls_ca":
-		c.Cluster.NATSTLSCA = v
-	case "cluster.nats_tls_cert":
-		c.Cluster.NATSTLSCert = v
-	case "cluster.nats_tls_key":
-		c.Cluster.NATSTLSKey = v
-	case "cluster.advertise":
-		c.Cluster.Advertise = v
-	case "cluster.replicas":
-		c.Cluster.Replicas, err = strconv.Atoi(v)
-	default:
-		return &FieldError{key, "unknown key"}
-	}
-	if err != nil {
-		return &FieldError{key, err.Error()}
-	}
-	return nil
-}
-
-// parseHeaders reads "k1=v1,k2=v2" (OTEL_EXPORTER_OTLP_HEADERS syntax).
-// The error never quotes a value: values are usually credentials.
-func parseHeaders(v string) (map[string]string, error) {
-	out := map[string]string{}
-	for i, part := range strings.Split(v, ",") {
-		if strings.TrimSpace(part) == "" {
-			continue
-		}
-		k, val, ok := strings.Cut(part, "=")
-		if k = strings.TrimSpace(k); !ok || k == "" {
-			return nil, fmt.Errorf("entry %d is not key=value", i+1)
-		}
-		out[k] = strings.TrimSpace(val)
-	}
-	return out, nil
-}
-
-func splitComma(v string) []string {
-	var out []string
-	for _, p := range strings.Split(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func splitList(v string) []string {
-	var out []string
-	for _, p := range strings.Split(v, string(os.PathListSeparator)) {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // Validate checks every field; the errors are joined and each names its
 // field.
 func (c Config) Validate() error {
@@ -415,16 +231,7 @@ func (c Config) Validate() error {
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")
 	}
-	switch c.LogFormat {
-	case "json", "text":
-	default:
-		bad("log_format", "must be json or text, not %q", c.LogFormat)
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		bad("log_level", "must be debug, info, warn or error, not %q", c.LogLevel)
-	}
+	errs = append(errs, c.validateEnums()...)
 	if c.Heartbeat <= 0 {
 		bad("heartbeat", "must be positive")
 	}
@@ -444,11 +251,9 @@ func (c Config) Validate() error {
 			bad(fmt.Sprintf("log_roots[%d]", i), "%q must be an absolute path", r)
 		}
 	}
-	if c.Queues.MinMessageTTL < 0 {
-		bad("queues.min_message_ttl", "must not be negative")
-	}
-	if c.Queues.MinClaimTTL < 0 {
-		bad("queues.min_claim_ttl", "must not be negative")
+	errs = append(errs, c.Queues.validate()...)
+	if c.Auth.TenantClaim == "" {
+		bad("auth.tenant_claim", "must not be empty")
 	}
 	errs = append(errs, c.Cluster.validate(c.Queues.Driver)...)
 	if c.DebugListen != "" {
@@ -478,19 +283,34 @@ func (t Telemetry) validate() []error {
 	return errs
 }
 
+// validate bounds the minimum ttls by what the queue service accepts: a
+// zero would silently become Zaqar's 60s there, so it is refused here.
+func (q Queues) validate() []error {
+	var errs []error
+	limits := queue.DefaultLimits()
+	for _, b := range []struct {
+		key      string
+		v        Duration
+		max      time.Duration
+		maxField string
+	}{
+		{"queues.min_message_ttl", q.MinMessageTTL, limits.MaxMessageTTL, "maximum message ttl"},
+		{"queues.min_claim_ttl", q.MinClaimTTL, limits.MaxClaimTTL, "maximum claim ttl"},
+	} {
+		if b.v <= 0 || time.Duration(b.v) > b.max {
+			errs = append(errs, &FieldError{b.key, fmt.Sprintf("must be positive and at most the %s, %s; not %s", b.maxField, b.max, time.Duration(b.v))})
+		}
+	}
+	return errs
+}
+
 func (c Cluster) validate(driver string) []error {
 	var errs []error
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, &FieldError{field, fmt.Sprintf(format, args...)})
 	}
-	switch driver {
-	case "", "bolt":
-	case "jetstream":
-		if !c.Enabled() {
-			bad("queues.driver", "jetstream needs cluster mode (cluster.name or cluster.nats_url)")
-		}
-	default:
-		bad("queues.driver", "must be bolt or jetstream, not %q", driver)
+	if driver == "jetstream" && !c.Enabled() {
+		bad("queues.driver", "jetstream needs cluster mode (cluster.name or cluster.nats_url)")
 	}
 	if c.Name != "" && c.NATSURL != "" {
 		bad("cluster.nats_url", "either embed NATS (cluster.name) or join an external one (cluster.nats_url), not both")

@@ -310,7 +310,8 @@ func TestEveryKeyIsSettable(t *testing.T) {
 		"plugin_start_timeout": "1s", "max_body_bytes": "2048", "telemetry.trace_sample_ratio": "0.5",
 		"telemetry.otlp_headers": "a=b", "queues.min_message_ttl": "1s", "queues.min_claim_ttl": "1s",
 		"cluster.replicas": "3"}
-	for _, key := range config.Keys {
+	for _, k := range config.Keys {
+		key := k.Name
 		cfg := config.Default()
 		v, ok := values[key]
 		if !ok {

@@ -42,6 +42,7 @@ func Load(src Sources) (Config, error) {
 			return cfg, fmt.Errorf("%s: %w", s.Source, err)
 		}
 	}
+	cfg.resolve()
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
 	}
@@ -104,14 +105,13 @@ func redactMap(m map[string]string) map[string]string {
 	return out
 }
 
-// LogValue makes slog print the redacted config, so secrets never reach
-// logs even when the whole config is logged.
+// LogValue makes slog print the redacted config, every key by its name,
+// so secrets never reach logs even when the whole config is logged.
 func (c Config) LogValue() slog.Value {
 	r := c.Redacted()
-	return slog.GroupValue(
-		slog.String("listen", r.Listen), slog.String("data_dir", r.DataDir),
-		slog.String("plugin_dir", r.PluginDir), slog.Any("log_roots", r.LogRoots),
-		slog.String("otlp_endpoint", r.Telemetry.OTLPEndpoint), slog.Any("otlp_headers", r.Telemetry.OTLPHeaders),
-		slog.Bool("auth", r.Auth.Enabled()), slog.String("jwt_secret", r.Auth.JWTSecret),
-	)
+	attrs := make([]slog.Attr, 0, len(Keys))
+	for _, k := range Keys {
+		attrs = append(attrs, slog.Any(k.Name, k.Value(r)))
+	}
+	return slog.GroupValue(attrs...)
 }
