@@ -1,0 +1,228 @@
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/core/queue/memq"
+)
+
+var _ queue.Driver = (*QueueDriver)(nil)
+
+// QueueOptions configure a QueueDriver. Every node of a cluster must use
+// the same Stream and Subject.
+type QueueOptions struct {
+	// Replicas of the log stream and the snapshot bucket (default 1).
+	Replicas int
+	// Node names this node in logs.
+	Node string
+	Log  *slog.Logger
+	// Stream is the log stream's name (default SIDESTREAM_QUEUES); the
+	// snapshot object store is Stream + "_SNAP".
+	Stream string
+	// Subject prefixes the log's subjects (default sidestream.queues.ops).
+	Subject string
+	// SnapshotEvery is how many log entries separate two snapshots
+	// (default 50,000); the log is purged up to each snapshot.
+	SnapshotEvery uint64
+	// MaxBatchOps and MaxBatchBytes bound one log entry (defaults 1024
+	// ops, 512 KiB; a single larger op still goes alone).
+	MaxBatchOps   int
+	MaxBatchBytes int
+	// Publishers is how many log entries one node has in flight at once
+	// (default 4).
+	Publishers int
+	// Timeout bounds one publish or JetStream request (default 10s).
+	Timeout time.Duration
+}
+
+func (o QueueOptions) withDefaults() QueueOptions {
+	if o.Replicas <= 0 {
+		o.Replicas = 1
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Stream == "" {
+		o.Stream = "SIDESTREAM_QUEUES"
+	}
+	if o.Subject == "" {
+		o.Subject = "sidestream.queues.ops"
+	}
+	if o.SnapshotEvery == 0 {
+		o.SnapshotEvery = 50_000
+	}
+	if o.MaxBatchOps <= 0 {
+		o.MaxBatchOps = 1024
+	}
+	if o.MaxBatchBytes <= 0 {
+		o.MaxBatchBytes = 512 << 10
+	}
+	if o.Publishers <= 0 {
+		o.Publishers = 4
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 10 * time.Second
+	}
+	return o
+}
+
+// QueueDriver is the JetStream queue.Driver: a replicated state machine.
+// See the package documentation in queue_doc.go.
+type QueueDriver struct {
+	js   jetstream.JetStream
+	o    QueueOptions
+	log  *slog.Logger
+	inst string // this instance, unique: entries it proposed carry it
+	subj string
+
+	props chan *proposal
+	// bg lives until Close; quit is its Done channel.
+	bg   context.Context
+	stop context.CancelFunc
+	quit <-chan struct{}
+	once sync.Once
+	wg   sync.WaitGroup
+
+	pmu       sync.Mutex
+	pending   map[uint64][]*proposal // batch → its callers, until applied or failed
+	nextBatch uint64
+
+	// smu guards st and applied; the applier is the only writer.
+	smu     sync.RWMutex
+	st      *memq.State
+	applied uint64 // the last log seq applied to st
+	// advanced is closed (and replaced) whenever applied grows.
+	advanced chan struct{}
+
+	snap *snapshotter
+	cons *consumer
+}
+
+// NewQueueDriver creates (or joins) the log stream, loads the newest
+// snapshot, and starts applying the log from there. Reads wait until the
+// local state has caught up with the log, so the driver may be used at
+// once.
+func NewQueueDriver(ctx context.Context, js jetstream.JetStream, o QueueOptions) (*QueueDriver, error) {
+	o = o.withDefaults()
+	d := &QueueDriver{
+		js: js, o: o, log: o.Log.With("component", "queue-driver", "node", o.Node),
+		inst: uuid.NewString(), subj: o.Subject + ".log",
+		props:   make(chan *proposal, 4096),
+		pending: map[uint64][]*proposal{}, advanced: make(chan struct{}),
+	}
+	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: o.Stream, Subjects: []string{o.Subject + ".>"},
+		Storage: jetstream.FileStorage, Replicas: o.Replicas,
+		Retention: jetstream.LimitsPolicy, Discard: jetstream.DiscardOld,
+		Description: "sidestream queues: the ordered log of every queue write",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: queue log stream %s: %w", o.Stream, err)
+	}
+	if d.snap, err = newSnapshotter(ctx, d); err != nil {
+		return nil, err
+	}
+	st, seq, err := d.snap.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.st, d.applied = st, seq
+	if d.cons, err = d.startConsumer(ctx, seq+1); err != nil {
+		return nil, err
+	}
+	d.bg, d.stop = context.WithCancel(context.Background())
+	d.quit = d.bg.Done()
+	for range o.Publishers {
+		d.wg.Go(d.publish)
+	}
+	d.wg.Go(d.applyLoop)
+	return d, nil
+}
+
+// Close stops the driver: callers still waiting get queue.ErrClosed
+// (their op may or may not be in the log). It waits for its goroutines
+// until ctx ends.
+func (d *QueueDriver) Close(ctx context.Context) error {
+	d.once.Do(func() {
+		d.stop()
+		d.cons.stop()
+	})
+	done := make(chan struct{})
+	go func() { d.wg.Wait(); d.snap.wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("natsbus: close queue driver: %w", ctx.Err())
+	}
+	d.pmu.Lock()
+	for b, ps := range d.pending {
+		delete(d.pending, b)
+		fail(ps, queue.ErrClosed)
+	}
+	d.pmu.Unlock()
+	return nil
+}
+
+func (d *QueueDriver) closed() bool { return d.bg.Err() != nil }
+
+// read runs fn on the local state once it has applied everything the log
+// held when read was called, so a read sees every write acknowledged
+// before it, on any node.
+func (d *QueueDriver) read(ctx context.Context, fn func(s *memq.State)) error {
+	if err := d.catchUp(ctx); err != nil {
+		return err
+	}
+	d.smu.RLock()
+	defer d.smu.RUnlock()
+	fn(d.st)
+	return nil
+}
+
+// catchUp waits until the local state has applied the log's last entry.
+func (d *QueueDriver) catchUp(ctx context.Context) error {
+	if d.closed() {
+		return queue.ErrClosed
+	}
+	rctx, cancel := context.WithTimeout(ctx, d.o.Timeout)
+	defer cancel()
+	s, err := d.js.Stream(rctx, d.o.Stream)
+	if err != nil {
+		return fmt.Errorf("%w: queue log: %w", queue.ErrUnavailable, err)
+	}
+	return d.waitApplied(ctx, s.CachedInfo().State.LastSeq)
+}
+
+func (d *QueueDriver) waitApplied(ctx context.Context, seq uint64) error {
+	for {
+		d.smu.RLock()
+		applied, ch := d.applied, d.advanced
+		d.smu.RUnlock()
+		if applied >= seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-d.quit:
+			return queue.ErrClosed
+		}
+	}
+}
+
+// errClosedIf maps errors after Close to queue.ErrClosed.
+func (d *QueueDriver) errClosedIf(err error) error {
+	if err != nil && d.closed() && !errors.Is(err, queue.ErrClosed) {
+		return fmt.Errorf("%w: %w", queue.ErrClosed, err)
+	}
+	return err
+}
