@@ -5,9 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -18,51 +16,64 @@ import (
 
 // Snapshots bound the log. The node that proposed the entry at every
 // SnapshotEvery-th seq writes its state as of that seq to the object
-// store as "state-<seq>", then purges the log below it and deletes older
-// snapshots. A node loads the newest snapshot and replays the log after
-// it. The log is only ever purged up to a snapshot that is already
-// stored, and the newest snapshot is never deleted, so the newest one
-// plus the log always make up the whole state.
+// store as "state-<seq>", points the KV key "latest" at it (only ever
+// forward: a compare-and-set on the key's revision), then purges the log
+// below the pointed-to seq and deletes the snapshot it replaced. A node
+// loads the snapshot "latest" names and replays the log after it. The
+// log is only ever purged below a stored snapshot that "latest" already
+// names, so that snapshot plus the log always make up the whole state. A
+// node that reads an older pointer (a replica behind) finds the log
+// starting after it and loads again.
 
-const snapPrefix = "state-"
+const (
+	snapPrefix = "state-"
+	latestKey  = "latest"
+)
 
 type snapshotter struct {
 	d    *QueueDriver
 	obs  jetstream.ObjectStore
+	kv   jetstream.KeyValue
 	busy atomic.Bool
 	wg   sync.WaitGroup
 }
 
 func newSnapshotter(ctx context.Context, d *QueueDriver) (*snapshotter, error) {
+	bucket := d.o.Stream + "_SNAP"
 	obs, err := d.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket: d.o.Stream + "_SNAP", Storage: jetstream.FileStorage, Replicas: d.o.Replicas,
+		Bucket: bucket, Storage: jetstream.FileStorage, Replicas: d.o.Replicas,
 		Description: "sidestream queues: snapshots of the queue log's state",
 	})
 	if err != nil {
 		return nil, fmt.Errorf("natsbus: queue snapshot store: %w", err)
 	}
-	return &snapshotter{d: d, obs: obs}, nil
+	kv, err := d.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: bucket, Storage: jetstream.FileStorage, Replicas: d.o.Replicas, History: 1,
+		Description: "sidestream queues: which snapshot is the newest",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natsbus: queue snapshot pointer: %w", err)
+	}
+	return &snapshotter{d: d, obs: obs, kv: kv}, nil
 }
 
 func snapName(seq uint64) string { return fmt.Sprintf("%s%020d", snapPrefix, seq) }
 
-// snapshots lists the stored snapshots' seqs, newest last.
-func (s *snapshotter) snapshots(ctx context.Context) ([]uint64, error) {
-	infos, err := s.obs.List(ctx)
-	if errors.Is(err, jetstream.ErrNoObjectsFound) {
-		return nil, nil
+// latest returns the newest snapshot's seq (0: none) and the pointer's
+// revision (0: no pointer yet).
+func (s *snapshotter) latest(ctx context.Context) (seq, rev uint64, err error) {
+	e, err := s.kv.Get(ctx, latestKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, 0, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("natsbus: list queue snapshots: %w", err)
+		return 0, 0, fmt.Errorf("natsbus: queue snapshot pointer: %w", err)
 	}
-	var seqs []uint64
-	for _, in := range infos {
-		if seq, err := strconv.ParseUint(strings.TrimPrefix(in.Name, snapPrefix), 10, 64); err == nil && !in.Deleted {
-			seqs = append(seqs, seq)
-		}
+	seq, err = strconv.ParseUint(string(e.Value()), 10, 64)
+	if err != nil {
+		return 0, 0, fmt.Errorf("natsbus: queue snapshot pointer %q: %w", e.Value(), err)
 	}
-	slices.Sort(seqs)
-	return seqs, nil
+	return seq, e.Revision(), nil
 }
 
 // load returns the newest snapshot's state and seq (an empty state at 0
@@ -70,14 +81,10 @@ func (s *snapshotter) snapshots(ctx context.Context) ([]uint64, error) {
 // replaced it) is looked up again.
 func (s *snapshotter) load(ctx context.Context) (*memq.State, uint64, error) {
 	for range 5 {
-		seqs, err := s.snapshots(ctx)
-		if err != nil {
-			return nil, 0, err
+		seq, _, err := s.latest(ctx)
+		if err != nil || seq == 0 {
+			return memq.New(), 0, err
 		}
-		if len(seqs) == 0 {
-			return memq.New(), 0, nil
-		}
-		seq := seqs[len(seqs)-1]
 		data, err := s.obs.GetBytes(ctx, snapName(seq))
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
 			continue
@@ -118,13 +125,19 @@ func (s *snapshotter) take(seq uint64) {
 	})
 }
 
-// store writes the snapshot of seq, purges the log below it and deletes
-// the snapshots it replaces.
+// store writes the snapshot of seq, moves the pointer to it, purges the
+// log below it and deletes the snapshot it replaced.
 func (s *snapshotter) store(seq uint64, data []byte) error {
 	ctx, cancel := context.WithTimeout(s.d.bg, 4*s.d.o.Timeout)
 	defer cancel()
 	if _, err := s.obs.PutBytes(ctx, snapName(seq), data); err != nil {
 		return fmt.Errorf("put: %w", err)
+	}
+	prev, err := s.advance(ctx, seq)
+	if err != nil || prev >= seq {
+		// Not ours to keep: a newer snapshot is the latest (or unknown).
+		_ = s.obs.Delete(ctx, snapName(seq))
+		return err
 	}
 	st, err := s.d.js.Stream(ctx, s.d.o.Stream)
 	if err != nil {
@@ -133,19 +146,35 @@ func (s *snapshotter) store(seq uint64, data []byte) error {
 	if err := st.Purge(ctx, jetstream.WithPurgeSequence(seq+1)); err != nil {
 		return fmt.Errorf("purge: %w", err)
 	}
-	seqs, err := s.snapshots(ctx)
-	if err != nil {
-		return err
-	}
-	for _, old := range seqs {
-		if old < seq {
-			if err := s.obs.Delete(ctx, snapName(old)); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
-				return fmt.Errorf("delete snapshot %d: %w", old, err)
-			}
+	if prev > 0 {
+		if err := s.obs.Delete(ctx, snapName(prev)); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+			return fmt.Errorf("delete snapshot %d: %w", prev, err)
 		}
 	}
 	s.d.log.Debug("queue snapshot stored", "seq", seq, "bytes", len(data))
 	return nil
+}
+
+// advance points "latest" at seq unless it names a newer one; it returns
+// the seq it named before.
+func (s *snapshotter) advance(ctx context.Context, seq uint64) (uint64, error) {
+	val := []byte(strconv.FormatUint(seq, 10))
+	var err error
+	for range 10 {
+		var prev, rev uint64
+		if prev, rev, err = s.latest(ctx); err != nil || prev >= seq {
+			return prev, err
+		}
+		if rev == 0 {
+			_, err = s.kv.Create(ctx, latestKey, val)
+		} else {
+			_, err = s.kv.Update(ctx, latestKey, val, rev)
+		}
+		if err == nil {
+			return prev, nil
+		}
+	}
+	return seq, fmt.Errorf("move snapshot pointer: %w", err)
 }
 
 func (s *snapshotter) wait() { s.wg.Wait() }
