@@ -38,7 +38,7 @@ type QueueOptions struct {
 	MaxBatchOps   int
 	MaxBatchBytes int
 	// Publishers is how many log entries one node has in flight at once
-	// (default 4).
+	// (default 1: on a busy node, fewer and bigger entries cost less than more in flight).
 	Publishers int
 	// Timeout bounds one publish or JetStream request (default 10s).
 	Timeout time.Duration
@@ -67,7 +67,7 @@ func (o QueueOptions) withDefaults() QueueOptions {
 		o.MaxBatchBytes = 512 << 10
 	}
 	if o.Publishers <= 0 {
-		o.Publishers = 4
+		o.Publishers = 1
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,25 +29,38 @@ func logOptions(replicas int) natsbus.QueueOptions {
 // the test ends.
 func openDriver(t testing.TB, srv *natstest.Server, o natsbus.QueueOptions) *natsbus.QueueDriver {
 	t.Helper()
-	js, err := jetstream.New(srv.Connect(t))
+	d, closeFn := startDriver(t, srv, o)
+	t.Cleanup(closeFn)
+	return d
+}
+
+// startDriver starts a driver on a new connection to srv; closeFn closes
+// both (the connection is also closed when the test ends).
+func startDriver(t testing.TB, srv *natstest.Server, o natsbus.QueueOptions) (d *natsbus.QueueDriver, closeFn func()) {
+	t.Helper()
+	nc := srv.Connect(t)
+	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	o.Node = srv.Name
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	d, err := natsbus.NewQueueDriver(ctx, js, o)
+	d, err = natsbus.NewQueueDriver(ctx, js, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := d.Close(ctx); err != nil {
-			t.Error(err)
-		}
-	})
-	return d
+	var once sync.Once
+	return d, func() {
+		once.Do(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := d.Close(ctx); err != nil {
+				t.Error(err)
+			}
+			nc.Close()
+		})
+	}
 }
 
 func TestQueueDriverContract(t *testing.T) {

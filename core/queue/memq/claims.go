@@ -249,3 +249,11 @@ func (h *claimHeap) Pop() any {
 	cl.hidx = -1
 	return cl
 }
+
+// nextExpiry is when the first claim expires (MaxInt64: none).
+func (c *Claims) nextExpiry() int64 {
+	if len(c.byExp) == 0 {
+		return 1<<63 - 1
+	}
+	return c.byExp[0].expires
+}

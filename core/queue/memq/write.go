@@ -207,3 +207,19 @@ func (s *State) Expire(now time.Time) int {
 	}
 	return removed
 }
+
+// NextExpiry returns an instant (Unix ns) at or before which nothing in
+// the State expires: Expire at an earlier now would remove nothing. It
+// lets an owner skip sweeps that would be no-ops.
+func (s *State) NextExpiry() int64 {
+	if s.reaped > 0 {
+		return math.MinInt64
+	}
+	next := int64(math.MaxInt64)
+	for _, t := range s.tenants {
+		for _, q := range t {
+			next = min(next, q.minExp, q.claims.nextExpiry())
+		}
+	}
+	return next
+}
