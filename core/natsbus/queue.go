@@ -76,7 +76,45 @@ func (o QueueOptions) withDefaults() QueueOptions {
 }
 
 // QueueDriver is the JetStream queue.Driver: a replicated state machine.
-// See the package documentation in queue_doc.go.
+//
+// One stream (QueueOptions.Stream, file storage, Replicas R) is the
+// ordered log of every mutating call of every node: create/delete queue,
+// set metadata, post, delete, pop, claim, renew, release, expire. Each op
+// carries what its effect depends on (the proposer's now, the claim id it
+// generated); message ids come from a counter of the state as it is
+// applied. Every node reads the whole log with an ordered consumer and
+// applies it, in order, to its own memq.State, so all nodes hold the same
+// state at the same log seq. Why this design:
+//
+//   - Claims are exclusive cluster-wide without a lock service: two
+//     claims are two log entries, and every node decides both the same
+//     way, in log order.
+//   - A call is answered with the result of applying its own op, which
+//     exists only once its entry is stored in the stream; with R > 1 the
+//     stream stores an entry only after a quorum of replicas has it (the
+//     publish ack comes from the same point). A killed node loses nothing
+//     that was answered; a node whose publish failed answers an error.
+//     Durable means what the servers make it: JetStream writes the stream
+//     file at once but fsyncs it on its sync_interval unless sync_always
+//     is set, so R1 survives a killed process, and a power loss only
+//     with sync_always; R3 survives losing a node either way.
+//   - Reads are local: after asking the stream for its last seq and
+//     waiting until the local state has applied it, so a read sees every
+//     write acknowledged before it on any node.
+//   - Concurrent calls share log entries: a publisher takes every op
+//     waiting and appends them as one entry, so the cost per entry (a
+//     publish, a raft round with R > 1, a delivery per node) is spread
+//     over as many ops as arrive while the previous entry is in flight.
+//   - The log is bounded by snapshots (queue_snapshot.go); a node starting
+//     or restarting loads the newest one and replays the log after it,
+//     and a node that finds the log purged past its position reloads.
+//   - Expiry is an op as well (Service's sweeper proposes it only when the
+//     local state has something expired), and every read takes its now
+//     from the caller, so expiry is the same on every node.
+//
+// The whole state is in memory on every node (message bodies too): queue
+// backlogs are bounded by memory, not disk, which suits queues that are
+// drained, not archives.
 type QueueDriver struct {
 	js   jetstream.JetStream
 	o    QueueOptions
