@@ -1,18 +1,25 @@
 package natsbus_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
+	"net"
+	"net/url"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sidestream/sidestream/core/natsbus"
 	"github.com/sidestream/sidestream/core/natsbus/natstest"
 	"github.com/sidestream/sidestream/core/queue"
 	"github.com/sidestream/sidestream/core/queue/queuetest"
@@ -43,15 +50,27 @@ func postN(t *testing.T, d queue.Driver, from, n int) []string {
 // listAll returns every message of qk (claimed ones too) as body→claim.
 func listAll(t *testing.T, d queue.Driver) map[string]string {
 	t.Helper()
-	p, err := d.ListMessages(tctx(t), qk, queue.ListOptions{Limit: 100, Echo: true, IncludeClaimed: true}, queuetest.T0)
+	out, err := listErr(t, d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]string{}
-	for _, m := range p.Messages {
-		out[string(m.Body)] = m.ClaimID
-	}
 	return out
+}
+
+func listErr(t *testing.T, d queue.Driver) (map[string]string, error) {
+	out := map[string]string{}
+	o := queue.ListOptions{Limit: 100, Echo: true, IncludeClaimed: true}
+	for range 100 {
+		p, err := d.ListMessages(tctx(t), qk, o, queuetest.T0)
+		if err != nil || len(p.Messages) == 0 {
+			return out, err
+		}
+		for _, m := range p.Messages {
+			out[string(m.Body)] = m.ClaimID
+		}
+		o.Marker = p.Marker
+	}
+	return out, nil
 }
 
 func firstSeq(t *testing.T, js jetstream.JetStream, stream string) uint64 {
@@ -178,20 +197,129 @@ func retry(t *testing.T, fn func() error) error {
 	return err
 }
 
-func retryList(t *testing.T, d *natsbus.QueueDriver) map[string]string {
+func retryList(t *testing.T, d queue.Driver) map[string]string {
 	t.Helper()
-	var p queue.Page
+	var out map[string]string
 	err := retry(t, func() error {
 		var err error
-		p, err = d.ListMessages(tctx(t), qk, queue.ListOptions{Limit: 100, Echo: true, IncludeClaimed: true}, queuetest.T0)
+		out, err = listErr(t, d)
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]string{}
-	for _, m := range p.Messages {
-		out[string(m.Body)] = m.ClaimID
-	}
 	return out
+}
+
+// TestQueueDriverCatchesUpPastPurge: a node down while the log moves on
+// and is purged past its position (snapshots every 5 entries) comes back
+// (same store, same ports); its driver finds the gap, loads the snapshot
+// and catches up by itself.
+func TestQueueDriverCatchesUpPastPurge(t *testing.T) {
+	t.Parallel()
+	nodes := natstest.RunCluster(t, 3)
+	o := logOptions(3)
+	o.SnapshotEvery = 5
+	ao, alogs := o, &lockedBuffer{}
+	ao.Log = slog.New(slog.NewTextHandler(alogs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	a := openDriver(t, nodes[0], ao)
+	co := o
+	logs := &lockedBuffer{}
+	co.Log = slog.New(slog.NewTextHandler(logs, nil))
+	// c's connection goes only to its own node, so it waits for it.
+	c, closeC := startDriverConn(t, nodes[2], co, nodes[2].Connect(t,
+		nats.IgnoreDiscoveredServers(), nats.ReconnectWait(50*time.Millisecond), nats.MaxReconnects(-1)))
+	defer closeC()
+	postN(t, a, 0, 3)
+	if got := listAll(t, c); len(got) != 3 {
+		t.Fatalf("c lists %v", got)
+	}
+	restart := stopNode(t, nodes, 2)
+	retryList(t, a) // a leader for the log again
+	js, err := jetstream.New(nodes[0].Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Post until the log is purged past c's position: a snapshot fails
+	// while the snapshot stores elect new leaders, and the next one comes
+	// 5 entries later. Leader elections take seconds: bounded at 30 s.
+	posted := 3
+	deadline := time.Now().Add(30 * time.Second)
+	for firstSeq(t, js, o.Stream) < 10 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the log was never purged to a snapshot:\n%s", alogs.String())
+		}
+		postN(t, a, posted, 5)
+		posted += 5
+		time.Sleep(50 * time.Millisecond)
+	}
+	restart()
+	if got := retryList(t, c); len(got) != posted {
+		t.Fatalf("c lists %d messages after catching up, want %d", len(got), posted)
+	}
+	if !strings.Contains(logs.String(), "loading the snapshot") {
+		t.Fatalf("c caught up without meeting the purge (the test proves nothing):\n%s", logs.String())
+	}
+	ids := postN(t, c, 100, 1)
+	if got := listAll(t, a); got["100"] != "" || len(got) != posted+1 {
+		t.Fatalf("a lists %d messages (want %d) after c posted %v", len(got), posted+1, ids)
+	}
+}
+
+// stopNode shuts node i down and returns a function that starts it again
+// with the same name, store and ports, routed to the others.
+func stopNode(t *testing.T, nodes []*natstest.Server, i int) (restart func()) {
+	t.Helper()
+	old := nodes[i]
+	client, cluster := old.Addr().(*net.TCPAddr).Port, old.ClusterAddr().Port
+	var routes []*url.URL
+	for j, n := range nodes {
+		if j != i {
+			routes = append(routes, &url.URL{Scheme: "nats-route", Host: n.ClusterAddr().String()})
+		}
+	}
+	old.Shutdown()
+	old.WaitForShutdown()
+	return func() {
+		t.Helper()
+		ns, err := server.NewServer(&server.Options{
+			ServerName: old.Name, Host: "127.0.0.1", Port: client,
+			JetStream: true, StoreDir: old.StoreDir, NoLog: true, NoSigs: true,
+			Cluster: server.ClusterOpts{Name: "test", Host: "127.0.0.1", Port: cluster},
+			Routes:  routes,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ns.Start()
+		t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+		if !ns.ReadyForConnections(10 * time.Second) {
+			t.Fatal("restarted node not ready")
+		}
+		// A server shut down while it still recovers its raft groups leaves
+		// their logs' goroutines behind: let it finish first.
+		for i := 0; !ns.JetStreamIsCurrent(); i++ {
+			if i == 200 {
+				t.Fatal("restarted node never caught up with the cluster")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

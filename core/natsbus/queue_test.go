@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sidestream/sidestream/core/natsbus"
@@ -38,7 +39,12 @@ func openDriver(t testing.TB, srv *natstest.Server, o natsbus.QueueOptions) *nat
 // both (the connection is also closed when the test ends).
 func startDriver(t testing.TB, srv *natstest.Server, o natsbus.QueueOptions) (d *natsbus.QueueDriver, closeFn func()) {
 	t.Helper()
-	nc := srv.Connect(t)
+	return startDriverConn(t, srv, o, srv.Connect(t))
+}
+
+// startDriverConn is startDriver on connection nc.
+func startDriverConn(t testing.TB, srv *natstest.Server, o natsbus.QueueOptions, nc *nats.Conn) (d *natsbus.QueueDriver, closeFn func()) {
+	t.Helper()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
