@@ -60,22 +60,43 @@ func (c *Claims) heldByOneOf(seq uint64, now int64, ids []uuid.UUID) bool {
 	return false
 }
 
-// Take removes and returns up to limit free seqs for which live is true,
-// oldest first. Candidates that are not live are dropped for good: the
-// store deleted them or they expired.
-func (c *Claims) Take(limit int, live func(seq uint64) bool) []uint64 {
+// Take removes and returns up to limit free seqs that accept takes,
+// oldest first. accept sees each candidate no claim holds, once; a
+// candidate it refuses is dropped for good (the store deleted it, it
+// expired, or a delete in progress has it: its owner frees it again with
+// Free if that fails). An error from accept puts the candidate back and
+// ends the take.
+func (c *Claims) Take(limit int, accept func(seq uint64) (bool, error)) ([]uint64, error) {
 	out := make([]uint64, 0, max(limit, 0))
+	var prev uint64
 	for len(out) < limit {
 		seq, ok := c.free.take()
 		if !ok {
 			break
 		}
-		if c.owner[seq] != nil || !live(seq) {
+		// A seq may be a candidate twice; the heap yields copies in a row.
+		if seq == prev || c.owner[seq] != nil {
 			continue
 		}
-		out = append(out, seq)
+		prev = seq
+		ok, err := accept(seq)
+		if err != nil {
+			c.free.push(seq, seq)
+			return out, err
+		}
+		if ok {
+			out = append(out, seq)
+		}
 	}
-	return out
+	return out, nil
+}
+
+// Free makes seq a candidate again unless a claim holds it (a delete or
+// pop of it that failed).
+func (c *Claims) Free(seq uint64) {
+	if c.owner[seq] == nil {
+		c.free.push(seq, seq)
+	}
 }
 
 // Hold records claim id over seqs (taken by Take) until expires.

@@ -114,7 +114,7 @@ func (s *State) PopMessages(k queue.Key, limit int, now time.Time) []queue.Messa
 	}
 	n := now.UnixNano()
 	s.reaped += q.claims.Reap(n)
-	seqs := q.claims.Take(limit, func(seq uint64) bool { return q.liveAt(seq, n) != nil })
+	seqs := q.take(limit, n)
 	out := make([]queue.Message, 0, len(seqs))
 	for _, seq := range seqs {
 		i := q.index(seq)
@@ -134,7 +134,7 @@ func (s *State) CreateClaim(k queue.Key, id uuid.UUID, o queue.ClaimOptions, now
 	}
 	n := now.UnixNano()
 	s.reaped += q.claims.Reap(n)
-	seqs := q.claims.Take(o.Limit, func(seq uint64) bool { return q.liveAt(seq, n) != nil })
+	seqs := q.take(o.Limit, n)
 	if len(seqs) == 0 {
 		return queue.Claim{}
 	}
@@ -222,4 +222,10 @@ func (s *State) NextExpiry() int64 {
 		}
 	}
 	return next
+}
+
+// take takes up to limit free messages live at now, oldest first.
+func (q *queueState) take(limit int, now int64) []uint64 {
+	seqs, _ := q.claims.Take(limit, func(seq uint64) (bool, error) { return q.liveAt(seq, now) != nil, nil })
+	return seqs
 }
