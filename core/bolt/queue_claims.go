@@ -69,7 +69,7 @@ func activeClaim(m *memQueue, cid uuid.UUID, now int64) (memq.ClaimInfo, error) 
 
 // GetClaim implements queue.Driver.
 func (d *QueueDriver) GetClaim(ctx context.Context, k queue.Key, id string, now time.Time) (queue.Claim, error) {
-	cid, ok := parseClaimID(id)
+	cid, ok := memq.ParseClaimID(id)
 	if !ok {
 		return queue.Claim{}, fmt.Errorf("%w: %q", queue.ErrClaimNotFound, id)
 	}
@@ -138,7 +138,7 @@ func (d *QueueDriver) ReleaseClaim(ctx context.Context, k queue.Key, id string, 
 // memory once that commit is durable.
 func (d *QueueDriver) updateClaim(ctx context.Context, k queue.Key, id string, n int64,
 	edit func(memq.ClaimInfo) memq.ClaimInfo, drop bool) error {
-	cid, ok := parseClaimID(id)
+	cid, ok := memq.ParseClaimID(id)
 	if !ok {
 		return fmt.Errorf("%w: %q", queue.ErrClaimNotFound, id)
 	}

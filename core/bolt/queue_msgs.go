@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/core/queue/memq"
 )
 
 // listScanLimit bounds the messages one list looks at beyond its limit
@@ -62,7 +63,7 @@ func (d *QueueDriver) PostMessages(ctx context.Context, k queue.Key, clientID st
 	d.qmu.Unlock()
 	ids := make([]string, len(msgs))
 	for i := range ids {
-		ids[i] = msgID(first + uint64(i))
+		ids[i] = memq.MessageID(first + uint64(i))
 	}
 	return ids, nil
 }
@@ -81,13 +82,13 @@ func (d *QueueDriver) ListMessages(ctx context.Context, k queue.Key, o queue.Lis
 		}
 		var slab []byte
 		c := b.Bucket(qbktMsgs).Cursor()
-		from := seqKey(parseMsgID(o.Marker) + 1)
+		from := seqKey(memq.ParseMessageID(o.Marker) + 1)
 		scanned := 0
 		for key, v := c.Seek(from[:]); key != nil && len(page.Messages) < o.Limit; key, v = c.Next() {
 			if scanned++; scanned > o.Limit+listScanLimit {
 				break
 			}
-			page.Marker = msgID(keySeq(key))
+			page.Marker = memq.MessageID(keySeq(key))
 			r, err := decodeMsg(v)
 			if err != nil {
 				return fmt.Errorf("%w: queue %s: %w", ErrCorrupt, k, err)
@@ -114,7 +115,7 @@ func (d *QueueDriver) GetMessages(ctx context.Context, k queue.Key, ids []string
 		var slab []byte
 		mb := b.Bucket(qbktMsgs)
 		for _, id := range ids {
-			seq := parseMsgID(id)
+			seq := memq.ParseMessageID(id)
 			if seq == 0 {
 				continue
 			}
@@ -143,7 +144,7 @@ func (d *QueueDriver) GetMessages(ctx context.Context, k queue.Key, ids []string
 func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, claimIDs []string, now time.Time) error {
 	claims := make([]uuid.UUID, 0, len(claimIDs))
 	for _, c := range claimIDs {
-		u, ok := parseClaimID(c)
+		u, ok := memq.ParseClaimID(c)
 		if !ok {
 			return fmt.Errorf("%w: %q is not a claim id", queue.ErrNotClaimedBy, c)
 		}
@@ -151,7 +152,7 @@ func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, clai
 	}
 	seqs := make([]uint64, 0, len(ids))
 	for _, id := range ids {
-		if seq := parseMsgID(id); seq != 0 {
+		if seq := memq.ParseMessageID(id); seq != 0 {
 			seqs = append(seqs, seq)
 		}
 	}
@@ -229,14 +230,14 @@ func heldByOneOf(holder uuid.UUID, claims []uuid.UUID) bool {
 func checkDelete(holder uuid.UUID, held bool, seq uint64, claims []uuid.UUID) error {
 	if len(claims) == 0 {
 		if held {
-			return fmt.Errorf("%w (message %s)", queue.ErrClaimed, msgID(seq))
+			return fmt.Errorf("%w (message %s)", queue.ErrClaimed, memq.MessageID(seq))
 		}
 		return nil
 	}
 	if held && heldByOneOf(holder, claims) {
 		return nil
 	}
-	return fmt.Errorf("%w (message %s)", queue.ErrNotClaimedBy, msgID(seq))
+	return fmt.Errorf("%w (message %s)", queue.ErrNotClaimedBy, memq.MessageID(seq))
 }
 
 // PopMessages implements queue.Driver.
