@@ -98,7 +98,11 @@ func (o QueueOptions) withDefaults() QueueOptions {
 //     Durable means what the servers make it: JetStream writes the stream
 //     file at once but fsyncs it on its sync_interval unless sync_always
 //     is set, so R1 survives a killed process, and a power loss only
-//     with sync_always; R3 survives losing a node either way.
+//     with sync_always; R3 survives losing a node either way. A call
+//     whose publish timed out answers ErrUnavailable though its entry may
+//     still be stored and applied (the ack was lost, not the entry): as
+//     with any client of a replicated log, a post retried then may be
+//     stored twice (delivery is at-least-once anyway).
 //   - Reads are local: after asking the stream for its last seq and
 //     waiting until the local state has applied it, so a read sees every
 //     write acknowledged before it on any node.

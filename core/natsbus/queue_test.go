@@ -3,6 +3,7 @@ package natsbus_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -150,4 +151,27 @@ func (s *spread) ReleaseClaim(ctx context.Context, k queue.Key, id string, now t
 }
 func (s *spread) Expire(ctx context.Context, now time.Time) (int, error) {
 	return s.d().Expire(ctx, now)
+}
+
+// TestQueueDriverBodies: bodies come back as posted (compacted JSON, no
+// HTML escaping), and a body that is not JSON is refused as invalid
+// before it reaches the log.
+func TestQueueDriverBodies(t *testing.T) {
+	t.Parallel()
+	d := openDriver(t, natstest.RunServer(t), logOptions(1))
+	k := queue.Key{Tenant: "t", Queue: "bodies"}
+	ctx := context.Background()
+	body := json.RawMessage(`{"html":"<a href=\"x\">&</a>","n":[1,2]}`)
+	ids, err := d.PostMessages(ctx, k, queuetest.ClientA, []queue.NewMessage{{Body: body, TTL: time.Hour}}, queuetest.T0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := d.GetMessages(ctx, k, ids, queuetest.T0)
+	if err != nil || len(ms) != 1 || string(ms[0].Body) != string(body) {
+		t.Fatalf("body %s (%v), want %s", ms, err, body)
+	}
+	_, err = d.PostMessages(ctx, k, queuetest.ClientA, []queue.NewMessage{{Body: json.RawMessage(`{"broken"`), TTL: time.Hour}}, queuetest.T0)
+	if !errors.Is(err, queue.ErrInvalid) {
+		t.Fatalf("a body that is not JSON: %v, want ErrInvalid", err)
+	}
 }
