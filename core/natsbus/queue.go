@@ -148,6 +148,7 @@ type QueueDriver struct {
 
 	snap *snapshotter
 	cons *consumer
+	last lastSeq
 }
 
 // NewQueueDriver creates (or joins) the log stream, loads the newest
@@ -198,6 +199,7 @@ func NewQueueDriver(ctx context.Context, js jetstream.JetStream, o QueueOptions)
 	}
 	d.bg, d.stop = context.WithCancel(context.Background())
 	d.quit = d.bg.Done()
+	d.last.d = d
 	for range o.Publishers {
 		d.wg.Go(d.publish)
 	}
@@ -214,7 +216,7 @@ func (d *QueueDriver) Close(ctx context.Context) error {
 		d.cons.stop()
 	})
 	done := make(chan struct{})
-	go func() { d.wg.Wait(); d.snap.wait(); close(done) }()
+	go func() { d.wg.Wait(); d.snap.wait(); d.last.close(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -244,18 +246,87 @@ func (d *QueueDriver) read(ctx context.Context, fn func(s *memq.State)) error {
 	return nil
 }
 
-// catchUp waits until the local state has applied the log's last entry.
+// catchUp waits until the local state has applied the log's last entry
+// as of some instant after catchUp was called.
 func (d *QueueDriver) catchUp(ctx context.Context) error {
 	if d.closed() {
 		return queue.ErrClosed
 	}
-	rctx, cancel := context.WithTimeout(ctx, d.o.Timeout)
-	defer cancel()
-	s, err := d.js.Stream(rctx, d.o.Stream)
+	seq, err := d.last.get(ctx)
 	if err != nil {
-		return fmt.Errorf("%w: queue log: %w", queue.ErrUnavailable, err)
+		return err
 	}
-	return d.waitApplied(ctx, s.CachedInfo().State.LastSeq)
+	return d.waitApplied(ctx, seq)
+}
+
+// lastSeq asks the stream for its last seq, one request at a time:
+// callers arriving while a request is out share the next one (which
+// starts after they arrived, so it still counts every write acknowledged
+// before them). Polling consumers make many reads; the stream's leader
+// answers a few.
+type lastSeq struct {
+	d      *QueueDriver
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	busy   bool      // a request is out
+	next   *seqRound // the round callers join, started when busy ends
+}
+
+type seqRound struct {
+	done chan struct{}
+	seq  uint64
+	err  error
+}
+
+func (l *lastSeq) get(ctx context.Context) (uint64, error) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return 0, queue.ErrClosed
+	}
+	if l.next == nil {
+		l.next = &seqRound{done: make(chan struct{})}
+	}
+	r := l.next
+	if !l.busy {
+		l.busy, l.next = true, nil
+		l.wg.Go(func() { l.run(r) })
+	}
+	l.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.seq, r.err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}
+
+// close waits for the request out (bg is cancelled first).
+func (l *lastSeq) close() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.wg.Wait()
+}
+
+// run asks for round r, then for the round that gathered meanwhile.
+func (l *lastSeq) run(r *seqRound) {
+	for r != nil {
+		ctx, cancel := context.WithTimeout(l.d.bg, l.d.o.Timeout)
+		s, err := l.d.js.Stream(ctx, l.d.o.Stream)
+		cancel()
+		if err != nil {
+			r.err = fmt.Errorf("%w: queue log: %w", queue.ErrUnavailable, l.d.errClosedIf(err))
+		} else {
+			r.seq = s.CachedInfo().State.LastSeq
+		}
+		close(r.done)
+		l.mu.Lock()
+		r, l.next = l.next, nil
+		l.busy = r != nil
+		l.mu.Unlock()
+	}
 }
 
 func (d *QueueDriver) waitApplied(ctx context.Context, seq uint64) error {

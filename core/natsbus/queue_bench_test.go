@@ -19,7 +19,7 @@ import (
 // BenchmarkJetStreamQueue measures durable produce + consume through
 // queue.Service over the JetStream driver: 2 producers posting batches
 // of 10 with 32 posts in flight each, 2 consumers claiming 10 at a time
-// with 16 claims in flight each and deleting each claim's messages in one
+// with 40 claims in flight each and deleting each claim's messages in one
 // call (the shape of the bbolt driver's ProduceConsumeWS benchmark). With
 // 3 nodes (R3) the producers use node 1 and the consumers nodes 2 and 3.
 // One op is one message; msgs/s counts messages both posted and deleted.
@@ -55,7 +55,7 @@ func BenchmarkJetStreamQueue(b *testing.B) {
 }
 
 func benchProduceConsume(b *testing.B, producer *queue.Service, consumers []*queue.Service) {
-	const batch, inflight, window = 10, 32, 16
+	const batch, inflight, window = 10, 32, 40
 	k := queue.Key{Tenant: "bench", Queue: "q"}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -55,6 +55,9 @@ func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, clai
 
 // PopMessages implements queue.Driver.
 func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, now time.Time) ([]queue.Message, error) {
+	if ok, err := d.claimable(ctx, k, now); !ok || err != nil {
+		return nil, err
+	}
 	r, err := d.propose(ctx, &op{Kind: opPop, Tenant: k.Tenant, Queue: k.Queue, Now: now.UnixNano(), Limit: limit})
 	return r.msgs, err
 }
@@ -62,9 +65,28 @@ func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, n
 // CreateClaim implements queue.Driver. The claim id is made here, so the
 // op applies alike on every node.
 func (d *QueueDriver) CreateClaim(ctx context.Context, k queue.Key, o queue.ClaimOptions, now time.Time) (queue.Claim, error) {
+	if ok, err := d.claimable(ctx, k, now); !ok || err != nil {
+		return queue.Claim{}, err
+	}
 	r, err := d.propose(ctx, &op{Kind: opClaim, Tenant: k.Tenant, Queue: k.Queue, Now: now.UnixNano(),
 		Claim: uuid.NewString(), TTL: int64(o.TTL), Grace: int64(o.Grace), Limit: o.Limit})
 	return r.claim, err
+}
+
+// claimable reports whether a claim or pop of k at now may find a
+// message. Consumers poll empty queues: answering "nothing" from the
+// caught-up local state costs one stream info request instead of a
+// replicated log entry. Local state that says "maybe" (even if stale)
+// sends the call through the log, which decides.
+func (d *QueueDriver) claimable(ctx context.Context, k queue.Key, now time.Time) (bool, error) {
+	d.smu.RLock()
+	ok := d.st.Claimable(k, now)
+	d.smu.RUnlock()
+	if ok {
+		return true, nil
+	}
+	err := d.read(ctx, func(s *memq.State) { ok = s.Claimable(k, now) })
+	return ok, err
 }
 
 // RenewClaim implements queue.Driver.

@@ -278,3 +278,9 @@ func (c *Claims) nextExpiry() int64 {
 	}
 	return c.byExp[0].expires
 }
+
+// MayTake reports whether a Take at now could find anything: false means
+// surely not (no candidate, and no claim expired to free its messages).
+func (c *Claims) MayTake(now int64) bool {
+	return len(c.free) > 0 || c.nextExpiry() <= now
+}

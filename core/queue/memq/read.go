@@ -143,3 +143,11 @@ func (s *State) GetClaim(k queue.Key, id string, now time.Time) (queue.Claim, er
 	}
 	return out, nil
 }
+
+// Claimable reports whether a claim or pop of k at now could get a
+// message: false means surely not. An owner can answer such a call
+// without making it a write.
+func (s *State) Claimable(k queue.Key, now time.Time) bool {
+	q := s.queue(k)
+	return q != nil && q.claims.MayTake(now.UnixNano())
+}
