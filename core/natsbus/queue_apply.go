@@ -2,7 +2,6 @@ package natsbus
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -111,8 +110,7 @@ func (d *QueueDriver) applyLoop() {
 // applyEntry applies the entry at seq and hands this instance's results
 // to its callers.
 func (d *QueueDriver) applyEntry(seq uint64, data []byte) {
-	var e entry
-	err := json.Unmarshal(data, &e)
+	e, err := decodeEntry(data)
 	d.smu.Lock()
 	rs := make([]result, len(e.Ops))
 	if err == nil {

@@ -17,9 +17,8 @@ import (
 // proposer's now and the claim id it generated. Message ids are not in
 // the op: memq assigns them while applying, identically on every node.
 //
-// JSON is the encoding: ops are encoded by their callers (in parallel,
-// and a bad op fails alone), an entry is the concatenation of its ops,
-// and message bodies (JSON documents) are embedded as they are.
+// Ops are encoded by their callers (in parallel) and an entry is the
+// concatenation of its ops (queue_codec.go).
 
 type opKind uint8
 
@@ -37,33 +36,33 @@ const (
 )
 
 type op struct {
-	Kind   opKind          `json:"k"`
-	Tenant string          `json:"t,omitempty"`
-	Queue  string          `json:"q,omitempty"`
-	Now    int64           `json:"n,omitempty"`
-	Meta   json.RawMessage `json:"m,omitempty"`
-	Client string          `json:"u,omitempty"`
-	Msgs   []logMsg        `json:"ms,omitempty"`
-	IDs    []string        `json:"i,omitempty"`
-	Claims []string        `json:"cs,omitempty"`
-	Claim  string          `json:"c,omitempty"`
-	TTL    int64           `json:"ttl,omitempty"`
-	Grace  int64           `json:"g,omitempty"`
-	Limit  int             `json:"l,omitempty"`
+	Kind   opKind
+	Tenant string
+	Queue  string
+	Now    int64
+	Meta   json.RawMessage
+	Client string
+	Msgs   []logMsg
+	IDs    []string
+	Claims []string
+	Claim  string
+	TTL    int64
+	Grace  int64
+	Limit  int
 }
 
 type logMsg struct {
-	Body json.RawMessage `json:"b"`
-	TTL  int64           `json:"t"`
+	Body json.RawMessage
+	TTL  int64
 }
 
 // entry is one log message as decoded.
 type entry struct {
 	// Inst is the proposing driver instance, Batch its number there: the
 	// proposer finds its waiting callers by them.
-	Inst  string `json:"i"`
-	Batch uint64 `json:"b"`
-	Ops   []op   `json:"o"`
+	Inst  string
+	Batch uint64
+	Ops   []op
 }
 
 // result is what an op returned when applied.
@@ -117,25 +116,4 @@ func (o *op) apply(s *memq.State) result {
 	}
 	// A newer version's op: every node skips it alike.
 	return result{err: fmt.Errorf("natsbus: unknown queue log op %d", o.Kind)}
-}
-
-// appendEntry appends the entry of ops (each already JSON) to dst.
-func appendEntry(dst []byte, inst string, batch uint64, ops [][]byte) []byte {
-	dst = append(dst, `{"i":`...)
-	dst = appendJSONString(dst, inst)
-	dst = append(dst, `,"b":`...)
-	dst = fmt.Appendf(dst, "%d", batch)
-	dst = append(dst, `,"o":[`...)
-	for i, o := range ops {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = append(dst, o...)
-	}
-	return append(dst, "]}"...)
-}
-
-func appendJSONString(dst []byte, s string) []byte {
-	b, _ := json.Marshal(s) // a string always encodes
-	return append(dst, b...)
 }

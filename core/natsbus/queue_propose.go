@@ -1,9 +1,7 @@
 package natsbus
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/nats-io/nats.go"
@@ -14,7 +12,7 @@ import (
 
 // proposal is one caller's op on its way through the log.
 type proposal struct {
-	raw []byte      // the op as JSON
+	raw []byte      // the op, encoded
 	res chan result // buffered: exactly one result is sent
 }
 
@@ -22,16 +20,7 @@ type proposal struct {
 // node. The result exists only once the entry is in the stream (and, with
 // Replicas > 1, replicated to a quorum): the consumer sees nothing less.
 func (d *QueueDriver) propose(ctx context.Context, o *op) (result, error) {
-	// Bodies go into the log compacted but otherwise as posted (no HTML
-	// escaping of <, > and &).
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(o); err != nil {
-		// Only a body that is not JSON fails to encode.
-		return result{}, queue.Invalid("messages", "bodies must be JSON: %v", err)
-	}
-	p := &proposal{raw: bytes.TrimSuffix(buf.Bytes(), []byte("\n")), res: make(chan result, 1)}
+	p := &proposal{raw: appendOp(nil, o), res: make(chan result, 1)}
 	select {
 	case d.props <- p:
 	case <-ctx.Done():
