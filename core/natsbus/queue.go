@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sidestream/sidestream/core/queue"
@@ -163,7 +162,7 @@ func NewQueueDriver(ctx context.Context, js jetstream.JetStream, o QueueOptions)
 		props:   make(chan *proposal, 4096),
 		pending: map[uint64][]*proposal{}, advanced: make(chan struct{}),
 	}
-	err := retryJS(ctx, o.Timeout, func(ctx context.Context) error {
+	err := retryJS(ctx, "natsbus: queue log stream "+o.Stream, func(ctx context.Context) error {
 		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 			Name: o.Stream, Subjects: []string{o.Subject + ".>"},
 			Storage: jetstream.FileStorage, Replicas: o.Replicas,
@@ -173,9 +172,9 @@ func NewQueueDriver(ctx context.Context, js jetstream.JetStream, o QueueOptions)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("natsbus: queue log stream %s: %w", o.Stream, err)
+		return nil, err
 	}
-	err = retryJS(ctx, o.Timeout, func(ctx context.Context) (err error) {
+	err = retryJS(ctx, "natsbus: start queue driver", func(ctx context.Context) (err error) {
 		d.snap, err = newSnapshotter(ctx, d)
 		return err
 	})
@@ -186,7 +185,7 @@ func NewQueueDriver(ctx context.Context, js jetstream.JetStream, o QueueOptions)
 		st  *memq.State
 		seq uint64
 	)
-	err = retryJS(ctx, o.Timeout, func(ctx context.Context) (err error) {
+	err = retryJS(ctx, "natsbus: start queue driver", func(ctx context.Context) (err error) {
 		st, seq, err = d.snap.load(ctx)
 		return err
 	})
@@ -353,26 +352,4 @@ func (d *QueueDriver) errClosedIf(err error) error {
 		return fmt.Errorf("%w: %w", queue.ErrClosed, err)
 	}
 	return err
-}
-
-// retryJS runs fn with a per-attempt timeout until it succeeds, fails
-// otherwise than by getting no answer, or ctx ends: a cluster that is
-// still electing leaders (just formed, or a node just died) answers
-// nothing for a few seconds.
-func retryJS(ctx context.Context, timeout time.Duration, fn func(ctx context.Context) error) error {
-	for {
-		actx, cancel := context.WithTimeout(ctx, timeout)
-		err := fn(actx)
-		cancel()
-		noAnswer := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrNoResponders) ||
-			errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoStreamResponse)
-		if err == nil || !noAnswer || ctx.Err() != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
 }
