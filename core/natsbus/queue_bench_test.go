@@ -86,25 +86,8 @@ func benchProduceConsume(b *testing.B, producer *queue.Service, consumers []*que
 	for i := range len(consumers) * window {
 		c := consumers[i%len(consumers)]
 		wg.Go(func() {
-			for consumed.Load() < int64(total) && ctx.Err() == nil {
-				cl, err := c.Claim(ctx, k, queuetest.ClientB, queue.ClaimOptions{Limit: batch})
-				if err != nil {
-					errs <- err
-					return
-				}
-				if len(cl.Messages) == 0 {
-					time.Sleep(time.Millisecond) // posts on other nodes wake no one here
-					continue
-				}
-				ids := make([]string, len(cl.Messages))
-				for i, m := range cl.Messages {
-					ids[i] = m.ID
-				}
-				if err := c.Delete(ctx, k, queuetest.ClientB, ids, []string{cl.ID}); err != nil {
-					errs <- err
-					return
-				}
-				consumed.Add(int64(len(ids)))
+			if err := consume(ctx, c, k, batch, int64(total), &consumed); err != nil {
+				errs <- err
 			}
 		})
 	}
@@ -118,4 +101,28 @@ func benchProduceConsume(b *testing.B, producer *queue.Service, consumers []*que
 		b.Fatalf("consumed %d of %d", got, total)
 	}
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// consume claims (limit at a time) and deletes from k until total
+// messages were consumed by all consumers together.
+func consume(ctx context.Context, c *queue.Service, k queue.Key, limit int, total int64, consumed *atomic.Int64) error {
+	for consumed.Load() < total && ctx.Err() == nil {
+		cl, err := c.Claim(ctx, k, queuetest.ClientB, queue.ClaimOptions{Limit: limit})
+		if err != nil {
+			return err
+		}
+		if len(cl.Messages) == 0 {
+			time.Sleep(time.Millisecond) // posts on other nodes wake no one here
+			continue
+		}
+		ids := make([]string, len(cl.Messages))
+		for i, m := range cl.Messages {
+			ids[i] = m.ID
+		}
+		if err := c.Delete(ctx, k, queuetest.ClientB, ids, []string{cl.ID}); err != nil {
+			return err
+		}
+		consumed.Add(int64(len(ids)))
+	}
+	return nil
 }
