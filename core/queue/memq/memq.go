@@ -6,6 +6,14 @@
 // step by applying one ordered log of calls (core/natsbus does that over
 // JetStream).
 //
+// Writes never go back in time: each applies at the later of its own
+// now and the latest instant a write applied at (reads use their own
+// now). Proposers' clocks differ and concurrent writes reach a log out of
+// order, so without that a write could see alive what an earlier write
+// found expired, and a State restored from a snapshot could decide
+// otherwise than the one it was taken from. A node whose clock runs far
+// ahead moves every node's write clock with it: keep clocks in sync.
+//
 // Message seqs come from one counter of the State, so ids sort in post
 // order within a queue and are never reused, not even after the queue is
 // deleted. The claim table (Claims) is separate from the messages and
@@ -33,6 +41,7 @@ import (
 type State struct {
 	tenants map[string]map[string]*queueState
 	seq     uint64 // last message seq assigned
+	clock   int64  // the latest instant a write applied at (Unix ns)
 	// reaped counts claims that expired inside other calls since the last
 	// Expire, which reports them.
 	reaped int

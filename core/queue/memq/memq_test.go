@@ -162,3 +162,31 @@ func TestMessageIDs(t *testing.T) {
 		}
 	}
 }
+
+// TestWritesNeverGoBackInTime: a claim that found a message expired
+// leaves it expired for a later write with an earlier now (clocks of
+// proposers differ), on the State and on one restored from its snapshot
+// alike, so nodes that restored at different points still agree.
+func TestWritesNeverGoBackInTime(t *testing.T) {
+	t.Parallel()
+	k := queue.Key{Tenant: "t", Queue: "q"}
+	at := func(sec int) time.Time { return queuetest.T0.Add(time.Duration(sec) * time.Second) }
+	s := memq.New()
+	s.PostMessages(k, uuid.MustParse(queuetest.ClientA), []queue.NewMessage{{Body: json.RawMessage(`1`), TTL: time.Minute}}, at(0))
+	if c := s.CreateClaim(k, uuid.New(), queue.ClaimOptions{TTL: time.Minute, Limit: 1}, at(61)); c.ID != "" {
+		t.Fatalf("claimed an expired message: %+v", c)
+	}
+	var buf bytes.Buffer
+	if err := s.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	restored, err := memq.ReadSnapshot(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, st := range map[string]*memq.State{"original": s, "restored": restored} {
+		if c := st.CreateClaim(k, uuid.New(), queue.ClaimOptions{TTL: time.Minute, Limit: 1}, at(30)); c.ID != "" {
+			t.Fatalf("%s: a claim with an earlier now got the expired message: %+v", name, c)
+		}
+	}
+}

@@ -18,6 +18,7 @@ import (
 
 type snapState struct {
 	Seq    uint64      `json:"seq"`
+	Clock  int64       `json:"clock"`
 	Reaped int         `json:"reaped"`
 	Queues []snapQueue `json:"queues"`
 }
@@ -51,7 +52,7 @@ type snapClaim struct {
 
 // WriteSnapshot writes the whole State to w.
 func (s *State) WriteSnapshot(w io.Writer) error {
-	snap := snapState{Seq: s.seq, Reaped: s.reaped}
+	snap := snapState{Seq: s.seq, Clock: s.clock, Reaped: s.reaped}
 	for tenant, t := range s.tenants {
 		for name, q := range t {
 			sq := snapQueue{Tenant: tenant, Name: name, Meta: q.meta, Msgs: make([]snapMsg, 0, len(q.msgs)-q.dead)}
@@ -79,7 +80,7 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 		return nil, fmt.Errorf("memq: read snapshot: %w", err)
 	}
 	s := New()
-	s.seq, s.reaped = snap.Seq, snap.Reaped
+	s.seq, s.clock, s.reaped = snap.Seq, snap.Clock, snap.Reaped
 	for _, sq := range snap.Queues {
 		t := s.tenants[sq.Tenant]
 		if t == nil {

@@ -15,6 +15,18 @@ import (
 // The writes. Each is a pure function of the State and its arguments;
 // errors are the queue package's, as queue.Driver returns them.
 
+// tick returns the instant a write applies at: its now, or the latest
+// instant a write has applied at if that is later. Writers' clocks
+// disagree a little and concurrent writes reach the log out of order, so
+// a write's now may be earlier than one already applied; without the
+// clamp a message a claim skipped as expired could be live again for the
+// next write, and a State restored from a snapshot (which no longer knows
+// what was skipped) could then decide otherwise than the original.
+func (s *State) tick(now time.Time) int64 {
+	s.clock = max(s.clock, now.UnixNano())
+	return s.clock
+}
+
 // CreateQueue creates k with meta; it reports false when k existed.
 func (s *State) CreateQueue(k queue.Key, meta json.RawMessage) bool {
 	_, created := s.ensure(k, meta)
@@ -47,7 +59,7 @@ func (s *State) PostMessages(k queue.Key, client uuid.UUID, msgs []queue.NewMess
 		return nil
 	}
 	q, _ := s.ensure(k, json.RawMessage("{}"))
-	n := now.UnixNano()
+	n := s.tick(now)
 	first := s.seq + 1
 	ids := make([]string, len(msgs))
 	q.msgs = slices.Grow(q.msgs, len(msgs))
@@ -76,7 +88,7 @@ func (s *State) DeleteMessages(k queue.Key, ids, claimIDs []string, now time.Tim
 	if q == nil {
 		return nil
 	}
-	n := now.UnixNano()
+	n := s.tick(now)
 	// Check everything first: a rejected delete deletes nothing.
 	idx := make([]int, 0, len(ids))
 	for _, id := range ids {
@@ -112,7 +124,7 @@ func (s *State) PopMessages(k queue.Key, limit int, now time.Time) []queue.Messa
 	if q == nil {
 		return nil
 	}
-	n := now.UnixNano()
+	n := s.tick(now)
 	s.reaped += q.claims.Reap(n)
 	seqs := q.take(limit, n)
 	out := make([]queue.Message, 0, len(seqs))
@@ -132,7 +144,7 @@ func (s *State) CreateClaim(k queue.Key, id uuid.UUID, o queue.ClaimOptions, now
 	if q == nil {
 		return queue.Claim{}
 	}
-	n := now.UnixNano()
+	n := s.tick(now)
 	s.reaped += q.claims.Reap(n)
 	seqs := q.take(o.Limit, n)
 	if len(seqs) == 0 {
@@ -157,7 +169,7 @@ func (s *State) RenewClaim(k queue.Key, id string, ttl, grace time.Duration, now
 	if !ok || q == nil {
 		return fmt.Errorf("%w: %q", queue.ErrClaimNotFound, id)
 	}
-	c, ok := q.claims.Renew(cid, now.UnixNano(), int64(ttl), int64(grace))
+	c, ok := q.claims.Renew(cid, s.tick(now), int64(ttl), int64(grace))
 	if !ok {
 		return fmt.Errorf("%w: %q", queue.ErrClaimNotFound, id)
 	}
@@ -173,7 +185,7 @@ func (s *State) RenewClaim(k queue.Key, id string, ttl, grace time.Duration, now
 func (s *State) ReleaseClaim(k queue.Key, id string, now time.Time) {
 	cid, ok := ParseClaimID(id)
 	if q := s.queue(k); ok && q != nil {
-		q.claims.Release(cid, now.UnixNano())
+		q.claims.Release(cid, s.tick(now))
 	}
 }
 
@@ -181,7 +193,7 @@ func (s *State) ReleaseClaim(k queue.Key, id string, now time.Time) {
 // many it removed (with the claims other calls found expired since the
 // last Expire).
 func (s *State) Expire(now time.Time) int {
-	n := now.UnixNano()
+	n := s.tick(now)
 	removed := s.reaped
 	s.reaped = 0
 	for _, t := range s.tenants {
