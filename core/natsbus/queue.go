@@ -102,8 +102,8 @@ func (o QueueOptions) withDefaults() QueueOptions {
 //     still be stored and applied (the ack was lost, not the entry): as
 //     with any client of a replicated log, a post retried then may be
 //     stored twice (delivery is at-least-once anyway).
-//   - Reads are local: after asking the stream for its last seq and
-//     waiting until the local state has applied it, so a read sees every
+//   - Reads are local: after a no-op appended to the log has been
+//     applied here (shared by concurrent reads), so a read sees every
 //     write acknowledged before it on any node.
 //   - Concurrent calls share log entries: a publisher takes every op
 //     waiting and appends them as one entry, so the cost per entry (a
@@ -142,12 +142,10 @@ type QueueDriver struct {
 	smu     sync.RWMutex
 	st      *memq.State
 	applied uint64 // the last log seq applied to st
-	// advanced is closed (and replaced) whenever applied grows.
-	advanced chan struct{}
 
 	snap *snapshotter
 	cons *consumer
-	last lastSeq
+	last barrier
 }
 
 // NewQueueDriver creates (or joins) the log stream, loads the newest
@@ -160,7 +158,7 @@ func NewQueueDriver(ctx context.Context, js jetstream.JetStream, o QueueOptions)
 		js: js, o: o, log: o.Log.With("component", "queue-driver", "node", o.Node),
 		inst: uuid.NewString(), subj: o.Subject + ".log",
 		props:   make(chan *proposal, 4096),
-		pending: map[uint64][]*proposal{}, advanced: make(chan struct{}),
+		pending: map[uint64][]*proposal{},
 	}
 	err := retryJS(ctx, "natsbus: queue log stream "+o.Stream, func(ctx context.Context) error {
 		_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
@@ -245,47 +243,43 @@ func (d *QueueDriver) read(ctx context.Context, fn func(s *memq.State)) error {
 	return nil
 }
 
-// catchUp waits until the local state has applied the log's last entry
-// as of some instant after catchUp was called.
+// catchUp waits until the local state has applied every write
+// acknowledged before catchUp was called, on any node.
 func (d *QueueDriver) catchUp(ctx context.Context) error {
 	if d.closed() {
 		return queue.ErrClosed
 	}
-	seq, err := d.last.get(ctx)
-	if err != nil {
-		return err
-	}
-	return d.waitApplied(ctx, seq)
+	return d.last.get(ctx)
 }
 
-// lastSeq asks the stream for its last seq, one request at a time:
-// callers arriving while a request is out share the next one (which
-// starts after they arrived, so it still counts every write acknowledged
-// before them). Polling consumers make many reads; the stream's leader
-// answers a few.
-type lastSeq struct {
+// barrier catches reads up with the log: a round appends a no-op to the
+// log and waits until this node has applied it, and so everything before
+// it (the stream's info is no substitute: a follower may answer it from
+// its own, older copy). Callers arriving while a round is out share the
+// next one, which starts after they arrived; so polling consumers cost a
+// few entries per round trip, not one per poll.
+type barrier struct {
 	d      *QueueDriver
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	closed bool
-	busy   bool      // a request is out
-	next   *seqRound // the round callers join, started when busy ends
+	busy   bool   // a round is out
+	next   *round // the round callers join, started when busy ends
 }
 
-type seqRound struct {
+type round struct {
 	done chan struct{}
-	seq  uint64
 	err  error
 }
 
-func (l *lastSeq) get(ctx context.Context) (uint64, error) {
+func (l *barrier) get(ctx context.Context) error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
-		return 0, queue.ErrClosed
+		return queue.ErrClosed
 	}
 	if l.next == nil {
-		l.next = &seqRound{done: make(chan struct{})}
+		l.next = &round{done: make(chan struct{})}
 	}
 	r := l.next
 	if !l.busy {
@@ -295,54 +289,31 @@ func (l *lastSeq) get(ctx context.Context) (uint64, error) {
 	l.mu.Unlock()
 	select {
 	case <-r.done:
-		return r.seq, r.err
+		return r.err
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return ctx.Err()
 	}
 }
 
-// close waits for the request out (bg is cancelled first).
-func (l *lastSeq) close() {
+// close waits for the round out (bg is cancelled first).
+func (l *barrier) close() {
 	l.mu.Lock()
 	l.closed = true
 	l.mu.Unlock()
 	l.wg.Wait()
 }
 
-// run asks for round r, then for the round that gathered meanwhile.
-func (l *lastSeq) run(r *seqRound) {
+// run runs round r, then the round that gathered meanwhile.
+func (l *barrier) run(r *round) {
 	for r != nil {
 		ctx, cancel := context.WithTimeout(l.d.bg, l.d.o.Timeout)
-		s, err := l.d.js.Stream(ctx, l.d.o.Stream)
+		_, r.err = l.d.propose(ctx, &op{Kind: opBarrier})
 		cancel()
-		if err != nil {
-			r.err = fmt.Errorf("%w: queue log: %w", queue.ErrUnavailable, l.d.errClosedIf(err))
-		} else {
-			r.seq = s.CachedInfo().State.LastSeq
-		}
 		close(r.done)
 		l.mu.Lock()
 		r, l.next = l.next, nil
 		l.busy = r != nil
 		l.mu.Unlock()
-	}
-}
-
-func (d *QueueDriver) waitApplied(ctx context.Context, seq uint64) error {
-	for {
-		d.smu.RLock()
-		applied, ch := d.applied, d.advanced
-		d.smu.RUnlock()
-		if applied >= seq {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-d.quit:
-			return queue.ErrClosed
-		}
 	}
 }
 

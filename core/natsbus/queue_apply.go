@@ -119,8 +119,6 @@ func (d *QueueDriver) applyEntry(seq uint64, data []byte) {
 		}
 	}
 	d.applied = seq
-	close(d.advanced)
-	d.advanced = make(chan struct{})
 	d.smu.Unlock()
 	if err != nil {
 		// Every node skips it alike; its proposer (if it can tell) fails.
@@ -172,8 +170,6 @@ func (d *QueueDriver) reload(seq uint64) {
 		if err == nil {
 			d.smu.Lock()
 			d.st, d.applied = st, at
-			close(d.advanced)
-			d.advanced = make(chan struct{})
 			d.smu.Unlock()
 			d.resume()
 			return

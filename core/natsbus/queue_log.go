@@ -33,6 +33,7 @@ const (
 	opRenew
 	opRelease
 	opExpire
+	opBarrier // changes nothing: reads wait until it is applied
 )
 
 type op struct {
@@ -113,6 +114,8 @@ func (o *op) apply(s *memq.State) result {
 		return result{}
 	case opExpire:
 		return result{n: s.Expire(now)}
+	case opBarrier:
+		return result{}
 	}
 	// A newer version's op: every node skips it alike.
 	return result{err: fmt.Errorf("natsbus: unknown queue log op %d", o.Kind)}
