@@ -75,9 +75,9 @@ func (d *QueueDriver) CreateClaim(ctx context.Context, k queue.Key, o queue.Clai
 
 // claimable reports whether a claim or pop of k at now may find a
 // message. Consumers poll empty queues: answering "nothing" from the
-// caught-up local state costs one stream info request instead of a
-// replicated log entry. Local state that says "maybe" (even if stale)
-// sends the call through the log, which decides.
+// caught-up local state costs a share of one read barrier (polls at once
+// share it) instead of a log entry each. Local state that says "maybe"
+// (even if stale) sends the call through the log, which decides.
 func (d *QueueDriver) claimable(ctx context.Context, k queue.Key, now time.Time) (bool, error) {
 	d.smu.RLock()
 	ok := d.st.Claimable(k, now)
