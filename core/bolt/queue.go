@@ -14,6 +14,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/core/queue/memq"
 )
 
 var _ queue.Driver = (*QueueDriver)(nil)
@@ -205,7 +206,7 @@ func (d *QueueDriver) QueueStats(ctx context.Context, k queue.Key, now time.Time
 			} else {
 				st.Free++
 			}
-			ms := &queue.MessageStat{ID: msgID(keySeq(key)), Created: time.Unix(0, r.created).UTC()}
+			ms := &queue.MessageStat{ID: memq.MessageID(keySeq(key)), Created: time.Unix(0, r.created).UTC()}
 			if st.Oldest == nil {
 				st.Oldest = ms
 			}

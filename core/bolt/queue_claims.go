@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"bytes"
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/core/queue/memq"
 )
 
 // CreateClaim implements queue.Driver. The claim is made in memory under
@@ -21,31 +21,27 @@ import (
 func (d *QueueDriver) CreateClaim(ctx context.Context, k queue.Key, o queue.ClaimOptions, now time.Time) (queue.Claim, error) {
 	id := uuid.New()
 	n := now.UnixNano()
-	c := &memClaim{id: id, created: n, expires: n + int64(o.TTL), ttl: int64(o.TTL), grace: int64(o.Grace)}
-	// Sized for a full claim: growing these was the largest allocation
-	// of a claim.
+	expires := n + int64(o.TTL)
+	// Sized for a full claim: growing it was the largest allocation of a
+	// claim.
 	msgs := make([]queue.Message, 0, max(o.Limit, 0))
-	c.seqs = make([]uint64, 0, max(o.Limit, 0))
 	err := d.withMem(ctx, string(queueName(k)), n, func(_ *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error {
 		if b == nil {
 			return nil
 		}
-		d.reaped += m.reap(n)
+		d.reaped += m.claims.Reap(n)
 		var slab []byte
-		err := m.takeFree(b.Bucket(qbktMsgs), n, o.Limit, func(seq uint64, r *msgRec) {
-			m.owner[seq] = c
-			c.seqs = append(c.seqs, seq)
-			r.claim, r.claimExp = id, c.expires
-			if life := c.expires + c.grace; life > r.expires {
+		seqs, err := m.takeFree(b.Bucket(qbktMsgs), n, o.Limit, func(seq uint64, r *msgRec) {
+			r.claim, r.claimExp = id, expires
+			if life := expires + int64(o.Grace); life > r.expires {
 				r.expires = life
 				m.extend[seq] = life
 			}
 			msgs = append(msgs, r.message(seq, n, &slab))
 		})
-		if len(c.seqs) > 0 {
-			c.live = len(c.seqs)
-			m.claims[id] = c
-			heap.Push(&m.byExp, c)
+		if len(seqs) > 0 {
+			m.claims.Hold(id, seqs, n, expires, int64(o.TTL), int64(o.Grace))
+			m.unflushed[id] = false
 		}
 		if err != nil {
 			return fmt.Errorf("queue %s: %w", k, err)
@@ -56,24 +52,24 @@ func (d *QueueDriver) CreateClaim(ctx context.Context, k queue.Key, o queue.Clai
 		return queue.Claim{}, err
 	}
 	return queue.Claim{
-		ID: id.String(), TTL: time.Duration(c.ttl), Grace: time.Duration(c.grace),
-		Created: now.UTC(), Expires: time.Unix(0, c.expires).UTC(), Messages: msgs,
+		ID: id.String(), TTL: o.TTL, Grace: o.Grace,
+		Created: now.UTC(), Expires: time.Unix(0, expires).UTC(), Messages: msgs,
 	}, nil
 }
 
 // activeClaim returns claim cid of m if it is active at now.
-func activeClaim(m *memQueue, cid uuid.UUID, now int64) (*memClaim, error) {
+func activeClaim(m *memQueue, cid uuid.UUID, now int64) (memq.ClaimInfo, error) {
 	if m != nil {
-		if c := m.claims[cid]; c != nil && c.expires > now {
+		if c, ok := m.claims.Active(cid, now); ok {
 			return c, nil
 		}
 	}
-	return nil, fmt.Errorf("%w: %s", queue.ErrClaimNotFound, cid)
+	return memq.ClaimInfo{}, fmt.Errorf("%w: %s", queue.ErrClaimNotFound, cid)
 }
 
 // GetClaim implements queue.Driver.
 func (d *QueueDriver) GetClaim(ctx context.Context, k queue.Key, id string, now time.Time) (queue.Claim, error) {
-	cid, ok := parseClaimID(id)
+	cid, ok := memq.ParseClaimID(id)
 	if !ok {
 		return queue.Claim{}, fmt.Errorf("%w: %q", queue.ErrClaimNotFound, id)
 	}
@@ -84,10 +80,10 @@ func (d *QueueDriver) GetClaim(ctx context.Context, k queue.Key, id string, now 
 		if err != nil {
 			return err
 		}
-		out = queue.Claim{ID: id, TTL: time.Duration(c.ttl), Grace: time.Duration(c.grace),
-			Created: time.Unix(0, c.created).UTC(), Expires: time.Unix(0, c.expires).UTC()}
+		out = queue.Claim{ID: id, TTL: time.Duration(c.TTL), Grace: time.Duration(c.Grace),
+			Created: time.Unix(0, c.Created).UTC(), Expires: time.Unix(0, c.Expires).UTC()}
 		var slab []byte
-		return forClaimed(b.Bucket(qbktMsgs), m, c, func(seq uint64, r *msgRec) error {
+		return forClaimed(b.Bucket(qbktMsgs), c.Seqs, func(seq uint64, r *msgRec) error {
 			m.overlay(seq, r, n)
 			if r.expires > n {
 				out.Messages = append(out.Messages, r.message(seq, n, &slab))
@@ -98,12 +94,10 @@ func (d *QueueDriver) GetClaim(ctx context.Context, k queue.Key, id string, now 
 	return out, err
 }
 
-// forClaimed calls fn for each stored message c still holds.
-func forClaimed(mb *bbolt.Bucket, m *memQueue, c *memClaim, fn func(seq uint64, r *msgRec) error) error {
-	for _, seq := range c.seqs {
-		if m.owner[seq] != c {
-			continue
-		}
+// forClaimed calls fn for each stored message among seqs (those a claim
+// still holds).
+func forClaimed(mb *bbolt.Bucket, seqs []uint64, fn func(seq uint64, r *msgRec) error) error {
+	for _, seq := range seqs {
 		key := seqKey(seq)
 		v := mb.Get(key[:])
 		if v == nil {
@@ -124,16 +118,15 @@ func forClaimed(mb *bbolt.Bucket, m *memQueue, c *memClaim, fn func(seq uint64, 
 // so made durable) before it is acknowledged.
 func (d *QueueDriver) RenewClaim(ctx context.Context, k queue.Key, id string, ttl, grace time.Duration, now time.Time) error {
 	n := now.UnixNano()
-	return d.updateClaim(ctx, k, id, n, func(c *memClaim) memClaim {
-		u := *c
-		u.expires, u.ttl, u.grace = n+int64(ttl), int64(ttl), int64(grace)
-		return u
+	return d.updateClaim(ctx, k, id, n, func(c memq.ClaimInfo) memq.ClaimInfo {
+		c.Expires, c.TTL, c.Grace = n+int64(ttl), int64(ttl), int64(grace)
+		return c
 	}, false)
 }
 
 // ReleaseClaim implements queue.Driver.
 func (d *QueueDriver) ReleaseClaim(ctx context.Context, k queue.Key, id string, now time.Time) error {
-	err := d.updateClaim(ctx, k, id, now.UnixNano(), func(c *memClaim) memClaim { return *c }, true)
+	err := d.updateClaim(ctx, k, id, now.UnixNano(), func(c memq.ClaimInfo) memq.ClaimInfo { return c }, true)
 	if errors.Is(err, queue.ErrClaimNotFound) {
 		return nil
 	}
@@ -144,8 +137,8 @@ func (d *QueueDriver) ReleaseClaim(ctx context.Context, k queue.Key, id string, 
 // clears its stamps and record) in one commit, then applies the same to
 // memory once that commit is durable.
 func (d *QueueDriver) updateClaim(ctx context.Context, k queue.Key, id string, n int64,
-	edit func(*memClaim) memClaim, drop bool) error {
-	cid, ok := parseClaimID(id)
+	edit func(memq.ClaimInfo) memq.ClaimInfo, drop bool) error {
+	cid, ok := memq.ParseClaimID(id)
 	if !ok {
 		return fmt.Errorf("%w: %q", queue.ErrClaimNotFound, id)
 	}
@@ -155,8 +148,7 @@ func (d *QueueDriver) updateClaim(ctx context.Context, k queue.Key, id string, n
 	}
 	var (
 		result error
-		c      *memClaim
-		u      memClaim
+		u      memq.ClaimInfo
 	)
 	err := d.write(ctx, 256, func(tx *bbolt.Tx, ar *arena) error {
 		b := queueBucket(tx, []byte(name))
@@ -166,14 +158,15 @@ func (d *QueueDriver) updateClaim(ctx context.Context, k queue.Key, id string, n
 		if b == nil {
 			m = nil
 		}
+		var c memq.ClaimInfo
 		if c, result = activeClaim(m, cid, n); result != nil {
 			return nil
 		}
 		u = edit(c)
 		if drop {
-			u.expires = 0 // stamps with an expired claim mean "free"
+			u.Expires = 0 // stamps with an expired claim mean "free"
 		}
-		return writeClaim(b, ar, m, c, &u, drop)
+		return writeClaim(b, ar, m, &u, drop)
 	})
 	if err != nil || result != nil {
 		return errors.Join(err, result)
@@ -181,44 +174,41 @@ func (d *QueueDriver) updateClaim(ctx context.Context, k queue.Key, id string, n
 	d.qmu.Lock()
 	defer d.qmu.Unlock()
 	m := d.mem[name]
-	if m == nil || m.claims[cid] != c {
+	if m == nil {
 		return nil
 	}
+	delete(m.unflushed, cid) // written now, or gone
 	if drop {
-		for _, seq := range c.seqs {
-			if m.owner[seq] == c {
-				delete(m.owner, seq)
-				m.free.push(seq, seq)
-			}
-		}
-		m.dropClaim(c)
+		m.claims.Release(cid, n)
 		return nil
 	}
-	c.expires, c.ttl, c.grace, c.flushed = u.expires, u.ttl, u.grace, true
-	heap.Fix(&m.byExp, c.hidx)
-	for _, seq := range c.seqs {
-		if m.owner[seq] == c && c.expires+c.grace > m.extend[seq] {
-			m.extend[seq] = c.expires + c.grace
+	c, ok := m.claims.Renew(cid, n, u.TTL, u.Grace)
+	if !ok {
+		return nil
+	}
+	for _, seq := range c.Seqs {
+		if c.Expires+c.Grace > m.extend[seq] {
+			m.extend[seq] = c.Expires + c.Grace
 		}
 	}
 	return nil
 }
 
-// writeClaim stamps the messages c still holds with u (its new state)
-// and stores u's record, or deletes it with drop. Called in a write
-// transaction under qmu; memory is left to the caller.
-func writeClaim(b *bbolt.Bucket, ar *arena, m *memQueue, c *memClaim, u *memClaim, drop bool) error {
+// writeClaim stamps the messages claim u still holds with u (its new
+// state) and stores u's record, or deletes it with drop. Called in a
+// write transaction under qmu; memory is left to the caller.
+func writeClaim(b *bbolt.Bucket, ar *arena, m *memQueue, u *memq.ClaimInfo, drop bool) error {
 	mb := b.Bucket(qbktMsgs)
 	var keys, vals [][]byte
-	err := forClaimed(mb, m, c, func(seq uint64, r *msgRec) error {
+	err := forClaimed(mb, u.Seqs, func(seq uint64, r *msgRec) error {
 		if e, ok := m.extend[seq]; ok && e > r.expires {
 			r.expires = e
 		}
-		r.claim, r.claimExp = c.id, u.expires
+		r.claim, r.claimExp = u.ID, u.Expires
 		if drop {
 			r.claim, r.claimExp = uuid.Nil, 0
 		} else {
-			r.expires = max(r.expires, u.expires+u.grace)
+			r.expires = max(r.expires, u.Expires+u.Grace)
 		}
 		v := ar.alloc(msgHdrLen + len(r.body))
 		r.encode(v)
@@ -235,34 +225,41 @@ func writeClaim(b *bbolt.Bucket, ar *arena, m *memQueue, c *memClaim, u *memClai
 	}
 	cb := b.Bucket(qbktClaims)
 	if drop {
-		return cb.Delete(c.id[:])
+		return cb.Delete(ar.str(string(u.ID[:])))
 	}
 	cv := ar.alloc(claimHdrLen)
-	rec := claimRec{created: u.created, expires: u.expires, ttl: u.ttl, grace: u.grace}
+	rec := claimRec{created: u.Created, expires: u.Expires, ttl: u.TTL, grace: u.Grace}
 	rec.encode(cv)
-	return cb.Put(ar.str(string(c.id[:])), cv)
+	return cb.Put(ar.str(string(u.ID[:])), cv)
 }
 
-// flushClaims writes the active claims not yet on file, so they survive
-// a restart. It runs in a write transaction; flushed is marked by the
-// caller once the commit is durable.
-func (d *QueueDriver) flushClaims(tx *bbolt.Tx, ar *arena, now int64) ([]*memClaim, error) {
+// flushed names a claim written by flushClaims.
+type flushed struct {
+	m  *memQueue
+	id uuid.UUID
+}
+
+// flushClaims writes the active claims not yet on file that the last
+// sweep saw, so they survive a restart. It runs in a write transaction;
+// they leave unflushed once the commit is durable (the caller).
+func (d *QueueDriver) flushClaims(tx *bbolt.Tx, ar *arena, now int64) ([]flushed, error) {
 	d.qmu.Lock()
 	defer d.qmu.Unlock()
-	var done []*memClaim
+	var done []flushed
 	for name, m := range d.mem {
 		b := queueBucket(tx, []byte(name))
 		if b == nil {
 			continue
 		}
-		for _, c := range m.claims {
-			if c.flushed || !c.seen || c.expires <= now {
+		for id, seen := range m.unflushed {
+			c, ok := m.claims.Active(id, now)
+			if !seen || !ok {
 				continue
 			}
-			if err := writeClaim(b, ar, m, c, c, false); err != nil {
+			if err := writeClaim(b, ar, m, &c, false); err != nil {
 				return nil, err
 			}
-			done = append(done, c)
+			done = append(done, flushed{m, id})
 		}
 	}
 	return done, nil
@@ -297,10 +294,14 @@ func (d *QueueDriver) flush(ctx context.Context, n int64) (int, error) {
 	d.qmu.Lock()
 	pending := false
 	for _, m := range d.mem {
-		d.reaped += m.reap(n)
-		for _, c := range m.claims {
-			pending = pending || (!c.flushed && c.seen)
-			c.seen = true
+		d.reaped += m.claims.Reap(n)
+		for id, seen := range m.unflushed {
+			if _, ok := m.claims.Active(id, n); !ok {
+				delete(m.unflushed, id) // deleted, released or expired: nothing to write
+				continue
+			}
+			pending = pending || seen
+			m.unflushed[id] = true
 		}
 	}
 	reaped := d.reaped
@@ -309,18 +310,18 @@ func (d *QueueDriver) flush(ctx context.Context, n int64) (int, error) {
 	if !pending {
 		return reaped, nil
 	}
-	var flushed []*memClaim
+	var done []flushed
 	err := d.write(ctx, 4096, func(tx *bbolt.Tx, ar *arena) error {
 		var err error
-		flushed, err = d.flushClaims(tx, ar, n)
+		done, err = d.flushClaims(tx, ar, n)
 		return err
 	})
 	if err != nil {
 		return reaped, err
 	}
 	d.qmu.Lock()
-	for _, c := range flushed {
-		c.flushed = true
+	for _, f := range done {
+		delete(f.m.unflushed, f.id)
 	}
 	d.qmu.Unlock()
 	return reaped, nil

@@ -2,13 +2,13 @@ package bolt
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/core/queue/memq"
 )
 
 // Queue message values are a fixed header and the raw JSON body:
@@ -74,7 +74,7 @@ func (r *msgRec) message(seq uint64, now int64, slab *[]byte) queue.Message {
 	start := len(*slab)
 	*slab = append(*slab, r.body...)
 	m := queue.Message{
-		ID:      msgID(seq),
+		ID:      memq.MessageID(seq),
 		Body:    (*slab)[start:len(*slab):len(*slab)],
 		TTL:     time.Duration(r.ttl),
 		Created: time.Unix(0, r.created).UTC(),
@@ -114,32 +114,4 @@ func (c *claimRec) encode(dst []byte) {
 	binary.BigEndian.PutUint64(dst[16:24], uint64(c.ttl))
 	binary.BigEndian.PutUint64(dst[24:32], uint64(c.grace))
 	copy(dst[claimHdrLen:], c.seqs)
-}
-
-// msgID is a message's public id: its seq in 16 hex digits, so ids sort
-// as strings in post order.
-func msgID(seq uint64) string {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], seq)
-	return hex.EncodeToString(b[:])
-}
-
-// parseMsgID returns 0 for anything that is not a message id.
-func parseMsgID(id string) uint64 {
-	if len(id) != 16 {
-		return 0
-	}
-	var b [8]byte
-	if _, err := hex.Decode(b[:], []byte(id)); err != nil {
-		return 0
-	}
-	return binary.BigEndian.Uint64(b[:])
-}
-
-func parseClaimID(id string) (uuid.UUID, bool) {
-	u, err := uuid.Parse(id)
-	if err != nil || len(id) != 36 || u == uuid.Nil {
-		return uuid.Nil, false
-	}
-	return u, true
 }

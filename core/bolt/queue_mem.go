@@ -1,12 +1,13 @@
 package bolt
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 
 	"github.com/google/uuid"
 	"go.etcd.io/bbolt"
+
+	"github.com/sidestream/sidestream/core/queue/memq"
 )
 
 // Claims live in memory (memQueue), and are written to the file lazily.
@@ -34,35 +35,24 @@ import (
 // rates: a claim then costs no write and no fsync at all.
 
 // memQueue is the in-memory claim state of one queue, loaded from the
-// file on first use. Guarded by QueueDriver.qmu.
+// file on first use: the claim table shared with the other queue drivers
+// (memq.Claims) plus what only a lazily written file needs. Guarded by
+// QueueDriver.qmu.
 type memQueue struct {
-	// free holds the seqs that may be claimable, oldest first. It may also
-	// hold deleted, expired or duplicate seqs (checked when taken), but
-	// never misses a free one: claims never rescan the queue.
-	free   runHeap
-	owner  map[uint64]*memClaim // seq → claim holding it (maybe expired, not yet reaped)
-	claims map[uuid.UUID]*memClaim
-	byExp  claimHeap
+	claims *memq.Claims
 	// pinned seqs are being deleted or popped by a commit in progress.
 	pinned map[uint64]struct{}
 	// extend is a message's life extended by a claim beyond its stored
 	// expiry, until the claim is flushed.
 	extend map[uint64]int64
-}
-
-type memClaim struct {
-	id                           uuid.UUID
-	created, expires, ttl, grace int64
-	seqs                         []uint64 // claimed, in order; owner says which it still holds
-	live                         int      // how many of seqs it still holds
-	flushed                      bool
-	seen                         bool // pending at the last flush: flush at the next
-	hidx                         int
+	// unflushed are the claims not yet written to the file, each with
+	// whether the last Expire sweep saw it (flushed by the next one).
+	unflushed map[uuid.UUID]bool
 }
 
 func newMemQueue() *memQueue {
-	return &memQueue{owner: map[uint64]*memClaim{}, claims: map[uuid.UUID]*memClaim{},
-		pinned: map[uint64]struct{}{}, extend: map[uint64]int64{}}
+	return &memQueue{claims: memq.NewClaims(), pinned: map[uint64]struct{}{},
+		extend: map[uint64]int64{}, unflushed: map[uuid.UUID]bool{}}
 }
 
 // loadMem rebuilds a queue's claim state from its bucket: stamped
@@ -74,10 +64,16 @@ func loadMem(b *bbolt.Bucket, now int64) (*memQueue, error) {
 	run := seqRun{}
 	flush := func() {
 		if run.hi != 0 {
-			m.free.push(run.lo, run.hi)
+			m.claims.AddFree(run.lo, run.hi)
 		}
 		run = seqRun{}
 	}
+	type loaded struct {
+		created, expires, ttl, grace int64
+		seqs                         []uint64
+	}
+	held := map[uuid.UUID]*loaded{}
+	var order []uuid.UUID
 	c := b.Bucket(qbktMsgs).Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {
 		seq := keySeq(k)
@@ -95,22 +91,24 @@ func loadMem(b *bbolt.Bucket, now int64) (*memQueue, error) {
 			continue
 		}
 		flush()
-		cl := m.claims[r.claim]
+		cl := held[r.claim]
 		if cl == nil {
-			cl = &memClaim{id: r.claim, created: r.created, expires: r.claimExp, flushed: true}
+			cl = &loaded{created: r.created, expires: r.claimExp}
 			if v := cb.Get(r.claim[:]); v != nil {
 				if cr, err := decodeClaim(v); err == nil {
 					cl.created, cl.ttl, cl.grace = cr.created, cr.ttl, cr.grace
 				}
 			}
-			m.claims[r.claim] = cl
-			heap.Push(&m.byExp, cl)
+			held[r.claim] = cl
+			order = append(order, r.claim)
 		}
 		cl.seqs = append(cl.seqs, seq)
-		cl.live++
-		m.owner[seq] = cl
 	}
 	flush()
+	for _, id := range order {
+		cl := held[id]
+		m.claims.Hold(id, cl.seqs, cl.created, cl.expires, cl.ttl, cl.grace)
+	}
 	return m, nil
 }
 
@@ -149,15 +147,13 @@ func (d *QueueDriver) loaded(ctx context.Context, name string, now int64) error 
 	return d.withMem(ctx, name, now, func(*bbolt.Tx, *bbolt.Bucket, *memQueue) error { return nil })
 }
 
-// holder returns the active claim holding seq, if any.
-func (m *memQueue) holder(seq uint64, now int64) *memClaim {
+// holder returns the id of the active claim holding seq, if any.
+func (m *memQueue) holder(seq uint64, now int64) (uuid.UUID, bool) {
 	if m == nil {
-		return nil
+		return uuid.Nil, false
 	}
-	if c := m.owner[seq]; c != nil && c.expires > now {
-		return c
-	}
-	return nil
+	id, _, ok := m.claims.Holder(seq, now)
+	return id, ok
 }
 
 // overlay makes r show the claim state kept in memory.
@@ -166,49 +162,12 @@ func (m *memQueue) overlay(seq uint64, r *msgRec, now int64) {
 		return
 	}
 	r.claim, r.claimExp = uuid.Nil, 0
-	if c := m.owner[seq]; c != nil {
-		r.claim, r.claimExp = c.id, c.expires
+	if id, exp, ok := m.claims.Holder(seq, now); ok {
+		r.claim, r.claimExp = id, exp
 	}
 	if e, ok := m.extend[seq]; ok && e > r.expires {
 		r.expires = e
 	}
-}
-
-// reap frees the messages of claims expired at now; it returns how many
-// claims it removed.
-func (m *memQueue) reap(now int64) int {
-	n := 0
-	for len(m.byExp) > 0 && m.byExp[0].expires <= now {
-		c := heap.Pop(&m.byExp).(*memClaim)
-		for _, seq := range c.seqs {
-			if m.owner[seq] == c {
-				delete(m.owner, seq)
-				m.free.push(seq, seq)
-			}
-		}
-		delete(m.claims, c.id)
-		n++
-	}
-	return n
-}
-
-// forget drops what memory knows of a deleted message.
-func (m *memQueue) forget(seq uint64) {
-	if c := m.owner[seq]; c != nil {
-		delete(m.owner, seq)
-		if c.live--; c.live == 0 {
-			m.dropClaim(c)
-		}
-	}
-	delete(m.extend, seq)
-}
-
-func (m *memQueue) dropClaim(c *memClaim) {
-	if m.claims[c.id] != c {
-		return
-	}
-	delete(m.claims, c.id)
-	heap.Remove(&m.byExp, c.hidx)
 }
 
 // unpin ends a delete or pop: on success the seqs are forgotten, else
@@ -216,69 +175,14 @@ func (m *memQueue) dropClaim(c *memClaim) {
 func (m *memQueue) unpin(seqs []uint64, ok bool) {
 	for _, seq := range seqs {
 		delete(m.pinned, seq)
-		switch {
-		case ok:
-			m.forget(seq)
-		case m.owner[seq] == nil:
-			m.free.push(seq, seq)
+		if ok {
+			m.claims.Forget(seq)
+			delete(m.extend, seq)
+		} else {
+			m.claims.Free(seq)
 		}
 	}
 }
 
 // seqRun is the seqs lo..hi.
 type seqRun struct{ lo, hi uint64 }
-
-// runHeap is a min-heap of runs by lo: posts push one run per batch.
-type runHeap []seqRun
-
-func (h runHeap) Len() int           { return len(h) }
-func (h runHeap) Less(i, j int) bool { return h[i].lo < h[j].lo }
-func (h runHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *runHeap) Push(x any)        { *h = append(*h, x.(seqRun)) }
-func (h *runHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
-}
-
-func (h *runHeap) push(lo, hi uint64) { heap.Push(h, seqRun{lo, hi}) }
-
-// take removes and returns the lowest seq.
-func (h *runHeap) take() (uint64, bool) {
-	if len(*h) == 0 {
-		return 0, false
-	}
-	r := &(*h)[0]
-	seq := r.lo
-	if r.lo == r.hi {
-		heap.Pop(h)
-	} else {
-		r.lo++
-		heap.Fix(h, 0)
-	}
-	return seq, true
-}
-
-// claimHeap orders claims by expiry.
-type claimHeap []*memClaim
-
-func (h claimHeap) Len() int           { return len(h) }
-func (h claimHeap) Less(i, j int) bool { return h[i].expires < h[j].expires }
-func (h claimHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].hidx, h[j].hidx = i, j
-}
-func (h *claimHeap) Push(x any) {
-	c := x.(*memClaim)
-	c.hidx = len(*h)
-	*h = append(*h, c)
-}
-func (h *claimHeap) Pop() any {
-	old := *h
-	c := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	c.hidx = -1
-	return c
-}

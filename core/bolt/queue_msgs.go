@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
 	"go.etcd.io/bbolt"
 
 	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/core/queue/memq"
 )
 
 // listScanLimit bounds the messages one list looks at beyond its limit
@@ -56,12 +58,12 @@ func (d *QueueDriver) PostMessages(ctx context.Context, k queue.Key, clientID st
 	// Claimable only now that the post is durable.
 	d.qmu.Lock()
 	if m := d.mem[string(name)]; m != nil {
-		m.free.push(first, first+uint64(len(msgs))-1)
+		m.claims.AddFree(first, first+uint64(len(msgs))-1)
 	}
 	d.qmu.Unlock()
 	ids := make([]string, len(msgs))
 	for i := range ids {
-		ids[i] = msgID(first + uint64(i))
+		ids[i] = memq.MessageID(first + uint64(i))
 	}
 	return ids, nil
 }
@@ -80,13 +82,13 @@ func (d *QueueDriver) ListMessages(ctx context.Context, k queue.Key, o queue.Lis
 		}
 		var slab []byte
 		c := b.Bucket(qbktMsgs).Cursor()
-		from := seqKey(parseMsgID(o.Marker) + 1)
+		from := seqKey(memq.ParseMessageID(o.Marker) + 1)
 		scanned := 0
 		for key, v := c.Seek(from[:]); key != nil && len(page.Messages) < o.Limit; key, v = c.Next() {
 			if scanned++; scanned > o.Limit+listScanLimit {
 				break
 			}
-			page.Marker = msgID(keySeq(key))
+			page.Marker = memq.MessageID(keySeq(key))
 			r, err := decodeMsg(v)
 			if err != nil {
 				return fmt.Errorf("%w: queue %s: %w", ErrCorrupt, k, err)
@@ -113,7 +115,7 @@ func (d *QueueDriver) GetMessages(ctx context.Context, k queue.Key, ids []string
 		var slab []byte
 		mb := b.Bucket(qbktMsgs)
 		for _, id := range ids {
-			seq := parseMsgID(id)
+			seq := memq.ParseMessageID(id)
 			if seq == 0 {
 				continue
 			}
@@ -142,7 +144,7 @@ func (d *QueueDriver) GetMessages(ctx context.Context, k queue.Key, ids []string
 func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, claimIDs []string, now time.Time) error {
 	claims := make([]uuid.UUID, 0, len(claimIDs))
 	for _, c := range claimIDs {
-		u, ok := parseClaimID(c)
+		u, ok := memq.ParseClaimID(c)
 		if !ok {
 			return fmt.Errorf("%w: %q is not a claim id", queue.ErrNotClaimedBy, c)
 		}
@@ -150,7 +152,7 @@ func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, clai
 	}
 	seqs := make([]uint64, 0, len(ids))
 	for _, id := range ids {
-		if seq := parseMsgID(id); seq != 0 {
+		if seq := memq.ParseMessageID(id); seq != 0 {
 			seqs = append(seqs, seq)
 		}
 	}
@@ -176,7 +178,8 @@ func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, clai
 		sc := newSeqCursor(b.Bucket(qbktMsgs))
 		// Check everything first: a rejected delete deletes nothing.
 		for _, seq := range seqs {
-			if heldByOneOf(m.holder(seq, n), claims) {
+			holder, held := m.holder(seq, n)
+			if held && heldByOneOf(holder, claims) {
 				// Whatever the stored record says (absent, expired or
 				// live), a delete by the claim holding it passes: skip
 				// the tree lookup, so the committer does one per delete.
@@ -194,7 +197,7 @@ func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, clai
 			if r.expires <= n {
 				continue
 			}
-			if result = checkDelete(m.holder(seq, n), seq, claims); result != nil {
+			if result = checkDelete(holder, held, seq, claims); result != nil {
 				return nil
 			}
 		}
@@ -220,29 +223,21 @@ func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, clai
 }
 
 // heldByOneOf reports whether holder is one of claims.
-func heldByOneOf(holder *memClaim, claims []uuid.UUID) bool {
-	if holder == nil {
-		return false
-	}
-	for _, c := range claims {
-		if c == holder.id {
-			return true
-		}
-	}
-	return false
+func heldByOneOf(holder uuid.UUID, claims []uuid.UUID) bool {
+	return slices.Contains(claims, holder)
 }
 
-func checkDelete(holder *memClaim, seq uint64, claims []uuid.UUID) error {
+func checkDelete(holder uuid.UUID, held bool, seq uint64, claims []uuid.UUID) error {
 	if len(claims) == 0 {
-		if holder != nil {
-			return fmt.Errorf("%w (message %s)", queue.ErrClaimed, msgID(seq))
+		if held {
+			return fmt.Errorf("%w (message %s)", queue.ErrClaimed, memq.MessageID(seq))
 		}
 		return nil
 	}
-	if heldByOneOf(holder, claims) {
+	if held && heldByOneOf(holder, claims) {
 		return nil
 	}
-	return fmt.Errorf("%w (message %s)", queue.ErrNotClaimedBy, msgID(seq))
+	return fmt.Errorf("%w (message %s)", queue.ErrNotClaimedBy, memq.MessageID(seq))
 }
 
 // PopMessages implements queue.Driver.
@@ -268,10 +263,10 @@ func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, n
 		if b == nil || m == nil {
 			return nil
 		}
-		d.reaped += m.reap(n)
+		d.reaped += m.claims.Reap(n)
 		var slab []byte
 		mb := b.Bucket(qbktMsgs)
-		err := m.takeFree(mb, n, limit, func(seq uint64, r *msgRec) {
+		_, err := m.takeFree(mb, n, limit, func(seq uint64, r *msgRec) {
 			out = append(out, r.message(seq, n, &slab))
 			taken = append(taken, seq)
 			m.pinned[seq] = struct{}{}
@@ -300,38 +295,33 @@ func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, n
 	return out, nil
 }
 
-// takeFree takes up to limit live, unclaimed messages from m.free,
-// oldest first, and calls fn for each; it drops candidates that were
-// deleted or expired. fn must not modify mb; r.body aliases the page.
-func (m *memQueue) takeFree(mb *bbolt.Bucket, now int64, limit int, fn func(seq uint64, r *msgRec)) error {
+// takeFree takes up to limit live, unclaimed messages from the free
+// candidates, oldest first, calls fn for each and returns their seqs; it
+// drops candidates that were deleted or expired. fn must not modify mb;
+// r.body aliases the page.
+func (m *memQueue) takeFree(mb *bbolt.Bucket, now int64, limit int, fn func(seq uint64, r *msgRec)) ([]uint64, error) {
 	sc := newSeqCursor(mb)
-	for got := 0; got < limit; {
-		seq, ok := m.free.take()
-		if !ok {
-			return nil
-		}
-		if _, busy := m.pinned[seq]; busy || m.owner[seq] != nil {
-			continue
+	return m.claims.Take(limit, func(seq uint64) (bool, error) {
+		if _, busy := m.pinned[seq]; busy {
+			return false, nil
 		}
 		v, ok := sc.get(seq)
 		if !ok {
 			delete(m.extend, seq)
-			continue
+			return false, nil
 		}
 		r, err := decodeMsg(v)
 		if err != nil {
-			m.free.push(seq, seq)
-			return fmt.Errorf("%w: seq %d: %w", ErrCorrupt, seq, err)
+			return false, fmt.Errorf("%w: seq %d: %w", ErrCorrupt, seq, err)
 		}
 		m.overlay(seq, &r, now)
 		if r.expires <= now {
 			delete(m.extend, seq)
-			continue // the sweep deletes it
+			return false, nil // the sweep deletes it
 		}
 		fn(seq, &r)
-		got++
-	}
-	return nil
+		return true, nil
+	})
 }
 
 // seqCursor looks messages up by seq through one cursor. Bucket.Get and
