@@ -20,6 +20,7 @@ import (
 
 	"github.com/sidestream/sidestream/core/bolt"
 	"github.com/sidestream/sidestream/core/emitter"
+	"github.com/sidestream/sidestream/core/natsbus"
 	"github.com/sidestream/sidestream/core/queue"
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/core/tracker"
@@ -222,7 +223,7 @@ func (s *system) startQueues(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	driver, err := s.store.Queues(ctx)
+	driver, err := s.queueDriver(ctx)
 	if err != nil {
 		return err
 	}
@@ -234,6 +235,27 @@ func (s *system) startQueues(ctx context.Context) error {
 	s.queue = queue.NewService(driver, queue.Options{Limits: limits}, s.log.With("component", "queues"))
 	s.push("queues", s.queue.Close)
 	return nil
+}
+
+// queueDriver is where queues live: the local file, or JetStream shared
+// by the cluster (config fills the driver in: jetstream in cluster mode).
+func (s *system) queueDriver(ctx context.Context) (queue.Driver, error) {
+	if s.cfg.Queues.Driver != "jetstream" {
+		return s.store.Queues(ctx)
+	}
+	if s.cluster == nil {
+		return nil, errors.New("queues.driver jetstream needs cluster mode")
+	}
+	c := s.cluster
+	ctx, cancel := context.WithTimeout(ctx, clusterJoinTimeout)
+	defer cancel()
+	d, err := natsbus.NewQueueDriver(ctx, c.js, natsbus.QueueOptions{Replicas: c.replicas, Node: c.node,
+		Log: s.log.With("component", "queues")})
+	if err != nil {
+		return nil, err
+	}
+	s.push("queue driver", d.Close)
+	return d, nil
 }
 
 // newServer builds the HTTP server with every API mounted.
