@@ -70,16 +70,16 @@ func (w wsSub) read(d *delivery) error {
 	return nil
 }
 
-// subscribe opens an SSE or WS subscriber on path.
-func (e *env) subscribe(ctx context.Context, transport, path string) (subscriber, error) {
+// subscribe opens an SSE or WS subscriber on path of host.
+func (e *env) subscribe(ctx context.Context, host, transport, path string) (subscriber, error) {
 	if transport == "ws" {
-		c, err := e.openWS(ctx, path)
+		c, err := e.openWS(ctx, host, path)
 		if err != nil {
 			return nil, err
 		}
 		return wsSub{c}, nil
 	}
-	c, err := e.openSSE(ctx, path)
+	c, err := e.openSSE(ctx, host, path)
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +91,7 @@ type consumer struct {
 	e       *env
 	key     int
 	h       *latencies // nil: no latency
+	h2      *latencies // a second histogram of the same values (nil: none)
 	last    uint64
 	seen    bool
 	count   int64 // events delivered (gap markers excluded)
@@ -157,6 +158,9 @@ func (c *consumer) flush() {
 	c.lastSeq.Store(c.last)
 	if c.h != nil {
 		c.h.record(c.key, c.lat...)
+	}
+	if c.h2 != nil {
+		c.h2.record(c.key, c.lat...)
 	}
 	c.lat = c.lat[:0]
 }

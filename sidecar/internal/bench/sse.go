@@ -20,14 +20,14 @@ type sseConn struct {
 	dec *wire.SSEDecoder
 }
 
-// openSSE sends GET path and reads the response head; the body is then
-// read with next. The connection closes when ctx ends.
-func (e *env) openSSE(ctx context.Context, path string) (*sseConn, error) {
-	c, err := e.dial(ctx)
+// openSSE sends GET path to host and reads the response head; the body
+// is then read with next. The connection closes when ctx ends.
+func (e *env) openSSE(ctx context.Context, host, path string) (*sseConn, error) {
+	c, err := dial(ctx, host)
 	if err != nil {
 		return nil, err
 	}
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + e.host + "\r\n" + e.auth + "Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n" + e.auth + "Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
 	stop := closeOnDone(ctx, c)
 	if _, err := c.Write([]byte(req)); err != nil {
 		stop()

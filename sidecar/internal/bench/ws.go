@@ -27,10 +27,10 @@ type wsConn struct {
 	rd *wire.FrameReader
 }
 
-// openWS performs the opening handshake on path. The connection closes
-// when ctx ends.
-func (e *env) openWS(ctx context.Context, path string) (*wsConn, error) {
-	conn, err := wire.DialWS(ctx, "ws://"+e.host+path, wire.DialOptions{Header: e.header, DialContext: e.dialContext, WriteBufferPool: wsWritePool})
+// openWS performs the opening handshake on path of host. The connection
+// closes when ctx ends.
+func (e *env) openWS(ctx context.Context, host, path string) (*wsConn, error) {
+	conn, err := wire.DialWS(ctx, "ws://"+host+path, wire.DialOptions{Header: e.header, DialContext: dialContext, WriteBufferPool: wsWritePool})
 	var he *wire.HandshakeError
 	switch {
 	case errors.As(err, &he):
