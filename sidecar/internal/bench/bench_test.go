@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"errors"
 	"net"
 	"os"
 	"strings"
@@ -131,5 +132,75 @@ func TestProcOfSelf(t *testing.T) {
 	n, err := raiseNoFile()
 	if err != nil || n == 0 {
 		t.Errorf("raiseNoFile = %d, %v", n, err)
+	}
+}
+
+// Subscribers go round-robin over the subscriber targets; without any they
+// stay on the first target; a bad one is a usage error.
+func TestTargets(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		targets []string
+		want    []string // subHost(0..3)
+	}{
+		{"one target", nil, []string{"a:1", "a:1", "a:1", "a:1"}},
+		{"others", []string{"http://b:2", "http://c"}, []string{"b:2", "c:80", "b:2", "c:80"}},
+		{"first again", []string{"http://a:1", "http://b:2", "http://c:3"}, []string{"a:1", "b:2", "c:3", "a:1"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e, err := newEnv("fanout", Options{Target: "http://a:1", Targets: tc.targets, PID: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range tc.want {
+				if got := e.subHost(i); got != want {
+					t.Errorf("subHost(%d) = %q, want %q", i, got, want)
+				}
+			}
+		})
+	}
+	if _, err := newEnv("fanout", Options{Target: "http://a:1", Targets: []string{"ftp://b"}, PID: -1}); !errors.Is(err, ErrUsage) {
+		t.Errorf("ftp target: %v, want ErrUsage", err)
+	}
+}
+
+// Same-node and cross-node histograms exist only when both sides have
+// subscribers; the report gives their difference and checks its p99.
+func TestCrossNodeAdded(t *testing.T) {
+	t.Parallel()
+	one, err := newEnv("fanout", Options{Target: "http://a:1", Targets: []string{"http://b:2", "http://c:3"}, PID: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := one.splitHists()(0); h != nil || len(one.hists) != 0 {
+		t.Errorf("all subscribers cross-node: split histogram %v, hists %d; want none", h, len(one.hists))
+	}
+	e, err := newEnv("fanout", Options{Target: "http://a:1", Targets: []string{"http://a:1", "http://b:2"}, PID: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	split := e.splitHists()
+	same, cross := split(0), split(1)
+	if same == nil || cross == nil || same.name != histSameNode || cross.name != histCrossNode {
+		t.Fatalf("split(0) = %v, split(1) = %v", same, cross)
+	}
+	same.record(0, 1000, 1000, 2000)
+	cross.record(1, 3000, 3000, 9000)
+	e.finish(nil)
+	for _, fn := range e.posts {
+		fn(e.rep)
+	}
+	r := e.rep
+	if p50 := r.Metrics["cross_node_added_p50_ms"]; p50 < 1.99 || p50 > 2.01 {
+		t.Errorf("added p50 = %v ms, want 2", p50)
+	}
+	if p99 := r.Metrics["cross_node_added_p99_ms"]; p99 < 6.9 || p99 > 7.1 {
+		t.Errorf("added p99 = %v ms, want 7", p99)
+	}
+	if len(r.Checks) != 1 || r.Checks[0].OK {
+		t.Errorf("checks %+v: want the added p99 (7ms) to fail ≤ 5ms", r.Checks)
 	}
 }
