@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"errors"
 	"net"
 	"os"
@@ -10,6 +11,8 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"go.uber.org/goleak"
+
+	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -202,5 +205,39 @@ func TestCrossNodeAdded(t *testing.T) {
 	}
 	if len(r.Checks) != 1 || r.Checks[0].OK {
 		t.Errorf("checks %+v: want the added p99 (7ms) to fail ≤ 5ms", r.Checks)
+	}
+}
+
+// An event whose bytes arrive in a later network read gets that read's
+// time even when the buffer held part of it (a lagging subscriber's
+// buffer is never empty: a receive time taken only on an empty buffer
+// froze, and later events seemed to arrive before they were sent).
+func TestReceiveTimeFollowsNetworkReads(t *testing.T) {
+	t.Parallel()
+	client, server := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	rc := &readCounter{Conn: client}
+	dec := wire.NewSSEDecoderBuffered(bufio.NewReaderSize(rc, 4<<10), 1<<20)
+	sub := sseSub{sseConn: &sseConn{c: client, rc: rc, dec: dec}}
+	first := "id: 1\ndata: {}\n\nid: 2\nda"
+	go func() {
+		_, _ = server.Write([]byte(first))
+		time.Sleep(50 * time.Millisecond)
+		_, _ = server.Write([]byte("ta: {}\n\nid: 3\ndata: {}\n\n"))
+	}()
+	var d delivery
+	at := map[uint64]time.Time{}
+	for range 3 {
+		if err := sub.read(&d); err != nil {
+			t.Fatal(err)
+		}
+		at[d.seq] = d.at
+	}
+	if gap := at[2].Sub(at[1]); gap < 40*time.Millisecond {
+		t.Errorf("event 2 completed by the second write received %v after event 1, want ≥ 40ms (the writes' spacing)", gap)
+	}
+	if !at[3].Equal(at[2]) {
+		t.Errorf("event 3 arrived in the same read as event 2: %v vs %v", at[3], at[2])
 	}
 }

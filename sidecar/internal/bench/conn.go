@@ -27,9 +27,6 @@ var (
 // dialTimeout bounds one TCP connect.
 const dialTimeout = 10 * time.Second
 
-// dialContext is dial for a caller that names the address (wire.DialWS).
-func dialContext(ctx context.Context, _, addr string) (net.Conn, error) { return dial(ctx, addr) }
-
 // dial opens a TCP connection to host (host:port).
 func dial(ctx context.Context, host string) (net.Conn, error) {
 	d := net.Dialer{Timeout: dialTimeout}

@@ -17,6 +17,7 @@ import (
 // product's one SSE parser, wire.SSEDecoder, in place.
 type sseConn struct {
 	c   net.Conn
+	rc  *readCounter
 	dec *wire.SSEDecoder
 }
 
@@ -34,7 +35,8 @@ func (e *env) openSSE(ctx context.Context, host, path string) (*sseConn, error) 
 		c.Close()
 		return nil, fmt.Errorf("sse request: %w", err)
 	}
-	br := bufio.NewReaderSize(c, 4<<10)
+	rc := &readCounter{Conn: c}
+	br := bufio.NewReaderSize(rc, 4<<10)
 	status, h, err := readHead(br)
 	if err != nil {
 		stop()
@@ -50,7 +52,7 @@ func (e *env) openSSE(ctx context.Context, host, path string) (*sseConn, error) 
 	if h.chunked {
 		body = bufio.NewReaderSize(httputil.NewChunkedReader(br), 4<<10)
 	}
-	return &sseConn{c: c, dec: wire.NewSSEDecoderBuffered(body, 1<<20)}, nil
+	return &sseConn{c: c, rc: rc, dec: wire.NewSSEDecoderBuffered(body, 1<<20)}, nil
 }
 
 // next reads the next event, skipping comments and retry lines; ev's
@@ -64,7 +66,7 @@ func (s *sseConn) next() (wire.SSEEvent, error) {
 }
 
 // buffered reports whether more body bytes are already read: when not,
-// the next event needs the network, so a fresh receive time is due.
+// the next event needs the network.
 func (s *sseConn) buffered() bool { return s.dec.Buffered() > 0 }
 
 func (s *sseConn) Close() error { return s.c.Close() }
