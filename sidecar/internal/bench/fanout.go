@@ -90,6 +90,19 @@ func (p *pool) add(host, transport, path string, c *consumer, limit int64, measu
 	return nil
 }
 
+// headSeq is the highest seq any subscriber has seen: the stream's head as
+// near as the subscribers know it (one lagging subscriber would
+// undercount what was published).
+func (p *pool) headSeq() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var head uint64
+	for _, c := range p.cons {
+		head = max(head, c.lastSeq.Load())
+	}
+	return head
+}
+
 // close stops every reader and waits for them.
 func (p *pool) close() {
 	p.cancel()
@@ -136,14 +149,13 @@ func runFanout(ctx context.Context, e *env) error {
 	if err := sleep(ctx, e.o.Warmup); err != nil {
 		return err
 	}
-	probe := p.cons[0]
-	seq0 := probe.lastSeq.Load()
+	seq0 := p.headSeq()
 	e.openWindow()
 	if err := sleep(ctx, e.o.Duration); err != nil {
 		return err
 	}
 	e.closeWindow()
-	published := probe.lastSeq.Load() - seq0
+	published := p.headSeq() - seq0
 	p.close()
 	e.fanoutChecks(subs, rate, published)
 	return nil
