@@ -47,7 +47,7 @@ function summary(c) {
     stat('This node', c.node),
     stat('Nodes up', `${up} of ${(c.nodes || []).length}`, 'cl-up'),
     c.replicas ? stat('JetStream replicas', String(c.replicas)) : null,
-  ];
+  ].filter(Boolean); // replaceChildren would show a null as text
 }
 
 function nodesTable(nodes) {
