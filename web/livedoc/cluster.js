@@ -1,17 +1,11 @@
 // Cluster: the nodes this node knows, with their health, address and
 // emitter count, and the NATS routes and JetStream state under them (GET
 // /api/v1/cluster). Refreshed every 2 s while shown.
-import { $, h, clock } from './dom.js';
+import { $, h, clock, pollWhileShown } from './dom.js';
 import { api } from './api.js';
 
 export function initCluster(app) {
-  let timer = 0;
-  app.onShow('cluster', (on) => {
-    clearInterval(timer);
-    if (!on) return;
-    refresh();
-    timer = setInterval(() => { if (!document.hidden) refresh(); }, 2000);
-  });
+  pollWhileShown(app, 'cluster', refresh);
 }
 
 async function refresh() {
