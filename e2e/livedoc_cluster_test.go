@@ -13,6 +13,7 @@ import (
 // JetStream's leader, and the emitters list says which node runs each
 // emitter. A single node says it is one.
 func TestLivedocClusterInBrowser(t *testing.T) {
+	requireChromium(t) // skip (or fail under CI) before starting three nodes
 	c := startEmbeddedCluster(t, 3)
 	n1 := c.nodes[0]
 	c.waitNodesUp(n1, 3)
