@@ -1,9 +1,15 @@
 package bench
 
 import (
-	"bufio"
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -11,8 +17,6 @@ import (
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
 	"go.uber.org/goleak"
-
-	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -211,33 +215,80 @@ func TestCrossNodeAdded(t *testing.T) {
 // An event whose bytes arrive in a later network read gets that read's
 // time even when the buffer held part of it (a lagging subscriber's
 // buffer is never empty: a receive time taken only on an empty buffer
-// froze, and later events seemed to arrive before they were sent).
+// froze, and later events seemed to arrive before they were sent). Both
+// transports, through the connections the generator really opens.
 func TestReceiveTimeFollowsNetworkReads(t *testing.T) {
 	t.Parallel()
-	client, server := net.Pipe()
-	defer client.Close()
-	defer server.Close()
-	rc := &readCounter{Conn: client}
-	dec := wire.NewSSEDecoderBuffered(bufio.NewReaderSize(rc, 4<<10), 1<<20)
-	sub := sseSub{sseConn: &sseConn{c: client, rc: rc, dec: dec}}
-	first := "id: 1\ndata: {}\n\nid: 2\nda"
-	go func() {
-		_, _ = server.Write([]byte(first))
-		time.Sleep(50 * time.Millisecond)
-		_, _ = server.Write([]byte("ta: {}\n\nid: 3\ndata: {}\n\n"))
-	}()
-	var d delivery
-	at := map[uint64]time.Time{}
-	for range 3 {
-		if err := sub.read(&d); err != nil {
-			t.Fatal(err)
+	sse := func(seq int) []byte { return fmt.Appendf(nil, "id: %d\ndata: {}\n\n", seq) }
+	ws := func(seq int) []byte {
+		p := fmt.Appendf(nil, `{"seq":%d,"type":"log"}`, seq)
+		return append([]byte{0x81, byte(len(p))}, p...)
+	}
+	for _, tc := range []struct {
+		transport string
+		event     func(seq int) []byte
+	}{{"sse", sse}, {"ws", ws}} {
+		t.Run(tc.transport, func(t *testing.T) {
+			t.Parallel()
+			e2 := tc.event(2)
+			// Event 2 is cut in two: its end and event 3 come 50ms later.
+			first := append(tc.event(1), e2[:len(e2)/2]...)
+			second := append(e2[len(e2)/2:], tc.event(3)...)
+			host := splitServer(t, first, second)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			sub, err := (&env{}).subscribe(ctx, host, tc.transport, "/s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			var d delivery
+			at := map[uint64]time.Time{}
+			for range 3 {
+				if err := sub.read(&d); err != nil {
+					t.Fatal(err)
+				}
+				at[d.seq] = d.at
+			}
+			if gap := at[2].Sub(at[1]); gap < 40*time.Millisecond {
+				t.Errorf("event 2 completed by the second write received %v after event 1, want ≥ 40ms (the writes' spacing)", gap)
+			}
+			if !at[3].Equal(at[2]) {
+				t.Errorf("event 3 arrived in the same read as event 2: %v vs %v", at[3], at[2])
+			}
+		})
+	}
+}
+
+// splitServer answers one SSE or WebSocket request on loopback, then
+// writes first, and second 50ms later; it returns its host:port.
+func splitServer(t *testing.T, first, second []byte) string {
+	t.Helper()
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(done)
+		head := "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
+		if key := r.Header.Get("Sec-WebSocket-Key"); key != "" {
+			sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+			head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+				"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n"
 		}
-		at[d.seq] = d.at
-	}
-	if gap := at[2].Sub(at[1]); gap < 40*time.Millisecond {
-		t.Errorf("event 2 completed by the second write received %v after event 1, want ≥ 40ms (the writes' spacing)", gap)
-	}
-	if !at[3].Equal(at[2]) {
-		t.Errorf("event 3 arrived in the same read as event 2: %v vs %v", at[3], at[2])
-	}
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		for i, b := range [][]byte{[]byte(head), first, second} {
+			if i == 2 {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if _, err := c.Write(b); err != nil {
+				return
+			}
+		}
+		_, _ = io.Copy(io.Discard, c) // until the client closes
+	}))
+	t.Cleanup(func() { srv.Close(); <-done })
+	return srv.Listener.Addr().String()
 }
