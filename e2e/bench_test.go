@@ -18,6 +18,7 @@ import (
 // test reads.
 type benchReport struct {
 	Scenario  string         `json:"scenario"`
+	Targets   []string       `json:"targets"`
 	Completed bool           `json:"completed"`
 	Error     string         `json:"error"`
 	Ops       int64          `json:"ops"`
@@ -48,10 +49,20 @@ type benchReport struct {
 // runBench runs the bench command against s and decodes its JSON report.
 func runBench(t *testing.T, s *sidecar, args ...string) (benchReport, []byte, error) {
 	t.Helper()
+	return runBenchAt(t, []string{s.URL("")}, args...)
+}
+
+// runBenchAt runs the bench command against targets (publishers on the
+// first) and decodes its JSON report.
+func runBenchAt(t *testing.T, targets []string, args ...string) (benchReport, []byte, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	full := append([]string{"bench"}, args...)
-	full = append(full, "--server", s.URL(""), "--format", "json", "--warmup", "200ms")
+	full = append(full, "--server", targets[0], "--format", "json", "--warmup", "200ms")
+	if len(targets) > 1 {
+		full = append(full, "--sub-server", strings.Join(targets[1:], ","))
+	}
 	cmd := exec.CommandContext(ctx, binary, full...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -184,5 +195,44 @@ func TestBenchReportsAndErrors(t *testing.T) {
 		if err == nil || !strings.Contains(string(out), b.want) {
 			t.Errorf("bench %v: err %v, output %q; want a failure mentioning %q", b.args, err, out, b.want)
 		}
+	}
+}
+
+// TestBenchCluster runs fanout against a three-node cluster: the emitter
+// on node 1, subscribers on every node (node 1 named again). Nothing is
+// lost, and the report keeps the latencies of subscribers on the emitter's
+// node apart from those served through another node, with their
+// difference. Speed is never asserted.
+func TestBenchCluster(t *testing.T) {
+	c := startEmbeddedCluster(t, 3)
+	n1 := c.nodes[0].URL("")
+	targets := []string{n1, n1, c.nodes[1].URL(""), c.nodes[2].URL("")}
+	for _, tr := range []string{"sse", "ws"} {
+		t.Run(tr, func(t *testing.T) {
+			rep, stderr, err := runBenchAt(t, targets, "fanout", "--subscribers", "6", "--rate", "100", "--duration", "1s", "--transport", tr)
+			if err != nil {
+				t.Fatalf("bench fanout: %v\nreport error: %s\nstderr:\n%s", err, rep.Error, stderr)
+			}
+			if !rep.Completed || rep.Ops <= 0 || rep.Errors != 0 || rep.Lost != 0 || rep.Dups != 0 {
+				t.Fatalf("completed=%v ops=%d errors=%d lost=%d duplicates=%d (error %q)", rep.Completed, rep.Ops, rep.Errors, rep.Lost, rep.Dups, rep.Error)
+			}
+			if !slices.Equal(rep.Targets, targets[1:]) {
+				t.Errorf("report targets = %v, want the subscribers' %v", rep.Targets, targets[1:])
+			}
+			checkHistograms(t, rep, []string{"delivery", "delivery-same-node", "delivery-cross-node"})
+			counts := map[string]int64{}
+			for _, l := range rep.Latencies {
+				counts[l.Name] = l.Count
+			}
+			// Two subscribers of six are on node 1, four on nodes 2 and 3.
+			if counts["delivery-same-node"]+counts["delivery-cross-node"] != counts["delivery"] || counts["delivery-cross-node"] <= counts["delivery-same-node"] {
+				t.Errorf("histogram counts %v: same + cross must be all, cross (4 subscribers) more than same (2)", counts)
+			}
+			for _, m := range []string{"cross_node_added_p50_ms", "cross_node_added_p99_ms"} {
+				if _, ok := rep.Metrics[m]; !ok {
+					t.Errorf("no metric %s in %v", m, rep.Metrics)
+				}
+			}
+		})
 	}
 }

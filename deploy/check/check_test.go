@@ -96,10 +96,12 @@ func decodeStrict(doc []byte, out any) error {
 	return dec.Decode(out)
 }
 
+// manifests are the objects of one manifest file, by kind.
 type manifests struct {
-	configMap *corev1.ConfigMap
-	daemonSet *appsv1.DaemonSet
-	service   *corev1.Service
+	configMaps   []*corev1.ConfigMap
+	daemonSets   []*appsv1.DaemonSet
+	services     []*corev1.Service
+	statefulSets []*appsv1.StatefulSet
 }
 
 // loadManifests decodes each document by its kind into the typed API object.
@@ -113,14 +115,17 @@ func loadManifests(src []byte) (manifests, error) {
 		var out any
 		switch meta.APIVersion + " " + meta.Kind {
 		case "v1 ConfigMap":
-			m.configMap = &corev1.ConfigMap{}
-			out = m.configMap
+			m.configMaps = append(m.configMaps, &corev1.ConfigMap{})
+			out = m.configMaps[len(m.configMaps)-1]
 		case "apps/v1 DaemonSet":
-			m.daemonSet = &appsv1.DaemonSet{}
-			out = m.daemonSet
+			m.daemonSets = append(m.daemonSets, &appsv1.DaemonSet{})
+			out = m.daemonSets[len(m.daemonSets)-1]
+		case "apps/v1 StatefulSet":
+			m.statefulSets = append(m.statefulSets, &appsv1.StatefulSet{})
+			out = m.statefulSets[len(m.statefulSets)-1]
 		case "v1 Service":
-			m.service = &corev1.Service{}
-			out = m.service
+			m.services = append(m.services, &corev1.Service{})
+			out = m.services[len(m.services)-1]
 		default:
 			return m, fmt.Errorf("document %d: unexpected %s %s", i, meta.APIVersion, meta.Kind)
 		}
@@ -128,28 +133,49 @@ func loadManifests(src []byte) (manifests, error) {
 			return m, fmt.Errorf("document %d (%s): %w", i, meta.Kind, err)
 		}
 	}
-	if m.configMap == nil || m.daemonSet == nil || m.service == nil {
-		return m, fmt.Errorf("want a ConfigMap, a DaemonSet and a Service")
-	}
 	return m, nil
 }
 
-func readManifests(t *testing.T) manifests {
+// kubernetesFiles are every manifest file under deploy/kubernetes.
+var kubernetesFiles = []string{"kubernetes/sidestream.yaml", "kubernetes/sidestream-cluster.yaml",
+	"kubernetes/sidestream-nats.yaml", "kubernetes/nats.yaml"}
+
+// readManifests decodes deploy/<file>.
+func readManifests(t *testing.T, file string) manifests {
 	t.Helper()
-	src, err := os.ReadFile(deployFile("kubernetes/sidestream.yaml"))
+	src, err := os.ReadFile(deployFile(file))
 	if err != nil {
 		t.Fatal(err)
 	}
 	m, err := loadManifests(src)
 	if err != nil {
-		t.Fatalf("kubernetes/sidestream.yaml: %v", err)
+		t.Fatalf("%s: %v", file, err)
 	}
 	return m
 }
 
+// sidecarManifests reads a sidestream manifest file: one ConfigMap, one
+// DaemonSet and the Services.
+func sidecarManifests(t *testing.T, file string) (*corev1.ConfigMap, *appsv1.DaemonSet, []*corev1.Service) {
+	t.Helper()
+	m := readManifests(t, file)
+	if len(m.configMaps) != 1 || len(m.daemonSets) != 1 || len(m.services) == 0 || len(m.statefulSets) != 0 {
+		t.Fatalf("%s: want a ConfigMap, a DaemonSet and Services, got %d, %d, %d (and %d StatefulSets)",
+			file, len(m.configMaps), len(m.daemonSets), len(m.services), len(m.statefulSets))
+	}
+	return m.configMaps[0], m.daemonSets[0], m.services
+}
+
 func TestKubernetesManifests(t *testing.T) {
-	m := readManifests(t)
-	spec := m.daemonSet.Spec.Template.Spec
+	for _, file := range []string{"kubernetes/sidestream.yaml", "kubernetes/sidestream-cluster.yaml", "kubernetes/sidestream-nats.yaml"} {
+		t.Run(file, func(t *testing.T) { checkSidecarManifests(t, file) })
+	}
+}
+
+// checkSidecarManifests checks what every sidestream DaemonSet needs.
+func checkSidecarManifests(t *testing.T, file string) {
+	cm, ds, services := sidecarManifests(t, file)
+	spec := ds.Spec.Template.Spec
 	if len(spec.Containers) != 1 {
 		t.Fatalf("%d containers", len(spec.Containers))
 	}
@@ -175,13 +201,18 @@ func TestKubernetesManifests(t *testing.T) {
 	if sc := spec.SecurityContext; sc == nil || sc.RunAsNonRoot == nil || !*sc.RunAsNonRoot {
 		t.Error("pod does not require a non-root user")
 	}
-	sel := m.daemonSet.Spec.Selector.MatchLabels
+	sel := ds.Spec.Selector.MatchLabels
 	for k, v := range sel {
-		if m.daemonSet.Spec.Template.Labels[k] != v || m.service.Spec.Selector[k] != v {
-			t.Errorf("selector %s=%s does not match the pod template and service", k, v)
+		if ds.Spec.Template.Labels[k] != v {
+			t.Errorf("selector %s=%s does not match the pod template", k, v)
+		}
+		for _, svc := range services {
+			if svc.Spec.Selector[k] != v {
+				t.Errorf("selector %s=%s does not match service %s", k, v, svc.Name)
+			}
 		}
 	}
-	if _, ok := m.configMap.Data["sidestream.yaml"]; !ok {
+	if _, ok := cm.Data["sidestream.yaml"]; !ok {
 		t.Error("config map has no sidestream.yaml")
 	}
 }
@@ -191,10 +222,16 @@ func TestKubernetesCheckRejectsBrokenManifests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	nats, err := os.ReadFile(deployFile("kubernetes/nats.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, broken := range map[string]string{
-		"misspelled field": strings.Replace(string(src), "readinessProbe:", "readynessProbe:", 1),
-		"wrong type":       strings.Replace(string(src), "containerPort: 9000", "containerPort: http", 1),
-		"unknown kind":     strings.Replace(string(src), "kind: DaemonSet", "kind: DaemonSett", 1),
+		"misspelled field":         strings.Replace(string(src), "readinessProbe:", "readynessProbe:", 1),
+		"wrong type":               strings.Replace(string(src), "containerPort: 9000", "containerPort: http", 1),
+		"unknown kind":             strings.Replace(string(src), "kind: DaemonSet", "kind: DaemonSett", 1),
+		"misspelled StatefulSet":   strings.Replace(string(nats), "volumeClaimTemplates:", "volumeClaimTemplate:", 1),
+		"StatefulSet replicas str": strings.Replace(string(nats), "replicas: 3", "replicas: three", 1),
 	} {
 		if broken == string(src) {
 			t.Fatalf("%s: the manifest changed, fix this test", name)
@@ -236,11 +273,16 @@ func sidestream(t *testing.T) string {
 // The example config and the ConfigMap's config are accepted by the real
 // binary's validation.
 func TestConfigsAreValid(t *testing.T) {
-	cm := filepath.Join(t.TempDir(), "configmap.yaml")
-	if err := os.WriteFile(cm, []byte(readManifests(t).configMap.Data["sidestream.yaml"]), 0o600); err != nil {
-		t.Fatal(err)
+	files := []string{deployFile("sidestream.example.yaml")}
+	for i, k := range []string{"kubernetes/sidestream.yaml", "kubernetes/sidestream-cluster.yaml", "kubernetes/sidestream-nats.yaml"} {
+		cm, _, _ := sidecarManifests(t, k)
+		path := filepath.Join(t.TempDir(), fmt.Sprintf("configmap-%d.yaml", i))
+		if err := os.WriteFile(path, []byte(cm.Data["sidestream.yaml"]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, path)
 	}
-	for _, file := range []string{deployFile("sidestream.example.yaml"), cm} {
+	for _, file := range files {
 		cmd := exec.Command(sidestream(t), "config", "print", "--config", file)
 		cmd.Env = append(os.Environ(), "SIDESTREAM_CONFIG=")
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -8,6 +8,7 @@ import { initWebSocket } from './wsconsole.js';
 import { initEmitters } from './emitters.js';
 import { initPlugins } from './plugins.js';
 import { initQueues } from './queues.js';
+import { initCluster } from './cluster.js';
 
 const tabs = [...document.querySelectorAll('[role="tab"]')];
 const shown = new Map(); // tab name -> callback(visible)
@@ -93,5 +94,6 @@ initWebSocket(app);
 initEmitters(app);
 initPlugins(app);
 initQueues(app);
+initCluster(app);
 app.select(location.hash.slice(1) || 'reference');
 checkHealth();

@@ -25,6 +25,18 @@ function append(el, kids) {
   }
 }
 
+/** pollWhileShown runs refresh when the tab name is shown and then every
+ * ms while it stays shown and the page is visible. */
+export function pollWhileShown(app, name, refresh, ms = 2000) {
+  let timer = 0;
+  app.onShow(name, (on) => {
+    clearInterval(timer);
+    if (!on) return;
+    refresh();
+    timer = setInterval(() => { if (!document.hidden) refresh(); }, ms);
+  });
+}
+
 /** $ finds one element by id. */
 export const $ = (id) => document.getElementById(id);
 

@@ -74,6 +74,7 @@ function row(app, e) {
   del.addEventListener('click', () => remove(app, e.id, del, out));
   return h('article', { class: 'em-row', dataset: { id: e.id }, 'aria-label': `emitter ${e.id}` },
     h('header', null, h('strong', null, e.id), h('span', { class: 'kind' }, e.kind),
+      e.node ? h('span', { class: 'node', title: 'the node that runs it' }, 'on ' + e.node) : null,
       labels ? h('span', { class: 'labels' }, labels) : null),
     h('div', { class: 'buttons' },
       h('button', { type: 'button', class: 'small', onclick: () => app.watch(e.id), 'aria-label': `Watch ${e.id}` }, 'Watch'),

@@ -1,15 +1,9 @@
 // Plugins: one row per plugin process, refreshed every 2 s while shown.
-import { $, h, clock } from './dom.js';
+import { $, h, clock, pollWhileShown } from './dom.js';
 import { api } from './api.js';
 
 export function initPlugins(app) {
-  let timer = 0;
-  app.onShow('plugins', (on) => {
-    clearInterval(timer);
-    if (!on) return;
-    refresh();
-    timer = setInterval(() => { if (!document.hidden) refresh(); }, 2000);
-  });
+  pollWhileShown(app, 'plugins', refresh);
 }
 
 async function refresh() {

@@ -21,6 +21,7 @@ func newBenchCommand() *cobra.Command {
 		jsonOut, htmlOut string
 		quiet            bool
 		cf               *clientFlags
+		subServers       []string
 	)
 	cmd := &cobra.Command{
 		Use:   "bench SCENARIO",
@@ -35,6 +36,12 @@ func newBenchCommand() *cobra.Command {
   idle       N idle SSE/WS connections: server RSS per connection
   queue      producers and consumers over the queue WebSocket
 
+Against a cluster, the emitter, the tracker publishes and the queue producers use
+--server; give the other nodes as --sub-server URLs (repeated or comma-separated) and
+subscribers (fanout, sse-users, track) and queue consumers spread round-robin over
+them. Name --server among them to put subscribers on the publisher's node too:
+fanout then reports same-node and cross-node latency and what crossing adds.
+
 The server's CPU and RSS are read from /proc when it runs on this machine (found by
 the --server's listening port, or --pid). Progress goes to stderr once a second; the
 report to stdout (text or JSON), optionally also to --json-out and --html-out files.`,
@@ -44,7 +51,7 @@ report to stdout (text or JSON), optionally also to --json-out and --html-out fi
 			if err != nil {
 				return err
 			}
-			o.Target, o.Token = c.BaseURL(), cf.token
+			o.Target, o.Token, o.Targets = c.BaseURL(), cf.token, subServers
 			if buckets != "" {
 				b, err := bench.ParseBuckets(buckets)
 				if err != nil {
@@ -71,6 +78,8 @@ report to stdout (text or JSON), optionally also to --json-out and --html-out fi
 	}
 	cf = addClientFlags(cmd)
 	f := cmd.Flags()
+	f.StringSliceVar(&subServers, "sub-server", nil,
+		"base URLs the subscribers and queue consumers use, round-robin (repeated or comma-separated; default --server)")
 	f.IntVar(&o.PID, "pid", 0, "server process for CPU/RSS (0: find by port if local, -1: off)")
 	f.DurationVar(&o.Duration, "duration", 10*time.Second, "measured window (idle: how long connections are held)")
 	f.DurationVar(&o.Warmup, "warmup", time.Second, "load before the window opens")

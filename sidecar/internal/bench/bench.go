@@ -37,10 +37,17 @@ var (
 // Options configure a run. Zero values take each scenario's defaults.
 type Options struct {
 	// Target is the server's base URL (default http://127.0.0.1:9000).
+	// Publishers (emitters, tracker publishes, queue producers) use it.
 	Target string
 	// Token is sent as "Authorization: Bearer" on every request and
 	// connection when the server has auth on.
 	Token string
+	// Targets are the servers that subscribers (fanout, sse-users,
+	// track) and queue consumers connect to, round-robin, when they are
+	// other nodes of Target's cluster (empty: Target). Naming Target
+	// among them too puts subscribers on the publisher's node as well:
+	// fanout then reports same-node and cross-node latency apart.
+	Targets []string
 	// PID is the server process; 0 finds it by the target's port when
 	// the target is on this machine, -1 disables process stats.
 	PID int
@@ -134,8 +141,10 @@ func Run(ctx context.Context, name string, o Options) (*Report, error) {
 type env struct {
 	o    Options
 	log  *slog.Logger
-	host string // host:port to dial
-	pid  int
+	host string // host:port of Target, the publishers' server
+	// subs are the host:port and URL of each subscriber target.
+	subs, subURLs []string
+	pid           int
 	// api makes the setup calls (create and delete emitters, read state).
 	api *apiclient.Client
 	// auth is the Authorization header line of the raw clients, or "";
@@ -197,13 +206,20 @@ func newEnv(name string, o Options) (*env, error) {
 	if o.Target == "" {
 		o.Target = apiclient.DefaultServer
 	}
-	u, err := url.Parse(o.Target)
-	if err != nil || (u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("%w: target %q must be an http://host:port URL", ErrUsage, o.Target)
+	u, host, err := parseTarget(o.Target)
+	if err != nil {
+		return nil, err
 	}
-	host := u.Host
-	if u.Port() == "" {
-		host = net.JoinHostPort(u.Hostname(), "80")
+	subs, subURLs := []string{host}, []string{o.Target}
+	if len(o.Targets) > 0 {
+		subs, subURLs = nil, nil
+		for _, t := range o.Targets {
+			_, h, err := parseTarget(t)
+			if err != nil {
+				return nil, err
+			}
+			subs, subURLs = append(subs, h), append(subURLs, t)
+		}
 	}
 	if o.Duration <= 0 {
 		o.Duration = 10 * time.Second
@@ -228,13 +244,16 @@ func newEnv(name string, o Options) (*env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUsage, err)
 	}
-	e := &env{o: o, log: log, host: host, api: api, errSamples: map[string]int{},
-		rep: &Report{Scenario: name, Target: o.Target, Params: map[string]any{}, Started: time.Now().UTC(), Metrics: map[string]float64{}}}
+	e := &env{o: o, log: log, host: host, subs: subs, subURLs: subURLs, api: api, errSamples: map[string]int{},
+		rep: &Report{Scenario: name, Target: o.Target, Targets: o.Targets, Params: map[string]any{}, Started: time.Now().UTC(), Metrics: map[string]float64{}}}
 	if o.Token != "" {
 		e.auth = "Authorization: Bearer " + o.Token + "\r\n"
 		e.header = http.Header{"Authorization": {"Bearer " + o.Token}}
 	}
 	e.pid = o.PID
+	if len(o.Targets) > 0 && e.pid >= 0 {
+		e.note("server stats are the first target's process only")
+	}
 	if e.pid == 0 && isLocal(u.Hostname()) {
 		_, ps, _ := net.SplitHostPort(host)
 		port, _ := strconv.Atoi(ps)
@@ -246,6 +265,25 @@ func newEnv(name string, o Options) (*env, error) {
 	}
 	return e, nil
 }
+
+// parseTarget checks a target URL and returns it with the host:port to dial.
+func parseTarget(target string) (*url.URL, string, error) {
+	u, err := url.Parse(target)
+	if err != nil || (u.Scheme != "http") || u.Host == "" {
+		return nil, "", fmt.Errorf("%w: target %q must be an http://host:port URL", ErrUsage, target)
+	}
+	if u.Port() == "" {
+		return u, net.JoinHostPort(u.Hostname(), "80"), nil
+	}
+	return u, u.Host, nil
+}
+
+// subHost is the server subscriber i connects to: the subscriber targets
+// round-robin.
+func (e *env) subHost(i int) string { return e.subs[i%len(e.subs)] }
+
+// subURL is the base URL of subHost(i).
+func (e *env) subURL(i int) string { return e.subURLs[i%len(e.subURLs)] }
 
 // param records an effective parameter of the run.
 func (e *env) param(k string, v any) { e.mu.Lock(); e.rep.Params[k] = v; e.mu.Unlock() }

@@ -1,7 +1,15 @@
 package bench
 
 import (
+	"context"
+	"crypto/sha1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
@@ -132,4 +140,155 @@ func TestProcOfSelf(t *testing.T) {
 	if err != nil || n == 0 {
 		t.Errorf("raiseNoFile = %d, %v", n, err)
 	}
+}
+
+// Subscribers go round-robin over the subscriber targets; without any they
+// stay on the first target; a bad one is a usage error.
+func TestTargets(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		targets []string
+		want    []string // subHost(0..3)
+	}{
+		{"one target", nil, []string{"a:1", "a:1", "a:1", "a:1"}},
+		{"others", []string{"http://b:2", "http://c"}, []string{"b:2", "c:80", "b:2", "c:80"}},
+		{"first again", []string{"http://a:1", "http://b:2", "http://c:3"}, []string{"a:1", "b:2", "c:3", "a:1"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e, err := newEnv("fanout", Options{Target: "http://a:1", Targets: tc.targets, PID: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range tc.want {
+				if got := e.subHost(i); got != want {
+					t.Errorf("subHost(%d) = %q, want %q", i, got, want)
+				}
+			}
+		})
+	}
+	if _, err := newEnv("fanout", Options{Target: "http://a:1", Targets: []string{"ftp://b"}, PID: -1}); !errors.Is(err, ErrUsage) {
+		t.Errorf("ftp target: %v, want ErrUsage", err)
+	}
+}
+
+// Same-node and cross-node histograms exist only when both sides have
+// subscribers; the report gives their difference and checks its p99.
+func TestCrossNodeAdded(t *testing.T) {
+	t.Parallel()
+	one, err := newEnv("fanout", Options{Target: "http://a:1", Targets: []string{"http://b:2", "http://c:3"}, PID: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := one.splitHists()(0); h != nil || len(one.hists) != 0 {
+		t.Errorf("all subscribers cross-node: split histogram %v, hists %d; want none", h, len(one.hists))
+	}
+	e, err := newEnv("fanout", Options{Target: "http://a:1", Targets: []string{"http://a:1", "http://b:2"}, PID: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	split := e.splitHists()
+	same, cross := split(0), split(1)
+	if same == nil || cross == nil || same.name != histSameNode || cross.name != histCrossNode {
+		t.Fatalf("split(0) = %v, split(1) = %v", same, cross)
+	}
+	same.record(0, 1000, 1000, 2000)
+	cross.record(1, 3000, 3000, 9000)
+	e.finish(nil)
+	for _, fn := range e.posts {
+		fn(e.rep)
+	}
+	r := e.rep
+	if p50 := r.Metrics["cross_node_added_p50_ms"]; p50 < 1.99 || p50 > 2.01 {
+		t.Errorf("added p50 = %v ms, want 2", p50)
+	}
+	if p99 := r.Metrics["cross_node_added_p99_ms"]; p99 < 6.9 || p99 > 7.1 {
+		t.Errorf("added p99 = %v ms, want 7", p99)
+	}
+	if len(r.Checks) != 1 || r.Checks[0].OK {
+		t.Errorf("checks %+v: want the added p99 (7ms) to fail ≤ 5ms", r.Checks)
+	}
+}
+
+// An event whose bytes arrive in a later network read gets that read's
+// time even when the buffer held part of it (a lagging subscriber's
+// buffer is never empty: a receive time taken only on an empty buffer
+// froze, and later events seemed to arrive before they were sent). Both
+// transports, through the connections the generator really opens.
+func TestReceiveTimeFollowsNetworkReads(t *testing.T) {
+	t.Parallel()
+	sse := func(seq int) []byte { return fmt.Appendf(nil, "id: %d\ndata: {}\n\n", seq) }
+	ws := func(seq int) []byte {
+		p := fmt.Appendf(nil, `{"seq":%d,"type":"log"}`, seq)
+		return append([]byte{0x81, byte(len(p))}, p...)
+	}
+	for _, tc := range []struct {
+		transport string
+		event     func(seq int) []byte
+	}{{"sse", sse}, {"ws", ws}} {
+		t.Run(tc.transport, func(t *testing.T) {
+			t.Parallel()
+			e2 := tc.event(2)
+			// Event 2 is cut in two: its end and event 3 come 50ms later.
+			first := append(tc.event(1), e2[:len(e2)/2]...)
+			second := append(e2[len(e2)/2:], tc.event(3)...)
+			host := splitServer(t, first, second)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			sub, err := (&env{}).subscribe(ctx, host, tc.transport, "/s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sub.Close()
+			var d delivery
+			at := map[uint64]time.Time{}
+			for range 3 {
+				if err := sub.read(&d); err != nil {
+					t.Fatal(err)
+				}
+				at[d.seq] = d.at
+			}
+			if gap := at[2].Sub(at[1]); gap < 40*time.Millisecond {
+				t.Errorf("event 2 completed by the second write received %v after event 1, want ≥ 40ms (the writes' spacing)", gap)
+			}
+			if !at[3].Equal(at[2]) {
+				t.Errorf("event 3 arrived in the same read as event 2: %v vs %v", at[3], at[2])
+			}
+		})
+	}
+}
+
+// splitServer answers one SSE or WebSocket request on loopback, then
+// writes first, and second 50ms later; it returns its host:port.
+func splitServer(t *testing.T, first, second []byte) string {
+	t.Helper()
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer close(done)
+		head := "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
+		if key := r.Header.Get("Sec-WebSocket-Key"); key != "" {
+			sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+			head = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+				"Sec-WebSocket-Accept: " + base64.StdEncoding.EncodeToString(sum[:]) + "\r\n\r\n"
+		}
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer c.Close()
+		for i, b := range [][]byte{[]byte(head), first, second} {
+			if i == 2 {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if _, err := c.Write(b); err != nil {
+				return
+			}
+		}
+		_, _ = io.Copy(io.Discard, c) // until the client closes
+	}))
+	t.Cleanup(func() { srv.Close(); <-done })
+	return srv.Listener.Addr().String()
 }

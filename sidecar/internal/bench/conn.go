@@ -27,15 +27,12 @@ var (
 // dialTimeout bounds one TCP connect.
 const dialTimeout = 10 * time.Second
 
-// dialContext is dial for a caller that names the address (wire.DialWS).
-func (e *env) dialContext(ctx context.Context, _, _ string) (net.Conn, error) { return e.dial(ctx) }
-
-// dial opens a TCP connection to the target.
-func (e *env) dial(ctx context.Context) (net.Conn, error) {
+// dial opens a TCP connection to host (host:port).
+func dial(ctx context.Context, host string) (net.Conn, error) {
 	d := net.Dialer{Timeout: dialTimeout}
-	c, err := d.DialContext(ctx, "tcp", e.host)
+	c, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", e.host, err)
+		return nil, fmt.Errorf("dial %s: %w", host, err)
 	}
 	return c, nil
 }
@@ -55,7 +52,7 @@ type httpConn struct {
 }
 
 func (e *env) openHTTP(ctx context.Context) (*httpConn, error) {
-	c, err := e.dial(ctx)
+	c, err := dial(ctx, e.host)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"sync/atomic"
 	"time"
 )
@@ -14,6 +15,30 @@ type delivery struct {
 	gap   bool
 	stamp []byte    // the event's own time (RFC 3339), if any
 	at    time.Time // receive time
+}
+
+// stampArrival sets the receive time when the event needed a network read
+// (read): an event wholly buffered by an earlier read arrived with it.
+// Asking whether the buffer was empty before the read is not enough: a
+// subscriber that lags finds each refill ending mid-event, its buffer is
+// never empty, and a receive time taken then would stay frozen (later
+// events would seem to arrive before they were sent).
+func (d *delivery) stampArrival(read bool) {
+	if read || d.at.IsZero() {
+		d.at = time.Now()
+	}
+}
+
+// readCounter counts the reads of a connection, to tell which events
+// needed one. Only the connection's one reader touches n.
+type readCounter struct {
+	net.Conn
+	n uint64
+}
+
+func (c *readCounter) Read(p []byte) (int, error) {
+	c.n++
+	return c.Conn.Read(p)
 }
 
 // subscriber reads deliveries from one connection.
@@ -31,14 +56,12 @@ var typeGap = []byte("gap")
 type sseSub struct{ *sseConn }
 
 func (s sseSub) read(d *delivery) error {
-	fresh := !s.buffered()
+	reads := s.rc.n
 	ev, err := s.next()
 	if err != nil {
 		return err
 	}
-	if fresh || d.at.IsZero() {
-		d.at = time.Now()
-	}
+	d.stampArrival(reads != s.rc.n)
 	seq, ok := parseUint(ev.ID)
 	if !ok {
 		return fmt.Errorf("%w: sse event id %.40q is not a seq", ErrProtocol, ev.ID)
@@ -53,14 +76,12 @@ func (s sseSub) read(d *delivery) error {
 type wsSub struct{ *wsConn }
 
 func (w wsSub) read(d *delivery) error {
-	fresh := !w.buffered()
+	reads := w.rc.n
 	p, err := w.next()
 	if err != nil {
 		return err
 	}
-	if fresh || d.at.IsZero() {
-		d.at = time.Now()
-	}
+	d.stampArrival(reads != w.rc.n)
 	seq, ok := uintField(p, keySeq)
 	if !ok {
 		return fmt.Errorf("%w: ws frame without seq: %.80q", ErrProtocol, p)
@@ -70,16 +91,16 @@ func (w wsSub) read(d *delivery) error {
 	return nil
 }
 
-// subscribe opens an SSE or WS subscriber on path.
-func (e *env) subscribe(ctx context.Context, transport, path string) (subscriber, error) {
+// subscribe opens an SSE or WS subscriber on path of host.
+func (e *env) subscribe(ctx context.Context, host, transport, path string) (subscriber, error) {
 	if transport == "ws" {
-		c, err := e.openWS(ctx, path)
+		c, err := e.openWS(ctx, host, path)
 		if err != nil {
 			return nil, err
 		}
 		return wsSub{c}, nil
 	}
-	c, err := e.openSSE(ctx, path)
+	c, err := e.openSSE(ctx, host, path)
 	if err != nil {
 		return nil, err
 	}
@@ -91,6 +112,7 @@ type consumer struct {
 	e       *env
 	key     int
 	h       *latencies // nil: no latency
+	h2      *latencies // a second histogram of the same values (nil: none)
 	last    uint64
 	seen    bool
 	count   int64 // events delivered (gap markers excluded)
@@ -157,6 +179,9 @@ func (c *consumer) flush() {
 	c.lastSeq.Store(c.last)
 	if c.h != nil {
 		c.h.record(c.key, c.lat...)
+	}
+	if c.h2 != nil {
+		c.h2.record(c.key, c.lat...)
 	}
 	c.lat = c.lat[:0]
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -61,10 +62,10 @@ func (e *env) newPool(ctx context.Context) *pool {
 	return p
 }
 
-// add opens a subscriber on path and starts its reader, which stops after
-// limit events (0: never) and then calls done (may be nil).
-func (p *pool) add(transport, path string, c *consumer, limit int64, measure func() bool, done func(err error)) error {
-	sub, err := p.e.subscribe(p.ctx, transport, path)
+// add opens a subscriber on path of host and starts its reader, which
+// stops after limit events (0: never) and then calls done (may be nil).
+func (p *pool) add(host, transport, path string, c *consumer, limit int64, measure func() bool, done func(err error)) error {
+	sub, err := p.e.subscribe(p.ctx, host, transport, path)
 	if err != nil {
 		p.e.fail(err)
 		return err
@@ -89,13 +90,30 @@ func (p *pool) add(transport, path string, c *consumer, limit int64, measure fun
 	return nil
 }
 
+// headSeq is the highest seq any subscriber has seen: the stream's head as
+// near as the subscribers know it (one lagging subscriber would
+// undercount what was published).
+func (p *pool) headSeq() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var head uint64
+	for _, c := range p.cons {
+		head = max(head, c.lastSeq.Load())
+	}
+	return head
+}
+
 // close stops every reader and waits for them.
 func (p *pool) close() {
 	p.cancel()
 	p.wg.Wait()
 }
 
-// runFanout: N subscribers of one magic emitter at R events/s.
+// runFanout: N subscribers of one magic emitter at R events/s. The
+// emitter runs on the first target; subscribers spread over the
+// subscriber targets. When some of them are on the emitter's node and
+// some are not, their latencies are also kept apart: the difference is
+// what crossing nodes adds.
 func runFanout(ctx context.Context, e *env) error {
 	subs, rate := orInt(e.o.Subscribers, 1000), orFloat(e.o.Rate, 1000)
 	tr, err := e.transport("sse", false)
@@ -113,12 +131,16 @@ func runFanout(ctx context.Context, e *env) error {
 	}
 	defer e.deleteEmitter(id)
 	path := "/api/v1/streams/" + id + "/" + tr
+	if err := e.waitServed(ctx, tr, path); err != nil {
+		return err
+	}
 	h := e.hist("delivery")
+	split := e.splitHists()
 	p := e.newPool(ctx)
 	defer p.close()
 	t0 := time.Now()
 	err = e.connectAll(ctx, subs, func(_ context.Context, i int) error {
-		return p.add(tr, path, &consumer{e: e, key: i, h: h, ops: &e.ops}, 0, e.measuring, nil)
+		return p.add(e.subHost(i), tr, path, &consumer{e: e, key: i, h: h, h2: split(i), ops: &e.ops}, 0, e.measuring, nil)
 	})
 	if err != nil {
 		return fmt.Errorf("connect subscribers: %w", err)
@@ -127,18 +149,96 @@ func runFanout(ctx context.Context, e *env) error {
 	if err := sleep(ctx, e.o.Warmup); err != nil {
 		return err
 	}
-	probe := p.cons[0]
-	seq0 := probe.lastSeq.Load()
+	seq0 := p.headSeq()
 	e.openWindow()
 	if err := sleep(ctx, e.o.Duration); err != nil {
 		return err
 	}
 	e.closeWindow()
-	published := probe.lastSeq.Load() - seq0
+	published := p.headSeq() - seq0
 	p.close()
 	e.fanoutChecks(subs, rate, published)
 	return nil
 }
+
+// Names of the split fanout histograms.
+const (
+	histSameNode  = "delivery-same-node"
+	histCrossNode = "delivery-cross-node"
+)
+
+// splitHists returns, for subscriber i, its histogram by where it is
+// served: on the publisher's node or another one. It returns nil for all
+// when every subscriber is on the same side (nothing to compare).
+func (e *env) splitHists() func(i int) *latencies {
+	same, cross := 0, 0
+	for _, h := range e.subs {
+		if h == e.host {
+			same++
+		} else {
+			cross++
+		}
+	}
+	if same == 0 || cross == 0 {
+		return func(int) *latencies { return nil }
+	}
+	hs, hc := e.hist(histSameNode), e.hist(histCrossNode)
+	e.after(crossNodeAdded)
+	return func(i int) *latencies {
+		if e.subHost(i) == e.host {
+			return hs
+		}
+		return hc
+	}
+}
+
+// crossNodeAdded reports what delivery through another node adds to the
+// latency of the publisher's own node, at the median and the p99.
+func crossNodeAdded(r *Report) {
+	var same, cross *Latency
+	for i := range r.Latencies {
+		switch r.Latencies[i].Name {
+		case histSameNode:
+			same = &r.Latencies[i]
+		case histCrossNode:
+			cross = &r.Latencies[i]
+		}
+	}
+	if same == nil || cross == nil || same.Count == 0 || cross.Count == 0 {
+		r.check("added cross-node p99", "≤ 5ms", "no values", false)
+		return
+	}
+	p50, p99 := cross.P50-same.P50, cross.P99-same.P99
+	r.Metrics["cross_node_added_p50_ms"] = p50
+	r.Metrics["cross_node_added_p99_ms"] = p99
+	r.check("added cross-node p99", "≤ 5ms", ms(p99), p99 <= 5)
+}
+
+// waitServed waits (bounded) until every subscriber target serves path:
+// a stream created on one node is known to the others once the cluster's
+// registry reached them.
+func (e *env) waitServed(ctx context.Context, transport, path string) error {
+	for _, host := range e.subs {
+		deadline := time.Now().Add(servedWait)
+		for {
+			sub, err := e.subscribe(ctx, host, transport, path)
+			if err == nil {
+				_ = sub.Close()
+				break
+			}
+			if !errors.Is(err, ErrStatus) || time.Now().After(deadline) {
+				return fmt.Errorf("%s not served by %s: %w", path, host, err)
+			}
+			if err := sleep(ctx, 100*time.Millisecond); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// servedWait bounds waitServed per target.
+const servedWait = 15 * time.Second
 
 func (e *env) fanoutChecks(subs int, rate float64, published uint64) {
 	e.after(func(r *Report) {

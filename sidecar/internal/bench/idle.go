@@ -39,7 +39,7 @@ func runIdle(ctx context.Context, e *env) error {
 	// state exist before the baseline.
 	for _, k := range []string{"sse", "ws"} {
 		if tr == k || tr == "both" {
-			if err := p.add(k, paths[k], &consumer{e: e, ops: new(atomic.Int64)}, 0, nil, nil); err != nil {
+			if err := p.add(e.host, k, paths[k], &consumer{e: e, ops: new(atomic.Int64)}, 0, nil, nil); err != nil {
 				return err
 			}
 		}
@@ -51,7 +51,7 @@ func runIdle(ctx context.Context, e *env) error {
 	t0 := time.Now()
 	_ = e.connectAll(ctx, n, func(_ context.Context, i int) error {
 		k := kind(i)
-		err := p.add(k, paths[k], &consumer{e: e, ops: new(atomic.Int64)}, 0, nil, nil)
+		err := p.add(e.host, k, paths[k], &consumer{e: e, ops: new(atomic.Int64)}, 0, nil, nil)
 		if err == nil {
 			e.ops.Add(1)
 		}

@@ -236,7 +236,7 @@ func (q *queueRun) hangUp(c *queueclient.Client) {
 // counts (ops) once its delete was acknowledged.
 func (q *queueRun) consume(ctx context.Context, w int, ready chan<- struct{}) error {
 	k, err := queueclient.Subscribe(ctx, queueclient.ConsumeOptions{
-		Target: q.tg, Batch: q.batch, ClaimTTL: 300 * time.Second, Window: queueWindow * q.batch,
+		Target: q.consumerTarget(w), Batch: q.batch, ClaimTTL: 300 * time.Second, Window: queueWindow * q.batch,
 		Ack: true, InFlight: queueInFlight, AckMax: q.e.o.AckMax,
 	})
 	if err != nil {
@@ -270,6 +270,14 @@ func (q *queueRun) consume(ctx context.Context, w int, ready chan<- struct{}) er
 		return fmt.Errorf("consumer %d: %w", w, err)
 	}
 	return nil
+}
+
+// consumerTarget is the queue as consumer w reaches it: through the
+// subscriber targets, round-robin (producers use the first target).
+func (q *queueRun) consumerTarget(w int) queueclient.Target {
+	tg := q.tg
+	tg.URL = q.e.subURL(w)
+	return tg
 }
 
 // mark counts a repeated message id as a duplicate.

@@ -12,8 +12,10 @@ import (
 
 // Report is the outcome of one run.
 type Report struct {
-	Scenario  string         `json:"scenario"`
-	Target    string         `json:"target"`
+	Scenario string `json:"scenario"`
+	Target   string `json:"target"`
+	// Targets are the subscribers' servers when not Target alone.
+	Targets   []string       `json:"targets,omitempty"`
 	Params    map[string]any `json:"params"`
 	Started   time.Time      `json:"started"`
 	Completed bool           `json:"completed"`
@@ -90,6 +92,9 @@ func (r *Report) WriteJSON(w io.Writer) error {
 func (r *Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "sidestream bench %s → %s\n", r.Scenario, r.Target)
+	if len(r.Targets) > 0 {
+		fmt.Fprintf(&b, "subscribers %s\n", strings.Join(r.Targets, " "))
+	}
 	fmt.Fprintf(&b, "params      %s\n", formatParams(r.Params))
 	status := "completed"
 	if !r.Completed {

@@ -17,24 +17,26 @@ import (
 // product's one SSE parser, wire.SSEDecoder, in place.
 type sseConn struct {
 	c   net.Conn
+	rc  *readCounter
 	dec *wire.SSEDecoder
 }
 
-// openSSE sends GET path and reads the response head; the body is then
-// read with next. The connection closes when ctx ends.
-func (e *env) openSSE(ctx context.Context, path string) (*sseConn, error) {
-	c, err := e.dial(ctx)
+// openSSE sends GET path to host and reads the response head; the body
+// is then read with next. The connection closes when ctx ends.
+func (e *env) openSSE(ctx context.Context, host, path string) (*sseConn, error) {
+	c, err := dial(ctx, host)
 	if err != nil {
 		return nil, err
 	}
-	req := "GET " + path + " HTTP/1.1\r\nHost: " + e.host + "\r\n" + e.auth + "Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
+	req := "GET " + path + " HTTP/1.1\r\nHost: " + host + "\r\n" + e.auth + "Accept: text/event-stream\r\nCache-Control: no-cache\r\n\r\n"
 	stop := closeOnDone(ctx, c)
 	if _, err := c.Write([]byte(req)); err != nil {
 		stop()
 		c.Close()
 		return nil, fmt.Errorf("sse request: %w", err)
 	}
-	br := bufio.NewReaderSize(c, 4<<10)
+	rc := &readCounter{Conn: c}
+	br := bufio.NewReaderSize(rc, 4<<10)
 	status, h, err := readHead(br)
 	if err != nil {
 		stop()
@@ -50,7 +52,7 @@ func (e *env) openSSE(ctx context.Context, path string) (*sseConn, error) {
 	if h.chunked {
 		body = bufio.NewReaderSize(httputil.NewChunkedReader(br), 4<<10)
 	}
-	return &sseConn{c: c, dec: wire.NewSSEDecoderBuffered(body, 1<<20)}, nil
+	return &sseConn{c: c, rc: rc, dec: wire.NewSSEDecoderBuffered(body, 1<<20)}, nil
 }
 
 // next reads the next event, skipping comments and retry lines; ev's
@@ -64,7 +66,7 @@ func (s *sseConn) next() (wire.SSEEvent, error) {
 }
 
 // buffered reports whether more body bytes are already read: when not,
-// the next event needs the network, so a fresh receive time is due.
+// the next event needs the network.
 func (s *sseConn) buffered() bool { return s.dec.Buffered() > 0 }
 
 func (s *sseConn) Close() error { return s.c.Close() }

@@ -23,6 +23,9 @@ func runSSEUsers(ctx context.Context, e *env) error {
 	}
 	defer e.deleteEmitter(id)
 	path := "/sse/log/" + id
+	if err := e.waitServed(ctx, "sse", path); err != nil {
+		return err
+	}
 	// Each user needs events/rate seconds of stream once connected.
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Duration(float64(events)/rate*float64(time.Second))+2*time.Minute)
 	defer cancel()
@@ -41,7 +44,7 @@ func runSSEUsers(ctx context.Context, e *env) error {
 	err = e.connectAll(ctx, users, func(_ context.Context, i int) error {
 		connected := time.Now()
 		wg.Add(1)
-		err := p.add("sse", path, &consumer{e: e, key: i, h: h, ops: &e.ops}, int64(events), nil, func(err error) {
+		err := p.add(e.subHost(i), "sse", path, &consumer{e: e, key: i, h: h, ops: &e.ops}, int64(events), nil, func(err error) {
 			defer wg.Done()
 			now := time.Now()
 			mu.Lock()

@@ -33,7 +33,7 @@ func runTrack(ctx context.Context, e *env) error {
 		cons[i] = &consumer{e: e, key: i, h: hdel, ops: &delivered}
 		// after=0: a fresh user's stream from its first event, so nothing
 		// published before the subscription registered is missed.
-		return p.add("ws", "/ws/track/"+prefix+strconv.Itoa(i)+"?after=0", cons[i], 0, e.measuring, nil)
+		return p.add(e.subHost(i), "ws", "/ws/track/"+prefix+strconv.Itoa(i)+"?after=0", cons[i], 0, e.measuring, nil)
 	})
 	if err != nil {
 		return fmt.Errorf("connect subscribers: %w", err)

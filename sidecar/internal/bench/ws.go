@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 
 	"github.com/hertz-contrib/websocket"
@@ -25,12 +26,22 @@ var wsWritePool = &sync.Pool{}
 type wsConn struct {
 	*websocket.Conn
 	rd *wire.FrameReader
+	rc *readCounter // the network connection under rd
 }
 
-// openWS performs the opening handshake on path. The connection closes
-// when ctx ends.
-func (e *env) openWS(ctx context.Context, path string) (*wsConn, error) {
-	conn, err := wire.DialWS(ctx, "ws://"+e.host+path, wire.DialOptions{Header: e.header, DialContext: e.dialContext, WriteBufferPool: wsWritePool})
+// openWS performs the opening handshake on path of host. The connection
+// closes when ctx ends.
+func (e *env) openWS(ctx context.Context, host, path string) (*wsConn, error) {
+	var rc *readCounter
+	counted := func(ctx context.Context, _, addr string) (net.Conn, error) {
+		c, err := dial(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		rc = &readCounter{Conn: c}
+		return rc, nil
+	}
+	conn, err := wire.DialWS(ctx, "ws://"+host+path, wire.DialOptions{Header: e.header, DialContext: counted, WriteBufferPool: wsWritePool})
 	var he *wire.HandshakeError
 	switch {
 	case errors.As(err, &he):
@@ -46,7 +57,7 @@ func (e *env) openWS(ctx context.Context, path string) (*wsConn, error) {
 		return nil, err
 	}
 	closeOnDone(ctx, conn)
-	return &wsConn{Conn: conn, rd: rd}, nil
+	return &wsConn{Conn: conn, rd: rd, rc: rc}, nil
 }
 
 // next returns the next data message, valid until the next call.
