@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -203,8 +202,6 @@ type owner struct {
 }
 
 func (o owner) LocalStream(id string) (*stream.Stream, error) { return o.mgr.Stream(id) }
-
-var _ = json.Marshal
 
 // view is GET /api/v1/cluster.
 func (p *clusterParts) view(context.Context) api.Cluster {

@@ -315,6 +315,10 @@ func (c Cluster) validate(driver string) []error {
 	if c.Name != "" && c.NATSURL != "" {
 		bad("cluster.nats_url", "either embed NATS (cluster.name) or join an external one (cluster.nats_url), not both")
 	}
+	if c.Name != "" && c.NATSURL == "" && len(c.Routes) == 0 {
+		// JetStream refuses to run clustered without configured routes.
+		bad("cluster.routes", "an embedded cluster needs the route URLs of the other nodes (nats-route://host:6222); one node alone runs without cluster.name")
+	}
 	if c.Replicas < 0 || c.Replicas > 5 {
 		bad("cluster.replicas", "must be 0 (automatic) to 5, not %d", c.Replicas)
 	}

@@ -149,6 +149,10 @@ func TestValidationNamesTheField(t *testing.T) {
 		{"telemetry.trace_sample_ratio", "1.5", "telemetry.trace_sample_ratio"},
 		{"telemetry.trace_sample_ratio", "0", "telemetry.trace_sample_ratio"},
 		{"auth.jwt_secret", "short-secret-value", "auth.jwt_secret"},
+		{"cluster.name", "prod", "cluster.routes"}, // an embedded cluster without routes
+		{"cluster.replicas", "7", "cluster.replicas"},
+		{"cluster.advertise", "10.0.0.1:9000", "cluster.advertise"},
+		{"queues.driver", "jetstream", "queues.driver"}, // not in cluster mode
 	}
 	for _, tc := range tests {
 		t.Run(tc.field+"="+tc.value, func(t *testing.T) {

@@ -94,6 +94,10 @@ func serverOptions(o Options) (*server.Options, error) {
 			return nil, fmt.Errorf("nats server: client listen %q: %w", o.ClientListen, err)
 		}
 	}
+	if len(o.Routes) == 0 {
+		// JetStream refuses to run clustered without configured routes.
+		return nil, errors.New("nats server: cluster mode needs routes to the other nodes (cluster.routes); one node alone runs without cluster.name")
+	}
 	for _, r := range o.Routes {
 		u, err := url.Parse(r)
 		if err != nil || u.Host == "" {
