@@ -3,7 +3,6 @@ package natsbus
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 
@@ -114,12 +113,5 @@ func (x *Exporter) Close(ctx context.Context) error {
 		delete(x.streams, name)
 	}
 	x.mu.Unlock()
-	done := make(chan struct{})
-	go func() { x.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("close exporter: %w", ctx.Err())
-	}
+	return waitAll(ctx, &x.wg, "exporter")
 }

@@ -114,14 +114,7 @@ func (m *Mirrors) Close(ctx context.Context) error {
 		_ = mr.sub.Unsubscribe()
 	}
 	m.mu.Unlock()
-	done := make(chan struct{})
-	go func() { m.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("close mirrors: %w", ctx.Err())
-	}
+	return waitAll(ctx, &m.wg, "mirrors")
 }
 
 // mirror is one remote stream; it is the stream's stream.ExternalSource.

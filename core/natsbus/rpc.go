@@ -129,14 +129,7 @@ func (s *RPCServer) read(ctx context.Context, req rpcRequest) (rpcReply, error) 
 func (s *RPCServer) Close(ctx context.Context) error {
 	_ = s.sub.Drain()
 	s.cancel()
-	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("close rpc: %w", ctx.Err())
-	}
+	return waitAll(ctx, &s.wg, "rpc")
 }
 
 // Peers calls other nodes (cluster.Peers).

@@ -200,14 +200,7 @@ func (l *TrackerLog) Close(ctx context.Context) error {
 	for _, w := range watches {
 		w.unsubscribe()
 	}
-	done := make(chan struct{})
-	go func() { l.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("close tracker log: %w", ctx.Err())
-	}
+	return waitAll(ctx, &l.wg, "tracker log")
 }
 
 // trackTurn orders one node's Appends to one user: they would only
