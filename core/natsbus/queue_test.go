@@ -59,7 +59,10 @@ func startDriverConn(t testing.TB, srv *natstest.Server, o natsbus.QueueOptions,
 	var once sync.Once
 	return d, func() {
 		once.Do(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			// A hang guard, not a speed check: a node whose server was
+			// killed may be mid-restart of its consumer, and a saturated
+			// CI machine under -race stretches that.
+			ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 			defer cancel()
 			if err := d.Close(ctx); err != nil {
 				t.Error(err)
