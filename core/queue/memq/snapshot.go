@@ -62,7 +62,7 @@ func (s *State) WriteSnapshot(w io.Writer) error {
 				}
 			}
 			for _, c := range q.claims.All() {
-				sq.Claims = append(sq.Claims, snapClaim{c.ID, c.Created, c.Expires, c.TTL, c.Grace, c.Seqs})
+				sq.Claims = append(sq.Claims, snapClaim(c))
 			}
 			snap.Queues = append(snap.Queues, sq)
 		}
