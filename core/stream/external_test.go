@@ -381,3 +381,29 @@ func TestDeliverGapMarksLostRange(t *testing.T) {
 		t.Fatalf("subscriber got %v", seqs(got))
 	}
 }
+
+// A client resuming a stream whose source is lost, beyond the head the
+// stream knows, keeps its resume point: once the source is back it gets
+// what follows it, not a replay from the head.
+func TestExternalResumeWhileOfflineKeepsPosition(t *testing.T) {
+	t.Parallel()
+	src := newSource(t, "late", 0)
+	all := src.more(t, 7)
+	s := openExt(t, newHub(t, memstore.New()), "late", stream.Config{RingSize: 16}, &source{Store: memstore.New()})
+	s.SetOffline(true, "owner unreachable")
+	sub := s.Subscribe(stream.After(5))
+	defer sub.Close()
+	if sub.Cursor() != 5 {
+		t.Fatalf("cursor %d, want the resume point 5", sub.Cursor())
+	}
+	if m := readN(t, sub, 1); m[0].Type != event.TypeOffline || m[0].Seq != 5 {
+		t.Fatalf("while offline: %v", seqs(m))
+	}
+	if _, _, ok := s.Deliver(all); !ok {
+		t.Fatal("deliver refused")
+	}
+	s.SetOffline(false, "")
+	if got := readN(t, sub, 2); got[0].Seq != 6 || got[1].Seq != 7 {
+		t.Fatalf("after the source's return: %v", seqs(got))
+	}
+}

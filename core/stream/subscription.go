@@ -36,12 +36,16 @@ type Subscription struct {
 func (s *Stream) Subscribe(pos Position) *Subscription {
 	s.rmu.RLock()
 	head := s.head
+	// An external stream whose source is lost may not know its head yet
+	// (a mirror opened while its owner was down): a resume point beyond
+	// it is kept, not replayed from the head once the source is back.
+	trustResume := s.ext != nil && s.offline
 	// Counted under rmu: the hub drops an idle external stream only when
 	// it sees no subscriber under the write lock.
 	s.subscribers.Add(1)
 	s.rmu.RUnlock()
 	cursor := pos.after
-	if pos.now || cursor > head {
+	if pos.now || (cursor > head && !trustResume) {
 		cursor = head
 	}
 	return &Subscription{s: s, cursor: cursor}
