@@ -171,7 +171,7 @@ func TestAuthTokenFile(t *testing.T) {
 			wantUnauthenticated(t, what+" without a token", send(t, r.method, sc.URL(r.path), r.body, nil))
 			wantUnauthenticated(t, what+" with an unknown token", send(t, r.method, sc.URL(r.path), r.body, bearer(tokWrong)))
 			wantUnauthenticated(t, what+" with Basic credentials", send(t, r.method, sc.URL(r.path), r.body, hdr{"Authorization": "Basic " + tokAlpha}))
-			for name, h := range map[string]hdr{"Bearer": bearer(tokAlpha), "X-Auth-Token": {"X-Auth-Token": tokBravo}} {
+			for name, h := range map[string]hdr{"Bearer": bearer(tokAlpha), "X-Auth-Token": {"X-Auth-Token": tokAlpha}} {
 				if a := send(t, r.method, sc.URL(r.path), r.body, h); a.status/100 != 2 {
 					t.Errorf("%s with a valid token (%s): %d %s", what, name, a.status, a.body)
 				}
@@ -194,17 +194,24 @@ func TestAuthTokenFile(t *testing.T) {
 		t.Parallel()
 		for path, want := range map[string]int{
 			"/": http.StatusFound, "/livedoc": 200, "/livedoc/app.js": 200, "/livedoc/api.js": 200,
-			"/openapi.yaml": 200, "/openapi.json": 200, "/healthz": 200, "/readyz": 200, "/metrics": 200,
+			"/openapi.yaml": 200, "/openapi.json": 200, "/healthz": 200, "/readyz": 200,
 		} {
 			if a := send(t, "GET", sc.URL(path), "", nil); a.status != want {
 				t.Errorf("GET %s without a token: %d, want %d", path, a.status, want)
 			}
 		}
-		// Scrapers read metrics anonymously, and a bad token does not
-		// turn a public route into a 401.
-		a := send(t, "GET", sc.URL("/metrics"), "", bearer(tokWrong))
-		if a.status != 200 || !strings.Contains(string(a.body), "# TYPE") {
-			t.Errorf("GET /metrics with a wrong token: %d, body starts %.80q", a.status, a.body)
+		// A bad token does not turn a public route into a 401.
+		if a := send(t, "GET", sc.URL("/healthz"), "", bearer(tokWrong)); a.status != 200 {
+			t.Errorf("GET /healthz with a wrong token: %d %s", a.status, a.body)
+		}
+		// Metrics need metrics:read: bravo (queues only) is refused, a
+		// scraper with the scope reads them.
+		wantUnauthenticated(t, "GET /metrics without a token", send(t, "GET", sc.URL("/metrics"), "", nil))
+		if a := send(t, "GET", sc.URL("/metrics"), "", bearer(tokBravo)); a.status != http.StatusForbidden || !strings.Contains(string(a.body), `"insufficient_scope"`) {
+			t.Errorf("GET /metrics without metrics:read: %d %s, want 403", a.status, a.body)
+		}
+		if a := send(t, "GET", sc.URL("/metrics"), "", bearer(tokAlpha)); a.status != 200 || !strings.Contains(string(a.body), "# TYPE") {
+			t.Errorf("GET /metrics with metrics:read: %d, body starts %.80q", a.status, a.body)
 		}
 	})
 
@@ -216,7 +223,7 @@ func TestAuthTokenFile(t *testing.T) {
 			h   hdr
 		}{
 			"access_token": {url + "?access_token=" + tokAlpha, nil},
-			"cookie":       {url, hdr{"Cookie": "sidestream_token=" + tokBravo}},
+			"cookie":       {url, hdr{"Cookie": "sidestream_token=" + tokAlpha}},
 			"bearer":       {url, bearer(tokAlpha)},
 		} {
 			status, s := sseWith(t, c.url, c.h)
@@ -250,7 +257,7 @@ func TestAuthTokenFile(t *testing.T) {
 			h   hdr
 		}{
 			"access_token": {url + "?access_token=" + tokAlpha, nil},
-			"cookie":       {url, hdr{"Cookie": "sidestream_token=" + tokBravo}},
+			"cookie":       {url, hdr{"Cookie": "sidestream_token=" + tokAlpha}},
 			"bearer":       {url, bearer(tokAlpha)},
 		} {
 			conn, status, body := tryWS(t, c.url, c.h)
@@ -281,7 +288,7 @@ func TestAuthTokenFile(t *testing.T) {
 			}
 		}
 		// The echo socket with a token in the URL, as livedoc opens it.
-		conn, status, body := tryWS(t, sc.URL("/echo?access_token="+tokBravo), nil)
+		conn, status, body := tryWS(t, sc.URL("/echo?access_token="+tokAlpha), nil)
 		if conn == nil {
 			t.Fatalf("echo with access_token: refused %d %s", status, body)
 		}
@@ -311,7 +318,7 @@ func TestAuthJWT(t *testing.T) {
 		}
 		return s
 	}
-	good := sign(secret, jwt.MapClaims{"sub": "carol", "tenant": "charlie", "scope": "queues", "exp": now.Add(time.Hour).Unix()})
+	good := sign(secret, jwt.MapClaims{"sub": "carol", "tenant": "charlie", "scope": "queues streams:read", "exp": now.Add(time.Hour).Unix()})
 
 	if a := send(t, "GET", sc.URL("/api/v1/emitters"), "", bearer(good)); a.status != http.StatusOK {
 		t.Fatalf("GET /api/v1/emitters with a valid JWT: %d %s", a.status, a.body)

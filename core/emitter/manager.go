@@ -39,6 +39,8 @@ type CreateRequest struct {
 	Config    json.RawMessage
 	Labels    map[string]string
 	Retention *Retention
+	// Tenant owns the emitter (empty: shared).
+	Tenant string
 	// Node, in cluster mode, is the node that runs the emitter (empty: the
 	// node asked). The Manager itself runs everything locally.
 	Node string
@@ -117,7 +119,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (Spec, error) {
 		return Spec{}, fmt.Errorf("create %s emitter: %w", req.Kind, err)
 	}
 	spec := Spec{ID: req.ID, Kind: req.Kind, Config: cfg, Labels: req.Labels,
-		Retention: DefaultRetention, CreatedAt: time.Now().UTC()}
+		Retention: DefaultRetention, CreatedAt: time.Now().UTC(), Tenant: req.Tenant}
 	if req.Retention != nil {
 		spec.Retention = *req.Retention
 	}

@@ -17,6 +17,9 @@ type Spec struct {
 	Labels    map[string]string `json:"labels,omitempty"`
 	Retention Retention         `json:"retention"`
 	CreatedAt time.Time         `json:"created_at"`
+	// Tenant owns the emitter when auth is on (the creating token's
+	// tenant); empty for the shared emitters every tenant reads.
+	Tenant string `json:"tenant,omitempty"`
 	// Node is the node that runs the emitter, in cluster mode (set by the
 	// cluster layer on what it returns; never stored by the Manager).
 	Node string `json:"node,omitempty"`

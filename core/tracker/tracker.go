@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sidestream/sidestream/core/event"
@@ -89,8 +90,31 @@ func NewWith(b Backend, o Options) *Tracker {
 	}}
 }
 
-// ValidUser reports whether user is an acceptable user name.
+// ValidUser reports whether user is an acceptable user name: a name, or
+// a tenant's name (see Qualify).
 func ValidUser(user string) bool {
+	if tenant, name, ok := strings.Cut(user, "/"); ok {
+		return validName(tenant) && validName(name)
+	}
+	return validName(user)
+}
+
+// Qualify returns the user name of user within tenant: each tenant has
+// its own users ("tenant/user"), so one tenant never reads or writes
+// another's streams; an empty tenant (auth off) is the one shared
+// namespace. A user already holding a '/' is refused by the callers'
+// validation, so a client cannot name another tenant's user.
+func Qualify(tenant, user string) string {
+	if tenant == "" {
+		return user
+	}
+	return tenant + "/" + user
+}
+
+// ValidName reports whether name is a user name as clients send it.
+func ValidName(name string) bool { return validName(name) }
+
+func validName(user string) bool {
 	if len(user) == 0 || len(user) > 64 {
 		return false
 	}

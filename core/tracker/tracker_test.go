@@ -95,7 +95,7 @@ func TestBadInput(t *testing.T) {
 	tr, closeAll := open(t, filepath.Join(t.TempDir(), "t.db"))
 	defer closeAll()
 	ctx := context.Background()
-	for _, u := range []string{"", "a b", "a/b", "track:x", "é", strings.Repeat("a", 65)} {
+	for _, u := range []string{"", "a b", "a/b/c", "/b", "a/", "track:x", "é", strings.Repeat("a", 65)} {
 		if _, err := tr.Publish(ctx, u, json.RawMessage(`1`)); !errors.Is(err, ErrInvalidUser) {
 			t.Errorf("user %q: %v, want ErrInvalidUser", u, err)
 		}
@@ -103,10 +103,14 @@ func TestBadInput(t *testing.T) {
 			t.Errorf("stream %q: %v, want ErrInvalidUser", u, err)
 		}
 	}
-	for _, ok := range []string{"a", "A.b-c_9", strings.Repeat("z", 64)} {
+	for _, ok := range []string{"a", "A.b-c_9", strings.Repeat("z", 64), Qualify("tenant-1", "bob")} {
 		if !ValidUser(ok) {
 			t.Errorf("%q rejected", ok)
 		}
+	}
+	// A tenant's user is a user of its own: a client's name holds no '/'.
+	if Qualify("", "bob") != "bob" || Qualify("t", "bob") != "t/bob" || ValidName("t/bob") {
+		t.Error("Qualify/ValidName: tenants do not separate users")
 	}
 	for _, d := range []string{"", "{", "1 2", "nope"} {
 		if _, err := tr.Publish(ctx, "alice", json.RawMessage(d)); !errors.Is(err, ErrInvalidData) {

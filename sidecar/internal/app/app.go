@@ -281,9 +281,7 @@ func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 	if s.cluster != nil {
 		deps.Cluster = s.cluster.view
 	}
-	if s.auth.Enabled() {
-		deps.Authenticate = s.auth.Check
-	}
+	deps.Auth = s.auth
 	srv, err := httpapi.New(deps, httpapi.Options{
 		Listen:            s.cfg.Listen,
 		MaxBodyBytes:      s.cfg.MaxBodyBytes,

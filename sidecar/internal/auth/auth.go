@@ -24,12 +24,40 @@ import (
 var (
 	// ErrUnauthenticated means no token, or a token that is not valid.
 	ErrUnauthenticated = errors.New("unauthenticated")
+	// ErrForbidden means a valid token that lacks the scope a route needs.
+	ErrForbidden = errors.New("insufficient scope")
 	// ErrConfig reports an unusable configuration file.
 	ErrConfig = errors.New("auth: bad configuration")
 )
 
 // ScopeAll grants every scope.
 const ScopeAll = "*"
+
+// The scopes a token may hold. A route declares the one it needs (the
+// route tables of httpapi and queueapi); "*" holds them all, and a prefix
+// before ':' holds every scope under it ("streams" holds both streams
+// scopes).
+const (
+	// ScopeStreamsRead reads streams (SSE, WebSocket, history), emitters
+	// and the node's description (plugins, kinds, cluster).
+	ScopeStreamsRead = "streams:read"
+	// ScopeStreamsWrite changes what streams carry: tracker publishes and
+	// emitter commands (the Fibonacci routes included).
+	ScopeStreamsWrite = "streams:write"
+	// ScopeEmittersAdmin creates and deletes emitters.
+	ScopeEmittersAdmin = "emitters:admin"
+	// ScopeQueuesRead and ScopeQueuesWrite are the queue API's.
+	ScopeQueuesRead  = "queues:read"
+	ScopeQueuesWrite = "queues:write"
+	// ScopeMetricsRead reads /metrics.
+	ScopeMetricsRead = "metrics:read"
+	// ScopePublic marks a route served without a token (it is no scope a
+	// token can hold).
+	ScopePublic = "public"
+)
+
+// Scopes lists every scope a token may hold, for documentation and tests.
+var Scopes = []string{ScopeStreamsRead, ScopeStreamsWrite, ScopeEmittersAdmin, ScopeQueuesRead, ScopeQueuesWrite, ScopeMetricsRead}
 
 // CookieName is the cookie SSE and WebSocket clients may carry the token in.
 const CookieName = "sidestream_token"
@@ -167,16 +195,14 @@ func (a *Authenticator) Authenticate(token string) (Principal, error) {
 
 const principalKey = "sidestream.auth.principal"
 
-// Middleware authenticates each request: the token comes from
-// "Authorization: Bearer", "X-Auth-Token" (Zaqar clients), or — for SSE
-// and WebSocket requests, which browsers cannot give headers — the
-// sidestream_token cookie or the access_token query parameter. A failure
-// (an error wrapping ErrUnauthenticated) is answered by fail, the error
-// writer of the route family, so that the 401 has the API's one error
-// body; the chain then ends. With auth off it only calls the next handler.
+// Middleware authenticates each request of a route that is no stream
+// (see Check); a failure (an error wrapping ErrUnauthenticated) is
+// answered by fail, the error writer of the route family, so that the 401
+// has the API's one error body; the chain then ends. With auth off it
+// only calls the next handler.
 func (a *Authenticator) Middleware(fail func(c *app.RequestContext, err error)) app.HandlerFunc {
 	return func(ctx context.Context, c *app.RequestContext) {
-		if err := a.Check(c); err != nil {
+		if _, err := a.Check(c, false); err != nil {
 			fail(c, err)
 			c.Abort()
 			return
@@ -185,22 +211,34 @@ func (a *Authenticator) Middleware(fail func(c *app.RequestContext, err error)) 
 	}
 }
 
-// Check authenticates the request (see Middleware) and keeps its
-// principal for FromContext. With auth off it accepts every request.
-func (a *Authenticator) Check(c *app.RequestContext) error {
+// Check authenticates the request and keeps its principal for
+// FromContext; with auth off it accepts every request. The token comes
+// from "Authorization: Bearer" or "X-Auth-Token" (Zaqar clients); when
+// stream is set (a GET stream route: SSE or WebSocket, which browsers
+// cannot give headers) also from the sidestream_token cookie or the
+// access_token query parameter. A failure wraps ErrUnauthenticated.
+func (a *Authenticator) Check(c *app.RequestContext, stream bool) (Principal, error) {
 	if !a.Enabled() {
-		return nil
+		return Principal{}, nil
 	}
-	p, err := a.Authenticate(TokenFrom(c))
+	p, err := a.Authenticate(TokenFrom(c, stream))
 	if err != nil {
-		return err
+		return Principal{}, err
 	}
 	c.Set(principalKey, p)
+	return p, nil
+}
+
+// Require checks that p holds scope (ErrForbidden otherwise).
+func Require(p Principal, scope string) error {
+	if !p.HasScope(scope) {
+		return fmt.Errorf("%w: the token lacks scope %q", ErrForbidden, scope)
+	}
 	return nil
 }
 
-// FromContext returns the principal Middleware stored (false when auth is
-// off or the middleware did not run).
+// FromContext returns the principal Check stored (false when auth is
+// off or Check did not run).
 func FromContext(c *app.RequestContext) (Principal, bool) {
 	v, ok := c.Get(principalKey)
 	if !ok {
@@ -210,8 +248,10 @@ func FromContext(c *app.RequestContext) (Principal, bool) {
 	return p, ok
 }
 
-// TokenFrom extracts the bearer token of a request (see Middleware).
-func TokenFrom(c *app.RequestContext) string {
+// TokenFrom extracts the bearer token of a request (see Check): the
+// cookie and access_token only when stream is set and the method is GET,
+// so a page elsewhere cannot make a write that rides on the cookie.
+func TokenFrom(c *app.RequestContext, stream bool) string {
 	if h := string(c.Request.Header.Peek("Authorization")); h != "" {
 		if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 			return strings.TrimSpace(h[7:])
@@ -221,16 +261,11 @@ func TokenFrom(c *app.RequestContext) string {
 	if h := string(c.Request.Header.Peek("X-Auth-Token")); h != "" {
 		return h
 	}
-	if !isStreamRequest(c) {
+	if !stream || string(c.Method()) != "GET" {
 		return ""
 	}
 	if v := c.Request.Header.Cookie(CookieName); len(v) > 0 {
 		return string(v)
 	}
 	return string(c.QueryArgs().Peek("access_token"))
-}
-
-func isStreamRequest(c *app.RequestContext) bool {
-	return strings.Contains(string(c.Request.Header.Peek("Accept")), "text/event-stream") ||
-		strings.EqualFold(string(c.Request.Header.Peek("Upgrade")), "websocket")
 }

@@ -211,6 +211,16 @@ func serve(t *testing.T, a *Authenticator) string {
 		p, ok := FromContext(c)
 		c.String(http.StatusOK, fmt.Sprintf("%v:%s", ok, p.Tenant))
 	})
+	stream := func(ctx context.Context, c *app.RequestContext) {
+		if _, err := a.Check(c, true); err != nil {
+			refuse(c, err)
+			return
+		}
+		p, ok := FromContext(c)
+		c.String(http.StatusOK, fmt.Sprintf("%v:%s", ok, p.Tenant))
+	}
+	h.GET("/stream", stream)
+	h.POST("/stream", stream)
 	go h.Spin()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -224,7 +234,12 @@ var noKeepAlive = &http.Client{Transport: &http.Transport{DisableKeepAlives: tru
 
 func get(t *testing.T, url string, hdr map[string]string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	return do(t, http.MethodGet, url, hdr)
+}
+
+func do(t *testing.T, method, url string, hdr map[string]string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
@@ -253,24 +268,30 @@ func TestMiddleware(t *testing.T) {
 	}
 	base := serve(t, a)
 	tests := []struct {
-		name string
-		url  string
-		hdr  map[string]string
-		code int
-		body string
+		name   string
+		method string
+		url    string
+		hdr    map[string]string
+		code   int
+		body   string
 	}{
-		{"no token", "/who", nil, 401, `"code":"unauthenticated"`},
-		{"bearer", "/who", map[string]string{"Authorization": "Bearer " + tok}, 200, "true:t9"},
-		{"x-auth-token", "/who", map[string]string{"X-Auth-Token": tok}, 200, "true:t9"},
-		{"bad bearer", "/who", map[string]string{"Authorization": "Bearer nope"}, 401, "unauthenticated"},
-		{"basic scheme", "/who", map[string]string{"Authorization": "Basic " + tok}, 401, "unauthenticated"},
-		{"query on plain request", "/who?access_token=" + tok, nil, 401, "unauthenticated"},
-		{"query on sse", "/who?access_token=" + tok, map[string]string{"Accept": "text/event-stream"}, 200, "true:t9"},
-		{"cookie on sse", "/who", map[string]string{"Accept": "text/event-stream", "Cookie": CookieName + "=" + tok}, 200, "true:t9"},
-		{"cookie on plain request", "/who", map[string]string{"Cookie": CookieName + "=" + tok}, 401, "unauthenticated"},
+		{"no token", "GET", "/who", nil, 401, `"code":"unauthenticated"`},
+		{"bearer", "GET", "/who", map[string]string{"Authorization": "Bearer " + tok}, 200, "true:t9"},
+		{"x-auth-token", "GET", "/who", map[string]string{"X-Auth-Token": tok}, 200, "true:t9"},
+		{"bad bearer", "GET", "/who", map[string]string{"Authorization": "Bearer nope"}, 401, "unauthenticated"},
+		{"basic scheme", "GET", "/who", map[string]string{"Authorization": "Basic " + tok}, 401, "unauthenticated"},
+		{"query on plain request", "GET", "/who?access_token=" + tok, nil, 401, "unauthenticated"},
+		// Saying text/event-stream does not make a route a stream route.
+		{"query on sse accept", "GET", "/who?access_token=" + tok, map[string]string{"Accept": "text/event-stream"}, 401, "unauthenticated"},
+		{"cookie on sse accept", "GET", "/who", map[string]string{"Accept": "text/event-stream", "Cookie": CookieName + "=" + tok}, 401, "unauthenticated"},
+		{"cookie on plain request", "GET", "/who", map[string]string{"Cookie": CookieName + "=" + tok}, 401, "unauthenticated"},
+		{"query on stream route", "GET", "/stream?access_token=" + tok, nil, 200, "true:t9"},
+		{"cookie on stream route", "GET", "/stream", map[string]string{"Cookie": CookieName + "=" + tok}, 200, "true:t9"},
+		{"cookie on a POST", "POST", "/stream", map[string]string{"Cookie": CookieName + "=" + tok}, 401, "unauthenticated"},
+		{"query on a POST", "POST", "/stream?access_token=" + tok, nil, 401, "unauthenticated"},
 	}
 	for _, tc := range tests {
-		code, body := get(t, base+tc.url, tc.hdr)
+		code, body := do(t, tc.method, base+tc.url, tc.hdr)
 		if code != tc.code || !strings.Contains(body, tc.body) {
 			t.Errorf("%s: %d %q, want %d containing %q", tc.name, code, body, tc.code, tc.body)
 		}

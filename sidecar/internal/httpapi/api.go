@@ -42,6 +42,7 @@ func (s *Server) createEmitter(ctx context.Context, c *app.RequestContext) error
 	if err != nil {
 		return err
 	}
+	req.Tenant, _ = tenant(c)
 	spec, err := s.d.Emitters.Create(ctx, req)
 	if err != nil {
 		return err
@@ -75,15 +76,19 @@ func (s *Server) listEmitters(ctx context.Context, c *app.RequestContext) error 
 		return writeJSON(c, http.StatusOK, api.EmitterPage{Items: []api.Emitter{}})
 	}
 	specs, next := s.d.Emitters.List(ctx, f, c.Query("after"), limit)
-	page := api.EmitterPage{Items: make([]api.Emitter, len(specs)), Next: next}
-	for i, spec := range specs {
-		page.Items[i] = emitterOut(spec)
+	// Another tenant's emitters are left out after paging: a page may
+	// hold fewer than limit, and next still continues after the last.
+	page := api.EmitterPage{Items: make([]api.Emitter, 0, len(specs)), Next: next}
+	for _, spec := range specs {
+		if visible(c, spec) {
+			page.Items = append(page.Items, emitterOut(spec))
+		}
 	}
 	return writeJSON(c, http.StatusOK, page)
 }
 
 func (s *Server) getEmitter(ctx context.Context, c *app.RequestContext) error {
-	spec, err := s.d.Emitters.Get(ctx, c.Param("id"))
+	spec, err := s.ownEmitter(ctx, c, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -91,6 +96,15 @@ func (s *Server) getEmitter(ctx context.Context, c *app.RequestContext) error {
 }
 
 func (s *Server) deleteEmitter(ctx context.Context, c *app.RequestContext) error {
+	if _, authed := tenant(c); authed {
+		spec, err := s.ownEmitter(ctx, c, c.Param("id"))
+		if err != nil {
+			return err
+		}
+		if err := mayDelete(c, spec); err != nil {
+			return err
+		}
+	}
 	if err := s.d.Emitters.Delete(ctx, c.Param("id")); err != nil {
 		return err
 	}
@@ -125,7 +139,7 @@ func (s *Server) streamEvents(ctx context.Context, c *app.RequestContext) error 
 	if err != nil {
 		return err
 	}
-	st, err := s.resolveStream(ctx, c.Param("stream"))
+	st, err := s.resolveStream(ctx, c, c.Param("stream"))
 	if err != nil {
 		return err
 	}

@@ -78,6 +78,8 @@ func errorFor(err error) *apiError {
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_data", Message: tracker.ErrInvalidData.Error()}
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return &apiError{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: err.Error()}
+	case errors.Is(err, auth.ErrForbidden):
+		return &apiError{Status: http.StatusForbidden, Code: "insufficient_scope", Message: err.Error()}
 	case errors.Is(err, emitter.ErrUnavailable):
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: err.Error()}
 	case errors.Is(err, stream.ErrStoreUnavailable):

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sidestream/sidestream/core/queue"
 	"github.com/sidestream/sidestream/sidecar/api"
+	"github.com/sidestream/sidestream/sidecar/internal/auth"
 	"github.com/sidestream/sidestream/sidecar/internal/queueapi"
 
 	"github.com/cloudwego/hertz/pkg/app/client"
@@ -82,7 +83,7 @@ func (f *fakeEmitters) Create(ctx context.Context, req emitter.CreateRequest) (e
 	if req.Retention != nil {
 		ret = *req.Retention
 	}
-	spec := emitter.Spec{ID: req.ID, Kind: req.Kind, Config: req.Config, Labels: req.Labels, Retention: ret, CreatedAt: time.Now().UTC()}
+	spec := emitter.Spec{ID: req.ID, Kind: req.Kind, Config: req.Config, Labels: req.Labels, Retention: ret, CreatedAt: time.Now().UTC(), Tenant: req.Tenant}
 	if _, err := f.hub.Open(ctx, req.ID, stream.Config{Persist: ret.Persist, MaxEvents: ret.MaxEvents}); err != nil {
 		return emitter.Spec{}, err
 	}
@@ -232,6 +233,12 @@ func newEnv(t *testing.T, o Options) *env {
 // newEnvLog is newEnv with the server logging to log.
 func newEnvLog(t *testing.T, o Options, log *slog.Logger) *env {
 	t.Helper()
+	return newEnvAuth(t, o, log, nil)
+}
+
+// newEnvAuth is newEnvLog with a (nil: auth off) guarding the routes.
+func newEnvAuth(t *testing.T, o Options, log *slog.Logger, a *auth.Authenticator) *env {
+	t.Helper()
 	ctx := context.Background()
 	store, err := bolt.Open(ctx, filepath.Join(t.TempDir(), "s.db"), bolt.Options{NoSync: true}, nil)
 	if err != nil {
@@ -259,8 +266,9 @@ func newEnvLog(t *testing.T, o Options, log *slog.Logger) *env {
 		Emitters: ems, Streams: hub, Tracker: tracker.New(hub, tracker.Options{}),
 		Plugins: fakePlugins{{Name: "log", Version: "1.0.0", PID: 42, State: "running", Instances: 1}},
 		Log:     log,
+		Auth:    a,
 		Mount: []func(hzroute.IRoutes){func(r hzroute.IRoutes) {
-			qapi = queueapi.Register(r, qs, nil, queueapi.Options{}, nil)
+			qapi = queueapi.Register(r, qs, a, queueapi.Options{}, nil)
 		}},
 	}, o)
 	if err != nil {

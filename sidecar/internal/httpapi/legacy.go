@@ -32,6 +32,7 @@ func (s *Server) createLog(ctx context.Context, c *app.RequestContext) error {
 	if err != nil {
 		return err
 	}
+	req.Tenant, _ = tenant(c)
 	spec, err := s.d.Emitters.Create(ctx, req)
 	if err != nil {
 		return err
@@ -50,7 +51,7 @@ func (s *Server) logPage(ctx context.Context, c *app.RequestContext) error {
 	if err != nil {
 		return err
 	}
-	st, err := s.d.Emitters.Stream(ctx, c.Param("id"))
+	st, err := s.emitterStream(ctx, c, c.Param("id"))
 	if err != nil {
 		return err
 	}
@@ -111,6 +112,11 @@ func (s *Server) runCommand(ctx context.Context, c *app.RequestContext, id, name
 	if err != nil {
 		return err
 	}
+	if _, authed := tenant(c); authed {
+		if _, err := s.ownEmitter(ctx, c, id); err != nil {
+			return err
+		}
+	}
 	res, err := s.d.Emitters.Command(ctx, id, name, args)
 	if err != nil {
 		return err
@@ -152,7 +158,11 @@ func (s *Server) trackPublish(ctx context.Context, c *app.RequestContext) error 
 		}
 		data, _ = json.Marshal(q) // a string always encodes
 	}
-	seq, err := s.d.Tracker.Publish(ctx, c.Param("user"), data)
+	user, err := trackUser(c, c.Param("user"))
+	if err != nil {
+		return err
+	}
+	seq, err := s.d.Tracker.Publish(ctx, user, data)
 	if err != nil {
 		return err
 	}

@@ -3,12 +3,13 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/cloudwego/hertz/pkg/app"
 
 	"github.com/sidestream/sidestream/sidecar/api"
+	"github.com/sidestream/sidestream/sidecar/internal/auth"
 	"github.com/sidestream/sidestream/web"
 )
 
@@ -18,58 +19,94 @@ type handler func(ctx context.Context, c *app.RequestContext) error
 type route struct {
 	Method, Path string // Path in Hertz syntax (":param")
 	h            handler
+	// Scope is what a token needs on the route (auth.ScopePublic: none).
+	// Every route declares one: New refuses a table with a route
+	// without, and the access test walks this table.
+	Scope string
+	// Stream marks a GET stream route (SSE, WebSocket): only there may a
+	// browser carry its token as the cookie or access_token, which it
+	// cannot send as a header.
+	Stream bool
 }
 
 // routeTable is every route; the router and the Allow header use it, and
 // the OpenAPI test compares the router with the document.
 type routeTable []route
 
+// Scopes of the table, short.
+const (
+	public = auth.ScopePublic
+	read   = auth.ScopeStreamsRead
+	write  = auth.ScopeStreamsWrite
+	admin  = auth.ScopeEmittersAdmin
+)
+
 func (s *Server) table() routeTable {
 	r := routeTable{
-		{"GET", "/", s.root},
-		{"GET", "/livedoc", s.livedoc},
-		{"GET", "/livedoc/:asset", s.livedocAsset},
-		{"GET", "/healthz", s.healthz},
-		{"GET", "/readyz", s.readyz},
-		{"GET", "/metrics", s.metrics},
-		{"GET", "/openapi.yaml", s.openapi},
-		{"GET", "/openapi.json", s.openapiJSONHandler},
+		{"GET", "/", s.root, public, false},
+		{"GET", "/livedoc", s.livedoc, public, false},
+		{"GET", "/livedoc/:asset", s.livedocAsset, public, false},
+		{"GET", "/healthz", s.healthz, public, false},
+		{"GET", "/readyz", s.readyz, public, false},
+		{"GET", "/metrics", s.metrics, auth.ScopeMetricsRead, false},
+		{"GET", "/openapi.yaml", s.openapi, public, false},
+		{"GET", "/openapi.json", s.openapiJSONHandler, public, false},
 
-		{"PUT", "/log", s.createLog},
-		{"GET", "/log/:id", s.logPage},
-		{"GET", "/sse/log/:id", s.emitterSSE("id")},
-		{"GET", "/magic", s.sharedSSE("magic")},
-		{"GET", "/time", s.sharedSSE("time")},
-		{"GET", "/echo", s.echo},
+		{"PUT", "/log", s.createLog, admin, false},
+		{"GET", "/log/:id", s.logPage, read, false},
+		{"GET", "/sse/log/:id", s.emitterSSE("id"), read, true},
+		{"GET", "/magic", s.sharedSSE("magic"), read, true},
+		{"GET", "/time", s.sharedSSE("time"), read, true},
+		{"GET", "/echo", s.echo, read, true},
 
-		{"GET", "/fib", s.fibIndex},
-		{"GET", "/sse/fib", s.sharedSSE("fib")},
+		{"GET", "/fib", s.fibIndex, read, false},
+		{"GET", "/sse/fib", s.sharedSSE("fib"), read, true},
 
-		{"GET", "/track/:user", s.trackPublish},
-		{"POST", "/track/:user", s.trackPublish},
-		{"GET", "/ws/track/:user", s.trackWS},
-		{"GET", "/sse/track/:user", s.trackSSE},
+		{"GET", "/track/:user", s.trackPublish, write, false},
+		{"POST", "/track/:user", s.trackPublish, write, false},
+		{"GET", "/ws/track/:user", s.trackWS, read, true},
+		{"GET", "/sse/track/:user", s.trackSSE, read, true},
 
-		{"GET", "/api/v1/plugins", s.listPlugins},
-		{"GET", "/api/v1/kinds", s.listKinds},
-		{"POST", "/api/v1/emitters", s.createEmitter},
-		{"GET", "/api/v1/emitters", s.listEmitters},
-		{"GET", "/api/v1/emitters/:id", s.getEmitter},
-		{"DELETE", "/api/v1/emitters/:id", s.deleteEmitter},
-		{"POST", "/api/v1/emitters/:id/commands/:name", s.command},
-		{"GET", "/api/v1/streams/:stream/events", s.streamEvents},
-		{"GET", "/api/v1/streams/:stream/sse", s.streamSSE},
-		{"GET", "/api/v1/streams/:stream/ws", s.streamWS},
-		{"GET", "/api/v1/cluster", s.clusterView},
+		{"GET", "/api/v1/plugins", s.listPlugins, read, false},
+		{"GET", "/api/v1/kinds", s.listKinds, read, false},
+		{"POST", "/api/v1/emitters", s.createEmitter, admin, false},
+		{"GET", "/api/v1/emitters", s.listEmitters, read, false},
+		{"GET", "/api/v1/emitters/:id", s.getEmitter, read, false},
+		{"DELETE", "/api/v1/emitters/:id", s.deleteEmitter, admin, false},
+		{"POST", "/api/v1/emitters/:id/commands/:name", s.command, write, false},
+		{"GET", "/api/v1/streams/:stream/events", s.streamEvents, read, false},
+		{"GET", "/api/v1/streams/:stream/sse", s.streamSSE, read, true},
+		{"GET", "/api/v1/streams/:stream/ws", s.streamWS, read, true},
+		{"GET", "/api/v1/cluster", s.clusterView, read, false},
 	}
 	for _, name := range fibCommands {
-		r = append(r, route{"GET", "/fib/" + name, s.fib(name)}, route{"POST", "/fib/" + name, s.fib(name)})
+		// GET /fib/next moves the counter too: the scope follows what a
+		// route does, not its method.
+		scope := write
+		if name == "current" {
+			scope = read
+		}
+		r = append(r, route{"GET", "/fib/" + name, s.fib(name), scope, false}, route{"POST", "/fib/" + name, s.fib(name), scope, false})
 	}
 	return r
 }
 
-func (s *Server) register() {
+// check refuses a table with a route that declares no scope, so a new
+// route cannot slip past authorization.
+func (t routeTable) check() error {
+	for _, r := range t {
+		if r.Scope == "" {
+			return fmt.Errorf("httpapi: route %s %s declares no scope", r.Method, r.Path)
+		}
+	}
+	return nil
+}
+
+func (s *Server) register() error {
 	s.routes = s.table()
+	if err := s.routes.check(); err != nil {
+		return err
+	}
 	s.h.Use(s.accessLog, s.recoverMiddleware)
 	s.h.Use(s.d.Middleware...)
 	s.h.NoRoute(s.noRoute)
@@ -81,35 +118,33 @@ func (s *Server) register() {
 				s.writeError(c, err)
 			}
 		}}
-		if s.d.Authenticate != nil && !publicRoute(r.Path) {
-			chain = append([]app.HandlerFunc{s.authenticate}, chain...)
+		if s.d.Auth.Enabled() && r.Scope != public {
+			chain = append([]app.HandlerFunc{s.authorize(r)}, chain...)
 		}
 		s.h.Handle(r.Method, r.Path, chain...)
 	}
 	for _, mount := range s.d.Mount {
 		mount(s.h)
 	}
+	return nil
 }
 
-// authenticate runs Deps.Authenticate, answering a refusal itself.
-func (s *Server) authenticate(ctx context.Context, c *app.RequestContext) {
-	if err := s.d.Authenticate(c); err != nil {
-		s.writeError(c, err)
-		c.Abort()
-		return
+// authorize authenticates the request and checks the route's scope,
+// answering a refusal itself (401 without a valid token, 403 without the
+// scope).
+func (s *Server) authorize(r route) app.HandlerFunc {
+	return func(ctx context.Context, c *app.RequestContext) {
+		p, err := s.d.Auth.Check(c, r.Stream)
+		if err == nil {
+			err = auth.Require(p, r.Scope)
+		}
+		if err != nil {
+			s.writeError(c, err)
+			c.Abort()
+			return
+		}
+		c.Next(ctx)
 	}
-	c.Next(ctx)
-}
-
-// publicRoute reports whether path is served without a token: what a
-// browser needs to load livedoc and ask for one, and what probes and
-// scrapers read.
-func publicRoute(path string) bool {
-	switch path {
-	case "/", "/livedoc", "/healthz", "/readyz", "/metrics", "/openapi.yaml", "/openapi.json":
-		return true
-	}
-	return strings.HasPrefix(path, "/livedoc/")
 }
 
 // jsonContentType is the Content-Type of every JSON answer.

@@ -29,6 +29,7 @@ import (
 	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/sidecar/api"
+	"github.com/sidestream/sidestream/sidecar/internal/auth"
 	streamhttp "github.com/sidestream/sidestream/sidecar/internal/stream"
 )
 
@@ -75,11 +76,12 @@ type Deps struct {
 	// MetricsHandler serves GET /metrics (Prometheus exposition); without
 	// it the route answers 404.
 	MetricsHandler http.Handler
-	// Authenticate, if set, guards every route but the public ones (the
-	// livedoc page, the OpenAPI document, health, readiness and metrics).
-	// It returns an error wrapping auth.ErrUnauthenticated to refuse a
-	// request (answered 401 with the error body).
-	Authenticate func(c *app.RequestContext) error
+	// Auth, if enabled, guards every route but the public ones (the
+	// livedoc page, the OpenAPI document, health and readiness): a
+	// missing or unknown token is answered 401, a token without the
+	// route's scope 403, and emitters and tracker streams belong to the
+	// token's tenant (access.go). Nil: auth off.
+	Auth *auth.Authenticator
 	// Cluster, if set, answers GET /api/v1/cluster; without it the node
 	// reports itself alone.
 	Cluster func(ctx context.Context) api.Cluster
@@ -203,7 +205,10 @@ func New(d Deps, o Options) (*Server, error) {
 		server.WithExitWaitTime(time.Minute), // Close's ctx is the real bound
 	)
 	s.h.NoHijackConnPool = true // hijacked WS conns must not go back to Hertz's pool
-	s.register()
+	if err := s.register(); err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

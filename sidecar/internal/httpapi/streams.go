@@ -74,7 +74,7 @@ func (s *Server) echo(ctx context.Context, c *app.RequestContext) error {
 // emitterSSE serves the stream of the emitter named by path param p.
 func (s *Server) emitterSSE(p string) handler {
 	return func(ctx context.Context, c *app.RequestContext) error {
-		st, err := s.d.Emitters.Stream(ctx, c.Param(p))
+		st, err := s.emitterStream(ctx, c, c.Param(p))
 		if err != nil {
 			return err
 		}
@@ -94,7 +94,7 @@ func (s *Server) sharedSSE(id string) handler {
 }
 
 func (s *Server) trackSSE(ctx context.Context, c *app.RequestContext) error {
-	st, err := s.d.Tracker.Stream(ctx, c.Param("user"))
+	st, err := s.trackStream(ctx, c, c.Param("user"))
 	if err != nil {
 		return err
 	}
@@ -102,22 +102,26 @@ func (s *Server) trackSSE(ctx context.Context, c *app.RequestContext) error {
 }
 
 func (s *Server) trackWS(ctx context.Context, c *app.RequestContext) error {
-	st, err := s.d.Tracker.Stream(ctx, c.Param("user"))
+	st, err := s.trackStream(ctx, c, c.Param("user"))
 	if err != nil {
 		return err
 	}
 	return s.serveWS(ctx, c, st)
 }
 
-// resolveStream finds a stream by name: "track:{user}", an emitter id, or
-// any other stream the hub holds.
-func (s *Server) resolveStream(ctx context.Context, name string) (*stream.Stream, error) {
+// resolveStream finds a stream by name: "track:{user}" (the request's
+// tenant's user), an emitter id, or, with auth off, any other stream the
+// hub holds (with auth on, a stream of no known owner is not served).
+func (s *Server) resolveStream(ctx context.Context, c *app.RequestContext, name string) (*stream.Stream, error) {
 	if user, ok := strings.CutPrefix(name, tracker.Prefix); ok {
-		return s.d.Tracker.Stream(ctx, user)
+		return s.trackStream(ctx, c, user)
 	}
-	st, err := s.d.Emitters.Stream(ctx, name)
+	st, err := s.emitterStream(ctx, c, name)
 	if err == nil {
 		return st, nil
+	}
+	if _, authed := tenant(c); authed {
+		return nil, err
 	}
 	if errors.Is(err, emitter.ErrNotFound) {
 		if st, ok := s.d.Streams.Get(name); ok {
@@ -129,7 +133,7 @@ func (s *Server) resolveStream(ctx context.Context, name string) (*stream.Stream
 }
 
 func (s *Server) streamSSE(ctx context.Context, c *app.RequestContext) error {
-	st, err := s.resolveStream(ctx, c.Param("stream"))
+	st, err := s.resolveStream(ctx, c, c.Param("stream"))
 	if err != nil {
 		return err
 	}
@@ -137,7 +141,7 @@ func (s *Server) streamSSE(ctx context.Context, c *app.RequestContext) error {
 }
 
 func (s *Server) streamWS(ctx context.Context, c *app.RequestContext) error {
-	st, err := s.resolveStream(ctx, c.Param("stream"))
+	st, err := s.resolveStream(ctx, c, c.Param("stream"))
 	if err != nil {
 		return err
 	}

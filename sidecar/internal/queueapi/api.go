@@ -26,8 +26,8 @@ import (
 
 // Scopes a token needs (auth on).
 const (
-	ScopeRead  = "queues:read"
-	ScopeWrite = "queues:write"
+	ScopeRead  = auth.ScopeQueuesRead
+	ScopeWrite = auth.ScopeQueuesWrite
 )
 
 // Options tune the API.

@@ -28,7 +28,7 @@ func (api *API) serveWS(ctx context.Context, c *app.RequestContext) {
 		return
 	}
 	var p *auth.Principal
-	if tok := auth.TokenFrom(c); api.a.Enabled() && tok != "" {
+	if tok := auth.TokenFrom(c, true); api.a.Enabled() && tok != "" {
 		pr, err := api.a.Authenticate(tok)
 		if err != nil {
 			api.writeError(c, err)
