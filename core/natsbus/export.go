@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -13,12 +14,18 @@ import (
 )
 
 // Exporter publishes the events of the streams this node owns, one NATS
-// message per batch a subscriber's read returns, on the stream's subject.
-// Other nodes subscribe once per stream they mirror; a batch they miss
-// shows as a seq hole and is filled by RPC, so publishing needs no ack.
+// message per batch, on the stream's subject. Other nodes subscribe once
+// per stream they mirror; a batch they miss shows as a seq hole and is
+// filled by RPC, so publishing needs no ack.
+//
+// A batch gathers what arrives within the linger after its first event:
+// every subscriber on every other node wakes and writes once per message,
+// so at 1000 events/s a 2 ms linger halves the writes (and the syscalls
+// that dominate fan-out) for at most 2 ms of added latency.
 type Exporter struct {
-	nc  *nats.Conn
-	log *slog.Logger
+	nc     *nats.Conn
+	log    *slog.Logger
+	linger time.Duration
 
 	mu      sync.Mutex
 	streams map[string]context.CancelFunc
@@ -26,9 +33,10 @@ type Exporter struct {
 	closed  bool
 }
 
-// NewExporter returns an exporter publishing on nc.
-func NewExporter(nc *nats.Conn, log *slog.Logger) *Exporter {
-	return &Exporter{nc: nc, log: log, streams: map[string]context.CancelFunc{}}
+// NewExporter returns an exporter publishing on nc, gathering each batch
+// for linger (0: publish what each read returns at once).
+func NewExporter(nc *nats.Conn, linger time.Duration, log *slog.Logger) *Exporter {
+	return &Exporter{nc: nc, log: log, linger: linger, streams: map[string]context.CancelFunc{}}
 }
 
 // Export starts publishing st's new events (idempotent).
@@ -62,9 +70,17 @@ func (x *Exporter) run(ctx context.Context, name string, sub *stream.Subscriptio
 	subject := subjectEvents + token(name)
 	var batch []*event.Event
 	var buf []byte
+	var timer *time.Timer
+	if x.linger > 0 {
+		timer = time.NewTimer(x.linger)
+		defer timer.Stop()
+	}
 	for {
 		var err error
 		batch, err = sub.Next(ctx, batch[:0])
+		if err == nil && timer != nil {
+			batch, err = gather(ctx, sub, batch, timer, x.linger)
+		}
 		// A gap marker is this reader's own: mirrors see the hole and
 		// fill it from the owner's history (or mark it themselves).
 		batch = dropGaps(batch)
@@ -78,6 +94,24 @@ func (x *Exporter) run(ctx context.Context, name string, sub *stream.Subscriptio
 			return // the stream ended, or Unexport/Close
 		}
 	}
+}
+
+// gather adds to batch what sub delivers within linger (rearming timer),
+// up to stream.MaxBatch events.
+func gather(ctx context.Context, sub *stream.Subscription, batch []*event.Event, timer *time.Timer, linger time.Duration) ([]*event.Event, error) {
+	timer.Reset(linger) // since Go 1.23 Reset also drops a stale tick
+	for len(batch) < stream.MaxBatch {
+		var err error
+		batch, err = sub.NextUntil(ctx, batch, timer.C)
+		if errors.Is(err, stream.ErrIdle) {
+			return batch, nil
+		}
+		if err != nil {
+			return batch, err
+		}
+	}
+	timer.Stop()
+	return batch, nil
 }
 
 func dropGaps(evs []*event.Event) []*event.Event {

@@ -99,7 +99,7 @@ func TestMirrorFollowsOwnerAcrossHolesAndLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exp := NewExporter(ownerNC, log)
+	exp := NewExporter(ownerNC, 0, log)
 	t.Cleanup(func() { _ = exp.Close(ctx) })
 	exp.Export(owned)
 

@@ -70,7 +70,7 @@ func (s *system) startCluster(ctx context.Context) error {
 	peers := natsbus.NewPeers(p.nc, p.nodes)
 	mirrors := natsbus.NewMirrors(p.nc, s.hub, peers, p.nodes, log)
 	s.push("stream mirrors", mirrors.Close)
-	exp := natsbus.NewExporter(p.nc, log)
+	exp := natsbus.NewExporter(p.nc, time.Duration(cc.ExportLinger), log)
 	s.push("stream export", exp.Close)
 	p.emitters = cluster.NewEmitters(p.node, s.mgr, p.reg, peers, mirrors, exp, log)
 	rpc, err := natsbus.ServeRPC(p.nc, p.node, owner{p.emitters, s.mgr}, log)

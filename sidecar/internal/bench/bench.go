@@ -153,6 +153,9 @@ type env struct {
 	header http.Header
 
 	ops, errs, lost, dups, conns atomic.Int64
+	// offline counts the offline markers subscribers received (the
+	// emitter's owner node was unreachable for a while).
+	offline atomic.Int64
 	// opsSrc are live counts kept elsewhere (queue consumers' acks) that
 	// add to ops (see opsNow).
 	opsMu  sync.Mutex
@@ -414,6 +417,9 @@ func (e *env) finish(runErr error) {
 		r.Error = runErr.Error()
 	}
 	r.Errors, r.Lost, r.Duplicates = e.errs.Load(), e.lost.Load(), e.dups.Load()
+	if n := e.offline.Load(); n > 0 {
+		r.Notes = append(r.Notes, fmt.Sprintf("%d offline markers: the emitter's owner node was unreachable for a while", n))
+	}
 	for msg, n := range e.errSamples {
 		r.ErrorSamples = append(r.ErrorSamples, fmt.Sprintf("%d× %s", n, msg))
 	}

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,4 +292,41 @@ func splitServer(t *testing.T, first, second []byte) string {
 	}))
 	t.Cleanup(func() { srv.Close(); <-done })
 	return srv.Listener.Addr().String()
+}
+
+// A subscriber's seqs are accounted as users read them: a jump is loss, a
+// gap marker counts what it covers, a repeat is a duplicate, and an
+// offline marker (its id is the subscriber's cursor) is neither a delivery
+// nor a repeat.
+func TestConsumerAccounting(t *testing.T) {
+	t.Parallel()
+	type in struct {
+		seq          uint64
+		gap, offline bool
+	}
+	for _, tc := range []struct {
+		name                   string
+		seqs                   []in
+		count, lost, dups, off int64
+	}{
+		{"in order", []in{{seq: 1}, {seq: 2}, {seq: 3}}, 3, 0, 0, 0},
+		{"jump is loss", []in{{seq: 1}, {seq: 4}}, 2, 2, 0, 0},
+		{"gap marker covers", []in{{seq: 1}, {seq: 5, gap: true}, {seq: 6}}, 2, 4, 0, 0},
+		{"repeat is duplicate", []in{{seq: 1}, {seq: 2}, {seq: 2}}, 2, 0, 1, 0},
+		{"offline marker at the cursor", []in{{seq: 1}, {seq: 2}, {seq: 2, offline: true}, {seq: 3}}, 3, 0, 0, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var e env
+			var ops atomic.Int64
+			c := &consumer{e: &e, ops: &ops}
+			for _, s := range tc.seqs {
+				c.see(&delivery{seq: s.seq, gap: s.gap, offline: s.offline}, false)
+			}
+			if c.count != tc.count || e.lost.Load() != tc.lost || e.dups.Load() != tc.dups || e.offline.Load() != tc.off {
+				t.Fatalf("count %d lost %d dups %d offline %d, want %d %d %d %d",
+					c.count, e.lost.Load(), e.dups.Load(), e.offline.Load(), tc.count, tc.lost, tc.dups, tc.off)
+			}
+		})
+	}
 }

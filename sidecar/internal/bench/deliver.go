@@ -11,10 +11,13 @@ import (
 
 // delivery is one event as a subscriber received it.
 type delivery struct {
-	seq   uint64
-	gap   bool
-	stamp []byte    // the event's own time (RFC 3339), if any
-	at    time.Time // receive time
+	seq uint64
+	gap bool
+	// offline marks an offline marker: no event, its id is the
+	// subscriber's cursor (neither a delivery nor a repeat).
+	offline bool
+	stamp   []byte    // the event's own time (RFC 3339), if any
+	at      time.Time // receive time
 }
 
 // stampArrival sets the receive time when the event needed a network read
@@ -49,7 +52,7 @@ type subscriber interface {
 	Close() error
 }
 
-var typeGap = []byte("gap")
+var typeGap, typeOffline = []byte("gap"), []byte("offline")
 
 // sseSub reads SSE events; the timestamp is the data's "timestamp" field
 // (log and magic events carry one).
@@ -66,7 +69,7 @@ func (s sseSub) read(d *delivery) error {
 	if !ok {
 		return fmt.Errorf("%w: sse event id %.40q is not a seq", ErrProtocol, ev.ID)
 	}
-	d.seq, d.gap = seq, bytes.Equal(ev.Event, typeGap)
+	d.seq, d.gap, d.offline = seq, bytes.Equal(ev.Event, typeGap), bytes.Equal(ev.Event, typeOffline)
 	d.stamp = stringField(ev.Data, keyTimestamp)
 	return nil
 }
@@ -86,7 +89,8 @@ func (w wsSub) read(d *delivery) error {
 	if !ok {
 		return fmt.Errorf("%w: ws frame without seq: %.80q", ErrProtocol, p)
 	}
-	d.seq, d.gap = seq, bytes.Equal(stringField(p, keyType), typeGap)
+	typ := stringField(p, keyType)
+	d.seq, d.gap, d.offline = seq, bytes.Equal(typ, typeGap), bytes.Equal(typ, typeOffline)
 	d.stamp = stringField(p, keyTime)
 	return nil
 }
@@ -148,6 +152,10 @@ func (c *consumer) run(ctx context.Context, sub subscriber, limit int64, measure
 
 // see accounts one delivery: a jump in seq is loss, a repeat a duplicate.
 func (c *consumer) see(d *delivery, measure bool) {
+	if d.offline {
+		c.e.offline.Add(1)
+		return
+	}
 	switch {
 	case !c.seen:
 		c.seen = true

@@ -85,6 +85,10 @@ type Cluster struct {
 	// Replicas of the JetStream streams and buckets (0: 1 for one or two
 	// nodes, 3 from three).
 	Replicas int `yaml:"replicas" flag:"cluster-replicas" unset:"automatic (1 for one or two nodes, 3 from three)" help:"JetStream replicas of streams and buckets, 0 to 5"`
+	// ExportLinger is how long the owner of a stream gathers events into
+	// one message for the other nodes: each node's subscribers then wake
+	// and write once per message, not once per event.
+	ExportLinger Duration `yaml:"export_linger" flag:"cluster-export-linger" help:"how long a stream's owner gathers events into one message to the other nodes (0: send each at once)"`
 }
 
 // Enabled reports whether the node joins a cluster.
@@ -187,6 +191,7 @@ func Default() Config {
 		MaxBodyBytes:       1 << 20,
 		Telemetry:          Telemetry{ServiceName: "sidestream", TraceSampleRatio: 1},
 		Auth:               Auth{TenantClaim: "tenant"},
+		Cluster:            Cluster{ExportLinger: Duration(2 * time.Millisecond)},
 		Queues:             Queues{MinMessageTTL: Duration(limits.MinMessageTTL), MinClaimTTL: Duration(limits.MinClaimTTL)},
 	}
 }
@@ -321,6 +326,9 @@ func (c Cluster) validate(driver string) []error {
 	}
 	if c.Replicas < 0 || c.Replicas > 5 {
 		bad("cluster.replicas", "must be 0 (automatic) to 5, not %d", c.Replicas)
+	}
+	if c.ExportLinger < 0 || time.Duration(c.ExportLinger) > time.Second {
+		bad("cluster.export_linger", "must be 0 to 1s, not %s", time.Duration(c.ExportLinger))
 	}
 	if c.Listen != "" {
 		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
