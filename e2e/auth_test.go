@@ -230,8 +230,8 @@ func TestAuthTokenFile(t *testing.T) {
 			if status != http.StatusOK {
 				t.Fatalf("SSE with %s: %d, want 200", name, status)
 			}
-			if ev, err := s.Next(); err != nil || ev.Event != "log" || ev.ID == 0 {
-				t.Fatalf("SSE with %s: first event %+v %v, want a log event", name, ev, err)
+			if ev, err := s.Next(); err != nil || ev.Event != "" || ev.ID == 0 {
+				t.Fatalf("SSE with %s: first event %+v %v, want an event on the default type", name, ev, err)
 			}
 			s.Close()
 		}

@@ -192,7 +192,7 @@ func TestBrokenExternalPluginsDoNotHurtTheOthers(t *testing.T) {
 	if code := do(t, http.MethodPost, sc.URL("/api/v1/emitters"), `{"kind":"counter","config":{"interval":"20ms"}}`, &created); code != http.StatusCreated {
 		t.Fatalf("create a counter emitter: %d", code)
 	}
-	sse := openSSE(t, sc.URL("/api/v1/streams/"+created.ID+"/sse?after=0"), "")
+	sse := openSSE(t, sc.URL("/api/v1/streams/"+created.ID+"/sse?after=0&event_types=1"), "")
 	if ev, err := sse.Next(); err != nil || ev.Event != "count" {
 		t.Fatalf("counter stream: %+v %v", ev, err)
 	}

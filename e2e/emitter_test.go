@@ -19,7 +19,7 @@ func TestLogPluginKilledResumesWithoutGap(t *testing.T) {
 	if code := do(t, http.MethodPut, sc.URL("/log"), `{"source":"synthetic","rate":200}`, &created); code != http.StatusCreated || created.ID == "" {
 		t.Fatalf("PUT /log: %d %+v", code, created)
 	}
-	sse := openSSE(t, sc.URL("/sse/log/"+created.ID), "")
+	sse := openSSE(t, sc.URL("/sse/log/"+created.ID+"?event_types=1"), "")
 
 	var lastSeq, lastLine uint64
 	read := func(n int) {

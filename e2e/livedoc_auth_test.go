@@ -94,8 +94,8 @@ func TestLivedocAuthInBrowser(t *testing.T) {
 		p.do("streams tab: magic", chromedp.Click(chromedp.CSS(`#tab-streams`)),
 			chromedp.SetValue(chromedp.CSS(`#sse-source`), "magic"), chromedp.Click(chromedp.CSS(`#sse-connect`)))
 		p.waitJS("magic events streaming in", `document.getElementById('sse-state').textContent === 'open' && document.querySelectorAll('#sse-log li').length >= 2`)
-		if typ := evalJS[string](p, `document.querySelector('#sse-log li span:nth-child(2)').textContent`); typ != "magic" {
-			t.Errorf("first event type %q, want magic", typ)
+		if typ := evalJS[string](p, `document.querySelector('#sse-log li span:nth-child(2)').textContent`); typ != "message" {
+			t.Errorf("first event type %q, want message (onmessage)", typ)
 		}
 		if !p.sawRequest("/api/v1/streams/magic/sse?access_token=" + tokAlpha) {
 			t.Errorf("the EventSource did not carry the token as access_token")

@@ -89,8 +89,8 @@ func TestLivedocInBrowser(t *testing.T) {
 			t.Errorf("stream state %q, want open", st)
 		}
 		typ := evalJS[string](p, `document.querySelector('#sse-log li span:nth-child(2)').textContent`)
-		if typ != "log" {
-			t.Errorf("first event type %q, want log", typ)
+		if typ != "message" { // the default type: onmessage received it
+			t.Errorf("first event type %q, want message", typ)
 		}
 		seq, err := strconv.Atoi(evalJS[string](p, `document.getElementById('sse-seq').textContent`))
 		if err != nil || seq < 5 {

@@ -32,10 +32,12 @@ type Event struct {
 	// Data is a JSON value.
 	Data json.RawMessage
 
-	sseOnce  sync.Once
-	sse      []byte
-	jsonOnce sync.Once
-	json     []byte
+	sseOnce      sync.Once
+	sse          []byte
+	sseTypedOnce sync.Once
+	sseTyped     []byte
+	jsonOnce     sync.Once
+	json         []byte
 }
 
 // Gap returns the marker for the missing seqs from..to (inclusive).
@@ -98,6 +100,14 @@ func (e *Event) AppendJSON(dst []byte) []byte {
 func (e *Event) SSE(encode func(*Event) []byte) []byte {
 	e.sseOnce.Do(func() { e.sse = encode(e) })
 	return e.sse
+}
+
+// SSETyped is SSE for the second frame a transport may offer, the one
+// that names the event's type (asked for by few subscribers, so made only
+// when one does), cached the same way.
+func (e *Event) SSETyped(encode func(*Event) []byte) []byte {
+	e.sseTypedOnce.Do(func() { e.sseTyped = encode(e) })
+	return e.sseTyped
 }
 
 // AppendJSONString appends s as a JSON string. The common case (ASCII

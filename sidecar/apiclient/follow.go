@@ -260,7 +260,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// resumeURL is the target with the resume point in its query.
+// resumeURL is the target with the resume point in its query. Over SSE
+// it asks for every event's type (?event_types=1): the server leaves it
+// out by default so that EventSource.onmessage works, and Event.Type is
+// part of what this client delivers.
 func (f *follower) resumeURL() string {
 	u := *f.target
 	q := u.Query()
@@ -268,6 +271,9 @@ func (f *follower) resumeURL() string {
 	q.Del("from")
 	if f.known {
 		q.Set("after", strconv.FormatUint(f.last, 10))
+	}
+	if f.o.Transport == TransportSSE {
+		q.Set("event_types", "1")
 	}
 	u.RawQuery = q.Encode()
 	return u.String()

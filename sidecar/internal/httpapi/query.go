@@ -29,6 +29,22 @@ func queryUint(c *app.RequestContext, name string) (v uint64, ok bool, err error
 	return v, true, nil
 }
 
+// queryBool reads an optional flag query parameter: 1 or true, 0 or
+// false; absent is false.
+func queryBool(c *app.RequestContext, name string) (bool, error) {
+	q, ok := c.GetQuery(name)
+	if !ok {
+		return false, nil
+	}
+	switch q {
+	case "1", "true":
+		return true, nil
+	case "0", "false":
+		return false, nil
+	}
+	return false, fieldError("invalid_query", name, "must be 1, true, 0 or false")
+}
+
 // queryLimit reads ?limit= (1..maxPage, default defaultPage).
 func queryLimit(c *app.RequestContext) (int, error) {
 	v, ok, err := queryUint(c, "limit")

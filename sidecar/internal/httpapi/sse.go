@@ -29,6 +29,10 @@ func (s *Server) serveSSE(ctx context.Context, c *app.RequestContext, st *stream
 	if err != nil {
 		return err
 	}
+	typed, err := queryBool(c, "event_types")
+	if err != nil {
+		return err
+	}
 	if s.ctx.Err() != nil {
 		return stream.ErrClosed
 	}
@@ -52,7 +56,7 @@ func (s *Server) serveSSE(ctx context.Context, c *app.RequestContext, st *stream
 	// runs the hijack handler on the connection goroutine, then releases
 	// the request context and ends that goroutine.
 	c.Response.HijackWriter(noBody{})
-	c.Hijack(func(network.Conn) { s.startSSE(c, tc, st, pos, acc) })
+	c.Hijack(func(network.Conn) { s.startSSE(c, tc, st, sseStart{pos: pos, typed: typed}, acc) })
 	return nil
 }
 
@@ -83,7 +87,14 @@ type sseStream struct {
 // returns). It subscribes, writes the headers and the retry line here, on
 // a stack already grown, and leaves the rest to a new goroutine whose
 // stack stays at its 2 KiB start while the subscriber idles.
-func (s *Server) startSSE(c *app.RequestContext, tc *trackedConn, st *stream.Stream, pos stream.Position, acc *accessHandoff) {
+// sseStart is what the request asked for: where to start, and whether
+// every event names its type (?event_types=1).
+type sseStart struct {
+	pos   stream.Position
+	typed bool
+}
+
+func (s *Server) startSSE(c *app.RequestContext, tc *trackedConn, st *stream.Stream, start sseStart, acc *accessHandoff) {
 	ss := &sseStream{s: s, tc: tc, st: st, access: acc,
 		w: rawChunked{conn: tc.Conn, h: &c.Response.Header, timeout: s.o.WriteTimeout, plain: !c.Request.Header.IsHTTP11()}}
 	if !s.streams.add() {
@@ -96,8 +107,8 @@ func (s *Server) startSSE(c *app.RequestContext, tc *trackedConn, st *stream.Str
 	tc.busy.Add(1) // never an idle keep-alive connection for expireIdle
 	obs, leave := s.subscriber(st.Kind(), TransportSSE)
 	ss.leave = leave
-	ss.sse = streamhttp.SSEStream{W: &ss.w, Sub: st.Subscribe(pos),
-		Opts: streamhttp.SSEOptions{Retry: s.o.SSERetry, Heartbeat: s.o.HeartbeatInterval, Observer: obs}}
+	ss.sse = streamhttp.SSEStream{W: &ss.w, Sub: st.Subscribe(start.pos),
+		Opts: streamhttp.SSEOptions{Retry: s.o.SSERetry, Heartbeat: s.o.HeartbeatInterval, Observer: obs, EventTypes: start.typed}}
 	// A child of the server's ctx, so Close ends it: one cancelCtx, not
 	// streamCtx's AfterFunc for an unrelated parent.
 	var ctx context.Context

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,9 +34,11 @@ func TestSSEHeadersRetryAndSeqIDs(t *testing.T) {
 	if err != nil || first.retry != "1500" {
 		t.Fatalf("first block %+v, %v; want retry: 1500", first, err)
 	}
+	// The stream's events are on the default type (no event: field), so
+	// EventSource.onmessage receives them.
 	for i := 1; i <= 3; i++ {
 		f := r.nextEvent(t)
-		if f.id != strconv.Itoa(i) || f.event != "line" || f.data != fmt.Sprintf(`{"n":%d}`, i-1) {
+		if f.id != strconv.Itoa(i) || f.event != "" || f.data != fmt.Sprintf(`{"n":%d}`, i-1) {
 			t.Fatalf("event %d: %+v", i, f)
 		}
 	}
@@ -43,6 +46,18 @@ func TestSSEHeadersRetryAndSeqIDs(t *testing.T) {
 	e.publish(created.ID, 1)
 	if f := r.nextEvent(t); f.id != "4" {
 		t.Fatalf("live event: %+v", f)
+	}
+	// ?event_types=1 names every event's type.
+	typed := e.openSSE("/sse/log/" + created.ID + "?from=start&event_types=1")
+	if _, err := typed.next(); err != nil {
+		t.Fatal(err)
+	}
+	if f := typed.nextEvent(t); f.id != "1" || f.event != "line" {
+		t.Fatalf("typed event: %+v", f)
+	}
+	code, _, body := e.do("GET", "/sse/log/"+created.ID+"?event_types=yes", "")
+	if code != 400 || !strings.Contains(string(body), `"field":"event_types"`) {
+		t.Fatalf("event_types=yes: %d %s", code, body)
 	}
 }
 
@@ -118,7 +133,7 @@ func TestSSEGapEvent(t *testing.T) {
 	if gap.event != "gap" || gap.id != "904" || gap.data != `{"from":11,"to":904}` {
 		t.Fatalf("gap: %+v", gap)
 	}
-	if f := r.nextEvent(t); f.id != "905" || f.event != "line" {
+	if f := r.nextEvent(t); f.id != "905" || f.event != "" {
 		t.Fatalf("after gap: %+v", f)
 	}
 }

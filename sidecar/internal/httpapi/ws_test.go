@@ -185,7 +185,7 @@ func TestTrackerPublishDeliversOverWSAndSSE(t *testing.T) {
 	}
 	for i, want := range wantData {
 		f := sse.nextEvent(t)
-		if f.id != string(rune('1'+i)) || f.event != "track" || f.data != want {
+		if f.id != string(rune('1'+i)) || f.event != "" || f.data != want {
 			t.Fatalf("sse %d: %+v", i, f)
 		}
 	}

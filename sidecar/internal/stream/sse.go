@@ -32,6 +32,10 @@ type SSEOptions struct {
 	Heartbeat time.Duration
 	// Observer, if set, is told about every write (telemetry).
 	Observer Observer
+	// EventTypes names every event's type in an event: field
+	// (wire.SSEFrameTyped); by default only control markers are named
+	// (wire.SSEFrame), so EventSource.onmessage receives the events.
+	EventTypes bool
 }
 
 func (o SSEOptions) withDefaults() SSEOptions {
@@ -109,7 +113,7 @@ var errEnded = errors.New("sse: ended")
 func (s *SSEStream) deliver(ctx context.Context, err error) error {
 	switch {
 	case len(s.evs) > 0:
-		n, werr := writeEvents(s.W, s.evs)
+		n, werr := writeEvents(s.W, s.evs, s.Opts.EventTypes)
 		if werr != nil {
 			return werr
 		}
@@ -138,13 +142,18 @@ var writePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &
 // maxPooled keeps buffers grown by a large batch out of the pool.
 const maxPooled = 64 << 10
 
-// writeEvents writes the cached SSE frames of evs in one write + flush
-// and returns the bytes written.
-func writeEvents(w FlushWriter, evs []*event.Event) (int, error) {
+// writeEvents writes the cached SSE frames of evs (typed: the frames
+// that name every type) in one write + flush and returns the bytes
+// written.
+func writeEvents(w FlushWriter, evs []*event.Event, typed bool) (int, error) {
 	bp := writePool.Get().(*[]byte)
 	buf := (*bp)[:0]
+	frame := wire.SSEFrame
+	if typed {
+		frame = wire.SSEFrameTyped
+	}
 	for _, e := range evs {
-		buf = append(buf, wire.SSEFrame(e)...)
+		buf = append(buf, frame(e)...)
 	}
 	// The writer is done with buf once Flush returned: Hertz copies small
 	// writes and sends large ones during Flush, never after.

@@ -78,16 +78,54 @@ func drafts(n int) []event.Draft {
 }
 
 // A burst queued before the writer runs goes out in far fewer writes than
-// events (one per Next), each followed by a flush, in seq order.
+// events (one per Next), each followed by a flush, in seq order; events
+// are on the default type unless the subscriber asked for types.
 func TestSSECoalescesQueuedBurst(t *testing.T) {
 	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		typed bool
+		frame string // id, n
+	}{
+		{"default type", false, "id:%d\ndata:{\"n\":%d}\n\n"},
+		{"event types", true, "id:%d\nevent:line\ndata:{\"n\":%d}\n\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			out, writes, flushes := serveBurst(t, 500, tc.typed)
+			if !strings.HasPrefix(out, "retry:1500\n\n") {
+				t.Fatalf("retry line not first: %q", out[:min(40, len(out))])
+			}
+			// retry + the burst: a burst of n takes one write (MaxBatch >= n).
+			if writes > 2 || writes >= 500 {
+				t.Fatalf("%d writes for %d queued events, want coalesced (<= 2)", writes, 500)
+			}
+			if flushes != writes {
+				t.Fatalf("flushes %d != writes %d", flushes, writes)
+			}
+			if !tc.typed && strings.Contains(out, "event:") {
+				t.Fatalf("an event: field on the default type: %q", out[:min(80, len(out))])
+			}
+			for i := 1; i <= 500; i++ {
+				want := fmt.Sprintf(tc.frame, i, i-1)
+				if !strings.Contains(out, want) {
+					t.Fatalf("missing frame %q", want)
+				}
+			}
+		})
+	}
+}
+
+// serveBurst publishes n events, serves them to one SSE subscriber until
+// all are written and returns what it wrote.
+func serveBurst(t *testing.T, n int, typed bool) (out string, writes, flushes int) {
+	t.Helper()
 	hub := newHub(t)
 	ctx := context.Background()
 	st, err := hub.Open(ctx, "burst", stream.Config{Persist: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 500
 	if _, err := st.Publish(ctx, drafts(n), nil); err != nil {
 		t.Fatal(err)
 	}
@@ -97,41 +135,25 @@ func TestSSECoalescesQueuedBurst(t *testing.T) {
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- ServeSSE(sctx, w, sub, SSEOptions{Retry: 1500 * time.Millisecond, Heartbeat: time.Hour})
+		done <- ServeSSE(sctx, w, sub, SSEOptions{Retry: 1500 * time.Millisecond, Heartbeat: time.Hour, EventTypes: typed})
 	}()
 	deadline := time.After(20 * time.Second)
 	for {
 		out, _, _ := w.snapshot()
-		if strings.Count(out, "\nevent:line\n") == n {
+		if strings.Count(out, "\nid:") == n {
 			break
 		}
 		select {
 		case <-w.wrote:
 		case <-deadline:
-			t.Fatalf("not all events written: %d", strings.Count(out, "event:line"))
+			t.Fatalf("not all events written: %d", strings.Count(out, "\nid:"))
 		}
 	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("ServeSSE: %v", err)
 	}
-	out, writes, flushes := w.snapshot()
-	if !strings.HasPrefix(out, "retry:1500\n\n") {
-		t.Fatalf("retry line not first: %q", out[:min(40, len(out))])
-	}
-	// retry + the burst: a burst of n takes one write (MaxBatch >= n).
-	if writes > 2 || writes >= n {
-		t.Fatalf("%d writes for %d queued events, want coalesced (<= 2)", writes, n)
-	}
-	if flushes != writes {
-		t.Fatalf("flushes %d != writes %d", flushes, writes)
-	}
-	for i := 1; i <= n; i++ {
-		want := fmt.Sprintf("id:%d\nevent:line\ndata:{\"n\":%d}\n\n", i, i-1)
-		if !strings.Contains(out, want) {
-			t.Fatalf("missing frame %q", want)
-		}
-	}
+	return w.snapshot()
 }
 
 func TestSSEHeartbeatAndEndOnClose(t *testing.T) {

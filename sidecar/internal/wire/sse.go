@@ -13,14 +13,32 @@ import (
 )
 
 // SSEFrame returns e's Server-Sent Events frame, encoded once per event
-// and shared by every subscriber.
+// and shared by every subscriber. An event of the stream goes out on the
+// default event type, with no event: field, so a browser's
+// EventSource.onmessage (and every plain SSE client) receives it; only
+// control markers (gap, offline) are named, so a client that does not
+// listen for them is not handed a marker as data.
 func SSEFrame(e *event.Event) []byte { return e.SSE(EncodeSSE) }
+
+// SSEFrameTyped returns e's frame with its type as the event: field, for
+// the subscribers that asked for it (?event_types=1): they register a
+// listener per type. Encoded once per event too, and only if one asks.
+func SSEFrameTyped(e *event.Event) []byte { return e.SSETyped(EncodeSSETyped) }
 
 // ssePool holds the buffers EncodeSSE encodes into (hertz-contrib/sse
 // writes a field at a time to an io.Writer).
 var ssePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
-// EncodeSSE encodes e as one SSE event with hertz-contrib/sse:
+// EncodeSSE encodes e as SSEFrame sends it: EncodeSSETyped's frame
+// without the event field unless e is a control marker.
+func EncodeSSE(e *event.Event) []byte {
+	if e.IsControl() {
+		return encodeSSE(e, e.Type)
+	}
+	return encodeSSE(e, "")
+}
+
+// EncodeSSETyped encodes e as one SSE event with hertz-contrib/sse:
 // "id:SEQ\nevent:TYPE\ndata:DATA\n\n", each line of DATA a data field of
 // its own so a payload can never end the event early. The event field is
 // left out for an event without a type.
@@ -29,11 +47,12 @@ var ssePool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 // space after the colon: a type that starts with a space gets one more
 // here, and a data line that starts with one loses it, which in JSON is
 // whitespace and changes no value.
-func EncodeSSE(e *event.Event) []byte {
+func EncodeSSETyped(e *event.Event) []byte { return encodeSSE(e, e.Type) }
+
+func encodeSSE(e *event.Event, typ string) []byte {
 	buf := ssePool.Get().(*bytes.Buffer)
 	buf.Reset()
 	var id [20]byte
-	typ := e.Type
 	if strings.HasPrefix(typ, " ") {
 		typ = " " + typ
 	}

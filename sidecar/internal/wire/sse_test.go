@@ -12,28 +12,36 @@ import (
 	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
 
+// The typed frame names every type; the default frame names only control
+// markers, so EventSource.onmessage receives the stream's events.
 func TestEncodeSSE(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name string
-		e    *event.Event
-		want string
+		name       string
+		e          *event.Event
+		typed, def string
 	}{
 		{"compact", &event.Event{Seq: 42, Type: "tick", Data: []byte(`{"n":1}`)},
-			"id:42\nevent:tick\ndata:{\"n\":1}\n\n"},
+			"id:42\nevent:tick\ndata:{\"n\":1}\n\n", "id:42\ndata:{\"n\":1}\n\n"},
 		{"multi-line data", &event.Event{Seq: 1, Type: "t", Data: []byte("{\n  \"a\": 1\n}")},
-			"id:1\nevent:t\ndata:{\ndata:  \"a\": 1\ndata:}\n\n"},
+			"id:1\nevent:t\ndata:{\ndata:  \"a\": 1\ndata:}\n\n", "id:1\ndata:{\ndata:  \"a\": 1\ndata:}\n\n"},
 		{"blank lines and CRLF in data", &event.Event{Seq: 2, Type: "t", Data: []byte("[1,\r\n\r\n2]")},
-			"id:2\nevent:t\ndata:[1,\ndata:\ndata:2]\n\n"},
+			"id:2\nevent:t\ndata:[1,\ndata:\ndata:2]\n\n", "id:2\ndata:[1,\ndata:\ndata:2]\n\n"},
 		{"newlines in type", &event.Event{Seq: 3, Type: "a\nb\rc", Data: []byte(`1`)},
-			"id:3\nevent:a\\nb\\rc\ndata:1\n\n"},
-		{"empty data", &event.Event{Seq: 4, Type: "t"}, "id:4\nevent:t\ndata:\n\n"},
-		{"gap", event.Gap("s", 3, 9), "id:9\nevent:gap\ndata:{\"from\":3,\"to\":9}\n\n"},
+			"id:3\nevent:a\\nb\\rc\ndata:1\n\n", "id:3\ndata:1\n\n"},
+		{"empty data", &event.Event{Seq: 4, Type: "t"}, "id:4\nevent:t\ndata:\n\n", "id:4\ndata:\n\n"},
+		{"no type", &event.Event{Seq: 5, Data: []byte(`1`)}, "id:5\ndata:1\n\n", "id:5\ndata:1\n\n"},
+		{"gap", event.Gap("s", 3, 9), "id:9\nevent:gap\ndata:{\"from\":3,\"to\":9}\n\n", "id:9\nevent:gap\ndata:{\"from\":3,\"to\":9}\n\n"},
+		{"offline", event.Offline("s", 7, "node down"),
+			"id:7\nevent:offline\ndata:{\"reason\":\"node down\"}\n\n", "id:7\nevent:offline\ndata:{\"reason\":\"node down\"}\n\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			if got := string(wire.SSEFrame(tc.e)); got != tc.want {
-				t.Fatalf("SSE\n got %q\nwant %q", got, tc.want)
+			if got := string(wire.SSEFrameTyped(tc.e)); got != tc.typed {
+				t.Errorf("typed frame\n got %q\nwant %q", got, tc.typed)
+			}
+			if got := string(wire.SSEFrame(tc.e)); got != tc.def {
+				t.Errorf("default frame\n got %q\nwant %q", got, tc.def)
 			}
 		})
 	}
@@ -75,7 +83,7 @@ func FuzzSSERoundTrip(f *testing.F) {
 	f.Add(uint64(1<<64-1), "\r", []byte(`"\n"`))
 	f.Add(uint64(9), "", []byte("not json\n\n"))
 	f.Fuzz(func(t *testing.T, seq uint64, typ string, data []byte) {
-		frame := wire.SSEFrame(&event.Event{Seq: seq, Type: typ, Data: data})
+		frame := wire.SSEFrameTyped(&event.Event{Seq: seq, Type: typ, Data: data})
 		if !bytes.HasSuffix(frame, []byte("\n\n")) || bytes.Contains(frame[:len(frame)-2], []byte("\n\n")) ||
 			bytes.IndexByte(frame, '\r') >= 0 {
 			t.Fatalf("frame ends early or holds a CR: %q", frame)
