@@ -118,7 +118,7 @@ func TestCLIClientsWithAuth(t *testing.T) {
 		if out := run("queue", "produce", "--queue", queue, "--count", "20", "--batch", "5"); !strings.Contains(out, "produced 20 messages") {
 			t.Errorf("%s: queue produce: %s", w.name, out)
 		}
-		out := run("queue", "consume", "--queue", queue, "--count", "20", "--print", "--duration", "30s")
+		out := run("queue", "consume", "--queue", queue, "--count", "20", "--ids", "--duration", "30s")
 		if n := len(strings.Fields(out)); n != 20 {
 			t.Errorf("%s: queue consume printed %d message ids, want 20:\n%s", w.name, n, out)
 		}

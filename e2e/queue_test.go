@@ -208,7 +208,7 @@ func TestQueueCLITwoProducersTwoConsumers(t *testing.T) {
 	var consumers []*exec.Cmd
 	var readers sync.WaitGroup
 	for range 2 {
-		cmd := exec.CommandContext(ctx, binary, append(base, "consume", "--print", "--batch", "20", "--claim-ttl", "300s")...)
+		cmd := exec.CommandContext(ctx, binary, append(base, "consume", "--ids", "--batch", "20", "--claim-ttl", "300s")...)
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)

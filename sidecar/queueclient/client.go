@@ -531,9 +531,15 @@ func (c *Client) Err() error {
 	return c.err
 }
 
-// Deliveries yields subscription pushes; it closes with the connection.
-// A consumer that subscribes must drain it.
+// Deliveries yields subscription pushes; it closes with the connection,
+// or after EndDeliveries. A consumer that subscribes must drain it.
 func (c *Client) Deliveries() <-chan api.QueueDelivery { return c.deliveries }
+
+// EndDeliveries closes Deliveries once the pushes received so far were
+// handed out. Call it after the reply to the last subscription_delete:
+// the server sends that reply after the subscription's last delivery, so
+// draining Deliveries then yields every claim the connection was sent.
+func (c *Client) EndDeliveries() { c.queueDelivery(api.QueueDelivery{}, true) }
 
 // WriteMessage sends data as one message of messageType
 // (websocket.TextMessage or BinaryMessage) exactly as given, not as a

@@ -3,6 +3,7 @@ package queueclient
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sidestream/sidestream/sidecar/api"
+	"github.com/sidestream/sidestream/sidecar/apiclient"
 )
 
 // ConsumeOptions shape a consumer run.
@@ -34,6 +36,7 @@ type ConsumeOptions struct {
 type Consumer struct {
 	c     *Client
 	o     ConsumeOptions
+	subID string
 	acked atomic.Int64
 }
 
@@ -45,7 +48,11 @@ func Subscribe(ctx context.Context, o ConsumeOptions) (*Consumer, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := map[string]any{"limit": max(o.Batch, 1)}
+	limit := max(o.Batch, 1)
+	if o.Count > 0 {
+		limit = min(limit, o.Count) // no claim larger than the whole run
+	}
+	opts := map[string]any{"limit": limit}
 	if o.ClaimTTL > 0 {
 		opts["claim_ttl"] = int64(o.ClaimTTL / time.Second)
 	}
@@ -59,11 +66,17 @@ func Subscribe(ctx context.Context, o ConsumeOptions) (*Consumer, error) {
 	if err == nil {
 		err = r.Err()
 	}
+	var created struct {
+		SubscriptionID string `json:"subscription_id"`
+	}
+	if err == nil {
+		err = json.Unmarshal(r.Body, &created)
+	}
 	if err != nil {
 		_ = c.Close()
 		return nil, fmt.Errorf("subscribe: %w", err)
 	}
-	return &Consumer{c: c, o: o}, nil
+	return &Consumer{c: c, o: o, subID: created.SubscriptionID}, nil
 }
 
 // Close ends the connection (and with it the subscription).
@@ -86,38 +99,71 @@ func Consume(ctx context.Context, o ConsumeOptions, handle func(api.QueueDeliver
 	return k.Run(ctx, handle)
 }
 
+// run is the state of one Run.
+type run struct {
+	k        *Consumer
+	wg       sync.WaitGroup
+	sem      chan struct{}
+	errOnce  sync.Once
+	firstErr error
+	cancel   context.CancelFunc
+	// release lists the claims to give back at the end: without Ack every
+	// claim, with it those holding messages beyond Count.
+	release []string
+}
+
+func (r *run) fail(err error) { r.errOnce.Do(func() { r.firstErr = err; r.cancel() }) }
+
+// ack deletes a's messages with their claims; it holds a slot of sem.
+// It runs to its end even once Run's ctx ended: a message handed to the
+// caller is deleted, not left claimed.
+func (r *run) ack(ctx context.Context, a pendingAcks) {
+	r.wg.Go(func() {
+		defer func() { <-r.sem }()
+		rep, err := r.k.c.Do(context.WithoutCancel(ctx), "message_delete_many", nil, deleteBody(a.queue, a.ids, a.claims))
+		if err == nil {
+			err = rep.Err()
+		}
+		if err != nil {
+			r.fail(fmt.Errorf("ack: %w", err))
+			return
+		}
+		r.k.acked.Add(int64(len(a.ids)))
+	})
+}
+
 // Run hands each delivery to handle (if not nil) as it arrives, before
 // its ack, and with Ack deletes its messages with their claims; the
 // deliveries that arrive while every ack slot is taken are deleted
 // together (at most AckMax ids). It returns once Count messages are
-// done (see Acked), or when ctx ends or the connection fails.
+// done (see Acked), or when ctx ends or the connection fails. handle
+// never sees more than Count messages. Before it returns, Run ends the
+// subscription and gives back every claim it still holds (the messages
+// beyond Count, every claim without Ack), so the next consumer gets them
+// at once instead of after the claim ttl; Run ends the subscription even
+// when it returns, so a Consumer runs once.
 func (k *Consumer) Run(ctx context.Context, handle func(api.QueueDelivery)) (Result, error) {
-	c, o := k.c, k.o
 	start := time.Now()
-	var (
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, max(o.InFlight, 1))
-		errOnce  sync.Once
-		firstErr error
-	)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	fail := func(err error) { errOnce.Do(func() { firstErr = err; cancel() }) }
-	reached := func() bool { return o.Count > 0 && k.acked.Load() >= int64(o.Count) }
-	ack := func(a pendingAcks) { // holds a slot of sem
-		wg.Go(func() {
-			defer func() { <-sem }()
-			r, err := c.Do(ctx, "message_delete_many", nil, deleteBody(a.queue, a.ids, a.claims))
-			if err == nil {
-				err = r.Err()
-			}
-			if err != nil {
-				fail(fmt.Errorf("ack: %w", err))
-				return
-			}
-			k.acked.Add(int64(len(a.ids)))
-		})
+	r := &run{k: k, sem: make(chan struct{}, max(k.o.InFlight, 1)), cancel: cancel}
+	pending := r.receive(ctx, handle)
+	r.wg.Wait()
+	r.finish(ctx, pending)
+	res := Result{Messages: k.acked.Load(), Elapsed: time.Since(start)}
+	switch {
+	case r.firstErr != nil:
+		return res, r.firstErr
+	case k.o.Count > 0 && res.Messages >= int64(k.o.Count):
+		return res, nil
 	}
+	return res, ctx.Err()
+}
+
+// receive takes deliveries until Count messages were delivered, ctx ends
+// or the connection fails, and returns the acks not sent yet.
+func (r *run) receive(ctx context.Context, handle func(api.QueueDelivery)) *pendingAcks {
+	k, o := r.k, r.k.o
 	maxAck := o.AckMax
 	if maxAck <= 0 {
 		maxAck = DefaultAckMax
@@ -125,27 +171,36 @@ func (k *Consumer) Run(ctx context.Context, handle func(api.QueueDelivery)) (Res
 	var pending pendingAcks
 	delivered := 0
 	for ctx.Err() == nil {
-		in := c.Deliveries()
+		in := k.c.Deliveries()
 		if (o.Count > 0 && delivered >= o.Count) || len(pending.ids) >= maxAck {
 			in = nil // nothing more to take before the pending acks leave
 		}
 		var slot chan struct{}
 		if len(pending.ids) > 0 {
-			slot = sem
+			slot = r.sem
 		} else if in == nil {
 			break
 		}
 		select {
 		case <-ctx.Done():
 		case slot <- struct{}{}:
-			ack(pending.take(maxAck))
+			r.ack(ctx, pending.take(maxAck))
 		case d, ok := <-in:
 			if !ok {
-				fail(ErrClientClosed)
+				r.fail(ErrClientClosed)
 				break
 			}
+			// Messages beyond Count go back with their claim, after the
+			// first ones are deleted; without Ack every claim goes back.
+			trimmed := o.Count > 0 && len(d.Messages) > o.Count-delivered
+			if trimmed {
+				d.Messages = d.Messages[:o.Count-delivered]
+			}
+			if trimmed || !o.Ack {
+				r.release = append(r.release, d.ClaimID)
+			}
 			delivered += len(d.Messages)
-			if handle != nil {
+			if handle != nil && len(d.Messages) > 0 {
 				handle(d)
 			}
 			if !o.Ack {
@@ -155,15 +210,60 @@ func (k *Consumer) Run(ctx context.Context, handle func(api.QueueDelivery)) (Res
 			pending.add(d)
 		}
 	}
-	wg.Wait()
-	res := Result{Messages: k.acked.Load(), Elapsed: time.Since(start)}
-	if firstErr != nil {
-		return res, firstErr
+	return &pending
+}
+
+// finish ends the subscription, deletes what was handed out and not
+// acknowledged yet, and releases every claim still held: those of the
+// deliveries still on their way too. It needs a live connection; ctx may
+// have ended (Ctrl-C), so it runs on its own bounded time.
+func (r *run) finish(ctx context.Context, pending *pendingAcks) {
+	c, o := r.k.c, r.k.o
+	if c.Err() != nil {
+		return
 	}
-	if reached() {
-		return res, nil
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	var errs []error
+	rep, err := c.Do(cctx, "subscription_delete", nil, map[string]any{"queue_name": o.Queue, "subscription_id": r.k.subID})
+	if err == nil {
+		err = rep.Err()
 	}
-	return res, ctx.Err()
+	if err != nil {
+		errs = append(errs, fmt.Errorf("unsubscribe: %w", err))
+	} else {
+		c.EndDeliveries()
+		for d := range c.Deliveries() {
+			r.release = append(r.release, d.ClaimID)
+		}
+	}
+	for len(pending.ids) > 0 && o.Ack {
+		a := pending.take(DefaultAckMax)
+		if err := r.do(cctx, "message_delete_many", deleteBody(a.queue, a.ids, a.claims)); err != nil {
+			errs = append(errs, fmt.Errorf("ack: %w", err))
+			break
+		}
+		r.k.acked.Add(int64(len(a.ids)))
+	}
+	for _, id := range r.release {
+		if err := r.do(cctx, "claim_delete", map[string]any{"queue_name": o.Queue, "claim_id": id}); err != nil && !apiclient.IsNotFound(err) {
+			errs = append(errs, fmt.Errorf("release claim %s: %w", id, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		r.fail(err)
+	}
+}
+
+// finishTimeout bounds the unsubscribe, last acks and releases of a run.
+const finishTimeout = 10 * time.Second
+
+func (r *run) do(ctx context.Context, action string, body any) error {
+	rep, err := r.k.c.Do(ctx, action, nil, body)
+	if err == nil {
+		err = rep.Err()
+	}
+	return err
 }
 
 // DefaultAckMax is the most message ids one ack carries: the server's

@@ -39,7 +39,8 @@ func (t Target) Dial(ctx context.Context) (*Client, error) {
 // ProduceOptions shape a producer run.
 type ProduceOptions struct {
 	Target
-	// Count is the number of messages to post (rounded up to batches).
+	// Count is the number of messages to post: batches of Batch, the
+	// last one what is left.
 	Count int
 	Batch int
 	// Rate limits messages per second (0: as fast as acknowledged).
@@ -92,6 +93,7 @@ func Produce(ctx context.Context, o ProduceOptions) (Result, error) {
 				if n >= int64(o.Count) {
 					return
 				}
+				size := int(min(int64(o.Batch), int64(o.Count)-n)) // the last batch only what is left
 				if o.Rate > 0 {
 					due := start.Add(time.Duration(float64(n) / o.Rate * float64(time.Second)))
 					if d := time.Until(due); d > 0 {
@@ -102,11 +104,11 @@ func Produce(ctx context.Context, o ProduceOptions) (Result, error) {
 						}
 					}
 				}
-				if err := postBatch(ctx, c, o, n); err != nil {
+				if err := postBatch(ctx, c, o, n, size); err != nil {
 					fail(err)
 					return
 				}
-				done.Add(int64(o.Batch))
+				done.Add(int64(size))
 			}
 		})
 	}
@@ -118,8 +120,8 @@ func Produce(ctx context.Context, o ProduceOptions) (Result, error) {
 	return res, ctx.Err()
 }
 
-func postBatch(ctx context.Context, c *Client, o ProduceOptions, first int64) error {
-	return c.Post(ctx, o.Queue, o.Batch, o.TTL, func(b []byte, i int) []byte {
+func postBatch(ctx context.Context, c *Client, o ProduceOptions, first int64, n int) error {
+	return c.Post(ctx, o.Queue, n, o.TTL, func(b []byte, i int) []byte {
 		if o.Body != nil {
 			return append(b, o.Body...)
 		}

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -49,6 +52,12 @@ func signalContext(cmd *cobra.Command) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 }
 
+// stopped reports whether err only says that ctx ended: Ctrl-C, SIGTERM or
+// --duration, a normal end whose summary is the answer (exit 0, as tail).
+func stopped(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+}
+
 func newProduceCommand(t *queueclient.Target) *cobra.Command {
 	var (
 		o    queueclient.ProduceOptions
@@ -75,8 +84,8 @@ func newProduceCommand(t *queueclient.Target) *cobra.Command {
 			res, err := queueclient.Produce(ctx, o)
 			fmt.Fprintf(cmd.OutOrStdout(), "produced %d messages in %s (%.0f msg/s)\n",
 				res.Messages, res.Elapsed.Round(time.Millisecond), res.PerSecond())
-			if ctx.Err() != nil && cmd.Context().Err() == nil {
-				return nil // interrupted by a signal: the summary is the answer
+			if stopped(ctx, err) {
+				return nil
 			}
 			return cf.explain(err)
 		},
@@ -97,6 +106,7 @@ func newConsumeCommand(t *queueclient.Target) *cobra.Command {
 		o        queueclient.ConsumeOptions
 		duration time.Duration
 		print    bool
+		ids      bool
 		cf       *clientFlags
 	)
 	cmd := &cobra.Command{
@@ -116,26 +126,21 @@ func newConsumeCommand(t *queueclient.Target) *cobra.Command {
 				defer c2()
 			}
 			var handle func(api.QueueDelivery)
-			if print {
-				out := cmd.OutOrStdout()
-				handle = func(d api.QueueDelivery) {
-					for _, m := range d.Messages {
-						fmt.Fprintln(out, m.ID)
-					}
-				}
+			if print || ids {
+				handle = printMessages(cmd.OutOrStdout(), ids)
 			}
 			res, err := queueclient.Consume(ctx, o, handle)
 			fmt.Fprintf(cmd.ErrOrStderr(), "consumed %d messages in %s (%.0f msg/s)\n",
 				res.Messages, res.Elapsed.Round(time.Millisecond), res.PerSecond())
-			if ctx.Err() != nil && cmd.Context().Err() == nil {
-				return nil // stopped by --duration or a signal
+			if stopped(ctx, err) {
+				return nil
 			}
 			return cf.explain(err)
 		},
 	}
 	cf = addClientFlags(cmd)
 	f := cmd.Flags()
-	f.IntVar(&o.Count, "count", 0, "stop after this many messages (0: until interrupted)")
+	f.IntVar(&o.Count, "count", 0, "stop after exactly this many messages, giving back any others claimed (0: until interrupted)")
 	f.DurationVar(&duration, "duration", 0, "stop after this long (0: no limit)")
 	f.IntVar(&o.Batch, "batch", 10, "messages per claim")
 	f.DurationVar(&o.ClaimTTL, "claim-ttl", 60*time.Second, "claim ttl: undeleted messages come back after it")
@@ -144,6 +149,24 @@ func newConsumeCommand(t *queueclient.Target) *cobra.Command {
 	f.BoolVar(&o.Ack, "ack", true, "delete each message with its claim")
 	f.IntVar(&o.InFlight, "inflight", 8, "deletes awaiting acknowledgement at once; deliveries that arrive while all are out are acknowledged together")
 	f.IntVar(&o.AckMax, "ack-max", queueclient.DefaultAckMax, "most message ids in one delete (at most the server's max_messages_per_page)")
-	f.BoolVar(&print, "print", false, "print each message id on stdout")
+	f.BoolVar(&print, "print", false, "print each message's body on stdout, one line each")
+	f.BoolVar(&ids, "ids", false, "print each message's id on stdout instead of its body")
 	return cmd
+}
+
+// printMessages returns the handler printing each message's body (JSON
+// on one line) or, with ids, its id.
+func printMessages(w io.Writer, ids bool) func(api.QueueDelivery) {
+	out := bufio.NewWriter(w)
+	return func(d api.QueueDelivery) {
+		for _, m := range d.Messages {
+			if ids {
+				out.WriteString(m.ID)
+			} else {
+				out.Write(oneLine(m.Body))
+			}
+			out.WriteByte('\n')
+		}
+		_ = out.Flush() // read live, as tail
+	}
 }

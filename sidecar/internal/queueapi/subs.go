@@ -25,6 +25,9 @@ type subscription struct {
 	opts     subOptions
 	expires  time.Time // zero: while the connection lives
 	cancel   context.CancelFunc
+	// done closes once the subscription's claimers returned: no delivery
+	// of it is sent after that.
+	done chan struct{}
 
 	mu       sync.Mutex
 	inflight map[string]time.Time // message id → claim expiry
@@ -81,6 +84,7 @@ func (s *session) subscribe(f frame) []byte {
 	rep := reply(f.raw, http.StatusCreated, map[string]any{"subscription_id": sub.id})
 	s.send(rep)
 	s.wg.Go(func() {
+		defer close(sub.done)
 		defer s.dropSub(sub.id)
 		sub.run(ctx, s)
 	})
@@ -121,7 +125,7 @@ func (s *session) newSubscription(w who, p subParams) (*subscription, error) {
 	}
 	sub := &subscription{
 		id: uuid.NewString(), key: w.key(p.QueueName), clientID: w.clientID,
-		inflight: map[string]time.Time{}, kick: make(chan struct{}, claimers),
+		inflight: map[string]time.Time{}, kick: make(chan struct{}, claimers), done: make(chan struct{}),
 	}
 	sub.opts = p.Options
 	ttlS, graceS := int64(ttl/time.Second), int64(grace/time.Second)
@@ -154,7 +158,14 @@ func (s *session) unsubscribe(f frame) []byte {
 	delete(s.subs, p.SubscriptionID)
 	s.mu.Unlock()
 	if ok {
+		// The reply waits for the claimers, so it follows the last
+		// delivery on the wire: a consumer that unsubscribes knows every
+		// claim it was sent (to delete or release) once it has the reply.
 		sub.cancel()
+		select {
+		case <-sub.done:
+		case <-s.ctx.Done():
+		}
 	}
 	return reply(f.raw, http.StatusNoContent, nil)
 }
