@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -59,7 +60,10 @@ func runBenchAt(t *testing.T, targets []string, args ...string) (benchReport, []
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	full := append([]string{"bench"}, args...)
-	full = append(full, "--server", targets[0], "--format", "json", "--warmup", "200ms")
+	full = append(full, "--server", targets[0], "--format", "json")
+	if !slices.Contains(args, "--warmup") {
+		full = append(full, "--warmup", "200ms")
+	}
 	if len(targets) > 1 {
 		full = append(full, "--sub-server", strings.Join(targets[1:], ","))
 	}
@@ -67,6 +71,9 @@ func runBenchAt(t *testing.T, targets []string, args ...string) (benchReport, []
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
+	if missedTargetsOnly(err) {
+		err = nil // speed is not asserted here; the tests read the report
+	}
 	var rep benchReport
 	if stdout.Len() > 0 {
 		if jerr := json.Unmarshal(stdout.Bytes(), &rep); jerr != nil {
@@ -74,6 +81,13 @@ func runBenchAt(t *testing.T, targets []string, args ...string) (benchReport, []
 		}
 	}
 	return rep, stderr.Bytes(), err
+}
+
+// missedTargetsOnly reports whether err is bench's exit status 3: the
+// run completed and the report lists a FAILed target.
+func missedTargetsOnly(err error) bool {
+	var exit *exec.ExitError
+	return errors.As(err, &exit) && exit.ExitCode() == 3
 }
 
 // TestBenchScenarios runs every scenario with tiny parameters against the
@@ -160,7 +174,7 @@ func TestBenchReportsAndErrors(t *testing.T) {
 	out, err := exec.CommandContext(ctx, binary, "bench", "fanout", "--server", s.URL(""), "--subscribers", "2",
 		"--rate", "100", "--duration", "1s", "--warmup", "100ms", "--quiet", "--buckets", "[0,1ms,10ms]",
 		"--html-out", html, "--json-out", js).CombinedOutput()
-	if err != nil {
+	if err != nil && !missedTargetsOnly(err) {
 		t.Fatalf("bench fanout: %v\n%s", err, out)
 	}
 	for _, want := range []string{"Bucket", "[0s,", "[10ms,", "+Inf]", "deliveries", "targets"} {

@@ -44,7 +44,10 @@ fanout then reports same-node and cross-node latency and what crossing adds.
 
 The server's CPU and RSS are read from /proc when it runs on this machine (found by
 the --server's listening port, or --pid). Progress goes to stderr once a second; the
-report to stdout (text or JSON), optionally also to --json-out and --html-out files.`,
+report to stdout (text or JSON), optionally also to --json-out and --html-out files.
+
+Exit status: 0 when every target of the report is met, 3 when the run completed but
+a target FAILed (the report says which), 1 when the run itself failed.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client("bench")
@@ -73,7 +76,10 @@ report to stdout (text or JSON), optionally also to --json-out and --html-out fi
 			if err := writeReports(cmd.OutOrStdout(), rep, format, jsonOut, htmlOut); err != nil {
 				return errors.Join(runErr, err)
 			}
-			return runErr
+			if runErr != nil {
+				return runErr
+			}
+			return missedTargets(cmd.ErrOrStderr(), rep)
 		},
 	}
 	cf = addClientFlags(cmd)
@@ -82,7 +88,7 @@ report to stdout (text or JSON), optionally also to --json-out and --html-out fi
 		"base URLs the subscribers and queue consumers use, round-robin (repeated or comma-separated; default --server)")
 	f.IntVar(&o.PID, "pid", 0, "server process for CPU/RSS (0: find by port if local, -1: off)")
 	f.DurationVar(&o.Duration, "duration", 10*time.Second, "measured window (idle: how long connections are held)")
-	f.DurationVar(&o.Warmup, "warmup", time.Second, "load before the window opens")
+	f.DurationVar(&o.Warmup, "warmup", time.Second, "load before the window opens (0s: none)")
 	f.IntVar(&o.Subscribers, "subscribers", 0, "fanout: subscribers (default 1000)")
 	f.Float64Var(&o.Rate, "rate", 0, "fanout, sse-users: events/s of the emitter (default 1000)")
 	f.StringVar(&o.Transport, "transport", "", "fanout: sse or ws; idle: sse, ws or both (default sse)")
@@ -95,7 +101,7 @@ report to stdout (text or JSON), optionally also to --json-out and --html-out fi
 	f.IntVar(&o.Size, "size", 0, "queue: message size in bytes")
 	f.IntVar(&o.Batch, "batch", 0, "queue: messages per post and per claim, 1-100 (default 50)")
 	f.IntVar(&o.AckMax, "ack-max", 0, "queue: most message ids in one delete, at most the server's max_messages_per_page (default 100)")
-	f.Int64Var(&o.MaxOps, "max-ops", 0, "upper bound of requests or messages (0: none but --duration)")
+	f.Int64Var(&o.MaxOps, "max-ops", 0, "upper bound of requests or messages in the measured window, warm-up not counted (0: none but --duration)")
 	f.IntVar(&o.ConnectConcurrency, "connect-concurrency", 64, "connections opened at once")
 	f.StringVar(&buckets, "buckets", "", `histogram buckets, e.g. "[0,1ms,10ms,100ms]"`)
 	f.StringVar(&format, "format", "text", "report on stdout: text or json")
@@ -103,6 +109,26 @@ report to stdout (text or JSON), optionally also to --json-out and --html-out fi
 	f.StringVar(&htmlOut, "html-out", "", "also write a self-contained HTML plot to this file")
 	f.BoolVar(&quiet, "quiet", false, "no progress on stderr")
 	return cmd
+}
+
+// exitTargetsMissed is the exit status of a run that completed and
+// missed a target: scripts and CI tell it from a failed run (1).
+const exitTargetsMissed = 3
+
+// missedTargets names the FAILed targets of rep on stderr and returns the
+// exit status that says so; nil when every target was met.
+func missedTargets(stderr io.Writer, rep *bench.Report) error {
+	var failed []string
+	for _, c := range rep.Checks {
+		if !c.OK {
+			failed = append(failed, fmt.Sprintf("%s (want %s, got %s)", c.Name, c.Want, c.Got))
+		}
+	}
+	if len(failed) == 0 {
+		return nil
+	}
+	fmt.Fprintf(stderr, "sidestream bench: %d of %d targets FAILED: %s\n", len(failed), len(rep.Checks), strings.Join(failed, "; "))
+	return &exitError{code: exitTargetsMissed}
 }
 
 func writeReports(stdout io.Writer, rep *bench.Report, format, jsonOut, htmlOut string) error {

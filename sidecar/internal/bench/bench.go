@@ -54,7 +54,7 @@ type Options struct {
 	// Duration is the measured window (default 10s; idle: how long the
 	// connections are held).
 	Duration time.Duration
-	// Warmup runs load before the window opens (default 1s).
+	// Warmup runs load before the window opens (0: none).
 	Warmup time.Duration
 	// Subscribers, Rate and Transport ("sse" or "ws", idle also "both")
 	// shape fanout and idle.
@@ -72,7 +72,9 @@ type Options struct {
 	// AckMax the most ids one delete carries (default the server's
 	// default max_messages_per_page, 100).
 	Producers, Consumers, Size, Batch, AckMax int
-	// MaxOps bounds the requests or messages of a run (0: only Duration).
+	// MaxOps bounds the requests or messages of the measured window (0:
+	// only Duration); warm-up load does not count, so a window is never
+	// empty because the warm-up used them all.
 	MaxOps int64
 	// ConnectConcurrency bounds connections being opened at once (64).
 	ConnectConcurrency int
@@ -177,6 +179,14 @@ func (e *env) opsFrom(f func() int64) {
 	e.opsMu.Unlock()
 }
 
+// setOps sets the window's ops when the scenario counts them itself
+// (exactly, where the live counter straddles the window's edges).
+func (e *env) setOps(n int64) {
+	e.mu.Lock()
+	e.rep.Ops = n
+	e.mu.Unlock()
+}
+
 // opsNow is the run's ops so far.
 func (e *env) opsNow() int64 {
 	n := e.ops.Load()
@@ -227,11 +237,7 @@ func newEnv(name string, o Options) (*env, error) {
 	if o.Duration <= 0 {
 		o.Duration = 10 * time.Second
 	}
-	if o.Warmup < 0 {
-		o.Warmup = 0
-	} else if o.Warmup == 0 {
-		o.Warmup = time.Second
-	}
+	o.Warmup = max(o.Warmup, 0)
 	if o.ConnectConcurrency <= 0 {
 		o.ConnectConcurrency = 64
 	}

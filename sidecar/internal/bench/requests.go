@@ -20,6 +20,10 @@ type reqLoop struct {
 	build func(w int) []byte
 	// check validates one answer of worker w.
 	check func(w int, status int, body []byte) error
+	// windowOps counts the requests that started and ended in the
+	// window: the run's Ops, exact at its edges (the ops counter is
+	// flushed in batches that straddle them).
+	windowOps atomic.Int64
 }
 
 // run runs the loop and returns when every worker stopped.
@@ -49,6 +53,9 @@ func (l *reqLoop) run(ctx context.Context) error {
 		stop, issued atomic.Int64
 		wg           sync.WaitGroup
 	)
+	if e.o.Warmup == 0 {
+		e.openWindow() // before the first request: every one is measured
+	}
 	allDone := make(chan struct{})
 	for w, c := range conns {
 		stopWatch := closeOnDone(ctx, c)
@@ -69,12 +76,15 @@ func (l *reqLoop) run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
-	wait(e.o.Warmup)
-	e.openWindow()
+	if e.o.Warmup > 0 {
+		wait(e.o.Warmup)
+		e.openWindow()
+	}
 	wait(e.o.Duration)
 	e.closeWindow()
 	stop.Store(1)
 	<-allDone
+	e.setOps(l.windowOps.Load())
 	return ctx.Err()
 }
 
@@ -82,15 +92,22 @@ func (l *reqLoop) worker(w int, c *httpConn, stop, issued *atomic.Int64, limit i
 	e := l.e
 	req := l.build(w)
 	lat := make([]int64, 0, 256)
-	var pending int64
+	var pending, inWindow int64
 	flush := func() {
 		l.h.record(w, lat...)
 		lat = lat[:0]
 		e.ops.Add(pending)
-		pending = 0
+		l.windowOps.Add(inWindow)
+		pending, inWindow = 0, 0
 	}
 	defer flush()
-	for stop.Load() == 0 && issued.Add(1) <= limit {
+	for stop.Load() == 0 {
+		// Only the window's requests count against limit: a warm-up that
+		// used them all would leave the window empty.
+		started := e.measuring()
+		if started && issued.Add(1) > limit {
+			return
+		}
 		t0 := time.Now()
 		status, body, err := c.do(req)
 		if err != nil {
@@ -103,6 +120,9 @@ func (l *reqLoop) worker(w int, c *httpConn, stop, issued *atomic.Int64, limit i
 		}
 		if e.measuring() {
 			lat = append(lat, time.Since(t0).Microseconds())
+			if started {
+				inWindow++
+			}
 		}
 		pending++
 		if pending >= 64 {
