@@ -187,7 +187,7 @@ func checkRequest(req *CreateRequest) error {
 		fields = append(fields, FieldError{"kind", "is required"})
 	}
 	if len(req.Labels) > MaxLabels {
-		fields = append(fields, FieldError{"labels", fmt.Sprintf("at most %d labels", MaxLabels)})
+		fields = append(fields, FieldError{"labels", fmt.Sprintf("must be at most %d", MaxLabels)})
 	}
 	for k, v := range req.Labels {
 		if !labelPattern.MatchString(k) || len(v) > 256 {

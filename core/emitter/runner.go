@@ -94,9 +94,21 @@ type ValidationError struct {
 func (e *ValidationError) Error() string {
 	parts := make([]string, 0, len(e.Fields))
 	for _, f := range e.Fields {
-		parts = append(parts, f.Field+": "+f.Message)
+		parts = append(parts, f.sentence())
 	}
 	return "invalid config: " + strings.Join(parts, "; ")
+}
+
+// sentence joins the field and its message: "rate must be > 0" when the
+// message is a predicate, "path: open …: no such file" when it is not.
+func (f FieldError) sentence() string {
+	switch {
+	case f.Field == "":
+		return f.Message
+	case strings.HasPrefix(f.Message, "must ") || strings.HasPrefix(f.Message, "is "):
+		return f.Field + " " + f.Message
+	}
+	return f.Field + ": " + f.Message
 }
 
 // ErrUnknownCommand means the kind has no such command.

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/big"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/santhosh-tekuri/jsonschema/v6"
@@ -92,9 +94,50 @@ func flatten(e *jsonschema.ValidationError, out []FieldError) []FieldError {
 			out = append(out, FieldError{Field: join(loc, name), Message: "is not an allowed property"})
 		}
 	default:
-		out = append(out, FieldError{Field: loc, Message: e.ErrorKind.LocalizedString(printer)})
+		out = append(out, FieldError{Field: loc, Message: sentence(e.ErrorKind)})
 	}
 	return out
+}
+
+// sentence words a failure as what the field must be ("must be > 0"),
+// not as the keyword that failed ("exclusiveMinimum: got 0, want 0"), as
+// the messages reach users in 400 answers; kinds it does not know keep
+// the library's wording.
+func sentence(k jsonschema.ErrorKind) string {
+	switch k := k.(type) {
+	case *kind.Minimum:
+		return "must be at least " + number(k.Want)
+	case *kind.Maximum:
+		return "must be at most " + number(k.Want)
+	case *kind.ExclusiveMinimum:
+		return "must be > " + number(k.Want)
+	case *kind.ExclusiveMaximum:
+		return "must be < " + number(k.Want)
+	case *kind.MultipleOf:
+		return "must be a multiple of " + number(k.Want)
+	case *kind.MinLength:
+		return fmt.Sprintf("must be at least %d characters long", k.Want)
+	case *kind.MaxLength:
+		return fmt.Sprintf("must be at most %d characters long", k.Want)
+	case *kind.MinItems:
+		return fmt.Sprintf("must have at least %d items", k.Want)
+	case *kind.MaxItems:
+		return fmt.Sprintf("must have at most %d items", k.Want)
+	case *kind.Type:
+		return fmt.Sprintf("must be of type %s, not %s", strings.Join(k.Want, " or "), k.Got)
+	case *kind.Pattern:
+		return fmt.Sprintf("must match the pattern %q", k.Want)
+	}
+	return strings.TrimPrefix(k.LocalizedString(printer), "value ")
+}
+
+// number writes a schema bound as JSON would, without digit grouping.
+func number(r *big.Rat) string {
+	if r.IsInt() {
+		return r.RatString()
+	}
+	f, _ := r.Float64()
+	return strconv.FormatFloat(f, 'f', -1, 64)
 }
 
 func join(loc, name string) string {
