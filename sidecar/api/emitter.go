@@ -56,6 +56,8 @@ type EmitterPage struct {
 // LogRequest is the body of PUT /log (all optional; a synthetic source
 // at 10 lines per second by default).
 type LogRequest struct {
+	// ID is the emitter's id, chosen by the client (generated when empty).
+	ID        string            `json:"id,omitempty"`
 	Source    string            `json:"source,omitempty"` // "synthetic" or "file"
 	Rate      *float64          `json:"rate,omitempty"`   // lines per second (synthetic)
 	Path      string            `json:"path,omitempty"`   // file source

@@ -110,8 +110,10 @@ func toRetention(r *api.RetentionRequest) (*emitter.Retention, error) {
 }
 
 // decodeLogRequest turns a PUT /log body (possibly empty) into a create
-// request for a log emitter.
-func decodeLogRequest(b []byte) (emitter.CreateRequest, error) {
+// request for a log emitter; query reads the request's ?guest= and ?id=,
+// which a script may give instead of a body (curl -X PUT '…/log?guest=vm-17').
+// A query that contradicts the body is refused, not silently preferred.
+func decodeLogRequest(b []byte, query func(string) string) (emitter.CreateRequest, error) {
 	req := emitter.CreateRequest{Kind: "log"}
 	var lr api.LogRequest
 	if len(bytes.TrimSpace(b)) > 0 {
@@ -119,6 +121,19 @@ func decodeLogRequest(b []byte) (emitter.CreateRequest, error) {
 			return req, err
 		}
 	}
+	for _, q := range []struct {
+		name string
+		dst  *string
+	}{{"id", &lr.ID}, {"guest", &lr.Guest}} {
+		v := query(q.name)
+		if v != "" && *q.dst != "" && v != *q.dst {
+			return req, fieldError("invalid_query", q.name, "differs from the body's "+q.name)
+		}
+		if v != "" {
+			*q.dst = v
+		}
+	}
+	req.ID = lr.ID
 	if lr.Source == "" {
 		lr.Source = "synthetic"
 	}

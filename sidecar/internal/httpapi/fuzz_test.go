@@ -14,7 +14,7 @@ func FuzzDecodeLogRequest(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		req, err := decodeLogRequest(b)
+		req, err := decodeLogRequest(b, func(string) string { return "" })
 		if err != nil {
 			checkClientError(t, b, err)
 			return

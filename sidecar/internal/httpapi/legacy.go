@@ -28,7 +28,7 @@ func (s *Server) createLog(ctx context.Context, c *app.RequestContext) error {
 	if err != nil {
 		return err
 	}
-	req, err := decodeLogRequest(b)
+	req, err := decodeLogRequest(b, c.Query)
 	if err != nil {
 		return err
 	}
@@ -37,6 +37,7 @@ func (s *Server) createLog(ctx context.Context, c *app.RequestContext) error {
 	if err != nil {
 		return err
 	}
+	c.Response.Header.Set("Location", "/log/"+spec.ID)
 	return writeJSON(c, http.StatusCreated, api.Created{ID: spec.ID})
 }
 
