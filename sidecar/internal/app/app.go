@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,6 +65,8 @@ type system struct {
 	opts    Options
 	log     *slog.Logger
 	closers []closer
+	// ln is the HTTP listener until the server takes it.
+	ln net.Listener
 
 	tel   *telemetry.Telemetry
 	store *bolt.Store
@@ -86,8 +89,21 @@ func (s *system) push(name string, fn func(context.Context) error) {
 // Run serves until ctx is done, then drains and shuts down within the
 // configured timeout. A clean shutdown returns nil.
 func Run(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger) (err error) {
-	s := &system{cfg: cfg, opts: opts, log: log}
+	// Relative to the working directory, which a log reader does not know.
+	if abs, aerr := filepath.Abs(cfg.DataDir); aerr == nil {
+		cfg.DataDir = abs
+	}
+	// Bound first: an address in use or unusable fails before the store
+	// opens and the plugins start.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen (--listen, SIDESTREAM_LISTEN): cannot bind %s: %w", cfg.Listen, err)
+	}
+	s := &system{cfg: cfg, opts: opts, log: log, ln: ln}
 	defer func() {
+		if s.ln != nil { // a stage failed before the server took it
+			_ = s.ln.Close()
+		}
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(cfg.ShutdownTimeout))
 		defer cancel()
 		err = errors.Join(err, shutdown(sctx, s.closers, log))
@@ -101,6 +117,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 	if err != nil {
 		return err
 	}
+	s.ln = nil // the server's now
 	s.push("http", srv.Close)
 	// Closed before the server: queue WebSockets get their 1001 first.
 	s.push("queue websockets", queues.Close)
@@ -283,7 +300,7 @@ func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 	}
 	deps.Auth = s.auth
 	srv, err := httpapi.New(deps, httpapi.Options{
-		Listen:            s.cfg.Listen,
+		Listener:          s.ln,
 		MaxBodyBytes:      s.cfg.MaxBodyBytes,
 		HeartbeatInterval: time.Duration(s.cfg.Heartbeat),
 	})

@@ -94,6 +94,10 @@ type Deps struct {
 type Options struct {
 	// Listen is the address to bind ("127.0.0.1:9000"; ":0" picks a port).
 	Listen string
+	// Listener, if set, is bound already (Listen is then unused): the
+	// caller binds first so a bad address fails before anything starts.
+	// The server owns it from New on, and closes it.
+	Listener net.Listener
 	// MaxBodyBytes bounds request bodies (default 1 MiB).
 	MaxBodyBytes int64
 	// MaxHeaderBytes bounds a request's line and headers (default 1 MiB,
@@ -174,9 +178,12 @@ func New(d Deps, o Options) (*Server, error) {
 	}
 	o = o.withDefaults()
 	routeHertzLog(d.Log)
-	raw, err := net.Listen("tcp", o.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("httpapi: listen %s: %w", o.Listen, err)
+	raw := o.Listener
+	var err error
+	if raw == nil {
+		if raw, err = net.Listen("tcp", o.Listen); err != nil {
+			return nil, fmt.Errorf("httpapi: listen %s: %w", o.Listen, err)
+		}
 	}
 	ln := newTrackingListener(raw)
 	s := &Server{d: d, o: o, ln: ln, log: d.Log, serveDone: make(chan struct{})}
