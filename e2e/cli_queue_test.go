@@ -100,7 +100,8 @@ func TestQueueCLICounts(t *testing.T) {
 }
 
 // TestQueueCLIInterrupt: Ctrl-C ends a consumer with exit status 0, as it
-// ends tail, after deleting what it printed.
+// ends tail, after deleting what it printed; and a producer, with its
+// summary.
 func TestQueueCLIInterrupt(t *testing.T) {
 	t.Parallel()
 	sc := startSidecar(t, t.TempDir())
@@ -153,5 +154,22 @@ func TestQueueCLIInterrupt(t *testing.T) {
 	}
 	if st := queueStats(t, sc, q); st.Messages.Claimed != 0 {
 		t.Fatalf("after Ctrl-C: %+v; want no claim left", st.Messages)
+	}
+
+	prod := exec.CommandContext(ctx, binary, "queue", "--server", sc.URL(""), "--project", qProject, "--queue", q+"-p",
+		"produce", "--count", "100000", "--batch", "1", "--rate", "20")
+	prod.Env = cliEnv()
+	var pout strings.Builder
+	prod.Stdout, prod.Stderr = &pout, &pout
+	if err := prod.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Once a message is stored the producer runs (its handler is set).
+	eventually(t, "the producer posting", 30*time.Second, func() bool { return queueStats(t, sc, q+"-p").Messages.Total > 0 })
+	if err := prod.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if err := prod.Wait(); err != nil || !strings.Contains(pout.String(), "produced ") {
+		t.Fatalf("produce after Ctrl-C: %v; want exit status 0 and the summary\n%s", err, pout.String())
 	}
 }
