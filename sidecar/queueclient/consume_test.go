@@ -3,6 +3,7 @@ package queueclient
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -133,6 +134,46 @@ func TestProduceSubscribeRun(t *testing.T) {
 	for _, b := range bodies {
 		if b != `{"k":"v"}` {
 			t.Fatalf("body %s", b)
+		}
+	}
+}
+
+// A consumer bounded by Count hands out exactly Count messages, deletes
+// them, and gives the rest of its claims back: with or without acks,
+// nothing stays claimed for the claim ttl after Run.
+func TestConsumeCountGivesTheRestBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tg := Target{URL: e.base, Queue: "rest", Project: "p1", ClientID: clientA}
+	if _, err := Produce(ctx, ProduceOptions{Target: tg, Count: 8, Batch: 8}); err != nil {
+		t.Fatal(err)
+	}
+	stats := func() string {
+		c, err := tg.Dial(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		r, err := c.Do(ctx, "queue_get_stats", nil, map[string]any{"queue_name": "rest"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(r.Body)
+	}
+	for _, tc := range []struct {
+		ack         bool
+		count, left int
+	}{{true, 3, 5}, {false, 2, 5}, {true, 5, 0}} {
+		seen := 0
+		res, err := Consume(ctx, ConsumeOptions{Target: tg, Count: tc.count, Batch: 10, ClaimTTL: 300 * time.Second, Ack: tc.ack},
+			func(d api.QueueDelivery) { seen += len(d.Messages) })
+		if err != nil || seen != tc.count || res.Messages != int64(tc.count) {
+			t.Fatalf("ack=%v count %d: handed %d, result %d, %v", tc.ack, tc.count, seen, res.Messages, err)
+		}
+		if st := stats(); !strings.Contains(st, `"claimed":0`) || !strings.Contains(st, fmt.Sprintf(`"total":%d`, tc.left)) {
+			t.Fatalf("ack=%v count %d: stats %s, want %d left, none claimed", tc.ack, tc.count, st, tc.left)
 		}
 	}
 }
