@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"time"
 
 	"github.com/sidestream/sidestream/sidecar/api"
 )
@@ -21,19 +20,12 @@ func runFib(ctx context.Context, e *env) error {
 	e.rep.OpsUnit = "requests"
 	e.param("concurrency", conc)
 	e.param("duration", e.o.Duration.String())
-	em, err := e.api.CreateEmitter(ctx, api.CreateEmitter{Kind: "fibonacci", Labels: map[string]string{"created-by": "sidestream-bench"}})
+	id, err := ownEmitter(ctx, e, "fibonacci")
 	if err != nil {
-		return fmt.Errorf("create the benchmark's fibonacci emitter: %w", err)
+		return err
 	}
-	defer func() {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := e.api.DeleteEmitter(dctx, em.ID); err != nil {
-			e.note("delete emitter " + em.ID + ": " + err.Error())
-		}
-	}()
-	e.param("emitter", em.ID)
-	next := "/api/v1/emitters/" + url.PathEscape(em.ID) + "/commands/next"
+	defer e.deleteEmitter(id)
+	next := "/api/v1/emitters/" + url.PathEscape(id) + "/commands/next"
 	positions := make([][]uint64, conc)
 	l := &reqLoop{e: e, h: e.hist("request"), conc: conc,
 		build: func(int) []byte { return e.request("POST", next) },
@@ -51,7 +43,7 @@ func runFib(ctx context.Context, e *env) error {
 	if err := l.run(ctx); err != nil {
 		return err
 	}
-	raw, err := e.api.Command(ctx, em.ID, "current", nil)
+	raw, err := e.api.Command(ctx, id, "current", nil)
 	if err != nil {
 		return err
 	}
@@ -75,4 +67,17 @@ func runFib(ctx context.Context, e *env) error {
 		r.check("every next counted", fmt.Sprintf("%d", acked), fmt.Sprintf("%d", after.Position), after.Position == acked)
 	})
 	return nil
+}
+
+// ownEmitter creates an emitter of kind for this run alone (labelled so
+// an operator sees what it is), recorded in the report's params. Unlike
+// createEmitter it keeps the default retention: a Fibonacci next is
+// measured durable, as /fib's.
+func ownEmitter(ctx context.Context, e *env, kind string) (string, error) {
+	em, err := e.api.CreateEmitter(ctx, api.CreateEmitter{Kind: kind, Labels: map[string]string{"created-by": "sidestream-bench"}})
+	if err != nil {
+		return "", fmt.Errorf("create the benchmark's %s emitter: %w", kind, err)
+	}
+	e.param("emitter", em.ID)
+	return em.ID, nil
 }
