@@ -2,7 +2,7 @@ package e2e
 
 // The README's commands work as written on Linux: the "Try it" block is
 // replayed against the real binary (its server address and the emitter
-// id it prints substituted, streams cut after a few seconds), its token
+// id it prints substituted, streams cut after 5 s), its token
 // file example is one serve accepts, and every config key of its table is
 // in deploy/sidestream.example.yaml.
 
@@ -90,13 +90,13 @@ func TestReadmeTryIt(t *testing.T) {
 	}
 }
 
-// runShell runs line with bash; a stream is cut after 3 s and must have
+// runShell runs line with bash; a stream is cut after 5 s and must have
 // printed something by then.
 func runShell(t *testing.T, line string, stream bool, env ...string) string {
 	t.Helper()
 	limit := 60 * time.Second
 	if stream {
-		limit = 3 * time.Second
+		limit = 5 * time.Second
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
