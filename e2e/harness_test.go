@@ -57,7 +57,14 @@ type sidecar struct {
 // waits until it logs its address.
 func startSidecar(t *testing.T, dataDir string, extra ...string) *sidecar {
 	t.Helper()
-	s := launch(t, dataDir, extra...)
+	return startSidecarVia(t, nil, dataDir, extra...)
+}
+
+// startSidecarVia is startSidecar with the binary run through the command
+// via (e.g. a shell that lowers a limit, then execs it).
+func startSidecarVia(t *testing.T, via []string, dataDir string, extra ...string) *sidecar {
+	t.Helper()
+	s := launchVia(t, via, dataDir, extra...)
 	select {
 	case s.addr = <-s.ready:
 	case <-s.done:
@@ -71,8 +78,14 @@ func startSidecar(t *testing.T, dataDir string, extra ...string) *sidecar {
 // launch starts the process without waiting for it to serve.
 func launch(t *testing.T, dataDir string, extra ...string) *sidecar {
 	t.Helper()
+	return launchVia(t, nil, dataDir, extra...)
+}
+
+func launchVia(t *testing.T, via []string, dataDir string, extra ...string) *sidecar {
+	t.Helper()
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "debug"}, extra...)
-	cmd := exec.Command(binary, args...)
+	argv := append(append(append([]string{}, via...), binary), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), "SIDESTREAM_CONFIG=")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -290,6 +290,7 @@ func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 		Middleware:     []hertzapp.HandlerFunc{s.tel.HertzMiddleware()},
 		Metrics:        streamMetrics{ins},
 		MetricsHandler: s.tel.MetricsHandler(),
+		OnConnRefused:  connsRefused(ins),
 		Mount: []func(hzroute.IRoutes){func(r hzroute.IRoutes) {
 			queues = queueapi.Register(r, s.queue, s.auth, queueapi.Options{Heartbeat: time.Duration(s.cfg.Heartbeat)},
 				s.log.With("component", "queueapi"))
@@ -303,6 +304,10 @@ func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 		Listener:          s.ln,
 		MaxBodyBytes:      s.cfg.MaxBodyBytes,
 		HeartbeatInterval: time.Duration(s.cfg.Heartbeat),
+		MaxConns:          s.cfg.Limits.MaxConnections,
+		MaxConnsPerIP:     s.cfg.Limits.MaxConnectionsPerIP,
+		WriteRate:         s.cfg.Limits.WriteRate,
+		WriteBurst:        s.cfg.Limits.WriteBurst,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -66,6 +66,16 @@ func (o subscriberObserver) Gap(missed uint64) {
 	o.sm.Dropped(ctx, telemetry.DropBehindHistory, int(missed))
 }
 
+// connsRefused counts the connections the HTTP server refuses; every
+// reason's series exists from the start, at zero.
+func connsRefused(ins *telemetry.Instruments) func(reason string) {
+	ctx := context.Background()
+	for _, r := range []string{httpapi.RefusedMaxConns, httpapi.RefusedMaxConnsPerIP, httpapi.RefusedAcceptFailed} {
+		ins.ConnsRefused(ctx, r, 0)
+	}
+	return func(reason string) { ins.ConnsRefused(ctx, reason, 1) }
+}
+
 // pluginSamples feeds the plugin state, restart and instance series.
 func pluginSamples(host *pluginhost.Host) func() []telemetry.PluginSample {
 	return func() []telemetry.PluginSample {

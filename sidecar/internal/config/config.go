@@ -51,6 +51,7 @@ type Config struct {
 	PluginStartTimeout Duration `yaml:"plugin_start_timeout" flag:"plugin-start-timeout" help:"how long a plugin may take to start"`
 	MaxBodyBytes       int64    `yaml:"max_body_bytes" flag:"max-body-bytes" help:"largest request body accepted (413 beyond)"`
 
+	Limits    Limits    `yaml:"limits"`
 	Telemetry Telemetry `yaml:"telemetry"`
 	Auth      Auth      `yaml:"auth"`
 	Queues    Queues    `yaml:"queues"`
@@ -249,6 +250,7 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes < 1024 {
 		bad("max_body_bytes", "must be at least 1024")
 	}
+	errs = append(errs, c.Limits.validate()...)
 	errs = append(errs, c.Telemetry.validate()...)
 	errs = append(errs, c.Auth.validate()...)
 	for i, r := range c.LogRoots {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,14 +14,23 @@ import (
 // force-close the rest when its deadline passes.
 type trackingListener struct {
 	net.Listener
+	limits connLimits
+
 	mu    sync.Mutex
 	conns map[*trackedConn]struct{}
+	perIP map[netip.Addr]int // with limits.perIP only
+
+	closed    chan struct{} // closed by Close: ends a backoff and refusals
+	closeOnce sync.Once
+	refusing  chan struct{} // a slot per refusal in flight
+	refusals  sync.WaitGroup
 }
 
 type trackedConn struct {
 	net.Conn
 	ln   *trackingListener
 	busy atomic.Int32
+	ip   netip.Addr // counted against limits.perIP (zero: not counted)
 	// detached: an SSE stream took the socket over from Hertz (see
 	// sseStream), so Hertz's Close after its handler is ignored and the
 	// stream closes the socket itself with closeNow.
@@ -30,20 +40,18 @@ type trackedConn struct {
 
 type connKey struct{}
 
-func newTrackingListener(ln net.Listener) *trackingListener {
-	return &trackingListener{Listener: ln, conns: map[*trackedConn]struct{}{}}
+func newTrackingListener(ln net.Listener, limits connLimits) *trackingListener {
+	return &trackingListener{Listener: ln, limits: limits, conns: map[*trackedConn]struct{}{},
+		perIP: map[netip.Addr]int{}, closed: make(chan struct{}), refusing: make(chan struct{}, maxRefusing)}
 }
 
-func (l *trackingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	tc := &trackedConn{Conn: c, ln: l}
-	l.mu.Lock()
-	l.conns[tc] = struct{}{}
-	l.mu.Unlock()
-	return tc, nil
+// Accept returns the next connection within the limits (connlimit.go).
+func (l *trackingListener) Accept() (net.Conn, error) { return l.accept() }
+
+// Close stops accepting; connections already accepted stay open.
+func (l *trackingListener) Close() error {
+	l.closeOnce.Do(func() { close(l.closed) })
+	return l.Listener.Close()
 }
 
 // onAccept puts the connection into the handlers' context.
@@ -73,11 +81,7 @@ func (c *trackedConn) Close() error {
 
 // closeNow closes the socket, detached or not.
 func (c *trackedConn) closeNow() error {
-	c.once.Do(func() {
-		c.ln.mu.Lock()
-		delete(c.ln.conns, c)
-		c.ln.mu.Unlock()
-	})
+	c.once.Do(func() { c.ln.forget(c) })
 	return c.Conn.Close()
 }
 

@@ -239,6 +239,17 @@ func newEnvLog(t *testing.T, o Options, log *slog.Logger) *env {
 // newEnvAuth is newEnvLog with a (nil: auth off) guarding the routes.
 func newEnvAuth(t *testing.T, o Options, log *slog.Logger, a *auth.Authenticator) *env {
 	t.Helper()
+	return newEnvFull(t, o, log, a, nil)
+}
+
+// newEnvDeps is newEnvLog with tweak applied to the server's Deps.
+func newEnvDeps(t *testing.T, o Options, log *slog.Logger, tweak func(*Deps)) *env {
+	t.Helper()
+	return newEnvFull(t, o, log, nil, tweak)
+}
+
+func newEnvFull(t *testing.T, o Options, log *slog.Logger, a *auth.Authenticator, tweak func(*Deps)) *env {
+	t.Helper()
 	ctx := context.Background()
 	store, err := bolt.Open(ctx, filepath.Join(t.TempDir(), "s.db"), bolt.Options{NoSync: true}, nil)
 	if err != nil {
@@ -262,7 +273,7 @@ func newEnvAuth(t *testing.T, o Options, log *slog.Logger, a *auth.Authenticator
 	}
 	qs := queue.NewService(qd, queue.Options{}, nil)
 	var qapi *queueapi.API
-	srv, err := New(Deps{
+	d := Deps{
 		Emitters: ems, Streams: hub, Tracker: tracker.New(hub, tracker.Options{}),
 		Plugins: fakePlugins{{Name: "log", Version: "1.0.0", PID: 42, State: "running", Instances: 1}},
 		Log:     log,
@@ -270,7 +281,11 @@ func newEnvAuth(t *testing.T, o Options, log *slog.Logger, a *auth.Authenticator
 		Mount: []func(hzroute.IRoutes){func(r hzroute.IRoutes) {
 			qapi = queueapi.Register(r, qs, a, queueapi.Options{}, nil)
 		}},
-	}, o)
+	}
+	if tweak != nil {
+		tweak(&d)
+	}
+	srv, err := New(d, o)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -107,7 +107,7 @@ func (s *Server) register() error {
 	if err := s.routes.check(); err != nil {
 		return err
 	}
-	s.h.Use(s.accessLog, s.recoverMiddleware)
+	s.h.Use(s.accessLog, s.recoverMiddleware, s.door)
 	s.h.Use(s.d.Middleware...)
 	s.h.NoRoute(s.noRoute)
 	s.h.NoMethod(s.noMethod)

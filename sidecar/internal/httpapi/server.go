@@ -85,6 +85,9 @@ type Deps struct {
 	// Cluster, if set, answers GET /api/v1/cluster; without it the node
 	// reports itself alone.
 	Cluster func(ctx context.Context) api.Cluster
+	// OnConnRefused, if set, is told every connection refused at accept
+	// (Refused* reasons), for /metrics. Optional.
+	OnConnRefused func(reason string)
 	// Mount registers more routes on the same server (the queues API);
 	// they carry their own auth and are documented in web/openapi.yaml.
 	Mount []func(r hzroute.IRoutes)
@@ -114,6 +117,22 @@ type Options struct {
 	// instead of holding its stream, goroutine and buffers until it
 	// hangs up.
 	WriteTimeout time.Duration
+	// MaxConns bounds the open connections (streams included): one more
+	// is answered 503 with Retry-After and closed, so the process keeps
+	// the file descriptors it needs (default: derived from the open-file
+	// limit, DefaultMaxConns; negative: unlimited).
+	MaxConns int
+	// MaxConnsPerIP bounds the open connections of one client address
+	// the same way (default 0: no per-address limit, since behind a
+	// reverse proxy every client shares its address).
+	MaxConnsPerIP int
+	// WriteRate bounds the writes per second of one client (its bearer
+	// token, else its address): beyond it and WriteBurst, 429 with
+	// Retry-After (default 0: no limit).
+	WriteRate float64
+	// WriteBurst is the writes a client may make at once above WriteRate
+	// (default: WriteRate rounded up, at least 1).
+	WriteBurst int
 }
 
 func (o Options) withDefaults() Options {
@@ -138,6 +157,9 @@ func (o Options) withDefaults() Options {
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
 	}
+	if o.MaxConns == 0 {
+		o.MaxConns = DefaultMaxConns()
+	}
 	return o
 }
 
@@ -150,6 +172,7 @@ type Server struct {
 
 	routes routeTable
 	log    *slog.Logger
+	writes *writeLimiter // nil: no write rate limit
 
 	// hangups tells SSE handlers their client left (nil: a reader
 	// goroutine per response does).
@@ -185,8 +208,11 @@ func New(d Deps, o Options) (*Server, error) {
 			return nil, fmt.Errorf("httpapi: listen %s: %w", o.Listen, err)
 		}
 	}
-	ln := newTrackingListener(raw)
-	s := &Server{d: d, o: o, ln: ln, log: d.Log, serveDone: make(chan struct{})}
+	ln := newTrackingListener(raw, connLimits{total: max(o.MaxConns, 0), perIP: max(o.MaxConnsPerIP, 0),
+		onRefuse: d.OnConnRefused, onAcceptErr: acceptErrLogger(d.Log)})
+	d.Log.Info("connection limits", "max_connections", o.MaxConns, "max_connections_per_ip", o.MaxConnsPerIP)
+	s := &Server{d: d, o: o, ln: ln, log: d.Log, serveDone: make(chan struct{}),
+		writes: newWriteLimiter(o.WriteRate, o.WriteBurst)}
 	if s.hangups, err = streamhttp.NewHangupWatcher(); err != nil {
 		d.Log.Warn("no hangup watcher: one reader goroutine per SSE response", "err", err)
 		s.hangups = nil
@@ -300,6 +326,7 @@ wait:
 	}
 	_ = s.ln.Close() // in case Shutdown found the engine not running yet
 	s.ln.closeAll()
+	s.ln.waitRefusals()
 	if werr := waitStreams(streamsDone); werr != nil {
 		err = errors.Join(err, werr)
 	}

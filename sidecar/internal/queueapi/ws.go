@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudwego/hertz/pkg/app"
 	"github.com/hertz-contrib/websocket"
@@ -176,6 +177,12 @@ func (s *session) readLoop() {
 			s.send(errorReply(nil, errf(http.StatusBadRequest, "unsupported_frame", "only text frames holding JSON are accepted")))
 			continue
 		}
+		if !utf8.Valid(data) {
+			// Refused at the door, as REST bodies are: stored, it would
+			// be delivered in text frames no client can read.
+			s.send(errorReply(nil, errf(http.StatusBadRequest, "invalid_utf8", "the frame is not valid UTF-8 (JSON text must be)")))
+			continue
+		}
 		f, err := decodeFrame(data)
 		if err != nil {
 			s.send(errorReply(validJSON(data), errf(http.StatusBadRequest, "malformed_frame", "%s", err)))
@@ -214,7 +221,7 @@ const maxKeptReadBuffer = 64 << 10
 
 // validJSON returns data when it is JSON (to echo it), else nil.
 func validJSON(data []byte) []byte {
-	if json.Valid(data) {
+	if json.Valid(data) && utf8.Valid(data) {
 		return data
 	}
 	return nil

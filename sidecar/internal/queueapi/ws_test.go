@@ -105,6 +105,7 @@ func TestWSBadFrames(t *testing.T) {
 		{"no action", websocket.TextMessage, `{"body":{}}`, 400, "malformed_frame"},
 		{"body not object", websocket.TextMessage, `{"action":"queue_list","body":[1]}`, 400, "malformed_frame"},
 		{"header not string", websocket.TextMessage, `{"action":"queue_list","headers":{"X-Project-Id":5}}`, 400, "malformed_frame"},
+		{"not UTF-8", websocket.TextMessage, `{"action":"message_post","headers":{"Client-ID":"` + clientA + `"},"body":{"queue_name":"q","messages":[{"body":"` + "\xff\xfe" + `"}]}}`, 400, "invalid_utf8"},
 		{"binary", websocket.BinaryMessage, `{"action":"queue_list"}`, 400, "unsupported_frame"},
 		{"oversized", websocket.TextMessage, `{"action":"queue_list","body":{"x":"` + strings.Repeat("y", 5000) + `"}}`, 413, "too_large"},
 	}

@@ -19,6 +19,7 @@ const (
 	KeyPlugin      = attribute.Key("sidestream.plugin")
 	KeyPluginState = attribute.Key("sidestream.plugin.state")
 	KeyQueue       = attribute.Key("sidestream.queue")
+	KeyReason      = attribute.Key("sidestream.reason")
 )
 
 // Instrument names (OTel) of the series; the Prometheus names (as scraped
@@ -40,6 +41,7 @@ const (
 	MetricQueueDepth      = "sidestream.queue.depth"
 	MetricQueueClaims     = "sidestream.queue.claims"
 	MetricHTTPDuration    = "http.server.request.duration" // OTel semantic convention
+	MetricConnsRefused    = "sidestream.http.connections.refused"
 )
 
 // PrometheusNames are the series names /metrics exposes for the named
@@ -50,7 +52,7 @@ var PrometheusNames = []string{
 	"sidestream_stream_write_bytes", "sidestream_plugin_state", "sidestream_plugin_restarts_total",
 	"sidestream_plugin_instances", "rpc_client_call_duration_seconds", "sidestream_store_commit_duration_seconds",
 	"sidestream_store_commit_size", "sidestream_queue_depth", "sidestream_queue_claims_total",
-	"http_server_request_duration_seconds",
+	"http_server_request_duration_seconds", "sidestream_http_connections_refused_total",
 }
 
 // PluginStates are the states sidestream_plugin_state reports (1 for the
@@ -84,6 +86,7 @@ type Instruments struct {
 	queueDepth   metric.Int64Gauge
 	queueClaims  metric.Int64Counter
 	httpDuration metric.Float64Histogram
+	connsRefused metric.Int64Counter
 
 	pluginState     metric.Int64ObservableGauge
 	pluginRestarts  metric.Int64ObservableCounter
@@ -92,6 +95,7 @@ type Instruments struct {
 	streams *cache[string, *StreamMetrics]
 	plugins *cache[string, *PluginMetrics]
 	queues  *cache[string, attrOpts]
+	reasons *cache[string, attrOpts]
 	http    *cache[httpKey, []metric.RecordOption]
 }
 
@@ -149,6 +153,8 @@ func newInstruments(m metric.Meter) (*Instruments, error) {
 	b.check(MetricQueueDepth, err)
 	i.queueClaims = b.counter(MetricQueueClaims, "{message}", "Messages claimed from a queue.")
 	i.httpDuration = b.seconds(MetricHTTPDuration, "Duration of HTTP server requests (streams: until they end).")
+	i.connsRefused = b.counter(MetricConnsRefused, "{connection}",
+		"HTTP connections refused at accept (connection limits) or whose accept failed (out of file descriptors), by reason.")
 	i.pluginState, err = m.Int64ObservableGauge(MetricPluginState,
 		metric.WithDescription("1 for a plugin's current supervision state, 0 for the others."))
 	b.check(MetricPluginState, err)
@@ -164,6 +170,7 @@ func newInstruments(m metric.Meter) (*Instruments, error) {
 	i.streams = newCache(i.newStreamMetrics, otherString)
 	i.plugins = newCache(i.newPluginMetrics, otherString)
 	i.queues = newCache(func(q string) attrOpts { return newAttrOpts(KeyQueue.String(q)) }, otherString)
+	i.reasons = newCache(func(r string) attrOpts { return newAttrOpts(KeyReason.String(r)) }, otherString)
 	i.http = newCache(newHTTPOptions, func(k httpKey) httpKey { k.route = otherValue; return k })
 	return i, nil
 }
@@ -183,6 +190,12 @@ func (i *Instruments) QueueDepth(ctx context.Context, queue string, depth int64)
 // QueueClaimed counts n messages claimed from queue.
 func (i *Instruments) QueueClaimed(ctx context.Context, queue string, n int64) {
 	i.queueClaims.Add(ctx, n, i.queues.get(queue).add...)
+}
+
+// ConnsRefused counts n HTTP connections refused for reason (n = 0
+// makes the series exist before the first refusal).
+func (i *Instruments) ConnsRefused(ctx context.Context, reason string, n int64) {
+	i.connsRefused.Add(ctx, n, i.reasons.get(reason).add...)
 }
 
 // attrOpts is one pre-built attribute set as ready variadic options for

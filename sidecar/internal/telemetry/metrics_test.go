@@ -105,6 +105,8 @@ func TestMetricsHandlerExposesNamedSeries(t *testing.T) {
 	ins.QueueClaimed(ctx, "orders", 2)
 	ins.HTTPRequest(ctx, "GET", "/api/v1/emitters/:id", 200, 3*time.Millisecond)
 	ins.HTTPRequest(ctx, "BREW", "/api/v1/emitters/:id", 405, time.Millisecond)
+	ins.ConnsRefused(ctx, "max_connections", 2)
+	ins.ConnsRefused(ctx, "accept_failed", 0)
 	unregister, err := ins.ObservePlugins(func() []telemetry.PluginSample {
 		return []telemetry.PluginSample{{Name: "magic", State: "running", Restarts: 2, Instances: 3}}
 	})
@@ -138,6 +140,8 @@ func TestMetricsHandlerExposesNamedSeries(t *testing.T) {
 		{"rpc_client_call_duration_seconds", map[string]string{"sidestream_plugin": "magic", "rpc_method": "sidestream.plugin.v1.Emitter/Command"}, 1},
 		{"sidestream_store_commit_duration_seconds", nil, 1},
 		{"sidestream_store_commit_size", nil, 1},
+		{"sidestream_http_connections_refused_total", map[string]string{"sidestream_reason": "max_connections"}, 2},
+		{"sidestream_http_connections_refused_total", map[string]string{"sidestream_reason": "accept_failed"}, 0},
 		{"sidestream_queue_depth", map[string]string{"sidestream_queue": "orders"}, 7},
 		{"sidestream_queue_claims_total", map[string]string{"sidestream_queue": "orders"}, 2},
 		{"http_server_request_duration_seconds", map[string]string{"http_route": "/api/v1/emitters/:id", "http_request_method": "GET", "http_response_status_code": "200"}, 1},
