@@ -47,6 +47,24 @@ func dialFrom(t *testing.T, e *env, local string) net.Conn {
 	return c
 }
 
+// waitOpenConns waits (bounded) until the server counts n open
+// connections: it sees a client's close only when its read fails.
+func waitOpenConns(t *testing.T, e *env, n int) {
+	t.Helper()
+	for i := 0; ; i++ {
+		e.srv.ln.mu.Lock()
+		open := len(e.srv.ln.conns)
+		e.srv.ln.mu.Unlock()
+		if open == n {
+			return
+		}
+		if i == 500 {
+			t.Fatalf("the server holds %d connections, want %d", open, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // get sends GET path on c and reads the answer.
 func get(t *testing.T, c net.Conn, path string) *http.Response {
 	t.Helper()
@@ -86,6 +104,7 @@ func TestConnectionLimits(t *testing.T) {
 			e := newEnvDeps(t, Options{MaxConns: tt.total, MaxConnsPerIP: tt.perIP}, slog.New(slog.DiscardHandler),
 				func(d *Deps) { d.OnConnRefused = got.add })
 			e.http.CloseIdleConnections() // waitUp's connection would count
+			waitOpenConns(t, e, 0)
 			held := make([]net.Conn, len(tt.held))
 			for i, a := range tt.held {
 				held[i] = dialFrom(t, e, a)
@@ -109,16 +128,9 @@ func TestConnectionLimits(t *testing.T) {
 				}
 			}
 			held[0].Close()
-			// The server notices the close when its read fails; bounded.
-			for i := 0; ; i++ {
-				resp := get(t, dialFrom(t, e, tt.held[0]), "/healthz")
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-				if i == 200 {
-					t.Fatalf("no connection served after one closed: %d", resp.StatusCode)
-				}
-				time.Sleep(10 * time.Millisecond)
+			waitOpenConns(t, e, len(held)-1)
+			if resp := get(t, dialFrom(t, e, tt.held[0]), "/healthz"); resp.StatusCode != http.StatusOK {
+				t.Fatalf("new connection after one closed: %d", resp.StatusCode)
 			}
 		})
 	}
