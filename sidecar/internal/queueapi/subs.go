@@ -13,8 +13,8 @@ import (
 )
 
 // subscription pushes a queue's messages to one connection as they
-// arrive: it claims them (claim_ttl, grace) and sends each claim as a
-// "message_delivery" frame. The consumer deletes each message with its
+// arrive: it claims them (claim_ttl, grace) and sends each claim as
+// "message_delivery" frames of at most limit messages. The consumer deletes each message with its
 // claim_id; one whose claim expires undeleted is delivered again, to this
 // or another consumer (at-least-once). At most window messages are
 // pushed and not yet deleted at a time.
@@ -23,8 +23,12 @@ type subscription struct {
 	key      queue.Key
 	clientID string
 	opts     subOptions
-	expires  time.Time // zero: while the connection lives
-	cancel   context.CancelFunc
+	// claimSize is the messages one claim asks for: up to a claimers'
+	// share of the window, so a backlog moves in few claims (each one is
+	// a durable commit, a log entry in a cluster) however small limit is.
+	claimSize int
+	expires   time.Time // zero: while the connection lives
+	cancel    context.CancelFunc
 	// done closes once the subscription's claimers returned: no delivery
 	// of it is sent after that.
 	done chan struct{}
@@ -128,6 +132,7 @@ func (s *session) newSubscription(w who, p subParams) (*subscription, error) {
 		inflight: map[string]time.Time{}, kick: make(chan struct{}, claimers), done: make(chan struct{}),
 	}
 	sub.opts = p.Options
+	sub.claimSize = min(max(p.Options.Window/claimers, p.Options.Limit), l.MaxMessagesPerClaim)
 	ttlS, graceS := int64(ttl/time.Second), int64(grace/time.Second)
 	sub.opts.ClaimTTL, sub.opts.Grace = &ttlS, &graceS
 	if grace == time.Nanosecond {
@@ -261,7 +266,7 @@ func (sub *subscription) claimLoop(ctx context.Context, s *session) {
 			return
 		}
 		var wake <-chan struct{}
-		if n := sub.reserve(now, sub.opts.Limit); n > 0 {
+		if n := sub.reserve(now, sub.claimSize); n > 0 {
 			// Watch before claiming: a post between the claim and the wait
 			// still wakes us.
 			wake = api.q.Watch(sub.key)
@@ -299,14 +304,24 @@ func (sub *subscription) deliver(s *session, c queue.Claim, reserved int) {
 	}
 	sub.reserved -= reserved
 	sub.mu.Unlock()
+	now := s.api.q.Now()
+	for ms := c.Messages; len(ms) > 0; {
+		n := min(len(ms), sub.opts.Limit)
+		s.send(sub.deliveryFrame(c.ID, ms[:n], now))
+		ms = ms[n:]
+	}
+}
+
+// deliveryFrame is one "message_delivery" frame of messages of claim id.
+func (sub *subscription) deliveryFrame(claimID string, ms []queue.Message, now time.Time) []byte {
 	q := sub.key.Queue // a checked name: nothing to escape, nor in the ids
-	size := 512 + len(c.Messages)*(160+2*len(q)+2*len(c.ID))
-	for _, m := range c.Messages {
+	size := 512 + len(ms)*(160+2*len(q)+2*len(claimID))
+	for _, m := range ms {
 		size += len(m.ID) + len(m.Body)
 	}
 	b := make([]byte, 0, size)
 	b = append(b, `{"action":"message_delivery","headers":{"status":200,"subscription_id":"`...)
 	b = append(append(append(append(b, sub.id...), `","queue_name":"`...), q...), `"},"body":`...)
-	b = claimBody(b, q, c.ID, sub.id, c.Messages, s.api.q.Now())
-	s.send(append(b, '}'))
+	b = claimBody(b, q, claimID, sub.id, ms, now)
+	return append(b, '}')
 }

@@ -414,3 +414,60 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestWSSubscriptionClaimsAhead: a subscription moves a backlog in claims
+// of up to a claimer's share of its window (each claim is a durable
+// commit), yet never sends a frame of more than its limit; the messages
+// of one claim are deleted with that claim whichever frame carried them.
+func TestWSSubscriptionClaimsAhead(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{nosync: true})
+	c := e.dial(nil)
+	const backlog, limit, window = 40, 3, 80 // a claimer's share: 80/4 = 20
+	msgs := make([]any, backlog)
+	for i := range msgs {
+		msgs[i] = map[string]any{"body": i}
+	}
+	if r := wsDo(t, c, "message_post", h("p1", clientA), map[string]any{"queue_name": "ahead", "messages": msgs}); r.Status != 201 {
+		t.Fatalf("post: %d %s", r.Status, r.Body)
+	}
+	r := wsDo(t, c, "subscription_create", h("p1", clientB), map[string]any{"queue_name": "ahead", "options": map[string]any{"limit": limit, "window": window, "claim_ttl": 300}})
+	if r.Status != 201 {
+		t.Fatalf("subscribe: %d %s", r.Status, r.Body)
+	}
+	seen, claims, frames := map[string]bool{}, map[string][]string{}, 0
+	deadline := time.After(30 * time.Second)
+	for len(seen) < backlog {
+		select {
+		case d, ok := <-c.Deliveries():
+			if !ok {
+				t.Fatalf("connection closed: %v", c.Err())
+			}
+			frames++
+			if len(d.Messages) == 0 || len(d.Messages) > limit {
+				t.Fatalf("a frame of %d messages, limit %d", len(d.Messages), limit)
+			}
+			for _, m := range d.Messages {
+				if seen[m.ID] {
+					t.Fatalf("message %s delivered twice", m.ID)
+				}
+				seen[m.ID] = true
+				claims[d.ClaimID] = append(claims[d.ClaimID], m.ID)
+			}
+		case <-deadline:
+			t.Fatalf("received %d of %d messages", len(seen), backlog)
+		}
+	}
+	if len(claims) > backlog/20+2 {
+		t.Fatalf("%d claims in %d frames for a backlog of %d: want claims of up to 20", len(claims), frames, backlog)
+	}
+	for id, ids := range claims {
+		rep := wsDo(t, c, "message_delete_many", h("p1", clientB), map[string]any{"queue_name": "ahead", "message_ids": ids, "claim_ids": []string{id}})
+		if rep.Status != 204 {
+			t.Fatalf("delete with claim %s: %d %s", id, rep.Status, rep.Body)
+		}
+	}
+	if r := wsDo(t, c, "queue_get_stats", h("p1", ""), map[string]any{"queue_name": "ahead"}); !strings.Contains(string(r.Body), `"total":0`) {
+		t.Fatalf("after deleting every claim's messages: %s", r.Body)
+	}
+}
