@@ -56,6 +56,29 @@ func readSSE(t *testing.T, s *sseStream, n int) []uint64 {
 	return seqs
 }
 
+// readUntilOffline appends the events of s to seqs until an offline event
+// (true) or 30 s without one (false).
+func readUntilOffline(t *testing.T, s *sseStream, seqs []uint64) ([]uint64, bool) {
+	t.Helper()
+	guard := time.AfterFunc(60*time.Second, s.Close)
+	defer guard.Stop()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		ev, err := s.Next()
+		if err != nil {
+			t.Fatalf("stream ended while the owner is unreachable: %v", err)
+		}
+		switch ev.Event {
+		case "offline":
+			return seqs, true
+		case "gap":
+			t.Fatalf("gap event (id %d) after %v", ev.ID, seqs)
+		}
+		seqs = append(seqs, ev.ID)
+	}
+	return seqs, false
+}
+
 func checkContiguous(t *testing.T, what string, seqs []uint64) {
 	t.Helper()
 	for i := 1; i < len(seqs); i++ {
@@ -165,22 +188,7 @@ func TestClusterSurvivesNodeLossAndOwnerRestart(t *testing.T) {
 	_ = watch2
 
 	n1.sc.Kill()
-	guard := time.AfterFunc(60*time.Second, watch3.Close)
-	defer guard.Stop()
-	seqs := append(first, more...)
-	offline := false
-	deadline := time.Now().Add(30 * time.Second)
-	for !offline && time.Now().Before(deadline) {
-		ev, err := watch3.Next()
-		if err != nil {
-			t.Fatalf("node 3's stream ended while the owner is down: %v", err)
-		}
-		if ev.Event == "offline" {
-			offline = true
-			continue
-		}
-		seqs = append(seqs, ev.ID)
-	}
+	seqs, offline := readUntilOffline(t, watch3, append(first, more...))
 	if !offline {
 		t.Fatal("no offline event within 30s of the owner's loss")
 	}

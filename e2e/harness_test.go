@@ -206,6 +206,12 @@ func (a answer) errorCode() string {
 // send sends one request with headers h and reads the whole answer.
 func send(t *testing.T, method, url, body string, h map[string]string) answer {
 	t.Helper()
+	return sendWith(t, noRedirect, method, url, body, h)
+}
+
+// sendWith is send through client.
+func sendWith(t *testing.T, client *http.Client, method, url, body string, h map[string]string) answer {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var rd io.Reader
@@ -222,7 +228,7 @@ func send(t *testing.T, method, url, body string, h map[string]string) answer {
 	for k, v := range h {
 		req.Header.Set(k, v)
 	}
-	resp, err := noRedirect.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}

@@ -29,6 +29,12 @@ type sseStream struct {
 // response is an event stream.
 func openSSE(t *testing.T, url string, lastEventID string) *sseStream {
 	t.Helper()
+	return openSSEWith(t, http.DefaultClient, url, lastEventID)
+}
+
+// openSSEWith is openSSE through client.
+func openSSEWith(t *testing.T, client *http.Client, url string, lastEventID string) *sseStream {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -38,7 +44,7 @@ func openSSE(t *testing.T, url string, lastEventID string) *sseStream {
 	if lastEventID != "" {
 		req.Header.Set("Last-Event-ID", lastEventID)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		cancel()
 		t.Fatalf("GET %s: %v", url, err)
