@@ -115,12 +115,13 @@ type run struct {
 func (r *run) fail(err error) { r.errOnce.Do(func() { r.firstErr = err; r.cancel() }) }
 
 // ack deletes a's messages with their claims; it holds a slot of sem.
-// It runs to its end even once Run's ctx ended: a message handed to the
-// caller is deleted, not left claimed.
-func (r *run) ack(ctx context.Context, a pendingAcks) {
+// It runs on actx, which outlives Run's ctx by finishTimeout: a message
+// handed to the caller is deleted, not left claimed, and a server that
+// stopped answering still cannot hold Ctrl-C up for long.
+func (r *run) ack(actx context.Context, a pendingAcks) {
 	r.wg.Go(func() {
 		defer func() { <-r.sem }()
-		rep, err := r.k.c.Do(context.WithoutCancel(ctx), "message_delete_many", nil, deleteBody(a.queue, a.ids, a.claims))
+		rep, err := r.k.c.Do(actx, "message_delete_many", nil, deleteBody(a.queue, a.ids, a.claims))
 		if err == nil {
 			err = rep.Err()
 		}
@@ -147,7 +148,11 @@ func (k *Consumer) Run(ctx context.Context, handle func(api.QueueDelivery)) (Res
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r := &run{k: k, sem: make(chan struct{}, max(k.o.InFlight, 1)), cancel: cancel}
-	pending := r.receive(ctx, handle)
+	actx, acancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer acancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(finishTimeout, acancel) })
+	defer stop()
+	pending := r.receive(ctx, actx, handle)
 	r.wg.Wait()
 	r.finish(ctx, pending)
 	res := Result{Messages: k.acked.Load(), Elapsed: time.Since(start)}
@@ -162,7 +167,7 @@ func (k *Consumer) Run(ctx context.Context, handle func(api.QueueDelivery)) (Res
 
 // receive takes deliveries until Count messages were delivered, ctx ends
 // or the connection fails, and returns the acks not sent yet.
-func (r *run) receive(ctx context.Context, handle func(api.QueueDelivery)) *pendingAcks {
+func (r *run) receive(ctx, actx context.Context, handle func(api.QueueDelivery)) *pendingAcks {
 	k, o := r.k, r.k.o
 	maxAck := o.AckMax
 	if maxAck <= 0 {
@@ -184,7 +189,7 @@ func (r *run) receive(ctx context.Context, handle func(api.QueueDelivery)) *pend
 		select {
 		case <-ctx.Done():
 		case slot <- struct{}{}:
-			r.ack(ctx, pending.take(maxAck))
+			r.ack(actx, pending.take(maxAck))
 		case d, ok := <-in:
 			if !ok {
 				r.fail(ErrClientClosed)
