@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
 
 	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/sidecar/api"
+	"github.com/sidestream/sidestream/sidecar/internal/jsonerr"
 )
 
 // body returns the request body, or a 413 beyond MaxBodyBytes.
@@ -40,49 +40,23 @@ func decodeStrict(b []byte, dst any) error {
 	return nil
 }
 
+// jsonError answers a decode error in plain words (jsonerr): the field
+// and what it must be, never a Go type.
 func jsonError(err error) error {
-	var (
-		te *json.UnmarshalTypeError
-		se *json.SyntaxError
-	)
-	switch {
-	case errors.As(err, &te):
-		field := te.Field
+	p := jsonerr.Describe(err)
+	switch p.Kind {
+	case jsonerr.KindType:
+		field := p.Field
 		if field == "" {
 			field = "(body)"
 		}
-		msg := fmt.Sprintf("must be %s, not %s", jsonTypeName(te.Type.String()), te.Value)
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_type",
-			Message: field + " " + msg, Fields: []api.FieldError{{Field: field, Message: msg}}}
-	case errors.As(err, &se):
-		return badRequest("malformed_json", "malformed JSON at byte %d: %s", se.Offset, se.Error())
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return badRequest("malformed_json", "malformed JSON: unexpected end of input")
-	}
-	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		name = strings.Trim(name, `"`)
+			Message: p.Message, Fields: []api.FieldError{{Field: field, Message: p.Detail}}}
+	case jsonerr.KindUnknownField:
 		return &apiError{Status: http.StatusBadRequest, Code: "unknown_field",
-			Message: fmt.Sprintf("unknown field %q", name), Fields: []api.FieldError{{Field: name, Message: "unknown field"}}}
+			Message: p.Message, Fields: []api.FieldError{{Field: p.Field, Message: p.Detail}}}
 	}
-	return badRequest("malformed_json", "malformed JSON: %s", err.Error())
-}
-
-func jsonTypeName(goType string) string {
-	switch {
-	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"):
-		return "an integer"
-	case strings.HasPrefix(goType, "float"):
-		return "a number"
-	case goType == "string":
-		return "a string"
-	case goType == "bool":
-		return "a boolean"
-	case strings.HasPrefix(goType, "map"), strings.HasPrefix(goType, "struct"), strings.Contains(goType, "."):
-		return "an object"
-	case strings.HasPrefix(goType, "[]"):
-		return "an array"
-	}
-	return goType
+	return badRequest("malformed_json", "%s", p.Message)
 }
 
 // toRetention applies r over the default policy.

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sidestream/sidestream/sidecar/internal/jsonerr"
 	"github.com/sidestream/sidestream/sidecar/internal/jsonwalk"
 )
 
@@ -38,7 +39,7 @@ func decodeFrame(data []byte) (frame, error) {
 	if !json.Valid(t) || !walkFrame(t, &f) {
 		f = frame{}
 		if err := json.Unmarshal(t, &f); err != nil {
-			return f, fmt.Errorf("%w: %s", errBadFrame, err)
+			return f, fmt.Errorf("%w: %s", errBadFrame, jsonerr.Describe(err).Message)
 		}
 	}
 	if f.Action == "" {

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,7 +15,9 @@ import (
 	"github.com/cloudwego/hertz/pkg/route"
 
 	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
+	"github.com/sidestream/sidestream/sidecar/internal/jsonerr"
 )
 
 type fillFunc func(c *app.RequestContext, v any) error
@@ -82,9 +86,20 @@ func decodeObject(raw []byte, v any) error {
 		return errf(http.StatusBadRequest, "malformed_json", "the body must be a JSON object")
 	}
 	if err := json.Unmarshal(t, v); err != nil {
-		return errf(http.StatusBadRequest, "malformed_json", "%s", err)
+		return decodeError(err)
 	}
 	return nil
+}
+
+// decodeError answers a decode error in plain words (jsonerr), naming
+// the field, never a Go type.
+func decodeError(err error) *apiError {
+	p := jsonerr.Describe(err)
+	ae := errf(http.StatusBadRequest, "malformed_json", "%s", p.Message)
+	if p.Field != "" {
+		ae.Fields = []api.FieldError{{Field: p.Field, Message: p.Detail}}
+	}
+	return ae
 }
 
 func writeJSON(c *app.RequestContext, status int, out any) {
@@ -146,6 +161,11 @@ func (api *API) patchQueue(ctx context.Context, c *app.RequestContext) {
 		api.writeError(c, err)
 		return
 	}
+	if !jsonPatchType(string(c.ContentType())) {
+		api.writeError(c, errf(http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"a queue update is a JSON patch: send Content-Type %s", jsonPatchTypes[0]))
+		return
+	}
 	name := c.Param("queue")
 	meta, err := api.patched(ctx, w.key(name), c.Request.Body())
 	if err != nil {
@@ -164,6 +184,17 @@ func (api *API) patchQueue(ctx context.Context, c *app.RequestContext) {
 	writeJSON(c, status, out)
 }
 
+// jsonPatchTypes are the media types of a queue update: Zaqar's, and
+// RFC 6902's.
+var jsonPatchTypes = []string{"application/openstack-messaging-v2.0-json-patch", "application/json-patch+json"}
+
+// jsonPatchType reports whether a Content-Type is a JSON patch (any
+// parameters aside).
+func jsonPatchType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && slices.Contains(jsonPatchTypes, mt)
+}
+
 func (api *API) patched(ctx context.Context, k queue.Key, body []byte) (json.RawMessage, error) {
 	var patch []struct {
 		Op    string          `json:"op"`
@@ -171,7 +202,9 @@ func (api *API) patched(ctx context.Context, k queue.Key, body []byte) (json.Raw
 		Value json.RawMessage `json:"value"`
 	}
 	if err := json.Unmarshal(body, &patch); err != nil {
-		return nil, errf(http.StatusBadRequest, "malformed_json", "the body must be a JSON patch array: %s", err)
+		ae := decodeError(err)
+		ae.Message = "the body must be a JSON patch array: " + ae.Message
+		return nil, ae
 	}
 	if err := queue.CheckKey(k); err != nil {
 		return nil, err

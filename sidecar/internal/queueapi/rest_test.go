@@ -2,6 +2,7 @@ package queueapi
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -46,10 +47,11 @@ func TestRESTQueues(t *testing.T) {
 		t.Fatalf("get metadata: %d %s", r.code, r.body)
 	}
 	patch := `[{"op":"replace","path":"/metadata/color","value":"blue"},{"op":"add","path":"/metadata/_default_message_ttl","value":120}]`
-	if r := e.do("PATCH", "/v2/queues/q1", patch, h); r.code != 200 || !strings.Contains(string(r.body), `"blue"`) {
+	ph := withHeader(h, "Content-Type", "application/openstack-messaging-v2.0-json-patch")
+	if r := e.do("PATCH", "/v2/queues/q1", patch, ph); r.code != 200 || !strings.Contains(string(r.body), `"blue"`) {
 		t.Fatalf("patch: %d %s", r.code, r.body)
 	}
-	if r := e.do("PATCH", "/v2/queues/q1", `[{"op":"add","path":"/metadata/_default_message_ttl","value":1}]`, h); r.code != 400 {
+	if r := e.do("PATCH", "/v2/queues/q1", `[{"op":"add","path":"/metadata/_default_message_ttl","value":1}]`, ph); r.code != 400 {
 		t.Fatalf("patch with bad reserved ttl: %d %s", r.code, r.body)
 	}
 	if r := e.do("DELETE", "/v2/queues/q2", ``, h); r.code != 204 {
@@ -184,13 +186,24 @@ func TestRESTBadInput(t *testing.T) {
 		{"echo not bool", "GET", "/v2/queues/q/messages?echo=maybe", ``, hdrs("p", clientA), 400, "invalid"},
 		{"delete without ids", "DELETE", "/v2/queues/q/messages", ``, hdrs("p", clientA), 400, "invalid"},
 		{"unknown claim", "GET", "/v2/queues/q/claims/2ad8d1a2-0d8e-4d2a-a9a4-6f6c2c7d5d11", ``, hdrs("p", clientA), 404, "claim_not_found"},
-		{"patch not array", "PATCH", "/v2/queues/q", `{}`, hdrs("p", ""), 400, "malformed_json"},
+		{"patch not array", "PATCH", "/v2/queues/q", `{}`, withHeader(hdrs("p", ""), "Content-Type", "application/json-patch+json"), 400, "malformed_json"},
+		{"patch without its media type", "PATCH", "/v2/queues/q", `[]`, hdrs("p", ""), 415, "unsupported_media_type"},
+		{"patch as plain JSON", "PATCH", "/v2/queues/q", `[]`, withHeader(hdrs("p", ""), "Content-Type", "application/json"), 415, "unsupported_media_type"},
+		{"claim ttl not number", "POST", "/v2/queues/q/claims", `{"ttl":"60"}`, hdrs("p", clientA), 400, "malformed_json"},
+		{"message not object", "POST", "/v2/queues/q/messages", `{"messages":[1]}`, hdrs("p", clientA), 400, "malformed_json"},
+		{"ttl out of range", "POST", "/v2/queues/q/messages", `{"messages":[{"ttl":1e999,"body":1}]}`, hdrs("p", clientA), 400, "malformed_json"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := e.do(tc.method, tc.path, tc.body, tc.hdr)
 			if r.code != tc.code || r.errCode(t) != tc.errCode {
 				t.Fatalf("%d %s, want %d %s", r.code, r.body, tc.code, tc.errCode)
+			}
+			// Messages speak of the JSON, never of Go's types.
+			for _, leak := range []string{"Go ", "queueapi.", "int64", "json:"} {
+				if strings.Contains(string(r.body), leak) {
+					t.Fatalf("error names Go (%q): %s", leak, r.body)
+				}
 			}
 		})
 	}
@@ -283,4 +296,11 @@ func TestUnavailableStorageIs503(t *testing.T) {
 	if ae := errorFor(err); ae.Status != http.StatusServiceUnavailable || ae.Code != "unavailable" {
 		t.Fatalf("errorFor = %d %s, want 503 unavailable", ae.Status, ae.Code)
 	}
+}
+
+// withHeader returns a copy of h with name set to value.
+func withHeader(h map[string]string, name, value string) map[string]string {
+	out := maps.Clone(h)
+	out[name] = value
+	return out
 }

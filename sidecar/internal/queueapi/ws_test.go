@@ -144,6 +144,9 @@ func TestWSBadFrames(t *testing.T) {
 		if r.Status != tc.status || (tc.errCode != "" && replyCode(t, r) != tc.errCode) {
 			t.Fatalf("%s: %d %s, want %d %s", tc.name, r.Status, r.Body, tc.status, tc.errCode)
 		}
+		if strings.Contains(string(r.Body), "Go ") || strings.Contains(string(r.Body), "queueapi.") {
+			t.Fatalf("%s: the error names Go types: %s", tc.name, r.Body)
+		}
 	}
 	if r := post(); r.Status != 201 {
 		t.Fatalf("post after bad frames: %d %s", r.Status, r.Body)
