@@ -474,3 +474,51 @@ func TestWSSubscriptionClaimsAhead(t *testing.T) {
 		t.Fatalf("after deleting every claim's messages: %s", r.Body)
 	}
 }
+
+// TestWSUnsubscribeFollowsLastDelivery: the reply to subscription_delete
+// comes after the subscription's last delivery, so once a consumer has it
+// it knows every message it holds a claim on (to delete or release): here
+// the messages delivered before the reply are exactly those claimed.
+func TestWSUnsubscribeFollowsLastDelivery(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{nosync: true})
+	c := e.dial(nil)
+	msgs := make([]any, 60)
+	for i := range msgs {
+		msgs[i] = map[string]any{"body": i}
+	}
+	if r := wsDo(t, c, "message_post", h("p1", clientA), map[string]any{"queue_name": "last", "messages": msgs}); r.Status != 201 {
+		t.Fatalf("post: %d %s", r.Status, r.Body)
+	}
+	r := wsDo(t, c, "subscription_create", h("p1", clientB), map[string]any{"queue_name": "last", "options": map[string]any{"limit": 2, "window": 40, "claim_ttl": 300}})
+	var sub struct {
+		SubscriptionID string `json:"subscription_id"`
+	}
+	if r.Status != 201 || json.Unmarshal(r.Body, &sub) != nil {
+		t.Fatalf("subscribe: %d %s", r.Status, r.Body)
+	}
+	var delivered int
+	select { // claimers are at work
+	case d := <-c.Deliveries():
+		delivered = len(d.Messages)
+	case <-time.After(30 * time.Second):
+		t.Fatal("no delivery")
+	}
+	if r := wsDo(t, c, "subscription_delete", h("p1", clientB), map[string]any{"queue_name": "last", "subscription_id": sub.SubscriptionID}); r.Status != 204 {
+		t.Fatalf("unsubscribe: %d %s", r.Status, r.Body)
+	}
+	c.EndDeliveries()
+	for d := range c.Deliveries() {
+		delivered += len(d.Messages)
+	}
+	st := wsDo(t, c, "queue_get_stats", h("p1", clientB), map[string]any{"queue_name": "last"})
+	var stats struct {
+		Messages struct{ Claimed, Total int } `json:"messages"`
+	}
+	if err := json.Unmarshal(st.Body, &stats); err != nil {
+		t.Fatal(err)
+	}
+	if stats.Messages.Claimed != delivered || stats.Messages.Total != 60 {
+		t.Fatalf("%d messages delivered before the reply, %d claimed (of %d)", delivered, stats.Messages.Claimed, stats.Messages.Total)
+	}
+}
