@@ -92,7 +92,7 @@ func newProduceCommand(t *queueclient.Target) *cobra.Command {
 	}
 	cf = addClientFlags(cmd)
 	f := cmd.Flags()
-	f.IntVar(&o.Count, "count", 1000, "messages to post")
+	f.IntVar(&o.Count, "count", 1000, "messages to post, exactly (the last batch carries what is left)")
 	f.IntVar(&o.Batch, "batch", 10, "messages per post")
 	f.Float64Var(&o.Rate, "rate", 0, "messages per second (0: as fast as acknowledged)")
 	f.IntVar(&o.InFlight, "inflight", 8, "posts awaiting acknowledgement at once")
