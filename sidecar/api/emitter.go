@@ -16,6 +16,9 @@ type Emitter struct {
 	// Node is the name of the node that runs the emitter's plugin in
 	// cluster mode; empty on a single node.
 	Node string `json:"node,omitempty"`
+	// Shared marks the node's built-in emitters (magic, time, fib) that
+	// the shared routes serve: they cannot be deleted.
+	Shared bool `json:"shared,omitempty"`
 }
 
 // Retention is an emitter's history policy as the server applied it.

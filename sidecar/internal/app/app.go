@@ -284,6 +284,7 @@ func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 		Streams:  s.hub,
 		Tracker:  s.tracker,
 		Plugins:  pluginLister{s.host},
+		Shared:   sharedIDs(),
 		Ready:    s.ready,
 		Log:      s.log.With("component", "http"),
 		// Telemetry first: its span and duration cover every other layer.
@@ -356,6 +357,15 @@ var defaults = []emitter.CreateRequest{
 	{ID: "time", Kind: "time", Config: json.RawMessage(`{"interval":"1s"}`), Retention: &emitter.Retention{}},
 	{ID: "fib", Kind: "fibonacci", Config: json.RawMessage(`{}`),
 		Retention: &emitter.Retention{Persist: true, MaxEvents: 10000, MaxAge: emitter.Duration(24 * time.Hour)}},
+}
+
+// sharedIDs are the ids of defaults, which the API refuses to delete.
+func sharedIDs() []string {
+	ids := make([]string, len(defaults))
+	for i, d := range defaults {
+		ids[i] = d.ID
+	}
+	return ids
 }
 
 type ensurer interface {

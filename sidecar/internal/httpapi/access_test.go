@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
 )
 
@@ -112,6 +114,16 @@ func TestAccessEveryRoute(t *testing.T) {
 			}
 			continue
 		}
+		if r.Scope == authenticated {
+			// Any valid token, even one without a scope the route needs.
+			if st, body := e.status(r.Method, path, ""); st != 401 {
+				t.Errorf("%s without a token: %d %s, want 401", what, st, body)
+			}
+			if st, body := e.status(r.Method, path, lackToken(auth.ScopeStreamsRead)); st != 200 {
+				t.Errorf("%s with a valid token: %d %s, want 200", what, st, body)
+			}
+			continue
+		}
 		if !slices.Contains(auth.Scopes, r.Scope) {
 			t.Errorf("%s declares unknown scope %q", what, r.Scope)
 			continue
@@ -139,9 +151,16 @@ func TestAccessEveryRoute(t *testing.T) {
 	if st, body := e.status("DELETE", "/api/v1/emitters/"+em, tokA); st != http.StatusNoContent {
 		t.Errorf("delete by its owner: %d %s", st, body)
 	}
-	// Shared emitters: every tenant reads them, deleting needs "*".
-	if st, body := e.status("DELETE", "/api/v1/emitters/magic", lackToken(auth.ScopeMetricsRead)); st != 403 || !strings.Contains(body, `"forbidden"`) {
-		t.Errorf("delete the shared magic with emitters:admin only: %d %s, want 403", st, body)
+	// Emitters without a tenant: every tenant reads them, deleting needs
+	// "*"; the built-in ones behind the shared routes not even with it.
+	if _, err := e.ems.Create(context.Background(), emitter.CreateRequest{ID: "untenanted", Kind: "log", Retention: &emitter.Retention{}}); err != nil {
+		t.Fatal(err)
+	}
+	if st, body := e.status("DELETE", "/api/v1/emitters/untenanted", lackToken(auth.ScopeMetricsRead)); st != 403 || !strings.Contains(body, `"forbidden"`) {
+		t.Errorf("delete a tenant-less emitter with emitters:admin only: %d %s, want 403", st, body)
+	}
+	if st, body := e.status("DELETE", "/api/v1/emitters/magic", tokA); st != http.StatusConflict || !strings.Contains(body, `"shared_emitter"`) {
+		t.Errorf("delete the built-in magic with \"*\": %d %s, want 409 shared_emitter", st, body)
 	}
 }
 

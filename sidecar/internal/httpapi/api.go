@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/sidecar/api"
+	"github.com/sidestream/sidestream/sidecar/internal/auth"
 )
 
 func (s *Server) listPlugins(_ context.Context, c *app.RequestContext) error {
@@ -48,7 +51,7 @@ func (s *Server) createEmitter(ctx context.Context, c *app.RequestContext) error
 		return err
 	}
 	c.Response.Header.Set("Location", "/api/v1/emitters/"+spec.ID)
-	return writeJSON(c, http.StatusCreated, emitterOut(spec))
+	return writeJSON(c, http.StatusCreated, s.emitterOut(spec))
 }
 
 // listEmitters answers GET /api/v1/emitters?kind=&label=k:v&limit=&after=.
@@ -81,7 +84,7 @@ func (s *Server) listEmitters(ctx context.Context, c *app.RequestContext) error 
 	page := api.EmitterPage{Items: make([]api.Emitter, 0, len(specs)), Next: next}
 	for _, spec := range specs {
 		if visible(c, spec) {
-			page.Items = append(page.Items, emitterOut(spec))
+			page.Items = append(page.Items, s.emitterOut(spec))
 		}
 	}
 	return writeJSON(c, http.StatusOK, page)
@@ -92,10 +95,14 @@ func (s *Server) getEmitter(ctx context.Context, c *app.RequestContext) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(c, http.StatusOK, emitterOut(spec))
+	return writeJSON(c, http.StatusOK, s.emitterOut(spec))
 }
 
 func (s *Server) deleteEmitter(ctx context.Context, c *app.RequestContext) error {
+	if id := c.Param("id"); slices.Contains(s.d.Shared, id) {
+		return &apiError{Status: http.StatusConflict, Code: "shared_emitter",
+			Message: fmt.Sprintf("emitter %q is a shared built-in emitter (it serves /%s): it cannot be deleted", id, id)}
+	}
 	if _, authed := tenant(c); authed {
 		spec, err := s.ownEmitter(ctx, c, c.Param("id"))
 		if err != nil {
@@ -118,9 +125,9 @@ func (s *Server) command(ctx context.Context, c *app.RequestContext) error {
 
 // emitterOut is spec as the API shows it. Node stays empty: on a single
 // node every emitter is this node's.
-func emitterOut(spec emitter.Spec) api.Emitter {
+func (s *Server) emitterOut(spec emitter.Spec) api.Emitter {
 	out := api.Emitter{ID: spec.ID, Kind: spec.Kind, Config: spec.Config, Labels: spec.Labels, CreatedAt: spec.CreatedAt,
-		Node: spec.Node, Retention: api.Retention{Persist: spec.Retention.Persist, MaxEvents: spec.Retention.MaxEvents}}
+		Node: spec.Node, Shared: slices.Contains(s.d.Shared, spec.ID), Retention: api.Retention{Persist: spec.Retention.Persist, MaxEvents: spec.Retention.MaxEvents}}
 	if spec.Retention.MaxAge != 0 {
 		out.Retention.MaxAge = time.Duration(spec.Retention.MaxAge).String()
 	}
@@ -158,4 +165,14 @@ func (s *Server) streamEvents(ctx context.Context, c *app.RequestContext) error 
 	buf = strconv.AppendUint(buf, st.Head(), 10)
 	c.Data(http.StatusOK, jsonContentType, append(buf, '}'))
 	return nil
+}
+
+// whoami answers GET /api/v1/whoami: the principal of the request's
+// token, so a client (livedoc's queue console) can default to its tenant.
+func (s *Server) whoami(_ context.Context, c *app.RequestContext) error {
+	p, ok := auth.FromContext(c)
+	if !ok {
+		return writeJSON(c, http.StatusOK, api.Whoami{Auth: s.d.Auth.Enabled()})
+	}
+	return writeJSON(c, http.StatusOK, api.Whoami{Auth: true, Subject: p.Subject, Tenant: p.Tenant, Scopes: p.Scopes})
 }

@@ -154,6 +154,25 @@ func TestEmittersAPI(t *testing.T) {
 	if code, _, body := e.do("POST", "/api/v1/emitters/fib/commands/next", `{}`); code != 200 || string(body) != `{"position":1,"value":"1"}` {
 		t.Fatalf("command: %d %s", code, body)
 	}
+	// The built-in emitters behind the shared routes are listed as shared
+	// and refused on DELETE (the routes would fail until a restart).
+	if code, _, body := e.do("GET", "/api/v1/emitters/magic", ""); code != 200 || !strings.Contains(string(body), `"shared":true`) {
+		t.Fatalf("get magic: %d %s", code, body)
+	}
+	if code, _, body := e.do("GET", "/api/v1/emitters/e1", ""); strings.Contains(string(body), `"shared"`) {
+		t.Fatalf("e1 listed as shared: %d %s", code, body)
+	}
+	for _, id := range []string{"magic", "time", "fib"} {
+		if code, _, body := e.do("DELETE", "/api/v1/emitters/"+id, ""); code != 409 || !strings.Contains(string(body), `"code":"shared_emitter"`) {
+			t.Fatalf("delete shared %s: %d %s", id, code, body)
+		}
+		if code, _, _ := e.do("GET", "/api/v1/emitters/"+id, ""); code != 200 {
+			t.Fatalf("shared %s gone after a refused delete: %d", id, code)
+		}
+	}
+	if code, _, body := e.do("GET", "/api/v1/whoami", ""); code != 200 || string(body) != `{"auth":false}` {
+		t.Fatalf("whoami without auth: %d %s", code, body)
+	}
 	if code, _, _ := e.do("DELETE", "/api/v1/emitters/e1", ""); code != 204 {
 		t.Fatalf("delete: %d", code)
 	}

@@ -275,6 +275,7 @@ func newEnvFull(t *testing.T, o Options, log *slog.Logger, a *auth.Authenticator
 	var qapi *queueapi.API
 	d := Deps{
 		Emitters: ems, Streams: hub, Tracker: tracker.New(hub, tracker.Options{}),
+		Shared:  []string{"magic", "time", "fib"},
 		Plugins: fakePlugins{{Name: "log", Version: "1.0.0", PID: 42, State: "running", Instances: 1}},
 		Log:     log,
 		Auth:    a,

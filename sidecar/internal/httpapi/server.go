@@ -63,6 +63,10 @@ type Deps struct {
 	Streams  *stream.Hub
 	Tracker  Tracker
 	Plugins  Plugins
+	// Shared are the ids of the built-in emitters the shared routes
+	// (/magic, /time, /fib) serve: listed with shared=true and refused on
+	// DELETE (409), since those routes would fail until a restart.
+	Shared []string
 	// Ready reports readiness for /readyz (nil func or nil error: ready).
 	// Its error is mapped like a handler's: wrap stream.ErrStoreUnavailable
 	// or emitter.ErrUnavailable for a 503.
