@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
@@ -32,6 +33,7 @@ type browserPage struct {
 	allowed  map[string]bool // paths whose 4xx answers the test provokes
 	urls     map[network.RequestID]string
 	requests int
+	held     []heldRequest // requests paused by Fetch interception (holdRequests)
 }
 
 // openBrowser starts Chromium with a fresh profile. Without Chromium it
@@ -122,6 +124,10 @@ func (p *browserPage) onEvent(ev any) {
 		p.mu.Lock()
 		p.urls[ev.RequestID] = ev.Request.URL
 		p.requests++
+		p.mu.Unlock()
+	case *fetch.EventRequestPaused:
+		p.mu.Lock()
+		p.held = append(p.held, heldRequest{id: ev.RequestID, url: ev.Request.URL})
 		p.mu.Unlock()
 	case *network.EventWebSocketCreated:
 		p.checkHost(ev.URL)

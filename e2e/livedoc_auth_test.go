@@ -25,7 +25,7 @@ func TestLivedocAuthInBrowser(t *testing.T) {
 		}
 	})
 	for _, path := range []string{"/api/v1/emitters", "/api/v1/kinds", "/api/v1/plugins",
-		"/api/v1/streams/magic/sse", "/echo", "/v2/queues/livedoc-demo"} {
+		"/api/v1/streams/magic/sse", "/echo", "/v2/queues/livedoc-demo", "/api/v1/whoami"} {
 		p.allow4xx(path)
 	}
 	const (
@@ -52,9 +52,9 @@ func TestLivedocAuthInBrowser(t *testing.T) {
 
 		p.do("streams tab: magic", chromedp.Click(chromedp.CSS(`#tab-streams`)),
 			chromedp.SetValue(chromedp.CSS(`#sse-source`), "magic"), chromedp.Click(chromedp.CSS(`#sse-connect`)))
-		p.waitJS("EventSource refused", `document.getElementById('sse-state').textContent.includes('may require a bearer token')`)
+		p.waitJS("EventSource refused", `document.getElementById('sse-state').textContent.includes('requires a bearer token (401)')`)
 		p.do("echo socket", chromedp.SetValue(chromedp.CSS(`#ws-path`), "/echo"), chromedp.Click(chromedp.CSS(`#ws-connect`)))
-		p.waitJS("WebSocket refused", `document.getElementById('ws-log').textContent.includes('refused the connection (this node may require a bearer token)')`)
+		p.waitJS("WebSocket refused", `document.getElementById('ws-log').textContent.includes('not connected: this node requires a bearer token (401)')`)
 		// Chromium logs a refused handshake against the script that opened
 		// it, not the socket's path: this one 401 is the provoked one.
 		p.waitFor("the browser's log of the refused handshake", func() bool {
@@ -112,9 +112,10 @@ func TestLivedocAuthInBrowser(t *testing.T) {
 		p.do("plugins tab", chromedp.Click(chromedp.CSS(`#tab-plugins`)))
 		p.waitJS("plugins listed", `document.querySelectorAll('#pl-table tbody .pill.running').length === 4`)
 
-		// The queue console's project is the token's tenant.
-		p.do("queues tab", chromedp.Click(chromedp.CSS(`#tab-queues`)),
-			chromedp.SetValue(chromedp.CSS(`#q-project`), "alpha"), chromedp.Click(chromedp.CSS(`#q-create`)))
+		// The queue console's project follows the token: its tenant.
+		p.do("queues tab", chromedp.Click(chromedp.CSS(`#tab-queues`)))
+		p.waitJS("project is the token's tenant", `document.getElementById('q-project').value === 'alpha'`)
+		p.do("create", chromedp.Click(chromedp.CSS(`#q-create`)))
 		p.waitJS("queue created", okQueue+`.includes('create')`)
 		p.do("post", chromedp.SetValue(chromedp.CSS(`#q-body`), `{"tenant": "alpha"}`), chromedp.Click(chromedp.CSS(`#q-post`)))
 		p.waitJS("posted", okQueue+`.includes('post')`)

@@ -1,6 +1,8 @@
 // The one way the page talks to the node: same origin only, with the bearer
 // token (if any) on every request and as access_token on streams.
 
+import { readable } from './wording.js';
+
 const KEY = 'sidestream.livedoc.token';
 
 export const auth = {
@@ -27,10 +29,10 @@ export function authNeeded() {
 export class ApiError extends Error {
   constructor(status, body) {
     const e = (body && body.error) || {};
-    super(status === 401 ? authMessage() : e.message || `HTTP ${status}`);
+    super(status === 401 ? authMessage() : readable(e.message) || `HTTP ${status}`);
     this.status = status;
     this.code = e.code || '';
-    this.fields = Array.isArray(e.fields) ? e.fields : [];
+    this.fields = (Array.isArray(e.fields) ? e.fields : []).map((f) => ({ ...f, message: readable(f.message) }));
   }
 }
 
@@ -39,6 +41,9 @@ function withAuth(headers) {
   if (auth.token) out.Authorization = 'Bearer ' + auth.token;
   return out;
 }
+
+/** authHeaders are the headers that carry the token (none without one). */
+export const authHeaders = () => withAuth({});
 
 /** api sends a JSON request and returns the decoded answer (null on 204);
  * a non-2xx answer throws ApiError. */

@@ -1,7 +1,8 @@
 // livedoc entry point: tabs (with the hash as the address), the token
 // field, the health line, and the links between panels.
 import { $ } from './dom.js';
-import { auth, api, authMessage } from './api.js';
+import { auth, authMessage } from './api.js';
+import { initHealth, checkHealth } from './health.js';
 import { initReference } from './reference.js';
 import { initStreams } from './streams.js';
 import { initWebSocket } from './wsconsole.js';
@@ -26,7 +27,11 @@ export const app = {
       if (cb) cb(on);
     }
     if (focus) tab.focus();
-    if (location.hash !== '#' + tab.dataset.tab) history.replaceState(null, '', '#' + tab.dataset.tab);
+    // A new tab is a new history entry, so Back returns to the previous
+    // tab; the first one (no hash yet) only names the page's address.
+    const hash = '#' + tab.dataset.tab;
+    if (location.hash === hash) return;
+    if (location.hash) history.pushState(null, '', hash); else history.replaceState(null, '', hash);
   },
   onShow(name, cb) { shown.set(name, cb); },
   watch: null, // set by the streams panel: watch(streamId)
@@ -74,18 +79,6 @@ function initAuth() {
   $('token-clear').addEventListener('click', () => use(''));
 }
 
-async function checkHealth() {
-  const el = $('health');
-  try {
-    const r = await api('GET', '/readyz');
-    el.textContent = `${location.host} is ${r.status}`;
-    el.className = 'health ok';
-  } catch (e) {
-    el.textContent = `${location.host}: ${e.message}`;
-    el.className = 'health bad';
-  }
-}
-
 initTabs();
 initAuth();
 initReference(app);
@@ -96,4 +89,4 @@ initPlugins(app);
 initQueues(app);
 initCluster(app);
 app.select(location.hash.slice(1) || 'reference');
-checkHealth();
+initHealth();

@@ -37,6 +37,9 @@ async function loadKinds() {
   const preferred = kindList.find((k) => k.name === 'log') || kindList[0];
   if (preferred) $('em-kind').value = preferred.name;
   showKind();
+  // Create stays disabled (index.html) until there is a kind to create.
+  $('em-submit').disabled = !kindList.length;
+  if (!kindList.length) $('em-kind-desc').textContent = 'This node has no emitter kinds: no plugin is running.';
   return true;
 }
 
@@ -53,10 +56,13 @@ async function refreshList(app) {
   const guest = $('em-guest-filter').value.trim();
   if (guest) params.append('label', 'guest:' + guest);
   const status = $('em-list-status');
+  if (!$('em-list').childElementCount) { status.className = 'status'; status.textContent = 'Loading emitters…'; }
   try {
     const r = await api('GET', '/api/v1/emitters?' + params);
     if (!kindList.length) kindList = await kinds().catch(() => []);
-    $('em-list').replaceChildren(...r.items.map((e) => row(app, e)));
+    const filtered = params.has('kind') || params.has('label');
+    $('em-list').replaceChildren(...(r.items.length ? r.items.map((e) => row(app, e))
+      : [h('p', { class: 'empty' }, filtered ? 'No emitters match these filters.' : 'No emitters yet: create one with the form.')]));
     status.className = 'status';
     status.textContent = `${r.items.length} emitter${r.items.length === 1 ? '' : 's'} · refreshed ${clock(new Date())}`;
   } catch (e) {
@@ -70,10 +76,13 @@ function row(app, e) {
   const commands = (kind && kind.commands) || [];
   const out = h('output', { 'aria-live': 'polite', 'aria-label': `result for ${e.id}` }, lastResult.get(e.id) || '');
   const labels = Object.entries(e.labels || {}).map(([k, v]) => `${k}=${v}`).join(' ');
-  const del = h('button', { type: 'button', class: 'small danger', 'aria-label': `Delete ${e.id}` }, 'Delete');
-  del.addEventListener('click', () => remove(app, e.id, del, out));
+  // The shared built-in emitters serve /magic, /time and /fib: the node
+  // refuses to delete them, so no Delete is offered.
+  const del = e.shared ? null : h('button', { type: 'button', class: 'small danger', 'aria-label': `Delete ${e.id}` }, 'Delete');
+  if (del) del.addEventListener('click', () => remove(app, e.id, del, out));
   return h('article', { class: 'em-row', dataset: { id: e.id }, 'aria-label': `emitter ${e.id}` },
     h('header', null, h('strong', null, e.id), h('span', { class: 'kind' }, e.kind),
+      e.shared ? h('span', { class: 'shared', title: 'built in: serves a shared route, cannot be deleted' }, 'shared') : null,
       e.node ? h('span', { class: 'node', title: 'the node that runs it' }, 'on ' + e.node) : null,
       labels ? h('span', { class: 'labels' }, labels) : null),
     h('div', { class: 'buttons' },

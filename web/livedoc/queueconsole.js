@@ -20,6 +20,15 @@ function input(id, label, value, attrs = {}) {
 
 export function initQueueConsole(root) {
   const project = input('q-project', 'Project (X-Project-Id)', 'livedoc');
+  // With auth on the project is the token's tenant: it follows the token
+  // (whoami) while the person has not typed another.
+  let projectDefault = 'livedoc';
+  const followToken = async () => {
+    let want = 'livedoc';
+    try { want = (await api('GET', '/api/v1/whoami')).tenant || want; } catch { /* no token yet: requests say so */ }
+    if (project.el.value.trim() === projectDefault) project.el.value = want;
+    projectDefault = want;
+  };
   const client = input('q-client', 'Client-ID', uuid4());
   const name = input('q-name', 'Queue', 'livedoc-demo', { pattern: '[a-zA-Z0-9_-]{1,64}' });
   const body = h('textarea', { id: 'q-body', rows: 3, spellcheck: 'false' }, '{"event": "hello", "n": 1}');
@@ -41,7 +50,8 @@ export function initQueueConsole(root) {
       note(what, r == null ? 'ok' : prettyJSON(JSON.stringify(r)));
       return r;
     } catch (e) {
-      note(what, `${e.status || ''} ${e.message}`, true);
+      const more = (e.fields || []).filter((f) => !e.message.includes(f.message)).map((f) => `; ${f.field}: ${f.message}`);
+      note(what, `${e.status || ''} ${e.message}${more.join('')}`, true);
       return undefined;
     }
   };
@@ -66,7 +76,8 @@ export function initQueueConsole(root) {
       h('div', { class: 'grid-form' }, project.nodes, client.nodes, name.nodes,
         h('div', { class: 'buttons' },
           button('q-create', 'Create queue', () => run('create', 'PUT', qpath(), {})),
-          button('q-list', 'List queues', () => run('list', 'GET', '/v2/queues?limit=100'), 'quiet'),
+          // 20: the largest page the queues API serves.
+          button('q-list', 'List queues', () => run('list', 'GET', '/v2/queues?limit=20'), 'quiet'),
           button('q-delete', 'Delete queue', () => run('delete queue', 'DELETE', qpath()), 'danger'))),
       h('h4', null, h('label', { for: 'q-body' }, 'Message body (JSON)')), body,
       h('div', { class: 'grid-form' }, ttl.nodes, h('div', { class: 'buttons' },
@@ -79,4 +90,6 @@ export function initQueueConsole(root) {
         button('q-claim', 'Claim', async () => showClaim(await run('claim', 'POST', `${qpath()}/claims?limit=${num(limit.el, 5)}`, { ttl: 60, grace: 30 }))))),
       claimed),
     h('section', { class: 'card', 'aria-labelledby': 'q-log-title' }, h('h3', { id: 'q-log-title' }, 'Requests'), log)));
+  followToken();
+  return { shown: followToken };
 }

@@ -5,11 +5,11 @@ import { $, h } from './dom.js';
 import { openapi } from './api.js';
 
 export function initQueues(app) {
-  let loaded = false;
+  let loaded = null; // the console's render, once started
   app.onShow('queues', (on) => {
-    if (!on || loaded) return;
-    loaded = true;
-    render();
+    if (!on) return;
+    if (loaded) { loaded.then((c) => c && c.shown()); return; }
+    loaded = render();
   });
 }
 
@@ -24,8 +24,8 @@ async function render() {
       h('p', null, h('strong', null, 'Queues are not served by this node yet.')),
       h('p', null, 'When they are, this console creates queues, posts messages, claims and deletes them over ',
         h('code', null, '/v2/queues'), ' and follows them over ', h('code', null, '/v2/ws'), '.')));
-    return;
+    return null;
   }
   const { initQueueConsole } = await import('./queueconsole.js');
-  initQueueConsole(root, paths);
+  return initQueueConsole(root, paths);
 }

@@ -2,6 +2,7 @@
 // and examples, and a "Try it" that sends the real request.
 import { $, h, paragraphs, prettyJSON, richText } from './dom.js';
 import { exchange, openapi } from './api.js';
+import { errorView } from './failure.js';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'];
 
@@ -222,9 +223,12 @@ function renderExchange(method, path, r) {
   const status = r.type === 'opaqueredirect'
     ? h('p', null, h('span', { class: 'code c3' }, '3xx'), ' redirect (the browser does not show a redirect it was told not to follow)')
     : h('p', null, h('span', { class: 'code c' + String(r.status)[0] }, String(r.status)), ' ', r.statusText || '');
+  let err = null; // an error answer, said as a sentence above the raw body
+  if (r.status >= 400) { try { const b = JSON.parse(r.text); if (b && b.error) err = errorView(r.status, b); } catch { /* not JSON */ } }
   return [
     h('p', { class: 'mono' }, `${method.toUpperCase()} ${path}`),
     status,
+    ...(err ? [err] : []),
     h('p', { class: 'hint' }, `headers after ${r.headMs.toFixed(1)} ms, body after ${r.totalMs.toFixed(1)} ms`,
       r.cut ? ' — stream cut by the page' : ''),
     h('details', null, h('summary', null, `Headers (${r.headers.length})`),

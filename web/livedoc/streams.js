@@ -1,7 +1,8 @@
 // Live streams over EventSource: the browser reconnects by itself and
 // resumes with Last-Event-ID; the page shows seq, type, events/s and gaps.
 import { $, h, clock, trimList, appendScrolled } from './dom.js';
-import { api, auth, streamURL } from './api.js';
+import { api, streamURL } from './api.js';
+import { whyRefused } from './failure.js';
 
 const MAX_ROWS = 300;
 // The server sends a stream's events on the default type (onmessage) and
@@ -81,15 +82,16 @@ class Viewer {
     this.es = es;
     this.setState('connecting');
     es.onopen = () => this.setState('open');
-    es.onerror = () => {
+    es.onerror = async () => {
       if (this.es !== es) return;
       // CONNECTING: the browser retries by itself and resumes after the
-      // last id it saw; CLOSED: the server refused the stream.
-      // EventSource does not show the status: without a token, a 401 is
-      // the likely cause.
-      const refused = auth.token ? 'closed (refused)' : 'closed (refused: this node may require a bearer token)';
-      this.setState(es.readyState === EventSource.CLOSED ? refused : 'reconnecting…');
-      if (es.readyState === EventSource.CLOSED) this.stopped();
+      // last id it saw; CLOSED: the server refused the stream, with a
+      // status EventSource does not show: ask again to say which.
+      if (es.readyState !== EventSource.CLOSED) { this.setState('reconnecting…'); return; }
+      this.stopped();
+      this.setState('closed: asking the node why…');
+      const r = await whyRefused(path);
+      if (this.es === es) this.setState('closed: ' + r.text);
     };
     es.onmessage = (e) => this.onEvent(e);
     for (const t of CONTROL_TYPES) es.addEventListener(t, (e) => this.onEvent(e));
