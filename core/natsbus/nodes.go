@@ -112,7 +112,7 @@ func (n *Nodes) loop(ctx context.Context) {
 			return
 		case <-t.C:
 			_ = n.nc.Publish(subjectHeartbeat, beat)
-			n.expire(time.Now())
+			n.expire(time.Now(), n.nc.IsConnected())
 		}
 	}
 }
@@ -135,15 +135,29 @@ func (n *Nodes) onHeartbeat(m *nats.Msg) {
 	}
 }
 
-// expire marks nodes silent for three heartbeats down.
-func (n *Nodes) expire(now time.Time) {
+// expire marks nodes silent for three heartbeats down. Silence is judged
+// against this node's own heartbeat, which comes back the same way: a
+// node too busy to read its subscription sees every heartbeat late, its
+// own as well, and judges nobody until its own arrives again, while a
+// peer cut off by a partition stays silent as ours keep coming. Without
+// a connection (connected false) silence is silence.
+func (n *Nodes) expire(now time.Time, connected bool) {
+	limit := 3 * n.opts.Interval
 	var down []cluster.Node
 	n.mu.Lock()
+	var selfSeen time.Time
+	if self := n.nodes[n.self.Name]; self != nil {
+		selfSeen = self.LastSeen
+	}
 	for name, rec := range n.nodes {
-		if name != n.self.Name && rec.Up && now.Sub(rec.LastSeen) > 3*n.opts.Interval {
-			rec.Up = false
-			down = append(down, *rec)
+		if name == n.self.Name || !rec.Up || now.Sub(rec.LastSeen) <= limit {
+			continue
 		}
+		if connected && selfSeen.Sub(rec.LastSeen) < limit-n.opts.Interval {
+			continue // our own heartbeats are as late: we are slow, not they
+		}
+		rec.Up = false
+		down = append(down, *rec)
 	}
 	watchers := n.watchersLocked(len(down) > 0)
 	n.mu.Unlock()

@@ -71,3 +71,46 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// Silence is judged against the node's own heartbeat: a peer silent while
+// ours keep arriving is down (a partition, a dead peer); a peer as late
+// as our own heartbeat is not (this node is too busy to read them);
+// without a connection silence is silence.
+func TestNodesExpireJudgesAgainstOwnHeartbeat(t *testing.T) {
+	t.Parallel()
+	const iv = time.Second
+	t0 := time.Unix(1_000_000, 0)
+	for _, tc := range []struct {
+		name      string
+		peerSeen  time.Duration // after t0
+		selfSeen  time.Duration
+		now       time.Duration
+		connected bool
+		wantDown  bool
+	}{
+		{"peer silent, ours arriving", 0, 4 * iv, 4 * iv, true, true},
+		{"peer recent", 2 * iv, 4 * iv, 4 * iv, true, false},
+		{"both late: we are starved", 0, 0, 6 * iv, true, false},
+		{"ours barely newer", 0, iv, 6 * iv, true, false},
+		{"no connection: silence is silence", 0, 0, 6 * iv, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			n := &Nodes{self: cluster.Node{Name: "self"}, opts: NodesOptions{Interval: iv},
+				log: slog.New(slog.DiscardHandler), watchers: map[int]func(cluster.Node){},
+				nodes: map[string]*cluster.Node{
+					"self": {Name: "self", Up: true, LastSeen: t0.Add(tc.selfSeen)},
+					"peer": {Name: "peer", Up: true, LastSeen: t0.Add(tc.peerSeen)},
+				}}
+			var told []cluster.Node
+			n.watchers[0] = func(c cluster.Node) { told = append(told, c) }
+			n.expire(t0.Add(tc.now), tc.connected)
+			if down := !n.nodes["peer"].Up; down != tc.wantDown || (len(told) == 1) != tc.wantDown {
+				t.Fatalf("peer down %v (watchers told %d), want down %v", down, len(told), tc.wantDown)
+			}
+			if !n.nodes["self"].Up {
+				t.Fatal("a node judged itself down")
+			}
+		})
+	}
+}
