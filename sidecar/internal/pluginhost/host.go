@@ -42,7 +42,9 @@ type Source struct {
 	Name string
 	// Cmd is the executable and its arguments.
 	Cmd []string
-	// Env is added to the sidecar's environment for the plugin.
+	// Env is the plugin's whole environment ("NAME=value"), besides what
+	// go-plugin adds for its handshake: the sidecar's own environment is
+	// not inherited.
 	Env []string
 	// SHA256, when set, pins the executable (hex); it is checked before
 	// every start.

@@ -14,7 +14,12 @@ const ManifestFile = "manifest.json"
 
 // Manifest lists the external plugins of a plugin directory:
 //
-//	{"plugins":[{"name":"x","path":"x-bin","sha256":"…","args":["--flag"]}]}
+//	{"plugins":[{"name":"x","path":"x-bin","sha256":"…","args":["--flag"],
+//	  "env":["TZ","API_URL=https://example.test"]}]}
+//
+// A plugin starts with an environment of its own, not the sidecar's: env
+// lists what it gets, "NAME=value" as written, a bare "NAME" with the
+// sidecar's value of NAME (left out when the sidecar has none).
 type Manifest struct {
 	Plugins []ManifestEntry `json:"plugins"`
 }
@@ -26,6 +31,7 @@ type ManifestEntry struct {
 	Path   string   `json:"path"`
 	SHA256 string   `json:"sha256"`
 	Args   []string `json:"args,omitempty"`
+	Env    []string `json:"env,omitempty"`
 }
 
 // ErrManifest marks a manifest that cannot be used.
@@ -87,5 +93,26 @@ func (e ManifestEntry) source(root string) (Source, error) {
 			return Source{}, fmt.Errorf("plugin %s: path %q resolves outside the plugin directory", e.Name, e.Path)
 		}
 	}
-	return Source{Name: e.Name, Cmd: append([]string{p}, e.Args...), SHA256: strings.ToLower(e.SHA256)}, nil
+	env, err := e.environ()
+	if err != nil {
+		return Source{}, err
+	}
+	return Source{Name: e.Name, Cmd: append([]string{p}, e.Args...), SHA256: strings.ToLower(e.SHA256), Env: env}, nil
+}
+
+// environ resolves the entry's env list (see Manifest).
+func (e ManifestEntry) environ() ([]string, error) {
+	var out []string
+	for i, v := range e.Env {
+		name, _, literal := strings.Cut(v, "=")
+		if name == "" || strings.ContainsAny(name, " \t\x00") {
+			return nil, fmt.Errorf("plugin %s: env[%d] %q is not NAME or NAME=value", e.Name, i, v)
+		}
+		if literal {
+			out = append(out, v)
+		} else if val, ok := os.LookupEnv(name); ok {
+			out = append(out, name+"="+val)
+		}
+	}
+	return out, nil
 }

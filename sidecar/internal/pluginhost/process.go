@@ -79,6 +79,9 @@ func (k *kindProc) spawn(ctx context.Context) (*proc, error) {
 	startCtx, release := context.WithCancel(context.Background())
 	abortStart := context.AfterFunc(ctx, release)
 	cmd := exec.CommandContext(startCtx, src.Cmd[0], src.Cmd[1:]...)
+	// Only what the source declares, never the sidecar's environment:
+	// it holds secrets (SIDESTREAM_AUTH_JWT_SECRET, OTLP headers) a
+	// plugin has no business reading (SkipHostEnv below).
 	cmd.Env = append(append([]string(nil), src.Env...), plugin.EnvUnixSocketDir+"="+k.h.sockDir)
 	cmd.SysProcAttr = pluginProcAttr()
 	logw := newLogWriter(k.h.log, src.Name)
@@ -90,6 +93,7 @@ func (k *kindProc) spawn(ctx context.Context) (*proc, error) {
 		HandshakeConfig:  sdk.Handshake,
 		Plugins:          plugin.PluginSet{sdk.PluginName: glue{}},
 		Cmd:              cmd,
+		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		StartTimeout:     cfg.StartTimeout,
 		Managed:          false,

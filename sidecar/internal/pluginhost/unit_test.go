@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -110,6 +111,7 @@ func TestLoadManifestRejects(t *testing.T) {
 		{"no checksum", ManifestEntry{Name: "x", Path: "x"}},
 		{"bad checksum", ManifestEntry{Name: "x", Path: "x", SHA256: "zz"}},
 		{"no name", ManifestEntry{Path: "x", SHA256: sum}},
+		{"env without a name", ManifestEntry{Name: "x", Path: "x", SHA256: sum, Env: []string{"=v"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -182,5 +184,24 @@ func TestManifestPlugins(t *testing.T) {
 	}
 	if _, err := h.Describe(context.Background(), "tampered"); err == nil {
 		t.Fatal("describe of a never-started plugin succeeded")
+	}
+}
+
+// TestManifestEnv: a plugin's environment is what its manifest entry
+// lists, a bare name taking the sidecar's value (or nothing), and never
+// the rest of the sidecar's environment.
+func TestManifestEnv(t *testing.T) {
+	t.Setenv("PLUGINHOST_TEST_PASSED", "from-host")
+	t.Setenv("SIDESTREAM_AUTH_JWT_SECRET", "never-for-plugins")
+	dir := t.TempDir()
+	writeManifest(t, dir, Manifest{Plugins: []ManifestEntry{{Name: "x", Path: "x", SHA256: strings.Repeat("a", 64),
+		Env: []string{"PLUGINHOST_TEST_PASSED", "LITERAL=a=b", "PLUGINHOST_TEST_ABSENT"}}}})
+	srcs, err := LoadManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"PLUGINHOST_TEST_PASSED=from-host", "LITERAL=a=b"}
+	if got := srcs[0].Env; !slices.Equal(got, want) {
+		t.Fatalf("env = %q, want %q", got, want)
 	}
 }
