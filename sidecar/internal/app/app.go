@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,7 @@ import (
 	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
 	"github.com/sidestream/sidestream/sidecar/internal/config"
+	"github.com/sidestream/sidestream/sidecar/internal/crosssite"
 	"github.com/sidestream/sidestream/sidecar/internal/httpapi"
 	"github.com/sidestream/sidestream/sidecar/internal/pluginhost"
 	"github.com/sidestream/sidestream/sidecar/internal/queueapi"
@@ -309,11 +311,33 @@ func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 		MaxConnsPerIP:     s.cfg.Limits.MaxConnectionsPerIP,
 		WriteRate:         s.cfg.Limits.WriteRate,
 		WriteBurst:        s.cfg.Limits.WriteBurst,
+		CrossSite:         crossSitePolicy(s.cfg),
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	return srv, queues, nil
+}
+
+// crossSitePolicy is the operator's CORS allowlist and, on a loopback
+// bind without auth (where any local page could otherwise drive the API
+// by DNS rebinding), the host names requests must carry.
+func crossSitePolicy(cfg config.Config) crosssite.Policy {
+	var p crosssite.Policy
+	for _, o := range cfg.CORSOrigins {
+		if v, err := crosssite.ParseOrigin(o); err == nil { // Validate refused the others
+			p.Origins = append(p.Origins, v)
+		}
+	}
+	host, _, err := net.SplitHostPort(cfg.Listen)
+	if err == nil && config.IsLoopback(host) && !cfg.Auth.Enabled() {
+		var adv string
+		if u, err := url.Parse(cfg.Cluster.Advertise); err == nil {
+			adv = u.Hostname()
+		}
+		p.Hosts = crosssite.LoopbackHosts(host, adv)
+	}
+	return p
 }
 
 func shutdown(ctx context.Context, closers []closer, log *slog.Logger) error {

@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/sidecar/internal/crosssite"
 )
 
 // Config is the effective configuration of `sidestream serve`.
@@ -37,6 +38,13 @@ type Config struct {
 	DataDir   string   `yaml:"data_dir" flag:"data-dir" example:"/var/lib/sidestream" help:"directory of sidestream.db (bbolt) and its write-ahead journal sidestream.db.journal; back up both, or stop the server first"`
 	PluginDir string   `yaml:"plugin_dir" flag:"plugin-dir" unset:"none" help:"directory of external plugins listed in manifest.json, each binary pinned by sha256"`
 	LogRoots  []string `yaml:"log_roots" flag:"log-root" sep:"path" unset:"none" example:"/var/log/guests" help:"directories the log emitter may read files under (flag repeatable, variable separated by the path list separator)"`
+	// TLSCert and TLSKey serve HTTPS (PEM files, reloaded on SIGHUP).
+	TLSCert string `yaml:"tls_cert" flag:"tls-cert" unset:"plain HTTP" help:"PEM certificate chain to serve HTTPS with (reloaded with the key on SIGHUP)"`
+	TLSKey  string `yaml:"tls_key" flag:"tls-key" unset:"plain HTTP" help:"PEM private key of tls_cert"`
+	// CORSOrigins are the browser origins of other sites allowed to use
+	// the API (CORS, WebSocket Origin); "null" allows pages opened from
+	// disk.
+	CORSOrigins []string `yaml:"cors_origins" flag:"cors-origin" sep:"," unset:"none: only this node's own pages" example:"https://app.example.com,null" help:"browser origins of other sites allowed to call the API and open its streams and WebSockets (scheme://host[:port], or null for pages opened from disk; flag repeatable)"`
 	// Insecure allows a non-loopback listen address without auth.
 	Insecure bool `yaml:"insecure" flag:"insecure" help:"allow listening on a non-loopback address without auth"`
 	// DebugListen, if set, serves Go's pprof profiles on this loopback
@@ -233,6 +241,14 @@ func (c Config) Validate() error {
 		bad("listen", "%v (want host:port, e.g. 127.0.0.1:9000)", err)
 	} else if !c.Insecure && !c.Auth.Enabled() && !IsLoopback(host) {
 		bad("listen", "%q is not a loopback address; sidestream has no auth configured, so it refuses to listen beyond this host unless --insecure is given", c.Listen)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("tls_cert", "tls_cert and tls_key go together")
+	}
+	for i, o := range c.CORSOrigins {
+		if _, err := crosssite.ParseOrigin(o); err != nil {
+			bad(fmt.Sprintf("cors_origins[%d]", i), "%v", err)
+		}
 	}
 	if c.DataDir == "" {
 		bad("data_dir", "must not be empty")

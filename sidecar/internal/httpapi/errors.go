@@ -18,6 +18,7 @@ import (
 	"github.com/sidestream/sidestream/core/tracker"
 	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
+	"github.com/sidestream/sidestream/sidecar/internal/crosssite"
 )
 
 // apiError is an error with its HTTP answer. Handlers return it for
@@ -78,6 +79,10 @@ func errorFor(err error) *apiError {
 		return &apiError{Status: http.StatusBadRequest, Code: "invalid_data", Message: tracker.ErrInvalidData.Error()}
 	case errors.Is(err, auth.ErrUnauthenticated):
 		return &apiError{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: err.Error()}
+	case errors.Is(err, crosssite.ErrHost):
+		return &apiError{Status: http.StatusForbidden, Code: "forbidden_host", Message: err.Error()}
+	case errors.Is(err, crosssite.ErrOrigin):
+		return &apiError{Status: http.StatusForbidden, Code: "forbidden_origin", Message: err.Error()}
 	case errors.Is(err, auth.ErrForbidden):
 		return &apiError{Status: http.StatusForbidden, Code: "insufficient_scope", Message: err.Error()}
 	case errors.Is(err, emitter.ErrUnavailable):

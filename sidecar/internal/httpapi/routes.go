@@ -111,7 +111,11 @@ func (s *Server) register() error {
 	if err := s.routes.check(); err != nil {
 		return err
 	}
-	s.h.Use(s.accessLog, s.recoverMiddleware, s.door)
+	s.writeRoutes = map[string]bool{}
+	for _, r := range s.routes {
+		s.writeRoutes[r.Method+" "+r.Path] = r.Scope == write || r.Scope == admin
+	}
+	s.h.Use(s.accessLog, s.recoverMiddleware, s.crossSite, s.door)
 	s.h.Use(s.d.Middleware...)
 	s.h.NoRoute(s.noRoute)
 	s.h.NoMethod(s.noMethod)
@@ -131,6 +135,22 @@ func (s *Server) register() error {
 		mount(s.h)
 	}
 	return nil
+}
+
+// crossSite refuses requests of other web origins the operator did not
+// allow and answers CORS preflights (package crosssite decides).
+func (s *Server) crossSite(ctx context.Context, c *app.RequestContext) {
+	done, err := s.o.CrossSite.Check(c, s.writeRoutes[string(c.Method())+" "+c.FullPath()])
+	if err != nil {
+		s.writeError(c, err)
+		c.Abort()
+		return
+	}
+	if done {
+		c.Abort()
+		return
+	}
+	c.Next(ctx)
 }
 
 // authorize authenticates the request and checks the route's scope,

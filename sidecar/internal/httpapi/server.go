@@ -30,6 +30,7 @@ import (
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
+	"github.com/sidestream/sidestream/sidecar/internal/crosssite"
 	streamhttp "github.com/sidestream/sidestream/sidecar/internal/stream"
 )
 
@@ -116,6 +117,10 @@ type Options struct {
 	SSERetry time.Duration
 	// MaxWSFrame bounds client WebSocket messages (default 64 KiB).
 	MaxWSFrame int64
+	// CrossSite guards against other web origins (Host, Origin) and
+	// answers CORS for its allowlist; the zero value allows same-origin
+	// and non-browser requests only.
+	CrossSite crosssite.Policy
 	// WriteTimeout bounds one write to an SSE or WebSocket subscriber
 	// (default 10s): a client that stops reading is dropped after it
 	// instead of holding its stream, goroutine and buffers until it
@@ -175,8 +180,11 @@ type Server struct {
 	ln *trackingListener
 
 	routes routeTable
-	log    *slog.Logger
-	writes *writeLimiter // nil: no write rate limit
+	// writeRoutes are the routes whose scope lets them change state,
+	// GET ones included ("GET /fib/next"), for the cross-site check.
+	writeRoutes map[string]bool
+	log         *slog.Logger
+	writes      *writeLimiter // nil: no write rate limit
 
 	// hangups tells SSE handlers their client left (nil: a reader
 	// goroutine per response does).

@@ -48,9 +48,13 @@ func (s *Server) upgrade(ctx context.Context, c *app.RequestContext, fn func(*we
 		return stream.ErrClosed
 	}
 	var upErr error
-	up := websocket.HertzUpgrader{Error: func(_ *app.RequestContext, status int, reason error) {
-		upErr = &apiError{Status: status, Code: "bad_handshake", Message: reason.Error()}
-	}}
+	up := websocket.HertzUpgrader{
+		// The crossSite middleware checked Origin against the allowlist
+		// ("null" included), which the upgrader's own check cannot know.
+		CheckOrigin: func(*app.RequestContext) bool { return true },
+		Error: func(_ *app.RequestContext, status int, reason error) {
+			upErr = &apiError{Status: status, Code: "bad_handshake", Message: reason.Error()}
+		}}
 	err := up.Upgrade(c, func(conn *websocket.Conn) {
 		// The handler chain (and its busy mark) ended before the hijack.
 		release := markBusy(ctx)
