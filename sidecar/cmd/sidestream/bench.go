@@ -22,6 +22,7 @@ func newBenchCommand() *cobra.Command {
 		quiet            bool
 		cf               *clientFlags
 		subServers       []string
+		withBaseline     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bench SCENARIO",
@@ -46,6 +47,10 @@ The server's CPU and RSS are read from /proc when it runs on this machine (found
 the --server's listening port, or --pid). Progress goes to stderr once a second; the
 report to stdout (text or JSON), optionally also to --json-out and --html-out files.
 
+With --baseline (fanout, track, fib) the same load first runs against a bare net/http
+server started in the bench process (in memory, no plugin, no durability): the report
+adds its rate and p99 and sidestream's ratio to it.
+
 Exit status: 0 when every target of the report is met, 3 when the run completed but
 a target FAILed (the report says which), 1 when the run itself failed.`,
 		Args: cobra.ExactArgs(1),
@@ -68,8 +73,17 @@ a target FAILed (the report says which), 1 when the run itself failed.`,
 			if !quiet {
 				o.Progress = cmd.ErrOrStderr()
 			}
+			var base *bench.Report
+			if withBaseline {
+				if base, err = bench.Baseline(cmd.Context(), args[0], o); err != nil {
+					return fmt.Errorf("baseline: %w", err)
+				}
+			}
 			rep, runErr := bench.Run(cmd.Context(), args[0], o)
 			runErr = cf.explain(runErr)
+			if rep != nil && base != nil {
+				bench.CompareBaseline(rep, base)
+			}
 			if rep == nil {
 				return runErr
 			}
@@ -108,6 +122,7 @@ a target FAILed (the report says which), 1 when the run itself failed.`,
 	f.StringVar(&jsonOut, "json-out", "", "also write the JSON report to this file")
 	f.StringVar(&htmlOut, "html-out", "", "also write a self-contained HTML plot to this file")
 	f.BoolVar(&quiet, "quiet", false, "no progress on stderr")
+	f.BoolVar(&withBaseline, "baseline", false, "fanout, track, fib: also run the load against a bare in-memory net/http server first and report the ratio")
 	return cmd
 }
 
