@@ -178,7 +178,7 @@ func (m *Manager) lead(inst *instance, self *commandCall) {
 		ctx := context.WithoutCancel(self.ctx)
 		bc.err = wait(ctx)
 		if bc.err != nil {
-			inst.resync(ctx) // once for the batch, before anyone retries
+			inst.resync() // once for the batch, before anyone retries
 		}
 		close(bc.done)
 	}()
@@ -202,6 +202,7 @@ func (m *Manager) runBatchLocked(inst *instance, calls []*commandCall, leader co
 	if len(live) == 0 {
 		return nil, nil
 	}
+	inst.recoverLocked() // a failure nobody waited for (all callers left)
 	ctx, stop := batchContext(leader, live)
 	outs, err := m.runner.CommandBatch(ctx, inst.spec.Kind, inst.spec.ID, inst.spec.Config, inst.latest, cmds)
 	stop()

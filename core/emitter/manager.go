@@ -76,6 +76,10 @@ type instance struct {
 	// mu orders commands and deliveries with the checkpoint they move.
 	mu     sync.Mutex
 	latest []byte
+	// stored is the checkpoint last read from the store: what a failed
+	// commit rolls latest back to when no commit of this process has
+	// stored one since (see recoverLocked).
+	stored []byte
 
 	// cmds queues the commands waiting for the instance (see Command).
 	cmds commandQueue
@@ -223,7 +227,7 @@ func (m *Manager) start(ctx context.Context, spec Spec) error {
 	if err != nil {
 		return fmt.Errorf("load checkpoint: %w", err)
 	}
-	inst := &instance{spec: spec, stream: st, specs: m.specs, latest: cp}
+	inst := &instance{spec: spec, stream: st, specs: m.specs, latest: cp, stored: cp}
 	m.mu.Lock()
 	m.emitters[spec.ID] = inst
 	m.mu.Unlock()
@@ -387,21 +391,36 @@ func (inst *instance) Deliver(ctx context.Context, b Batch) error {
 		return err
 	}
 	if err := wait(ctx); err != nil {
-		inst.resync(ctx)
+		inst.resync()
 		return err
 	}
 	return nil
 }
 
 // resync drops a checkpoint whose commit failed: the next command must
-// start from what is durable, not from state that was never stored. A
-// wait that only gave up on its ctx leaves latest alone: that commit may
-// still land.
-func (inst *instance) resync(ctx context.Context) {
-	if ctx.Err() != nil {
+// start from what is durable, not from state that was never stored. It
+// needs no read of the store (which fails too while its disk is full):
+// the stream knows the newest checkpoint it committed.
+func (inst *instance) resync() {
+	inst.mu.Lock()
+	inst.recoverLocked()
+	inst.mu.Unlock()
+}
+
+// recoverLocked takes the mark a failed commit left on the stream and
+// rolls latest back to the newest durable checkpoint (inst.mu held). The
+// stream refuses appends with a checkpoint until this ran, so nothing
+// computed from the failed state is ever stored.
+func (inst *instance) recoverLocked() {
+	cp, failed := inst.stream.Recover()
+	if !failed {
 		return
 	}
-	_, _ = inst.Checkpoint(ctx) // on error latest stays; the caller reports its own
+	if cp != nil {
+		inst.latest = cp.Value
+	} else {
+		inst.latest = inst.stored
+	}
 }
 
 // Checkpoint implements Sink: the durable checkpoint a restart resumes
@@ -420,7 +439,8 @@ func (inst *instance) Checkpoint(ctx context.Context) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	inst.latest = cp
+	inst.stream.Recover() // what the store holds is what a failure leaves
+	inst.latest, inst.stored = cp, cp
 	return cp, nil
 }
 

@@ -106,7 +106,11 @@ func TestPersistVisibleOnlyAfterCommit(t *testing.T) {
 	wantRange(t, readN(t, sub, 3), 1, 3, 0)
 }
 
-func TestFailedCommitShowsNothing(t *testing.T) {
+// A failed commit leaves no trace: nothing of it is visible, the seqs it
+// took are handed out again (no hole a subscriber would have to skip), an
+// append with a checkpoint is refused until the emitter took the failure
+// (Recover), and Recover names the newest durable checkpoint.
+func TestFailedCommitLeavesNoTrace(t *testing.T) {
 	t.Parallel()
 	for _, persist := range []bool{true, false} {
 		t.Run(fmt.Sprintf("persist=%v", persist), func(t *testing.T) {
@@ -115,7 +119,10 @@ func TestFailedCommitShowsNothing(t *testing.T) {
 			s := open(t, newHub(t, store), "s", stream.Config{Persist: persist, RingSize: 16})
 			sub := s.Subscribe(stream.After(0))
 			defer sub.Close()
-			publish(t, s, 1, 2)
+			good := &stream.Checkpoint{Emitter: "e", Value: []byte("good")}
+			if _, err := s.Publish(ctxT(t), drafts(1, 2), good); err != nil {
+				t.Fatal(err)
+			}
 			store.FailCommits(memstore.ErrInjected)
 			// A checkpoint forces a commit even without history.
 			cp := &stream.Checkpoint{Emitter: "e", Value: []byte("x")}
@@ -126,24 +133,60 @@ func TestFailedCommitShowsNothing(t *testing.T) {
 				t.Fatalf("head %d after failed commit, want 2", h)
 			}
 			store.FailCommits(nil)
-			last := publish(t, s, 6, 2) // seqs 6, 7: 3..5 stay unused
-			if last != 7 {
-				t.Fatalf("last %d, want 7", last)
+			if _, err := s.Publish(ctxT(t), drafts(100, 1), cp); !errors.Is(err, memstore.ErrInjected) {
+				t.Fatalf("publish with a checkpoint before Recover: %v, want the failure", err)
+			}
+			durable, failed := s.Recover()
+			if !failed || durable == nil || string(durable.Value) != "good" {
+				t.Fatalf("Recover = %+v %v, want the checkpoint good and true", durable, failed)
+			}
+			if _, failed := s.Recover(); failed {
+				t.Fatal("second Recover still reports the failure")
+			}
+			last := publish(t, s, 3, 2) // seqs 3, 4 again
+			if last != 4 {
+				t.Fatalf("last %d, want 4 (the failed seqs are handed out again)", last)
 			}
 			got := readN(t, sub, 4)
-			if fmt.Sprint(seqs(got)) != "[1 2 6 7]" {
-				t.Fatalf("subscriber got %v, want [1 2 6 7]", seqs(got))
+			if fmt.Sprint(seqs(got)) != "[1 2 3 4]" {
+				t.Fatalf("subscriber got %v, want [1 2 3 4]", seqs(got))
 			}
-			for _, read := range []func() ([]*event.Event, error){
-				func() ([]*event.Event, error) { return s.ReadAfter(ctxT(t), 0, 10) },
-				func() ([]*event.Event, error) { return s.ReadBefore(ctxT(t), 0, 10) },
-			} {
-				evs, err := read()
-				if err != nil || fmt.Sprint(seqs(evs)) != "[1 2 6 7]" {
-					t.Fatalf("read: %v %v, want [1 2 6 7]", seqs(evs), err)
+			if persist {
+				evs, err := s.ReadAfter(ctxT(t), 0, 10)
+				if err != nil || fmt.Sprint(seqs(evs)) != "[1 2 3 4]" {
+					t.Fatalf("read: %v %v, want [1 2 3 4]", seqs(evs), err)
 				}
 			}
 		})
+	}
+}
+
+// Appends queued behind a failing commit fail with it: their seqs follow
+// the failed ones, so committing them would leave a hole.
+func TestAppendsQueuedBehindAFailedCommitFail(t *testing.T) {
+	t.Parallel()
+	store := memstore.New()
+	s := open(t, newHub(t, store), "s", stream.Config{Persist: true, RingSize: 16})
+	publish(t, s, 1, 1)
+	gate := store.Hold()
+	res := make(chan error, 2)
+	go func() { _, err := s.Publish(context.Background(), drafts(2, 1), nil); res <- err }()
+	<-gate.Entered
+	last, wait, err := s.Enqueue(drafts(3, 1), nil)
+	if err != nil || last != 3 {
+		t.Fatalf("enqueue behind the held commit: %d %v, want seq 3", last, err)
+	}
+	go func() { res <- wait(context.Background()) }()
+	store.FailCommits(memstore.ErrInjected)
+	gate.Release()
+	for range 2 {
+		if err := <-res; !errors.Is(err, memstore.ErrInjected) {
+			t.Fatalf("publish: %v, want ErrInjected", err)
+		}
+	}
+	store.FailCommits(nil)
+	if last := publish(t, s, 2, 1); last != 2 {
+		t.Fatalf("next seq %d, want 2", last)
 	}
 }
 

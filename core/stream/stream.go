@@ -71,6 +71,13 @@ type Stream struct {
 	last  uint64 // last seq handed out
 	lease uint64 // head durably reserved in the store (no-history streams)
 	queue []*pending
+	// failed is the error of the last failed commit until Recover takes
+	// it: an append that carries a checkpoint is refused meanwhile, since
+	// its emitter computed it from state that was never stored.
+	failed error
+	// durableCP is the checkpoint of the newest successful commit that
+	// carried one (nil: none since the stream was opened).
+	durableCP *Checkpoint
 	// flushDone is non-nil while a flush runs (or its leader is yet to
 	// start it) and is closed when the queue is empty again.
 	flushDone chan struct{}
@@ -165,6 +172,11 @@ func (s *Stream) Enqueue(drafts []event.Draft, cp *Checkpoint) (last uint64, wai
 		s.mu.Unlock()
 		return 0, nil, fmt.Errorf("publish to %s: %w", s.name, ErrClosed)
 	}
+	if s.failed != nil && cp != nil {
+		err := s.failed
+		s.mu.Unlock()
+		return 0, nil, fmt.Errorf("publish to %s: a commit failed and its emitter was not rolled back yet: %w", s.name, err)
+	}
 	events := s.assign(drafts)
 	last = s.last
 	a := Append{Stream: s.name, Checkpoint: cp}
@@ -251,7 +263,6 @@ func (s *Stream) flushBatch(ctx context.Context) (more bool) {
 		err = s.store.Commit(ctx, merged)
 	}
 	if err != nil {
-		// The batch's seqs stay unused holes: readers skip them.
 		err = fmt.Errorf("commit %s: %w", s.name, err)
 	} else {
 		s.rmu.Lock()
@@ -262,8 +273,15 @@ func (s *Stream) flushBatch(ctx context.Context) (more bool) {
 	}
 
 	s.mu.Lock()
-	if err == nil && !s.cfg.Persist {
-		s.lease = max(s.lease, merged.Head)
+	if err == nil {
+		if !s.cfg.Persist {
+			s.lease = max(s.lease, merged.Head)
+		}
+		if merged.Checkpoint != nil {
+			s.durableCP = merged.Checkpoint
+		}
+	} else {
+		batch = s.rollbackLocked(batch, err)
 	}
 	more = len(s.queue) > 0
 	if !more {
@@ -275,6 +293,34 @@ func (s *Stream) flushBatch(ctx context.Context) (more bool) {
 		p.done <- err
 	}
 	return more
+}
+
+// rollbackLocked undoes a failed commit so that it leaves no trace: the
+// appends queued behind it fail too (their seqs follow the failed ones and
+// their checkpoints may build on the failed one), and seqs continue from
+// the last visible one, so the next success has no hole (s.mu held). It
+// returns every append to answer with the failure.
+func (s *Stream) rollbackLocked(batch []*pending, err error) []*pending {
+	batch = append(batch, s.queue...)
+	s.queue = nil
+	s.rmu.RLock()
+	s.last = s.head
+	s.rmu.RUnlock()
+	s.failed = err
+	return batch
+}
+
+// Recover takes the mark a failed commit left: failed reports whether a
+// commit failed since the last call, and durable is the checkpoint of the
+// newest successful commit since the stream was opened (nil: none), which
+// is what an emitter must continue from. Appends with a checkpoint are
+// accepted again afterwards.
+func (s *Stream) Recover() (durable *Checkpoint, failed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	failed = s.failed != nil
+	s.failed = nil
+	return s.durableCP, failed
 }
 
 // waitFlushed returns once no commit of the stream is queued or running.
