@@ -271,7 +271,7 @@ func split(g []*request) (appends, direct, other []*request) {
 // journalGroup makes g durable as one journal record and acknowledges
 // it; the applier writes it into the B-tree later.
 func (s *Store) journalGroup(g []*request) {
-	if err := s.makeJournalRoom(); err != nil {
+	if err := storageErr(s.makeJournalRoom()); err != nil {
 		for _, r := range g {
 			s.ack(r, err)
 		}
@@ -286,6 +286,7 @@ func (s *Store) journalGroup(g []*request) {
 	*buf = rec
 	start := time.Now()
 	pos, err := s.jr.append(rec)
+	err = storageErr(err)
 	if err != nil {
 		frameBufs.Put(buf)
 	} else {
@@ -335,7 +336,7 @@ func (s *Store) update(g []*request, ar *arena) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("bolt: commit: %w", dbErr(err))
+		return storageErr(fmt.Errorf("bolt: commit: %w", dbErr(err)))
 	}
 	s.committed(start, len(g))
 	return nil

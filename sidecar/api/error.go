@@ -63,3 +63,8 @@ func DecodeError(raw []byte) (b ErrorBody, ok bool) {
 
 // String is "code: message".
 func (e Error) String() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }
+
+// RetryAfter is the Retry-After header (in seconds) of every 503 answer:
+// each is a passing state (storage full until space is freed, a plugin
+// restarting, a node away), so clients retry after it.
+const RetryAfter = "1"

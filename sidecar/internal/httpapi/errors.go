@@ -120,6 +120,11 @@ func (s *Server) writeError(c *app.RequestContext, err error) {
 	if ae.allow != "" {
 		c.Response.Header.Set("Allow", ae.allow)
 	}
+	if ae.Status == http.StatusServiceUnavailable {
+		// Every 503 is a state that passes (a full disk freed, a plugin
+		// restarted, a node back): say when to try again.
+		c.Response.Header.Set("Retry-After", api.RetryAfter)
+	}
 	if ae.Status == http.StatusUnauthorized {
 		c.Response.Header.Set("WWW-Authenticate", `Bearer realm="sidestream"`)
 	}

@@ -173,10 +173,15 @@ func errorFor(err error) *apiError {
 }
 
 // writeError answers a REST request with {"error":{…}}.
-func (api *API) writeError(c *app.RequestContext, err error) {
+func (a *API) writeError(c *app.RequestContext, err error) {
 	ae := errorFor(err)
 	if ae.Status >= 500 {
-		api.log.Error("queue request failed", "path", string(c.Path()), "err", err)
+		a.log.Error("queue request failed", "path", string(c.Path()), "err", err)
+	}
+	if ae.Status == http.StatusServiceUnavailable {
+		// Every 503 is a state that passes (a full disk freed, a plugin
+		// restarted, a node back): say when to try again.
+		c.Response.Header.Set("Retry-After", api.RetryAfter)
 	}
 	if ae.Status == http.StatusUnauthorized {
 		c.Response.Header.Set("WWW-Authenticate", `Bearer realm="sidestream"`)
