@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -283,6 +284,7 @@ func (s *Store) journalGroup(g []*request) {
 	for _, r := range g {
 		rec = appendRecord(rec, &r.a)
 	}
+	rec = slices.Grow(rec, frameHdrLen) // room for the zero header append writes behind it
 	*buf = rec
 	start := time.Now()
 	pos, err := s.jr.append(rec)

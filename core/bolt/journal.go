@@ -172,6 +172,12 @@ func (j *journal) append(frame []byte) (journalPos, error) {
 	}
 	binary.BigEndian.PutUint32(frame[:4], uint32(len(payload)))
 	binary.BigEndian.PutUint32(frame[4:8], j.checksum(payload))
+	// The frame goes out with a zero header behind it, in the same write:
+	// whatever an older generation left there, the journal then always
+	// ends in a zero length, and replay tells that clean end from a
+	// write cut short (see cleanEnd).
+	n := len(frame)
+	frame = append(frame, make([]byte, frameHdrLen)...)
 	err := j.grow(j.size + int64(len(frame)))
 	if err == nil {
 		_, err = j.f.WriteAt(frame, j.size)
@@ -190,8 +196,18 @@ func (j *journal) append(frame []byte) (journalPos, error) {
 		}
 		return journalPos{}, fmt.Errorf("bolt: journal %s: write: %w", j.path, err)
 	}
-	j.size += int64(len(frame))
+	j.size += int64(n)
 	return journalPos{j.gen, uint64(j.size)}, nil
+}
+
+// cleanEnd reports whether the journal's intact records end cleanly at
+// off: at the end of the file or at a zero frame length (the zero header
+// every append and reset writes behind itself, or zero-filled space).
+// Anything else there is a write cut short, or damage.
+func (j *journal) cleanEnd(off int64) bool {
+	var hdr [frameHdrLen]byte
+	n, _ := j.f.ReadAt(hdr[:], off)
+	return n == 0 || binary.BigEndian.Uint32(hdr[:4]) == 0
 }
 
 func (j *journal) checksum(payload []byte) uint32 {
@@ -224,7 +240,9 @@ func (j *journal) grow(end int64) error {
 // every record in the journal is applied. The file keeps its length:
 // frames left from the older generation fail their checksum.
 func (j *journal) reset(gen uint64) error {
-	var hdr [journalHdrLen]byte
+	// The header and a zero frame length: frames of older generations
+	// behind it are never read, not even as damage.
+	var hdr [journalHdrLen + frameHdrLen]byte
 	copy(hdr[:8], journalMagic)
 	binary.BigEndian.PutUint64(hdr[8:16], gen)
 	copy(hdr[16:], j.id[:])
@@ -234,7 +252,7 @@ func (j *journal) reset(gen uint64) error {
 	if err := j.sync(); err != nil {
 		return fmt.Errorf("bolt: reset journal %s: %w", j.path, err)
 	}
-	j.gen, j.size, j.alloc = gen, journalHdrLen, max(j.alloc, journalHdrLen)
+	j.gen, j.size, j.alloc = gen, journalHdrLen, max(j.alloc, int64(len(hdr)))
 	return nil
 }
 

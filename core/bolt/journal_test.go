@@ -155,8 +155,9 @@ func headsInTree(t *testing.T, path string) int {
 	return n
 }
 
-// tearJournalTail writes half a frame where the next frame would go.
-func tearJournalTail(t *testing.T, path string) {
+// tearJournalTail writes half a frame where the next frame would go and
+// returns that offset.
+func tearJournalTail(t *testing.T, path string) int64 {
 	t.Helper()
 	j, err := openJournal(path, storeID(t, strings.TrimSuffix(path, JournalSuffix)), 1, true)
 	if err != nil {
@@ -172,6 +173,7 @@ func tearJournalTail(t *testing.T, path string) {
 	if _, err := j.f.WriteAt(hdr[:], end); err != nil {
 		t.Fatal(err)
 	}
+	return end
 }
 
 // Frames of an older generation, left in the reused file, end the scan.

@@ -123,7 +123,7 @@ func replay(db *bbolt.DB, j *journal, applied journalPos, log *slog.Logger) erro
 	if err != nil {
 		return err
 	}
-	if end < j.size {
+	if !j.cleanEnd(end) {
 		log.Warn("journal ends in a damaged record; dropping it (a write cut short, never acknowledged)",
 			"path", j.path, "offset", end, "bytes", j.size-end)
 	}
