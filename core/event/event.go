@@ -21,6 +21,14 @@ const TypeGap = "gap"
 // a resume point taken from it loses nothing) and its Data {"reason":R}.
 const TypeOffline = "offline"
 
+// TypeReset tells a subscriber that the stream started over without
+// keeping its events (a stream with no history, after its process
+// restarted): nothing between the subscriber's position and Data's start
+// exists or will be delivered, and the stream continues at seq start. Its
+// Seq is start-1 (so a resume point taken from it continues at start) and
+// its Data {"start":N}.
+const TypeReset = "reset"
+
 // Event is one event of a stream. Seq is assigned by the host, strictly
 // increasing per stream and never reused. Events are immutable once
 // published: subscribers share the same *Event.
@@ -53,9 +61,18 @@ func Offline(stream string, seq uint64, reason string) *Event {
 	return &Event{Stream: stream, Seq: seq, Type: TypeOffline, Time: time.Now().UTC(), Data: data}
 }
 
-// IsControl reports whether e is a control marker (gap, offline) rather
-// than an event of the stream.
-func (e *Event) IsControl() bool { return e.Type == TypeGap || e.Type == TypeOffline }
+// Reset returns the marker telling a subscriber that the stream started
+// over at seq start.
+func Reset(stream string, start uint64) *Event {
+	data := []byte(`{"start":` + strconv.FormatUint(start, 10) + `}`)
+	return &Event{Stream: stream, Seq: start - 1, Type: TypeReset, Time: time.Now().UTC(), Data: data}
+}
+
+// IsControl reports whether e is a control marker (gap, offline, reset)
+// rather than an event of the stream.
+func (e *Event) IsControl() bool {
+	return e.Type == TypeGap || e.Type == TypeOffline || e.Type == TypeReset
+}
 
 // IsGap reports whether e is a gap marker.
 func (e *Event) IsGap() bool { return e.Type == TypeGap }

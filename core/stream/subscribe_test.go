@@ -296,3 +296,46 @@ func TestGapMarkerEncodes(t *testing.T) {
 		t.Fatalf("gap %s, want %s and its range as data", g.JSON(), want)
 	}
 }
+
+// A stream without history starts each process beyond every seq the last
+// one handed out (its leased head). A subscriber resuming from before
+// that is told the truth, a reset with the new start, not a gap over
+// seqs that never existed; then it gets the new events without a gap.
+func TestResumeAcrossRestartOfStreamWithoutHistoryIsAReset(t *testing.T) {
+	t.Parallel()
+	store := memstore.New()
+	cfg := stream.Config{RingSize: 16}
+	h := stream.NewHub(store, discard(), stream.HubOptions{})
+	last := publish(t, open(t, h, "s", cfg), 1, 5)
+	if err := h.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	s := open(t, newHub(t, store), "s", cfg)
+	start := s.Head() + 1
+	if start <= last+1 {
+		t.Fatalf("restarted at %d, want beyond the leased head (> %d)", start, last+1)
+	}
+	for _, after := range []uint64{0, 3, last} {
+		sub := s.Subscribe(stream.After(after))
+		evs, err := sub.Next(ctxT(t), nil)
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("after %d: %v %v, want one reset", after, seqs(evs), err)
+		}
+		e := evs[0]
+		if e.Type != event.TypeReset || e.Seq != start-1 || string(e.Data) != fmt.Sprintf(`{"start":%d}`, start) || !e.IsControl() {
+			t.Fatalf("after %d: got %s seq %d %s, want reset seq %d start %d", after, e.Type, e.Seq, e.Data, start-1, start)
+		}
+		if sub.Cursor() != start-1 {
+			t.Fatalf("cursor %d after the reset, want %d", sub.Cursor(), start-1)
+		}
+		sub.Close()
+	}
+	sub := s.Subscribe(stream.After(last))
+	defer sub.Close()
+	publish(t, s, 6, 3)
+	got := readN(t, sub, 4)
+	if got[0].Type != event.TypeReset {
+		t.Fatalf("first %s, want reset", got[0].Type)
+	}
+	wantRange(t, got[1:], start, start+2, 6-int(start))
+}

@@ -67,7 +67,8 @@ func (sub *Subscription) Close() {
 // Next blocks until at least one event after the cursor is visible, then
 // appends to dst everything available (at most MaxBatch) and advances. The
 // result may start with a gap marker when the events after the cursor are
-// no longer kept, or be one offline marker when an external stream's
+// no longer kept, or a reset marker when the stream started over without
+// them, or be one offline marker when an external stream's
 // source was lost. It returns ErrClosed once the stream ended and every
 // visible event was delivered.
 func (sub *Subscription) Next(ctx context.Context, dst []*event.Event) ([]*event.Event, error) {
@@ -138,9 +139,19 @@ func (sub *Subscription) fromRing(dst []*event.Event, head uint64) []*event.Even
 }
 
 // catchUp serves a cursor that fell out of the ring: from history when the
-// stream keeps it, else with a gap up to the ring.
+// stream keeps it, else with a gap up to the ring, or a reset when the
+// cursor is from before the stream started over.
 func (sub *Subscription) catchUp(ctx context.Context, dst []*event.Event, ringOldest uint64) ([]*event.Event, error) {
 	s := sub.s
+	if !s.cfg.Persist && s.ext == nil && sub.cursor+1 < s.ringStart {
+		// A stream without history starts each process at the head it
+		// leased, beyond every seq the last one handed out; the seqs in
+		// between never existed, so a gap over them would be a lie. (A
+		// ring that no longer reaches ringStart is a gap after this.)
+		dst = append(dst, event.Reset(s.name, s.ringStart))
+		sub.cursor = s.ringStart - 1
+		return dst, nil
+	}
 	if s.cfg.Persist {
 		evs, err := s.hist.ReadAfter(ctx, s.name, sub.cursor, MaxBatch)
 		if err != nil {

@@ -10,6 +10,12 @@ import (
 // keeps them.
 const TypeGap = "gap"
 
+// TypeReset is the type of a reset marker: the stream keeps no history
+// and started over (its process restarted) at seq Start (its Data,
+// {"start":N}); nothing between the subscriber's position and Start
+// exists. Its Seq is Start-1.
+const TypeReset = "reset"
+
 // Event is one event of a stream as REST pages and WebSocket frames
 // carry it (the envelope). Over SSE, only Seq (the id: field), Type (the
 // event: field, empty for data events) and Data travel; a client that
@@ -36,6 +42,26 @@ func (e Event) GapRange() (from, to uint64, ok bool) {
 		return 0, 0, false
 	}
 	return g.From, g.To, true
+}
+
+// IsReset reports whether e is a reset marker.
+func (e Event) IsReset() bool { return e.Type == TypeReset }
+
+// ResetStart returns the seq a reset marker says the stream continues at.
+func (e Event) ResetStart() (start uint64, ok bool) {
+	if !e.IsReset() {
+		return 0, false
+	}
+	var r Reset
+	if json.Unmarshal(e.Data, &r) != nil {
+		return 0, false
+	}
+	return r.Start, true
+}
+
+// Reset is the Data of a reset marker.
+type Reset struct {
+	Start uint64 `json:"start"`
 }
 
 // Gap is the Data of a gap marker.

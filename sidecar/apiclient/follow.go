@@ -91,7 +91,9 @@ func (e *HandlerError) Unwrap() error { return e.Err }
 // When the connection drops or the server goes away it reconnects with
 // backoff and resumes after the last seq delivered; events the server
 // sends again are skipped. A gap marker from the server (history older
-// than it keeps) is passed to fn as an Event with IsGap.
+// than it keeps) is passed to fn as an Event with IsGap, a reset marker
+// (a stream without history started over at a new seq) as one with
+// IsReset; after either, following continues after its Seq.
 func (c *Client) Follow(ctx context.Context, stream string, o FollowOptions, fn func(api.Event) error) error {
 	o = o.withDefaults()
 	if stream == "" {

@@ -7,7 +7,7 @@ import { whyRefused } from './failure.js';
 const MAX_ROWS = 300;
 // The server sends a stream's events on the default type (onmessage) and
 // names only its control markers, so one listener each sees everything.
-const CONTROL_TYPES = ['gap', 'offline'];
+const CONTROL_TYPES = ['gap', 'offline', 'reset'];
 
 export function initStreams(app) {
   const s = new Viewer();
@@ -151,6 +151,13 @@ class Viewer {
       try { const g = JSON.parse(e.data); range = `seq ${g.from}–${g.to}`; } catch { /* show raw */ }
       li = h('li', { class: 'gap' }, h('span', null, '#' + e.lastEventId), h('span', null, 'gap'),
         h('span', null, clock(new Date())), h('span', null, `missed ${range}: no longer kept`));
+    } else if (e.type === 'reset') {
+      // A stream without history started over (its node restarted): the
+      // seqs between never existed, so this is no gap.
+      let start = e.data;
+      try { start = String(JSON.parse(e.data).start); } catch { /* show raw */ }
+      li = h('li', { class: 'gap' }, h('span', null, '#' + e.lastEventId), h('span', null, 'reset'),
+        h('span', null, clock(new Date())), h('span', null, `stream started over at seq ${start}; nothing before it is kept`));
     } else {
       li = h('li', null, h('span', null, '#' + e.lastEventId), h('span', null, e.type),
         h('span', null, clock(new Date())), h('span', null, e.data));

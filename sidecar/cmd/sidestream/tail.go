@@ -130,6 +130,10 @@ func printer(out *bufio.Writer, stderr io.Writer, mode string) func(api.Event) e
 				fmt.Fprintf(stderr, "sidestream tail: gap: seqs %d..%d are no longer kept by the server\n", from, to)
 				return nil
 			}
+			if start, ok := ev.ResetStart(); ok {
+				fmt.Fprintf(stderr, "sidestream tail: reset: the stream keeps no history and started over at seq %d; nothing before it is delivered\n", start)
+				return nil
+			}
 			out.Write(data)
 		}
 		if err := out.WriteByte('\n'); err != nil {

@@ -16,7 +16,7 @@ import (
 // and shared by every subscriber. An event of the stream goes out on the
 // default event type, with no event: field, so a browser's
 // EventSource.onmessage (and every plain SSE client) receives it; only
-// control markers (gap, offline) are named, so a client that does not
+// control markers (gap, offline, reset) are named, so a client that does not
 // listen for them is not handed a marker as data.
 func SSEFrame(e *event.Event) []byte { return e.SSE(EncodeSSE) }
 
