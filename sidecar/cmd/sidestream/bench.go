@@ -116,6 +116,7 @@ a target FAILed (the report says which), 1 when the run itself failed.`,
 	f.IntVar(&o.Batch, "batch", 0, "queue: messages per post and per claim, 1-100 (default 50)")
 	f.IntVar(&o.AckMax, "ack-max", 0, "queue: most message ids in one delete, at most the server's max_messages_per_page (default 100)")
 	f.Int64Var(&o.MaxOps, "max-ops", 0, "upper bound of requests or messages in the measured window, warm-up not counted (0: none but --duration)")
+	f.Float64Var(&o.OpsRate, "ops-rate", 0, "track: publishes/s, queue: messages/s, for the whole run (0: as fast as they go)")
 	f.IntVar(&o.ConnectConcurrency, "connect-concurrency", 64, "connections opened at once")
 	f.StringVar(&buckets, "buckets", "", `histogram buckets, e.g. "[0,1ms,10ms,100ms]"`)
 	f.StringVar(&format, "format", "text", "report on stdout: text or json")

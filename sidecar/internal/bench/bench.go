@@ -23,6 +23,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/sidestream/sidestream/sidecar/apiclient"
 )
 
@@ -76,6 +78,10 @@ type Options struct {
 	// only Duration); warm-up load does not count, so a window is never
 	// empty because the warm-up used them all.
 	MaxOps int64
+	// OpsRate paces track's publishes and queue's posted messages to
+	// this many per second for the whole run (0: as fast as they go), for
+	// long runs at a steady load (a soak).
+	OpsRate float64
 	// ConnectConcurrency bounds connections being opened at once (64).
 	ConnectConcurrency int
 	// Buckets are the histogram bucket bounds of the text report.
@@ -158,6 +164,8 @@ type env struct {
 	// offline counts the offline markers subscribers received (the
 	// emitter's owner node was unreachable for a while).
 	offline atomic.Int64
+	// limiter paces the ops when Options.OpsRate is set (nil: none).
+	limiter *rate.Limiter
 	// opsSrc are live counts kept elsewhere (queue consumers' acks) that
 	// add to ops (see opsNow).
 	opsMu  sync.Mutex
@@ -170,6 +178,14 @@ type env struct {
 	win        window
 	peakRSS    int64
 	posts      []func(*Report)
+}
+
+// pace waits until n more ops may start (Options.OpsRate).
+func (e *env) pace(ctx context.Context, n int) error {
+	if e.limiter == nil {
+		return nil
+	}
+	return e.limiter.WaitN(ctx, n)
 }
 
 // opsFrom adds a live count kept elsewhere to the run's ops.
@@ -255,6 +271,14 @@ func newEnv(name string, o Options) (*env, error) {
 	}
 	e := &env{o: o, log: log, host: host, subs: subs, subURLs: subURLs, api: api, errSamples: map[string]int{},
 		rep: &Report{Scenario: name, Target: o.Target, Targets: o.Targets, Params: map[string]any{}, Started: time.Now().UTC(), Metrics: map[string]float64{}}}
+	if o.OpsRate < 0 {
+		return nil, fmt.Errorf("%w: --ops-rate %g must be >= 0", ErrUsage, o.OpsRate)
+	}
+	if o.OpsRate > 0 {
+		// A burst of one post's messages (at most 100) or one second.
+		e.limiter = rate.NewLimiter(rate.Limit(o.OpsRate), max(100, int(o.OpsRate)))
+		e.param("ops_rate", o.OpsRate)
+	}
 	if o.Token != "" {
 		e.auth = "Authorization: Bearer " + o.Token + "\r\n"
 		e.header = http.Header{"Authorization": {"Bearer " + o.Token}}

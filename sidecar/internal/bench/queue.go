@@ -201,6 +201,9 @@ func (q *queueRun) produce(ctx context.Context, w int, stop *atomic.Bool, reserv
 					}
 					n = min(n, limit-first)
 				}
+				if q.e.pace(ctx, int(n)) != nil {
+					return
+				}
 				t0 := time.Now()
 				// Each body holds the post time, for the delivery histogram.
 				err := c.Post(ctx, q.tg.Queue, int(n), 0, func(b []byte, _ int) []byte {

@@ -63,7 +63,7 @@ func (l *reqLoop) run(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			l.worker(w, c, &stop, &issued, limit)
+			l.worker(ctx, w, c, &stop, &issued, limit)
 		}()
 	}
 	go func() { wg.Wait(); close(allDone) }()
@@ -88,7 +88,7 @@ func (l *reqLoop) run(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func (l *reqLoop) worker(w int, c *httpConn, stop, issued *atomic.Int64, limit int64) {
+func (l *reqLoop) worker(ctx context.Context, w int, c *httpConn, stop, issued *atomic.Int64, limit int64) {
 	e := l.e
 	req := l.build(w)
 	lat := make([]int64, 0, 256)
@@ -106,6 +106,9 @@ func (l *reqLoop) worker(w int, c *httpConn, stop, issued *atomic.Int64, limit i
 		// used them all would leave the window empty.
 		started := e.measuring()
 		if started && issued.Add(1) > limit {
+			return
+		}
+		if e.pace(ctx, 1) != nil {
 			return
 		}
 		t0 := time.Now()

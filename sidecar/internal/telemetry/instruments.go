@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -42,6 +43,7 @@ const (
 	MetricQueueClaims     = "sidestream.queue.claims"
 	MetricHTTPDuration    = "http.server.request.duration" // OTel semantic convention
 	MetricConnsRefused    = "sidestream.http.connections.refused"
+	MetricGoroutines      = "sidestream.go.goroutines"
 )
 
 // PrometheusNames are the series names /metrics exposes for the named
@@ -53,6 +55,7 @@ var PrometheusNames = []string{
 	"sidestream_plugin_instances", "rpc_client_call_duration_seconds", "sidestream_store_commit_duration_seconds",
 	"sidestream_store_commit_size", "sidestream_queue_depth", "sidestream_queue_claims_total",
 	"http_server_request_duration_seconds", "sidestream_http_connections_refused_total",
+	"sidestream_go_goroutines",
 }
 
 // PluginStates are the states sidestream_plugin_state reports (1 for the
@@ -164,6 +167,15 @@ func newInstruments(m metric.Meter) (*Instruments, error) {
 	i.pluginInstances, err = m.Int64ObservableGauge(MetricPluginInstances, metric.WithUnit("{instance}"),
 		metric.WithDescription("Emitter instances a plugin process hosts."))
 	b.check(MetricPluginInstances, err)
+	// Leaks show as a count that keeps growing under steady load (the
+	// soak benchmark samples it).
+	_, err = m.Int64ObservableGauge(MetricGoroutines, metric.WithUnit("{goroutine}"),
+		metric.WithDescription("Goroutines of the sidecar process."),
+		metric.WithInt64Callback(func(_ context.Context, o metric.Int64Observer) error {
+			o.Observe(int64(runtime.NumGoroutine()))
+			return nil
+		}))
+	b.check(MetricGoroutines, err)
 	if len(b.errs) > 0 {
 		return nil, errors.Join(b.errs...)
 	}
