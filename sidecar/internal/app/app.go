@@ -33,6 +33,7 @@ import (
 	"github.com/sidestream/sidestream/sidecar/internal/httpapi"
 	"github.com/sidestream/sidestream/sidecar/internal/pluginhost"
 	"github.com/sidestream/sidestream/sidecar/internal/queueapi"
+	"github.com/sidestream/sidestream/sidecar/internal/ratelimit"
 	"github.com/sidestream/sidestream/sidecar/internal/telemetry"
 )
 
@@ -281,6 +282,8 @@ func (s *system) queueDriver(ctx context.Context) (queue.Driver, error) {
 func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 	ins := s.tel.Instruments()
 	var queues *queueapi.API
+	// One allowance per client, whether it writes over REST or /v2/ws.
+	writes := ratelimit.New(s.cfg.Limits.WriteRate, s.cfg.Limits.WriteBurst)
 	deps := httpapi.Deps{
 		Emitters: s.emitters(),
 		Streams:  s.hub,
@@ -294,8 +297,9 @@ func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 		Metrics:        streamMetrics{ins},
 		MetricsHandler: s.tel.MetricsHandler(),
 		OnConnRefused:  connsRefused(ins),
+		Writes:         writes,
 		Mount: []func(hzroute.IRoutes){func(r hzroute.IRoutes) {
-			queues = queueapi.Register(r, s.queue, s.auth, queueapi.Options{Heartbeat: time.Duration(s.cfg.Heartbeat)},
+			queues = queueapi.Register(r, s.queue, s.auth, queueapi.Options{Heartbeat: time.Duration(s.cfg.Heartbeat), Writes: writes},
 				s.log.With("component", "queueapi"))
 		}},
 	}
@@ -309,8 +313,6 @@ func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 		HeartbeatInterval: time.Duration(s.cfg.Heartbeat),
 		MaxConns:          s.cfg.Limits.MaxConnections,
 		MaxConnsPerIP:     s.cfg.Limits.MaxConnectionsPerIP,
-		WriteRate:         s.cfg.Limits.WriteRate,
-		WriteBurst:        s.cfg.Limits.WriteBurst,
 		CrossSite:         crossSitePolicy(s.cfg),
 	})
 	if err != nil {

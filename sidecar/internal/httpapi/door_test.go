@@ -3,9 +3,12 @@ package httpapi
 import (
 	"bytes"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"testing"
+
+	"github.com/sidestream/sidestream/sidecar/internal/ratelimit"
 )
 
 // Requests refused at the door, before any route runs, get a 4xx with
@@ -63,7 +66,7 @@ func post(path, headers, body string) string {
 // has its own allowance.
 func TestWriteRateLimit(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, Options{WriteRate: 0.01, WriteBurst: 2})
+	e := newEnvDeps(t, Options{}, slog.New(slog.DiscardHandler), func(d *Deps) { d.Writes = ratelimit.New(0.01, 2) })
 	write := func(token string) (int, http.Header, []byte) {
 		if token == "" {
 			return e.do("POST", "/track/u", `1`)

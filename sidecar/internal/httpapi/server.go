@@ -31,6 +31,7 @@ import (
 	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
 	"github.com/sidestream/sidestream/sidecar/internal/crosssite"
+	"github.com/sidestream/sidestream/sidecar/internal/ratelimit"
 	streamhttp "github.com/sidestream/sidestream/sidecar/internal/stream"
 )
 
@@ -90,6 +91,9 @@ type Deps struct {
 	// Cluster, if set, answers GET /api/v1/cluster; without it the node
 	// reports itself alone.
 	Cluster func(ctx context.Context) api.Cluster
+	// Writes, if set, bounds each client's writes (429 with Retry-After
+	// beyond); the queue API shares it, so a client has one allowance.
+	Writes *ratelimit.Limiter
 	// OnConnRefused, if set, is told every connection refused at accept
 	// (Refused* reasons), for /metrics. Optional.
 	OnConnRefused func(reason string)
@@ -135,13 +139,6 @@ type Options struct {
 	// the same way (default 0: no per-address limit, since behind a
 	// reverse proxy every client shares its address).
 	MaxConnsPerIP int
-	// WriteRate bounds the writes per second of one client (its bearer
-	// token, else its address): beyond it and WriteBurst, 429 with
-	// Retry-After (default 0: no limit).
-	WriteRate float64
-	// WriteBurst is the writes a client may make at once above WriteRate
-	// (default: WriteRate rounded up, at least 1).
-	WriteBurst int
 }
 
 func (o Options) withDefaults() Options {
@@ -184,7 +181,6 @@ type Server struct {
 	// GET ones included ("GET /fib/next"), for the cross-site check.
 	writeRoutes map[string]bool
 	log         *slog.Logger
-	writes      *writeLimiter // nil: no write rate limit
 
 	// hangups tells SSE handlers their client left (nil: a reader
 	// goroutine per response does).
@@ -223,8 +219,7 @@ func New(d Deps, o Options) (*Server, error) {
 	ln := newTrackingListener(raw, connLimits{total: max(o.MaxConns, 0), perIP: max(o.MaxConnsPerIP, 0),
 		onRefuse: d.OnConnRefused, onAcceptErr: acceptErrLogger(d.Log)})
 	d.Log.Info("connection limits", "max_connections", o.MaxConns, "max_connections_per_ip", o.MaxConnsPerIP)
-	s := &Server{d: d, o: o, ln: ln, log: d.Log, serveDone: make(chan struct{}),
-		writes: newWriteLimiter(o.WriteRate, o.WriteBurst)}
+	s := &Server{d: d, o: o, ln: ln, log: d.Log, serveDone: make(chan struct{})}
 	if s.hangups, err = streamhttp.NewHangupWatcher(); err != nil {
 		d.Log.Warn("no hangup watcher: one reader goroutine per SSE response", "err", err)
 		s.hangups = nil

@@ -22,6 +22,7 @@ import (
 	"github.com/sidestream/sidestream/core/queue"
 	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
+	"github.com/sidestream/sidestream/sidecar/internal/ratelimit"
 )
 
 // Scopes a token needs (auth on).
@@ -47,6 +48,10 @@ type Options struct {
 	PollInterval time.Duration
 	// MaxSubscriptions bounds the subscriptions of one connection (default 16).
 	MaxSubscriptions int
+	// Writes, if set, bounds each client's write frames over /v2/ws
+	// (429 rate_limited beyond), with the HTTP API's allowance: REST
+	// writes are limited by the HTTP server in front of every route.
+	Writes *ratelimit.Limiter
 }
 
 func (o Options) withDefaults(l queue.Limits) Options {

@@ -16,6 +16,7 @@ import (
 	"github.com/hertz-contrib/websocket"
 
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
+	"github.com/sidestream/sidestream/sidecar/internal/ratelimit"
 	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
 
@@ -29,7 +30,9 @@ func (api *API) serveWS(ctx context.Context, c *app.RequestContext) {
 		return
 	}
 	var p *auth.Principal
-	if tok := auth.TokenFrom(c, true); api.a.Enabled() && tok != "" {
+	tok := auth.TokenFrom(c, true)
+	limitKey := ratelimit.Client(tok, c.RemoteAddr().String())
+	if api.a.Enabled() && tok != "" {
 		pr, err := api.a.Authenticate(tok)
 		if err != nil {
 			api.writeError(c, err)
@@ -53,7 +56,9 @@ func (api *API) serveWS(ctx context.Context, c *app.RequestContext) {
 	// this handler returned.
 	err := up.Upgrade(c, func(conn *websocket.Conn) {
 		defer api.wg.Done()
-		newSession(api, conn, p, project, client).run()
+		s := newSession(api, conn, p, project, client)
+		s.limitKey = limitKey
+		s.run()
 	})
 	if upErr == nil && err != nil {
 		upErr = errf(http.StatusBadRequest, "bad_handshake", "%s", err)
@@ -95,6 +100,10 @@ type session struct {
 	mu        sync.Mutex
 	principal *auth.Principal
 	subs      map[string]*subscription
+	// limitKey is the client its writes count against (Options.Writes):
+	// the token of the upgrade or of the last authenticate, else the
+	// address.
+	limitKey string
 }
 
 func newSession(api *API, conn *websocket.Conn, p *auth.Principal, project, client string) *session {
@@ -327,6 +336,15 @@ func (s *session) handle(f frame) []byte {
 	if err != nil {
 		return errorReply(f.raw, err)
 	}
+	if o.scope == ScopeWrite {
+		s.mu.Lock()
+		key := s.limitKey
+		s.mu.Unlock()
+		if ok, secs := s.api.o.Writes.Allow(key, time.Now()); !ok {
+			return errorReply(f.raw, errf(http.StatusTooManyRequests, "rate_limited",
+				"too many writes from this client; retry after %ds", secs))
+		}
+	}
 	var deleted *idsParams
 	dec := func(v any) error {
 		if len(f.Body) == 0 || string(f.Body) == "null" {
@@ -382,6 +400,7 @@ func (s *session) authenticate(f frame) []byte {
 	}
 	s.mu.Lock()
 	s.principal = &p
+	s.limitKey = ratelimit.Client(tok, s.conn.RemoteAddr().String())
 	s.mu.Unlock()
 	return reply(f.raw, http.StatusOK, map[string]any{"authenticated": true, "tenant": p.Tenant})
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sidestream/sidestream/core/queue"
 	"github.com/sidestream/sidestream/sidecar/api"
+	"github.com/sidestream/sidestream/sidecar/internal/ratelimit"
 	"github.com/sidestream/sidestream/sidecar/queueclient"
 )
 
@@ -520,5 +521,33 @@ func TestWSUnsubscribeFollowsLastDelivery(t *testing.T) {
 	}
 	if stats.Messages.Claimed != delivered || stats.Messages.Total != 60 {
 		t.Fatalf("%d messages delivered before the reply, %d claimed (of %d)", delivered, stats.Messages.Claimed, stats.Messages.Total)
+	}
+}
+
+// Write frames beyond a client's rate are answered 429 rate_limited and
+// change nothing; reads are not limited, and another connection of the
+// same client shares its allowance.
+func TestWSWriteRateLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{nosync: true, api: Options{Writes: ratelimit.New(0.001, 2)}})
+	c := e.dial(http.Header{"X-Project-Id": {"p1"}, "Client-ID": {clientA}})
+	post := func(c *queueclient.Client) queueclient.Reply {
+		return wsDo(t, c, "message_post", nil, map[string]any{"queue_name": "q", "messages": []any{map[string]any{"body": 1}}})
+	}
+	for i := range 2 {
+		if r := post(c); r.Status != http.StatusCreated {
+			t.Fatalf("post %d within the burst: %d %s", i, r.Status, r.Body)
+		}
+	}
+	if r := post(c); r.Status != http.StatusTooManyRequests || replyCode(t, r) != "rate_limited" {
+		t.Fatalf("post beyond the burst: %d %s, want 429 rate_limited", r.Status, r.Body)
+	}
+	other := e.dial(http.Header{"X-Project-Id": {"p1"}, "Client-ID": {clientA}})
+	if r := post(other); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("post on a second connection of the same client: %d %s, want 429", r.Status, r.Body)
+	}
+	r := wsDo(t, c, "queue_get_stats", nil, map[string]any{"queue_name": "q"})
+	if r.Status != http.StatusOK || !strings.Contains(string(r.Body), `"total":2`) {
+		t.Fatalf("stats (a read) after the refusals: %d %s, want 2 messages", r.Status, r.Body)
 	}
 }
