@@ -313,7 +313,7 @@ func TestEveryKeyIsSettable(t *testing.T) {
 	values := map[string]string{"insecure": "true", "debug_listen": "127.0.0.1:6060", "heartbeat": "1s", "shutdown_timeout": "1s",
 		"plugin_start_timeout": "1s", "max_body_bytes": "2048", "telemetry.trace_sample_ratio": "0.5",
 		"telemetry.otlp_headers": "a=b", "queues.min_message_ttl": "1s", "queues.min_claim_ttl": "1s",
-		"cluster.replicas": "3", "limits.max_connections": "100", "limits.max_connections_per_ip": "10",
+		"cluster.replicas": "3", "cluster.export_linger": "1ms", "limits.max_connections": "100", "limits.max_connections_per_ip": "10",
 		"limits.write_rate": "2.5", "limits.write_burst": "5"}
 	for _, k := range config.Keys {
 		key := k.Name
