@@ -233,6 +233,43 @@ func (w *rawChunked) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// WriteFrames writes frames as one chunk in one writev, without copying
+// them (streamhttp.FramesWriter).
+func (w *rawChunked) WriteFrames(frames [][]byte) (int, error) {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	if n == 0 || w.err != nil {
+		return 0, w.err
+	}
+	if w.done {
+		return 0, errors.New("sse: write after the response ended")
+	}
+	pp := partsPool.Get().(*[][]byte)
+	parts := w.head((*pp)[:0])
+	if !w.plain {
+		parts = append(parts, append(strconv.AppendInt(w.size[:0], int64(n), 16), crlf...))
+	}
+	parts = append(parts, frames...)
+	if !w.plain {
+		parts = append(parts, crlf)
+	}
+	w.err = w.writev(parts)
+	clear(parts) // keep no reference to the caller's bytes
+	*pp = parts[:0]
+	partsPool.Put(pp)
+	if w.err != nil {
+		return 0, w.err
+	}
+	return n, nil
+}
+
+var _ streamhttp.FramesWriter = (*rawChunked)(nil)
+
+// partsPool holds WriteFrames' writev vectors: an idle stream keeps none.
+var partsPool = sync.Pool{New: func() any { p := make([][]byte, 0, 64); return &p }}
+
 // Flush does nothing: every Write went out already.
 func (w *rawChunked) Flush() error { return w.err }
 
@@ -254,23 +291,32 @@ func (w *rawChunked) Finalize() error {
 
 // send writes the headers (first call only) and parts in one writev.
 func (w *rawChunked) send(parts ...[]byte) error {
-	vec := w.vec[:0]
-	if !w.started {
-		w.started = true
-		if w.plain {
-			w.h.SetContentLengthBytes(nil) // neither a length nor a coding
-			w.h.Del("Transfer-Encoding")
-		} else {
-			w.h.SetContentLength(-1) // chunked
-		}
-		vec = append(vec, w.h.Header())
+	vec := append(w.head(w.vec[:0]), parts...)
+	err := w.writev(vec)
+	clear(w.vec[:]) // keep no reference to the caller's bytes
+	return err
+}
+
+// head appends the response headers to vec on the first write.
+func (w *rawChunked) head(vec [][]byte) [][]byte {
+	if w.started {
+		return vec
 	}
-	vec = append(vec, parts...)
+	w.started = true
+	if w.plain {
+		w.h.SetContentLengthBytes(nil) // neither a length nor a coding
+		w.h.Del("Transfer-Encoding")
+	} else {
+		w.h.SetContentLength(-1) // chunked
+	}
+	return append(vec, w.h.Header())
+}
+
+// writev writes vec in one writev (net.Buffers consumes its own copy).
+func (w *rawChunked) writev(vec [][]byte) error {
 	w.armDeadline()
 	bufs := net.Buffers(vec)
-	_, err := bufs.WriteTo(w.conn)
-	clear(w.vec[:]) // keep no reference to the caller's bytes
-	if err != nil {
+	if _, err := bufs.WriteTo(w.conn); err != nil {
 		return fmt.Errorf("sse write: %w", err)
 	}
 	return nil

@@ -230,7 +230,7 @@ func stuckSSEClient(t *testing.T, e *env) net.Conn {
 			time.Sleep(5 * time.Millisecond)
 		}
 		for _, g := range goroutineStacks(t) {
-			if strings.Contains(g, "(*SSEStream).Run(") && strings.Contains(g, "(*rawChunked).send(") && strings.Contains(g, "IO wait") {
+			if strings.Contains(g, "(*SSEStream).Run(") && strings.Contains(g, "(*rawChunked).writev(") && strings.Contains(g, "IO wait") {
 				return conn
 			}
 		}
@@ -260,7 +260,7 @@ func TestSSEDropsClientThatStopsReading(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	for _, g := range goroutineStacks(t) {
-		if strings.Contains(g, "(*rawChunked).send(") {
+		if strings.Contains(g, "(*rawChunked).writev(") {
 			t.Fatalf("a writer is still blocked:\n%s", g)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/sidestream/sidestream/core/bolt"
 	"github.com/sidestream/sidestream/core/event"
 	"github.com/sidestream/sidestream/core/stream"
+	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -241,4 +242,53 @@ func FuzzParseClientFrame(f *testing.F) {
 			}
 		}
 	})
+}
+
+// framesWriter records what WriteFrames got; a plain Write fails the test.
+type framesWriter struct {
+	t      *testing.T
+	frames [][]byte
+}
+
+func (w *framesWriter) Write(p []byte) (int, error) {
+	w.t.Errorf("a copying Write of %d bytes to a FramesWriter", len(p))
+	return len(p), nil
+}
+func (w *framesWriter) Flush() error { return nil }
+func (w *framesWriter) WriteFrames(f [][]byte) (int, error) {
+	n := 0
+	for _, b := range f {
+		w.frames = append(w.frames, b)
+		n += len(b)
+	}
+	return n, nil
+}
+
+// A FramesWriter gets each event's cached frame itself, in order, in one
+// call: a batch of a lagging subscriber is sent without a copy.
+func TestSSEWritesCachedFramesWithoutCopy(t *testing.T) {
+	t.Parallel()
+	evs := make([]*event.Event, 3)
+	for i := range evs {
+		evs[i] = &event.Event{Stream: "s", Seq: uint64(i + 1), Type: "log", Time: time.Now(), Data: json.RawMessage(`{"i":1}`)}
+	}
+	w := &framesWriter{t: t}
+	n, err := writeEvents(w, evs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w.frames) != len(evs) {
+		t.Fatalf("%d frames for %d events", len(w.frames), len(evs))
+	}
+	total := 0
+	for i, f := range w.frames {
+		cached := wire.SSEFrame(evs[i])
+		if &f[0] != &cached[0] || !bytes.Equal(f, cached) {
+			t.Fatalf("frame %d is not event %d's cached frame", i, i+1)
+		}
+		total += len(f)
+	}
+	if n != total {
+		t.Fatalf("reported %d bytes, wrote %d", n, total)
+	}
 }
