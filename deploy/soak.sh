@@ -46,15 +46,18 @@ until curl -fsS "$server/healthz" >/dev/null 2>&1; do
 	sleep 0.1
 done
 
-# sample prints one CSV row: seconds since start, RSS KiB, fds, threads,
-# goroutines (from /metrics).
+# sample prints one CSV row: seconds since start, RSS KiB (and its
+# anonymous part: the heap and stacks; the rest is file pages, mostly the
+# binary and the store's mmap, which grow with the data kept), fds,
+# threads, goroutines (from /metrics).
 start=$(date +%s)
 sample() {
 	rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status")
+	anon=$(awk '/^RssAnon:/ {print $2}' "/proc/$pid/status")
 	threads=$(awk '/^Threads:/ {print $2}' "/proc/$pid/status")
 	fds=$(ls "/proc/$pid/fd" | wc -l)
 	gor=$(curl -fsS "$server/metrics" 2>/dev/null | awk '/^sidestream_go_goroutines[{ ]/ {print $NF; exit}')
-	echo "$(($(date +%s) - start)),$rss,$fds,$threads,${gor:-?}"
+	echo "$(($(date +%s) - start)),$rss,$anon,$fds,$threads,${gor:-?}"
 }
 
 bench() {
@@ -64,7 +67,7 @@ bench() {
 		--json-out "$OUT/$name.json" "$@" >"$OUT/$name.txt" 2>&1
 }
 
-echo "seconds,rss_kib,fds,threads,goroutines" >"$OUT/samples.csv"
+echo "seconds,rss_kib,rss_anon_kib,fds,threads,goroutines" >"$OUT/samples.csv"
 sample >>"$OUT/samples.csv"
 bench fanout --subscribers "$SUBSCRIBERS" --rate "$FANOUT_RATE" &
 b1=$!
@@ -77,9 +80,15 @@ while kill -0 "$b1" 2>/dev/null || kill -0 "$b2" 2>/dev/null || kill -0 "$b3" 2>
 	sleep "$INTERVAL"
 	sample >>"$OUT/samples.csv"
 done
+# bench exits 3 when a throughput target is missed, which a soak's low
+# rates always do; only other failures (lost events, errors) count.
 status=0
 for b in "$b1" "$b2" "$b3"; do
-	wait "$b" || status=1
+	rc=0
+	wait "$b" || rc=$?
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then
+		status=1
+	fi
 done
 sample >>"$OUT/samples.csv"
 
