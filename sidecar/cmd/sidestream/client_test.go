@@ -11,7 +11,7 @@ import (
 // clientCommands are every subcommand that talks to a server.
 var clientCommands = [][]string{{"plugins", "list"}, {"tail"}, {"queue", "produce"}, {"queue", "consume"}, {"bench"}}
 
-// Every client subcommand has the same --server and --token, and no
+// Every client subcommand has the same --server, --token and --ca, and no
 // other flag naming a server or a token.
 func TestClientFlagsAreTheSameEverywhere(t *testing.T) {
 	t.Parallel()
@@ -21,19 +21,19 @@ func TestClientFlagsAreTheSameEverywhere(t *testing.T) {
 		got := map[string]string{}
 		cmd.Flags().VisitAll(func(fl *pflag.Flag) {
 			switch {
-			case fl.Name == "server" || fl.Name == "token":
+			case fl.Name == "server" || fl.Name == "token" || fl.Name == "ca":
 				got[fl.Name] = fl.Usage + " default=" + fl.DefValue
 			case strings.Contains(fl.Name, "url"), strings.Contains(fl.Name, "addr"), strings.Contains(fl.Name, "target"),
 				strings.Contains(fl.Name, "token"):
 				t.Errorf("%s has --%s besides --server/--token", strings.Join(path, " "), fl.Name)
 			}
 		})
-		if len(got) != 2 {
-			t.Errorf("%s lacks --server or --token: %v", strings.Join(path, " "), got)
+		if len(got) != 3 {
+			t.Errorf("%s lacks --server, --token or --ca: %v", strings.Join(path, " "), got)
 		}
 		if want == nil {
 			want = got
-		} else if got["server"] != want["server"] || got["token"] != want["token"] {
+		} else if got["server"] != want["server"] || got["token"] != want["token"] || got["ca"] != want["ca"] {
 			t.Errorf("%s declares its client flags differently: %v, want %v", strings.Join(path, " "), got, want)
 		}
 	}

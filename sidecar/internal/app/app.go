@@ -6,6 +6,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,8 +14,10 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	hertzapp "github.com/cloudwego/hertz/pkg/app"
@@ -28,6 +31,7 @@ import (
 	"github.com/sidestream/sidestream/core/tracker"
 	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
+	"github.com/sidestream/sidestream/sidecar/internal/certs"
 	"github.com/sidestream/sidestream/sidecar/internal/config"
 	"github.com/sidestream/sidestream/sidecar/internal/crosssite"
 	"github.com/sidestream/sidestream/sidecar/internal/httpapi"
@@ -124,7 +128,11 @@ func Run(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 	s.push("http", srv.Close)
 	// Closed before the server: queue WebSockets get their 1001 first.
 	s.push("queue websockets", queues.Close)
-	log.Info("sidestream serving", "addr", srv.Addr(), "livedoc", "http://"+srv.Addr()+"/livedoc", "data_dir", cfg.DataDir)
+	scheme := "http://"
+	if cfg.TLSCert != "" {
+		scheme = "https://"
+	}
+	log.Info("sidestream serving", "addr", srv.Addr(), "livedoc", scheme+srv.Addr()+"/livedoc", "data_dir", cfg.DataDir)
 	if opts.Ready != nil {
 		opts.Ready(srv.Addr())
 	}
@@ -280,6 +288,10 @@ func (s *system) queueDriver(ctx context.Context) (queue.Driver, error) {
 
 // newServer builds the HTTP server with every API mounted.
 func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
+	tlsConf, err := s.startTLS()
+	if err != nil {
+		return nil, nil, err
+	}
 	ins := s.tel.Instruments()
 	var queues *queueapi.API
 	// One allowance per client, whether it writes over REST or /v2/ws.
@@ -314,11 +326,54 @@ func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 		MaxConns:          s.cfg.Limits.MaxConnections,
 		MaxConnsPerIP:     s.cfg.Limits.MaxConnectionsPerIP,
 		CrossSite:         crossSitePolicy(s.cfg),
+		TLS:               tlsConf,
 	})
 	if err != nil {
 		return nil, nil, err
 	}
 	return srv, queues, nil
+}
+
+// startTLS loads the certificate pair, if configured, and reloads it on
+// SIGHUP until shutdown. Beyond loopback without TLS it warns: bearer
+// tokens would cross the network in clear unless a proxy terminates TLS.
+func (s *system) startTLS() (*tls.Config, error) {
+	if s.cfg.TLSCert == "" {
+		if host, _, err := net.SplitHostPort(s.cfg.Listen); err == nil && !config.IsLoopback(host) {
+			s.log.Warn("serving plain HTTP beyond loopback: tokens and data cross the network in clear unless a proxy terminates TLS (--tls-cert, --tls-key)", "listen", s.cfg.Listen)
+		}
+		return nil, nil
+	}
+	r, err := certs.New(s.cfg.TLSCert, s.cfg.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("tls_cert/tls_key: %w", err)
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-done:
+				return
+			case <-hup:
+				if err := r.Reload(); err != nil {
+					s.log.Error("tls certificate not reloaded; the previous one stays", "err", err)
+				} else {
+					s.log.Info("tls certificate reloaded", "cert", s.cfg.TLSCert)
+				}
+			}
+		}
+	}()
+	s.push("tls reloader", func(context.Context) error {
+		signal.Stop(hup)
+		close(done)
+		<-stopped
+		return nil
+	})
+	return r.Config(), nil
 }
 
 // crossSitePolicy is the operator's CORS allowlist and, on a loopback

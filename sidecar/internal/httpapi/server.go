@@ -10,6 +10,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -121,6 +122,10 @@ type Options struct {
 	SSERetry time.Duration
 	// MaxWSFrame bounds client WebSocket messages (default 64 KiB).
 	MaxWSFrame int64
+	// TLS, if set, serves HTTPS on the listener (HTTP/1.1: Hertz's
+	// HTTP/2 is a separate protocol server without the hijacking the
+	// WebSocket routes need).
+	TLS *tls.Config
 	// CrossSite guards against other web origins (Host, Origin) and
 	// answers CORS for its allowlist; the zero value allows same-origin
 	// and non-browser requests only.
@@ -228,6 +233,7 @@ func New(d Deps, o Options) (*Server, error) {
 	s.h = server.New(
 		server.WithTransport(standard.NewTransporter),
 		server.WithListener(ln),
+		server.WithTLS(o.TLS),
 		server.WithOnAccept(ln.onAccept),
 		server.WithHandleMethodNotAllowed(true),
 		// noRoute redirects to the path with the trailing slash toggled

@@ -56,7 +56,7 @@ func (s *Server) serveSSE(ctx context.Context, c *app.RequestContext, st *stream
 	// runs the hijack handler on the connection goroutine, then releases
 	// the request context and ends that goroutine.
 	c.Response.HijackWriter(noBody{})
-	c.Hijack(func(network.Conn) { s.startSSE(c, tc, st, sseStart{pos: pos, typed: typed}, acc) })
+	c.Hijack(func(hc network.Conn) { s.startSSE(c, tc, hc, st, sseStart{pos: pos, typed: typed}, acc) })
 	return nil
 }
 
@@ -94,9 +94,16 @@ type sseStart struct {
 	typed bool
 }
 
-func (s *Server) startSSE(c *app.RequestContext, tc *trackedConn, st *stream.Stream, start sseStart, acc *accessHandoff) {
+func (s *Server) startSSE(c *app.RequestContext, tc *trackedConn, hc network.Conn, st *stream.Stream, start sseStart, acc *accessHandoff) {
 	ss := &sseStream{s: s, tc: tc, st: st, access: acc,
 		w: rawChunked{conn: tc.Conn, h: &c.Response.Header, timeout: s.o.WriteTimeout, plain: !c.Request.Header.IsHTTP11()}}
+	// Over TLS the bytes go through the TLS connection Hertz made, and the
+	// stream runs here: Hertz closes that connection (a close_notify)
+	// when this handler returns, so it must not return before the end.
+	isTLS := s.o.TLS != nil
+	if isTLS {
+		ss.w.conn = hc
+	}
 	if !s.streams.add() {
 		// Close began after the handler checked: an empty, ended stream;
 		// Hertz closes the socket.
@@ -118,6 +125,10 @@ func (s *Server) startSSE(c *app.RequestContext, tc *trackedConn, st *stream.Str
 	ss.w.h = nil // Hertz reuses the request context: keep nothing of it
 	if err != nil {
 		ss.end(err)
+		return
+	}
+	if isTLS {
+		ss.run(ctx)
 		return
 	}
 	go ss.run(ctx)
