@@ -56,10 +56,14 @@ func TestLivedocServesEmbeddedFiles(t *testing.T) {
 			}
 		}
 	}
-	for _, bad := range []string{"/livedoc/nope.js", "/livedoc/..%2Fembed.go", "/livedoc/sub%2Fapp.js", "/livedoc/.hidden.js", "/livedoc/embed.go", "/livedoc/index"} {
+	for _, bad := range []string{"/livedoc/nope.js", "/livedoc/sub%2Fapp.js", "/livedoc/.hidden.js", "/livedoc/embed.go", "/livedoc/index"} {
 		if code, _, _ := e.do("GET", bad, ""); code != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", bad, code)
 		}
+	}
+	// A dot segment, encoded or not, is refused at the door for every route.
+	if code, _, body := e.do("GET", "/livedoc/..%2Fembed.go", ""); code != http.StatusBadRequest || !bytes.Contains(body, []byte(`"error"`)) {
+		t.Errorf("GET /livedoc/..%%2Fembed.go: %d %s, want 400 with the JSON error", code, body)
 	}
 }
 
