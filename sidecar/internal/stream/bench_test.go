@@ -5,7 +5,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sidestream/sidestream/core/event"
 	"github.com/sidestream/sidestream/core/stream"
+	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
 
 type discardFlusher struct{ writes int }
@@ -45,4 +47,40 @@ func BenchmarkServeSSE(b *testing.B) {
 		sub.Close()
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+}
+
+// discardFrames is a FramesWriter that drops what it gets.
+type discardFrames struct{ discardFlusher }
+
+func (d *discardFrames) WriteFrames(f [][]byte) (int, error) {
+	n := 0
+	for _, b := range f {
+		n += len(b)
+	}
+	return n, nil
+}
+
+// BenchmarkWriteEventsBatch writes a lagging subscriber's batch (1024
+// events) through the copying path and as cached frames: the copy grows
+// a buffer past the pool's bound and leaves it to the collector.
+func BenchmarkWriteEventsBatch(b *testing.B) {
+	evs := make([]*event.Event, 1024)
+	for i := range evs {
+		evs[i] = &event.Event{Stream: "s", Seq: uint64(i + 1), Type: "magic", Time: time.Now(),
+			Data: []byte(`{"magic":-2762725995429886737,"timestamp":"2026-11-23T17:00:00.123456789Z"}`)}
+		wire.SSEFrame(evs[i]) // cached, as a hub's events are after their first writer
+	}
+	for _, tc := range []struct {
+		name string
+		w    FlushWriter
+	}{{"copy", &discardFlusher{}}, {"frames", &discardFrames{}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := writeEvents(tc.w, evs, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
