@@ -39,5 +39,8 @@ export function errorView(status, body) {
   const fields = Array.isArray(e.fields) ? e.fields : [];
   return h('div', { class: 'api-error', role: 'alert' },
     h('p', null, h('strong', null, `${status} ${e.code || 'error'}`), ': ', readable(e.message || '')),
-    fields.length ? h('ul', null, fields.map((f) => h('li', null, h('code', null, f.field || '(body)'), ' ', readable(f.message)))) : null);
+    fields.length ? h('ul', null, fields.map((f) => h('li', null,
+      // A node that words its errors names the field in the sentence.
+      String(f.message || '').startsWith(f.field + ' ') ? null : [h('code', null, f.field || '(body)'), ' '],
+      readable(f.message)))) : null);
 }
