@@ -5,19 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/sidestream/sidestream/plugins/builtin"
 	"github.com/sidestream/sidestream/sidecar/internal/pluginhost"
 )
 
 func newPluginsCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "plugins", Short: "List a running sidecar's plugins or verify a plugin directory"}
-	cmd.AddCommand(newPluginsListCommand(), newPluginsVerifyCommand())
+	cmd := &cobra.Command{Use: "plugins", Short: "List a running sidecar's plugins; add, remove or verify those of a plugin directory"}
+	cmd.AddCommand(newPluginsListCommand(), newPluginsVerifyCommand(), newPluginsAddCommand(), newPluginsRemoveCommand())
 	return cmd
 }
 
@@ -98,28 +99,58 @@ func verifyPlugins(ctx context.Context, out io.Writer, dir string, timeout time.
 }
 
 func verifyOne(ctx context.Context, src pluginhost.Source, timeout time.Duration) (string, error) {
-	if err := pluginhost.VerifyChecksum(src); err != nil {
-		return "", err
+	kind, err := pluginhost.Probe(ctx, src, timeout)
+	return kind.Version, err
+}
+
+func newPluginsAddCommand() *cobra.Command {
+	var dir string
+	var timeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "add PATH",
+		Short: "Copy a plugin binary into the plugin directory, check that it starts, and pin its sha256 in the manifest",
+		Long: "Copy a plugin binary into the plugin directory under the kind name it reports, check that the copy\n" +
+			"starts and completes the plugin handshake, and list it in manifest.json pinned by its sha256.\n" +
+			"A running sidecar serves it after a restart.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dir == "" {
+				return errors.New("--plugin-dir is required")
+			}
+			e, kind, err := pluginhost.Add(cmd.Context(), pluginhost.AddRequest{
+				Dir: dir, Binary: args[0], Reserved: builtin.Names(), Timeout: timeout,
+			})
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "added plugin %s %s (kind %s) as %s, sha256 %s\n",
+				e.Name, kind.Version, kind.Name, filepath.Join(dir, e.Path), e.SHA256)
+			return err
+		},
 	}
-	host, err := pluginhost.New(pluginhost.Config{
-		Sources: []pluginhost.Source{src}, StartTimeout: timeout, CrashLimit: 1, ReadyWait: timeout,
-	}, slog.New(slog.DiscardHandler))
-	if err != nil {
-		return "", err
+	cmd.Flags().StringVar(&dir, "plugin-dir", "", "plugin directory with manifest.json (created if missing)")
+	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "how long the plugin may take to start")
+	return cmd
+}
+
+func newPluginsRemoveCommand() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Take a plugin out of the plugin directory's manifest and delete its binary",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dir == "" {
+				return errors.New("--plugin-dir is required")
+			}
+			e, err := pluginhost.Remove(dir, args[0])
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "removed plugin %s (%s)\n", e.Name, e.Path)
+			return err
+		},
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		_ = host.Close(cctx)
-	}()
-	dctx, cancel := context.WithTimeout(ctx, timeout+time.Second)
-	defer cancel()
-	kind, err := host.Describe(dctx, src.Name)
-	if err != nil {
-		if st := host.Plugins(); len(st) == 1 && st[0].LastError != "" {
-			return "", fmt.Errorf("%w (%s)", err, st[0].LastError)
-		}
-		return "", err
-	}
-	return kind.Version, nil
+	cmd.Flags().StringVar(&dir, "plugin-dir", "", "plugin directory with manifest.json")
+	return cmd
 }

@@ -57,6 +57,10 @@ func servePlugin(mode string) {
 	case "garbage":
 		fmt.Println("hello, I am not a plugin")
 		sdk.Serve(counter{})
+	case "future":
+		// A plugin built against an SDK of the next protocol version.
+		sdk.Handshake.ProtocolVersion = sdk.APIVersion + 1
+		sdk.Serve(counter{})
 	case "exit":
 		os.Exit(2)
 	case "hang":

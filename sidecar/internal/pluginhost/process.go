@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -90,8 +91,11 @@ func (k *kindProc) spawn(ctx context.Context) (*proc, error) {
 		dial = append(dial, cfg.DialOptions(src.Name)...)
 	}
 	client := plugin.NewClient(&plugin.ClientConfig{
-		HandshakeConfig:  sdk.Handshake,
-		Plugins:          plugin.PluginSet{sdk.PluginName: glue{}},
+		HandshakeConfig: sdk.Handshake,
+		// The host offers every protocol version it speaks (go-plugin
+		// passes them in PLUGIN_PROTOCOL_VERSIONS); the plugin answers
+		// with the newest it shares, or its own when none is shared.
+		VersionedPlugins: map[int]plugin.PluginSet{sdk.APIVersion: {sdk.PluginName: glue{}}},
 		Cmd:              cmd,
 		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
@@ -142,9 +146,21 @@ func (k *kindProc) spawn(ctx context.Context) (*proc, error) {
 	return p, nil
 }
 
-// cleanStartErr keeps go-plugin's message but drops its multi-line advice.
+// ErrProtocolVersion means a plugin speaks a plugin protocol version the
+// host does not: it was built against an incompatible SDK.
+var ErrProtocolVersion = errors.New("incompatible plugin protocol version")
+
+// pluginVersionRe finds the plugin's version in go-plugin's refusal.
+var pluginVersionRe = regexp.MustCompile(`(?i)incompatible API version with plugin\. Plugin version: (\d+)`)
+
+// cleanStartErr keeps go-plugin's message but drops its multi-line advice,
+// and turns a protocol version mismatch into a refusal naming both sides.
 func cleanStartErr(err error) error {
 	msg := err.Error()
+	if m := pluginVersionRe.FindStringSubmatch(msg); m != nil {
+		return fmt.Errorf("%w: the plugin speaks protocol version %s, this sidestream speaks %d; rebuild the plugin against a sidestream SDK of protocol version %d",
+			ErrProtocolVersion, m[1], sdk.APIVersion, sdk.APIVersion)
+	}
 	if i := strings.Index(msg, "\nThis usually means"); i > 0 {
 		return fmt.Errorf("%s (the plugin wrote to stdout before its handshake)", msg[:i])
 	}

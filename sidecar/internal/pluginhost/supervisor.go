@@ -23,6 +23,7 @@ type kindProc struct {
 	cur       *proc // running process, nil otherwise
 	changed   chan struct{}
 	desc      *emitter.Kind
+	described string // the name the plugin itself reports (Probe)
 	restarts  int
 	lastErr   error
 	crashes   []time.Time
@@ -100,13 +101,14 @@ func (k *kindProc) supervise(ctx context.Context) {
 // running publishes p as the live process.
 func (k *kindProc) running(p *proc) {
 	d := kindOf(p.desc)
+	described := d.Name
 	if d.Name != k.src.Name {
 		k.h.log.Warn("plugin describes another kind; serving it under its configured name",
 			"plugin", k.src.Name, "described", d.Name)
 		d.Name = k.src.Name
 	}
 	k.mu.Lock()
-	k.desc = &d
+	k.desc, k.described = &d, described
 	k.setStateLocked(StateRunning, p)
 	k.mu.Unlock()
 	k.h.log.Info("plugin running", "plugin", k.src.Name, "pid", p.pid, "version", d.Version)
