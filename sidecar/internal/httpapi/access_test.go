@@ -7,12 +7,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
+	"github.com/sidestream/sidestream/web"
 )
 
 // Tokens of the access tests: tenant "a" with every scope, tenant "b"
@@ -215,5 +219,48 @@ func TestAccessTrackerTenants(t *testing.T) {
 	_, _, list := e.do("GET", "/api/v1/emitters", "", "Authorization", "Bearer "+tokB)
 	if strings.Contains(string(list), `"a-em"`) || !strings.Contains(string(list), `"magic"`) {
 		t.Errorf("b's list: %s, want magic and not a's a-em", list)
+	}
+}
+
+// TestOpenAPIScopes: the document names each route's scope (x-scope) as
+// the route table declares it, public routes need no token (security:
+// []), and every other operation documents its 401 (and its 403 when a
+// scope is needed).
+func TestOpenAPIScopes(t *testing.T) {
+	t.Parallel()
+	var d struct {
+		Paths map[string]map[string]struct {
+			Scope     string         `yaml:"x-scope"`
+			Security  *[]any         `yaml:"security"`
+			Responses map[string]any `yaml:"responses"`
+		} `yaml:"paths"`
+	}
+	if err := yaml.Unmarshal(web.OpenAPI, &d); err != nil {
+		t.Fatal(err)
+	}
+	param := regexp.MustCompile(`:(\w+)`)
+	s := &Server{}
+	for _, r := range s.table() {
+		p := param.ReplaceAllString(r.Path, "{$1}")
+		op, ok := d.Paths[p][strings.ToLower(r.Method)]
+		if !ok {
+			t.Errorf("%s %s: not in openapi.yaml", r.Method, p)
+			continue
+		}
+		if op.Scope != r.Scope {
+			t.Errorf("%s %s: x-scope %q, the route needs %q", r.Method, p, op.Scope, r.Scope)
+		}
+		if r.Scope == auth.ScopePublic {
+			if op.Security == nil || len(*op.Security) != 0 {
+				t.Errorf("%s %s: public, but its security is not []", r.Method, p)
+			}
+			continue
+		}
+		if op.Responses["401"] == nil {
+			t.Errorf("%s %s: no 401 documented", r.Method, p)
+		}
+		if r.Scope != authenticated && op.Responses["403"] == nil {
+			t.Errorf("%s %s: no 403 documented", r.Method, p)
+		}
 	}
 }
