@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,5 +113,36 @@ func setFibHistory(t *testing.T, dir string, damage bool) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A node whose writes fail for a full disk is not ready (503
+// unavailable) while the disk stays full, and is ready again once space
+// is freed, before any write succeeds: readiness must not wait for
+// traffic an orchestrator no longer sends. Writes then succeed.
+func TestReadyzFollowsFullDisk(t *testing.T) {
+	t.Parallel()
+	data := requireTmpfs(t, "16m")
+	sc := startSidecar(t, data)
+	pollReadyz(t, sc, http.StatusOK, 60*time.Second)
+	filler := fillDisk(t, data)
+	refused := false
+	for i := 0; i < 200 && !refused; i++ {
+		a := send(t, http.MethodPost, sc.URL("/track/full"), fmt.Sprintf(`{"i":%d,"pad":%q}`, i, strings.Repeat("x", 8000)), nil)
+		refused = a.status == http.StatusServiceUnavailable
+	}
+	if !refused {
+		t.Fatal("no write was refused on a full disk")
+	}
+	down := pollReadyz(t, sc, http.StatusServiceUnavailable, 30*time.Second)
+	if code := down.errorCode(); code != "unavailable" {
+		t.Fatalf("/readyz on a full disk: %d %s, want code unavailable", down.status, down.body)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	pollReadyz(t, sc, http.StatusOK, 60*time.Second)
+	if a := send(t, http.MethodPost, sc.URL("/track/full"), `"after"`, nil); a.status != http.StatusAccepted {
+		t.Fatalf("write after space was freed: %d %s", a.status, a.body)
 	}
 }

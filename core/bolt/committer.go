@@ -362,6 +362,7 @@ func (s *Store) committed(start time.Time, n int) {
 // ack reads everything it needs from r before releasing the caller,
 // which may reuse r at once.
 func (s *Store) ack(r *request, err error) {
+	s.noteSpace(err)
 	switch {
 	case err != nil:
 		s.stats.failed.Add(1)

@@ -151,6 +151,9 @@ type Store struct {
 	closeErr  error
 
 	stats counters
+	// noSpaceAt is when a write last failed for a full disk (unix
+	// nanoseconds; 0: the last write found room), for Ready.
+	noSpaceAt atomic.Int64
 }
 
 // Stats returns a snapshot of the write counters.
@@ -176,7 +179,10 @@ func (s *Store) Ready() error {
 	if s.closed() {
 		return ErrClosed
 	}
-	return s.ap.failed()
+	if err := s.ap.failed(); err != nil {
+		return err
+	}
+	return s.spaceReady()
 }
 
 // Path is the file the store lives in.
