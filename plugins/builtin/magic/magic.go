@@ -3,13 +3,15 @@
 //
 // Each event has type "magic" and data
 //
-//	{"magic":-2762725995429886737,"timestamp":"2026-11-23T17:00:00.123456789Z"}
+//	{"magic":-2762725995429886737,"timestamp":"2026-11-23T17:00:00.123Z"}
 //
-// where timestamp is the generation time in UTC, formatted RFC3339Nano (a
-// superset of RFC3339 that every RFC3339 parser accepts; at high rates
-// second precision would make every timestamp in a batch equal).
+// where timestamp is the generation time in UTC, RFC3339 with exactly
+// three fractional digits: milliseconds, as the SSE prototype's stream
+// had them (every event of a batch shares its tick's time, and ticks are
+// at least 10ms apart, so finer digits told nothing).
 //
-// Config: {"rate": events per second} (default 1, > 0, at most 100000).
+// Config: {"rate": events per second} (default 1, > 0, at most 100000);
+// the sidecar's shared /magic emitter runs at its magic_rate key (4).
 // Events are sent in batches, one per tick of at least 10ms, so that
 // 100,000 events/s cost about 100 boundary crossings per second.
 package magic
@@ -37,6 +39,9 @@ const (
 	DefaultRate = 1.0
 	MaxRate     = 100000.0
 )
+
+// TimestampLayout formats an event's timestamp: RFC3339 in milliseconds.
+const TimestampLayout = "2006-01-02T15:04:05.000Z07:00"
 
 // minTick bounds the batching period: high rates share one batch per tick.
 const minTick = 10 * time.Millisecond
@@ -172,7 +177,7 @@ func makeEvents(rng *rand.Rand, n int, now time.Time) []sdk.Event {
 	events := make([]sdk.Event, n)
 	// Every event of a batch shares the tick's timestamp: format it once.
 	var tsBuf [64]byte
-	ts := now.UTC().AppendFormat(tsBuf[:0], time.RFC3339Nano)
+	ts := now.UTC().AppendFormat(tsBuf[:0], TimestampLayout)
 	for i := range events {
 		start := len(buf)
 		buf = append(buf, `{"magic":`...)

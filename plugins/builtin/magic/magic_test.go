@@ -114,6 +114,10 @@ func TestEventShape(t *testing.T) {
 			if err != nil || ts.Location() != time.UTC {
 				t.Fatalf("timestamp %q is not RFC3339 UTC: %v", *d.Timestamp, err)
 			}
+			// Milliseconds, as the SSE prototype had them.
+			if _, err := time.Parse(magic.TimestampLayout, *d.Timestamp); err != nil || len(*d.Timestamp) != len("2006-01-02T15:04:05.000Z") {
+				t.Fatalf("timestamp %q does not have exactly millisecond digits", *d.Timestamp)
+			}
 			seen[*d.Magic] = true
 		}
 		if len(seen) >= 1000 {

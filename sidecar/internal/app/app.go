@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -96,6 +97,11 @@ func (s *system) push(name string, fn func(context.Context) error) {
 // Run serves until ctx is done, then drains and shuts down within the
 // configured timeout. A clean shutdown returns nil.
 func Run(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger) (err error) {
+	// Refused before anything starts: a choice of earlier systems' routes
+	// that would answer one request two ways.
+	if err := httpapi.CheckCompat(cfg.Compat); err != nil {
+		return err
+	}
 	// Relative to the working directory, which a log reader does not know.
 	if abs, aerr := filepath.Abs(cfg.DataDir); aerr == nil {
 		cfg.DataDir = abs
@@ -218,7 +224,8 @@ func (s *system) startDefaults(ctx context.Context) error {
 	if s.cluster != nil {
 		ens = s.cluster.emitters
 	}
-	if err := ensureDefaults(ctx, ens); err != nil {
+	s.repaceMagic(ctx)
+	if err := ensureDefaults(ctx, ens, s.cfg.MagicRate); err != nil {
 		s.log.Error("shared emitters unavailable", "err", err)
 	}
 	return nil
@@ -327,6 +334,7 @@ func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 		MaxConnsPerIP:     s.cfg.Limits.MaxConnectionsPerIP,
 		CrossSite:         crossSitePolicy(s.cfg),
 		TLS:               tlsConf,
+		Compat:            s.cfg.Compat,
 	})
 	if err != nil {
 		return nil, nil, err
@@ -432,9 +440,10 @@ func hostConfig(cfg config.Config, opts Options) (pluginhost.Config, error) {
 	return hc, nil
 }
 
-// The shared instances behind /magic, /time and /fib.
+// The shared instances behind /magic, /time and /fib (magic's rate is
+// the magic_rate key's, set by ensureDefaults).
 var defaults = []emitter.CreateRequest{
-	{ID: "magic", Kind: "magic", Config: json.RawMessage(`{"rate":1}`), Retention: &emitter.Retention{}},
+	{ID: "magic", Kind: "magic", Retention: &emitter.Retention{}},
 	{ID: "time", Kind: "time", Config: json.RawMessage(`{"interval":"1s"}`), Retention: &emitter.Retention{}},
 	{ID: "fib", Kind: "fibonacci", Config: json.RawMessage(`{}`),
 		Retention: &emitter.Retention{Persist: true, MaxEvents: 10000, MaxAge: emitter.Duration(24 * time.Hour)}},
@@ -449,13 +458,37 @@ func sharedIDs() []string {
 	return ids
 }
 
+func magicConfig(rate float64) json.RawMessage {
+	return json.RawMessage(`{"rate":` + strconv.FormatFloat(rate, 'g', -1, 64) + `}`)
+}
+
+// repaceMagic drops this node's shared magic emitter when it runs at
+// another rate than magic_rate, so ensureDefaults makes it anew: it keeps
+// no history, and a changed key must take effect on the next start.
+func (s *system) repaceMagic(ctx context.Context) {
+	spec, err := s.mgr.Get(ctx, "magic")
+	if err != nil {
+		return // not on this node: nothing to change here
+	}
+	var c struct{ Rate float64 }
+	if json.Unmarshal(spec.Config, &c) == nil && c.Rate == s.cfg.MagicRate {
+		return
+	}
+	if err := s.mgr.Delete(ctx, "magic"); err != nil {
+		s.log.Warn("the shared magic emitter keeps its old rate", "rate", c.Rate, "magic_rate", s.cfg.MagicRate, "err", err)
+	}
+}
+
 type ensurer interface {
 	Ensure(ctx context.Context, req emitter.CreateRequest) (emitter.Spec, error)
 }
 
-func ensureDefaults(ctx context.Context, mgr ensurer) error {
+func ensureDefaults(ctx context.Context, mgr ensurer, magicRate float64) error {
 	var errs []error
 	for _, req := range defaults {
+		if req.ID == "magic" {
+			req.Config = magicConfig(magicRate)
+		}
 		if _, err := mgr.Ensure(ctx, req); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", req.ID, err))
 		}

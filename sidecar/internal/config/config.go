@@ -58,6 +58,11 @@ type Config struct {
 	// PluginStartTimeout bounds a plugin's handshake.
 	PluginStartTimeout Duration `yaml:"plugin_start_timeout" flag:"plugin-start-timeout" help:"how long a plugin may take to start"`
 	MaxBodyBytes       int64    `yaml:"max_body_bytes" flag:"max-body-bytes" help:"largest request body accepted (413 beyond)"`
+	// Compat serves earlier systems' exact paths next to the product's
+	// (docs/MIGRATING.md); httpapi.CheckCompat refuses colliding choices.
+	Compat []string `yaml:"compat" flag:"compat" sep:"," unset:"none" help:"also serve the exact paths of these earlier systems, comma-separated or repeated: realtimer (GET /{user}?data=, WS /ws), pexservice (/, /current, /next, /previous, /reset as plain text), sse-prototype (/log/sse/{id}); realtimer and pexservice collide (docs/MIGRATING.md)"`
+	// MagicRate paces the shared /magic stream.
+	MagicRate float64 `yaml:"magic_rate" flag:"magic-rate" help:"events per second of the shared /magic stream (the SSE prototype's pace was about 4)"`
 
 	Limits    Limits    `yaml:"limits"`
 	Telemetry Telemetry `yaml:"telemetry"`
@@ -198,6 +203,7 @@ func Default() Config {
 		ShutdownTimeout:    Duration(20 * time.Second),
 		PluginStartTimeout: Duration(10 * time.Second),
 		MaxBodyBytes:       1 << 20,
+		MagicRate:          4,
 		Telemetry:          Telemetry{ServiceName: "sidestream", TraceSampleRatio: 1},
 		Auth:               Auth{TenantClaim: "tenant"},
 		Cluster:            Cluster{ExportLinger: Duration(2 * time.Millisecond)},
@@ -267,6 +273,9 @@ func (c Config) Validate() error {
 		bad("max_body_bytes", "must be at least 1024")
 	}
 	errs = append(errs, c.Limits.validate()...)
+	if !(c.MagicRate > 0 && c.MagicRate <= 100000) {
+		bad("magic_rate", "must be > 0 and at most 100000 events per second, not %v", c.MagicRate)
+	}
 	errs = append(errs, c.Telemetry.validate()...)
 	errs = append(errs, c.Auth.validate()...)
 	for i, r := range c.LogRoots {

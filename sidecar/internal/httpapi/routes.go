@@ -107,7 +107,10 @@ func (t routeTable) check() error {
 }
 
 func (s *Server) register() error {
-	s.routes = s.table()
+	if err := CheckCompat(s.o.Compat); err != nil {
+		return err
+	}
+	s.routes = s.withCompat(s.table(), s.o.Compat)
 	if err := s.routes.check(); err != nil {
 		return err
 	}

@@ -144,6 +144,9 @@ type Options struct {
 	// the same way (default 0: no per-address limit, since behind a
 	// reverse proxy every client shares its address).
 	MaxConnsPerIP int
+	// Compat names the earlier systems whose exact paths are served too
+	// (CompatSystems; CheckCompat says which may go together).
+	Compat []string
 }
 
 func (o Options) withDefaults() Options {

@@ -24,6 +24,12 @@ func (s *Server) streamCtx(parent context.Context) (context.Context, context.Can
 
 // serveWS upgrades to a WebSocket carrying st (see streamhttp.ServeWS).
 func (s *Server) serveWS(ctx context.Context, c *app.RequestContext, st *stream.Stream) error {
+	return s.serveWSFrames(ctx, c, st, false)
+}
+
+// serveWSFrames is serveWS; dataOnly sends each event's data as the frame
+// instead of its envelope (an earlier system's frame format).
+func (s *Server) serveWSFrames(ctx context.Context, c *app.RequestContext, st *stream.Stream, dataOnly bool) error {
 	pos, err := resumePosition(c)
 	if err != nil {
 		return err
@@ -35,6 +41,7 @@ func (s *Server) serveWS(ctx context.Context, c *app.RequestContext, st *stream.
 		defer leave()
 		_ = streamhttp.ServeWS(sctx, conn, st, pos, streamhttp.WSOptions{
 			Heartbeat: s.o.HeartbeatInterval, MaxFrame: s.o.MaxWSFrame, WriteTimeout: s.o.WriteTimeout, Observer: obs,
+			DataOnly: dataOnly,
 		})
 	})
 }

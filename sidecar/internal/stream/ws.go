@@ -28,6 +28,9 @@ type WSOptions struct {
 	WriteTimeout time.Duration
 	// Observer, if set, is told about every write (telemetry).
 	Observer Observer
+	// DataOnly sends each event's data as its frame instead of the JSON
+	// envelope, for a client of an earlier system that knows no envelope.
+	DataOnly bool
 }
 
 func (o WSOptions) withDefaults() WSOptions {
@@ -210,7 +213,11 @@ func (s *session) writeEvents(evs []*event.Event) error {
 	bp := writePool.Get().(*[]byte)
 	buf := (*bp)[:0]
 	for _, e := range evs {
-		buf = wire.AppendFrame(buf, wire.OpText, e.JSON(), nil)
+		payload := e.JSON()
+		if s.o.DataOnly && !e.IsControl() {
+			payload = e.Data
+		}
+		buf = wire.AppendFrame(buf, wire.OpText, payload, nil)
 	}
 	err := s.writeRaw(buf)
 	if err == nil {
