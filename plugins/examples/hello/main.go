@@ -10,10 +10,10 @@ import (
 
 type hello struct{}
 
-func (hello) Describe() sdk.Description { return sdk.Description{Name: "hello", Version: "1.0.0"} }
-
+func (hello) Describe() sdk.Description {
+	return sdk.Description{Name: "hello", Version: "1.0.0", EventTypes: []string{"hello"}, ConfigSchema: json.RawMessage(`{"type":"object"}`)}
+}
 func (hello) Validate(_ context.Context, c json.RawMessage) (json.RawMessage, error) { return c, nil }
-
 func (hello) Run(ctx context.Context, _ sdk.Instance, out sdk.Output) error {
 	for tick := time.NewTicker(time.Second); ; <-tick.C {
 		ev := sdk.Event{Type: "hello", Data: json.RawMessage(`{"msg":"hello, world"}`)}
