@@ -324,14 +324,35 @@ func (w *rawChunked) head(vec [][]byte) [][]byte {
 }
 
 // writev writes vec in one writev (net.Buffers consumes its own copy).
+// A connection without writev (TLS) would get a Write, and so a record,
+// per part: it gets the parts copied into one Write instead.
 func (w *rawChunked) writev(vec [][]byte) error {
 	w.armDeadline()
-	bufs := net.Buffers(vec)
-	if _, err := bufs.WriteTo(w.conn); err != nil {
+	var err error
+	switch w.conn.(type) {
+	case *net.TCPConn, *net.UnixConn:
+		bufs := net.Buffers(vec)
+		_, err = bufs.WriteTo(w.conn)
+	default:
+		bp := joinPool.Get().(*[]byte)
+		b := (*bp)[:0]
+		for _, p := range vec {
+			b = append(b, p...)
+		}
+		_, err = w.conn.Write(b)
+		if cap(b) <= 64<<10 {
+			*bp = b[:0]
+			joinPool.Put(bp)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("sse write: %w", err)
 	}
 	return nil
 }
+
+// joinPool holds the buffers of writes to connections without writev.
+var joinPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // armDeadline gives the next write at least 3/4 of the timeout: the
 // deadline moves only when a quarter of it passed, so a busy stream
