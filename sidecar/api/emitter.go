@@ -19,7 +19,38 @@ type Emitter struct {
 	// Shared marks the node's built-in emitters (magic, time, fib) that
 	// the shared routes serve: they cannot be deleted.
 	Shared bool `json:"shared,omitempty"`
+	// State is what the answering node knows of it: StateRunning,
+	// StateOffline (a mirror of an emitter whose node is unreachable), or
+	// its plugin's state (e.g. "failed") when that is not running; empty
+	// when the node cannot tell (another node runs it and nobody here
+	// watches it). Set on GET, not on create.
+	State string `json:"state,omitempty"`
+	// Activity is what its stream did lately as the answering node sees
+	// it; nil when that node holds no copy of the stream.
+	Activity *Activity `json:"activity,omitempty"`
 }
+
+// Emitter states (Emitter.State) besides a plugin's own.
+const (
+	StateRunning = "running"
+	StateOffline = "offline"
+)
+
+// Activity is an emitter stream's recent activity.
+type Activity struct {
+	// Head is the newest seq.
+	Head uint64 `json:"head"`
+	// LastEventAt is the time of the newest event kept in memory (absent
+	// until the first event since the node started).
+	LastEventAt time.Time `json:"last_event_at,omitzero"`
+	// EventsPerSec is the rate over the last ActivityWindow.
+	EventsPerSec float64 `json:"events_per_sec"`
+	// Subscribers is the number of open SSE/WebSocket subscriptions here.
+	Subscribers int `json:"subscribers"`
+}
+
+// ActivityWindow is the span Activity.EventsPerSec averages over.
+const ActivityWindow = 10 * time.Second
 
 // Retention is an emitter's history policy as the server applied it.
 type Retention struct {

@@ -79,12 +79,14 @@ func (s *Server) listEmitters(ctx context.Context, c *app.RequestContext) error 
 		return writeJSON(c, http.StatusOK, api.EmitterPage{Items: []api.Emitter{}})
 	}
 	specs, next := s.d.Emitters.List(ctx, f, c.Query("after"), limit)
+	plugins := s.pluginStates()
+	now := time.Now()
 	// Another tenant's emitters are left out after paging: a page may
 	// hold fewer than limit, and next still continues after the last.
 	page := api.EmitterPage{Items: make([]api.Emitter, 0, len(specs)), Next: next}
 	for _, spec := range specs {
 		if visible(c, spec) {
-			page.Items = append(page.Items, s.emitterOut(spec))
+			page.Items = append(page.Items, s.emitterLive(spec, plugins, now))
 		}
 	}
 	return writeJSON(c, http.StatusOK, page)
@@ -95,7 +97,7 @@ func (s *Server) getEmitter(ctx context.Context, c *app.RequestContext) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(c, http.StatusOK, s.emitterOut(spec))
+	return writeJSON(c, http.StatusOK, s.emitterLive(spec, s.pluginStates(), time.Now()))
 }
 
 func (s *Server) deleteEmitter(ctx context.Context, c *app.RequestContext) error {
