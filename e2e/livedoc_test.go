@@ -27,7 +27,7 @@ func TestLivedocInBrowser(t *testing.T) {
 
 	t.Run("root lands on livedoc with the full reference", func(t *testing.T) {
 		p.t = t
-		p.do("open /", chromedp.Navigate(sc.URL("/")))
+		p.do("open /", chromedp.Navigate(sc.URL("/")), chromedp.Click(chromedp.CSS(`#tab-reference`)))
 		p.waitJS("reference rendered", `document.querySelectorAll('details.op').length > 0`)
 		if path := evalJS[string](p, `location.pathname`); path != "/livedoc" {
 			t.Fatalf("/ landed on %q, want /livedoc", path)

@@ -44,10 +44,15 @@ func (s *Stream) Activity(now time.Time, window time.Duration) Activity {
 		return a
 	}
 	span := window
-	if !full && s.head-oldest+1 >= s.mask+1 && now.Sub(first) > 0 {
-		// The full ring ran out inside the window (a fast stream): rate
-		// over what it holds, not over a window it only partly covers.
-		span = now.Sub(first)
+	if held := now.Sub(first); !full && held > 0 && held < window {
+		// The ring ran out inside the window: a fast stream overflowing
+		// a full ring, or one that began less than a window ago. Rate
+		// over what the ring holds, not over a window it only partly
+		// covers (but never over less than a second for a stream just
+		// begun, so one fresh event is not a burst).
+		if s.head-oldest+1 >= s.mask+1 || held >= time.Second {
+			span = held
+		}
 	}
 	a.PerSec = float64(n) / span.Seconds()
 	return a

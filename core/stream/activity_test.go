@@ -36,6 +36,10 @@ func TestActivity(t *testing.T) {
 		{"idle", 0, stamped(3, time.Second, now.Add(-time.Minute)), 0, now.Add(-time.Minute)},
 		// A full ring of 8 covering 0.8 s of a 100/s stream: the rate over
 		// what the ring holds (100/s), not 8 events per 10 s.
+		// A stream begun 4 s ago at 2/s: 2/s, not 8 events per 10 s.
+		{"young", 0, stamped(8, 500*time.Millisecond, now.Add(-500*time.Millisecond)), 2, now.Add(-500 * time.Millisecond)},
+		// One event a moment ago is not a burst: over the window.
+		{"one fresh", 0, stamped(1, time.Second, now.Add(-100*time.Millisecond)), 0.1, now.Add(-100 * time.Millisecond)},
 		{"full ring", 8, stamped(50, 10*time.Millisecond, now.Add(-10*time.Millisecond)), 100, now.Add(-10 * time.Millisecond)},
 	}
 	for _, tc := range tests {

@@ -10,6 +10,8 @@ import { initEmitters } from './emitters.js';
 import { initPlugins } from './plugins.js';
 import { initQueues } from './queues.js';
 import { initCluster } from './cluster.js';
+import { initOverview } from './overview.js';
+import { initViewer } from './viewer.js';
 
 const tabs = [...document.querySelectorAll('[role="tab"]')];
 const shown = new Map(); // tab name -> callback(visible)
@@ -36,6 +38,7 @@ export const app = {
   onShow(name, cb) { shown.set(name, cb); },
   watch: null, // set by the streams panel: watch(streamId)
   openSocket: null, // set by the WebSocket console: openSocket(path)
+  view: null, // set by the stream viewer: view(streamId)
 };
 
 function initTabs() {
@@ -88,5 +91,7 @@ initEmitters(app);
 initPlugins(app);
 initQueues(app);
 initCluster(app);
-app.select(location.hash.slice(1) || 'reference');
+initOverview(app);
+initViewer(app);
+app.select(location.hash.slice(1) || 'overview');
 initHealth();
