@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,6 +52,22 @@ func colorScheme(scheme string) chromedp.Action[chromedp.Void] {
 			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
 		return err
 	})
+}
+
+// checkAxe runs the accessibility audit (axeAudit) on the shown tab and
+// fails on serious or critical violations.
+func checkAxe(t *testing.T, p *browserPage, tab string) {
+	t.Helper()
+	if !evalJS[bool](p, `!!window.axe`) {
+		p.do("load axe-core", chromedp.Evaluate[chromedp.Void](axeSource))
+	}
+	a := axeAudit(t, p, tab)
+	if a.Passes < 10 {
+		t.Fatalf("%s: axe passed only %d rules: did it run on the page?", tab, a.Passes)
+	}
+	for _, v := range a.Violations {
+		t.Errorf("%s: axe %s %s: %s at %v", tab, v.Impact, v.ID, v.Help, v.Nodes)
+	}
 }
 
 // createEmitter creates an emitter from a JSON body and returns its id.
@@ -123,6 +140,7 @@ func TestLivedocOverviewInBrowser(t *testing.T) {
 		t.Fatalf("post message: %d %s", a.status, a.body)
 	}
 	p.waitJS("the queue deepens by itself", `document.querySelector('#ov-queues li[data-queue="ov-orders"] .ov-depth')?.textContent === '4 messages'`)
+	checkAxe(t, p, "overview")
 	explorerShots(t, p, "overview", `.ov-card[data-id="`+id+`"]`)
 
 	// The emitter's name opens it in the stream viewer.
@@ -212,6 +230,7 @@ func TestLivedocStreamViewerInBrowser(t *testing.T) {
 		t.Errorf("frame not formatted: %q", f)
 	}
 	p.waitJS("the log stream charted as events/s", `document.getElementById('vw-chart').dataset.series === 'events/s'`)
+	checkAxe(t, p, "viewer")
 	// Paused for the pictures: a busy test machine draws slowly.
 	p.do("pause for the pictures", chromedp.Click(chromedp.CSS(`#vw-follow`)))
 	explorerShots(t, p, "viewer-log", `#vw-log`)
@@ -270,4 +289,98 @@ func TestLivedocStreamChartInBrowser(t *testing.T) {
 	p.do("stop", chromedp.Click(chromedp.CSS(`#vw-stop`)))
 	p.waitJS("stopped", `document.getElementById('vw-state').textContent === 'stopped'`)
 	explorerShots(t, p, "viewer-chart", `#vw-chart`)
+}
+
+// runCurl runs the curl command the reference shows, as a user pasting
+// it in a shell would.
+func runCurl(t *testing.T, cmd string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "sh", "-c", cmd+" -w '\\n%{http_code}'").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", cmd, err, out)
+	}
+	return string(out)
+}
+
+// The reference as a reader uses it: contents with a link per route, the
+// schemas of bodies and answers, the example that belongs to each status,
+// a curl for every call that does what the route says when pasted in a
+// shell, and "no match" when the filter leaves nothing.
+func TestLivedocReferenceInBrowser(t *testing.T) {
+	requireChromium(t)
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Fatal("curl is needed to run the reference's curl commands")
+	}
+	sc := startSidecar(t, t.TempDir())
+	p := openBrowser(t, sc.addr)
+	t.Cleanup(func() {
+		for _, pr := range p.Problems() {
+			t.Errorf("page problem: %s", pr)
+		}
+	})
+	p.do("open a route by its address", chromedp.Navigate(sc.URL("/livedoc#reference/listPlugins")), chromedp.EmulateViewport(1400, 900))
+	p.waitJS("that route open", `document.querySelector('details.op[data-key="listPlugins"]')?.open && location.hash === '#reference/listPlugins'`)
+	ops := evalJS[int](p, `document.querySelectorAll('details.op').length`)
+	links := evalJS[[]string](p, `[...document.querySelectorAll('.ref-toc a')].map((a) => a.getAttribute('href'))`)
+	if len(links) != ops {
+		t.Fatalf("contents list %d routes, the reference %d", len(links), ops)
+	}
+	for _, l := range links {
+		key := strings.TrimPrefix(l, "#reference/")
+		if !evalJS[bool](p, `!!document.querySelector('details.op[data-key="`+key+`"]')`) {
+			t.Errorf("contents link %s leads nowhere", l)
+		}
+	}
+	p.do("follow a contents link", chromedp.Click(chromedp.CSS(`.ref-toc a[href="#reference/getEmitter"]`)))
+	p.waitJS("getEmitter open", `document.querySelector('details.op[data-key="getEmitter"]').open && location.hash === '#reference/getEmitter'`)
+
+	// Examples per status: a 404 shows not_found, not a 400's example.
+	op := `document.querySelector('details.op[data-key="getEmitter"]')`
+	if ex := evalJS[string](p, op+`.querySelector('li[data-code="404"] pre').textContent`); !strings.Contains(ex, `"not_found"`) {
+		t.Errorf("404 example: %s", ex)
+	}
+	// The answer's schema, with what the overview relies on.
+	schema := evalJS[string](p, op+`.querySelector('li[data-code="200"] .schema').textContent`)
+	for _, want := range []string{"activity", "events_per_sec", "state", "created_at"} {
+		if !strings.Contains(schema, want) {
+			t.Errorf("200 schema lacks %q: %s", want, schema)
+		}
+	}
+
+	// The curl of a route, filled from the form, does what the route does.
+	p.do("fill the id", chromedp.Evaluate[chromedp.Void](`(() => { const i = `+op+`.querySelector('input[id$="-path-id"]');
+		i.value = 'magic'; i.dispatchEvent(new Event('input', {bubbles: true})); })()`))
+	curl := evalJS[string](p, op+`.querySelector('.curl-cmd').textContent`)
+	if !strings.Contains(curl, sc.URL("/api/v1/emitters/magic")) {
+		t.Errorf("curl %q does not name the route", curl)
+	}
+	if out := runCurl(t, curl); !strings.Contains(out, `"id":"magic"`) || !strings.HasSuffix(out, "200") {
+		t.Errorf("getEmitter's curl answered %s", out)
+	}
+	create := `document.querySelector('details.op[data-key="createEmitter"]')`
+	curl = evalJS[string](p, create+`.querySelector('.curl-cmd').textContent`)
+	if !strings.Contains(curl, "-X POST") || !strings.Contains(curl, "--data-raw") {
+		t.Errorf("createEmitter's curl %q lacks its method or body", curl)
+	}
+	if out := runCurl(t, curl); !strings.HasSuffix(out, "201") {
+		t.Errorf("createEmitter's curl answered %s", out)
+	}
+	if ex := evalJS[string](p, create+`.querySelector('li[data-code="409"] pre').textContent`); !strings.Contains(ex, `"exists"`) {
+		t.Errorf("409 example: %s", ex)
+	}
+	n := evalJS[int](p, `document.querySelectorAll('.curl-cmd').length`)
+	if n != ops {
+		t.Errorf("%d curl commands for %d routes", n, ops)
+	}
+	checkAxe(t, p, "reference")
+	explorerShots(t, p, "reference", `details.op[data-key="getEmitter"]`)
+
+	// A filter that matches nothing says so.
+	p.do("filter on nonsense", chromedp.SendKeys(chromedp.CSS(`#ref-filter`), "zz-nothing-zz"))
+	p.waitJS("no match", `!document.getElementById('ref-none').hidden && document.getElementById('ref-none').textContent.includes('zz-nothing-zz')`)
+	if vis := evalJS[int](p, `document.querySelectorAll('details.op:not([hidden]), .ref-toc li:not([hidden])').length`); vis != 0 {
+		t.Errorf("%d routes or links still shown", vis)
+	}
 }

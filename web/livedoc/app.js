@@ -19,7 +19,8 @@ const shown = new Map(); // tab name -> callback(visible)
 /** app is what panels use to reach each other. */
 export const app = {
   select(name, focus = false) {
-    const tab = tabs.find((t) => t.dataset.tab === name) || tabs[0];
+    // "reference/KEY" is the reference tab, at one route.
+    const tab = tabs.find((t) => t.dataset.tab === name.split('/')[0]) || tabs[0];
     for (const t of tabs) {
       const on = t === tab;
       t.setAttribute('aria-selected', String(on));
@@ -31,7 +32,7 @@ export const app = {
     if (focus) tab.focus();
     // A new tab is a new history entry, so Back returns to the previous
     // tab; the first one (no hash yet) only names the page's address.
-    const hash = '#' + tab.dataset.tab;
+    const hash = '#' + (name.startsWith(tab.dataset.tab + '/') ? name : tab.dataset.tab);
     if (location.hash === hash) return;
     if (location.hash) history.pushState(null, '', hash); else history.replaceState(null, '', hash);
   },

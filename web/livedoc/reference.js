@@ -2,6 +2,7 @@
 // and examples, and a "Try it" that sends the real request.
 import { $, h, paragraphs, prettyJSON, richText } from './dom.js';
 import { exchange, openapi } from './api.js';
+import { exampleFor, schemaBox, curlCommand, curlBlock, opKey, toc, showRoute, afterFilter } from './refextras.js';
 import { errorView } from './failure.js';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'];
@@ -41,6 +42,7 @@ export function initReference(app) {
     if (on && !loaded) { loaded = true; load(app); }
   });
   $('ref-filter').addEventListener('input', (e) => filter(e.target.value));
+  window.addEventListener('hashchange', () => showRoute());
 }
 
 async function load(app) {
@@ -52,7 +54,8 @@ async function load(app) {
     list.replaceChildren(h('p', { class: 'error-text', role: 'alert' }, 'Cannot load /openapi.json: ' + e.message));
     return;
   }
-  const { resolve } = resolver(doc);
+  const { resolve, get } = resolver(doc);
+  const contents = new Map(); // tag -> [{key, method, path}]
   $('ref-intro').replaceChildren(...paragraphs(doc.info && doc.info.description));
   const groups = new Map();
   for (const [path, item] of Object.entries(doc.paths || {})) {
@@ -61,17 +64,20 @@ async function load(app) {
       const op = resolve(item[m]);
       const params = [...(resolve(item.parameters) || []), ...(op.parameters || [])];
       const tag = (op.tags && op.tags[0]) || 'other';
-      if (!groups.has(tag)) groups.set(tag, []);
-      groups.get(tag).push(renderOp(app, m, path, op, params, resolve));
+      if (!groups.has(tag)) { groups.set(tag, []); contents.set(tag, []); }
+      groups.get(tag).push(renderOp(app, m, path, op, params, resolve, get));
+      contents.get(tag).push({ key: opKey(m, path, op), method: m, path });
     }
   }
   const out = [];
   for (const [tag, ops] of groups) {
     out.push(h('section', { class: 'tag-group', 'aria-label': tag + ' routes' }, h('h3', null, tag), ops));
   }
-  list.replaceChildren(...out);
+  list.replaceChildren(h('div', { class: 'ref-layout' }, toc(contents),
+    h('div', null, h('p', { id: 'ref-none', class: 'ref-none', role: 'status', hidden: true }), out)));
   list.setAttribute('aria-busy', 'false');
   filter($('ref-filter').value);
+  showRoute();
 }
 
 function filter(q) {
@@ -83,11 +89,12 @@ function filter(q) {
   for (const g of document.querySelectorAll('.tag-group')) {
     g.hidden = !g.querySelector('details.op:not([hidden])');
   }
+  afterFilter(q);
 }
 
 let opSeq = 0;
 
-function renderOp(app, method, path, op, params, resolve) {
+function renderOp(app, method, path, op, params, resolve, get) {
   const id = 'op' + (++opSeq);
   const responses = op.responses || {};
   const isWS = '101' in responses;
@@ -110,16 +117,20 @@ function renderOp(app, method, path, op, params, resolve) {
     if (isWS) { app.openSocket(url.path); return; }
     send(method, url, bodyBox, result, tryBtn);
   });
+  const kind = isWS ? 'ws' : isSSE ? 'sse' : '';
+  const curl = curlBlock(form, () => curlCommand(method, path, inputs, bodyBox ? bodyBox.ta.value : '', kind));
   const summary = h('summary', null,
     h('span', { class: 'method ' + method }, method.toUpperCase()), h('code', null, path),
     h('span', { class: 'op-summary' }, richText(op.summary || '')));
-  return h('details', { class: 'op', id, dataset: { search: `${method} ${path} ${op.summary || ''} ${op.operationId || ''}`.toLowerCase() } },
+  return h('details', { class: 'op', id, dataset: { key: opKey(method, path, op), search: `${method} ${path} ${op.summary || ''} ${op.operationId || ''}`.toLowerCase() } },
     summary,
     h('div', { class: 'op-body' },
       paragraphs(op.description),
+      media ? schemaBox(media.schema, get, 'Request body schema') : null,
       form,
+      curl,
       h('h4', null, 'Responses'),
-      h('ul', { class: 'responses' }, Object.entries(responses).map(([code, r]) => renderResponse(code, resolve(r))))));
+      h('ul', { class: 'responses' }, Object.entries(responses).map(([code, r]) => renderResponse(code, resolve(r), get)))));
 }
 
 function paramField(opId, p) {
@@ -161,12 +172,14 @@ function bodyField(opId, media, required) {
   return { ta, required, nodes };
 }
 
-function renderResponse(code, r) {
+function renderResponse(code, r, get) {
   const media = r && r.content ? Object.entries(r.content) : [];
-  const ex = media.map(([type, m]) => [type, firstExample(m)]).find(([, v]) => v !== undefined);
+  const ex = media.map(([type, m]) => [type, exampleFor(code, m)]).find(([, v]) => v !== undefined);
+  const json = r && r.content && r.content['application/json'];
   const cls = 'code c' + code[0];
-  return h('li', null, h('span', { class: cls }, code), ' ', richText((r && r.description) || ''),
+  return h('li', { dataset: { code } }, h('span', { class: cls }, code), ' ', richText((r && r.description) || ''),
     media.length ? h('span', { class: 'hint' }, ' (' + media.map(([t]) => t).join(', ') + ')') : null,
+    json && json.schema ? schemaBox(json.schema, get) : null,
     ex ? h('pre', null, typeof ex[1] === 'string' ? ex[1] : JSON.stringify(ex[1], null, 2)) : null);
 }
 
