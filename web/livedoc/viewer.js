@@ -181,7 +181,8 @@ class Viewer {
     try { e = parse(text); } catch { return; }
     e.seq = num(e.seq);
     e.frame = text;
-    if (e.type !== 'gap' && e.type !== 'offline' && e.seq <= this.lastSeq && this.events.length) {
+    const control = e.type === 'gap' || e.type === 'offline' || e.type === 'reset';
+    if (!control && e.seq <= this.lastSeq && this.events.length) {
       // The stream went back: it was deleted and made again, or reset.
       this.add({ seq: e.seq, type: 'reset', time: e.time, marker: 'reset',
         text: `stream reset: seq ${e.seq} after ${this.lastSeq}` }, true);
@@ -189,6 +190,11 @@ class Viewer {
     if (e.type === 'gap') {
       const d = e.data || {};
       this.add({ ...e, marker: 'gap', text: `gap: seq ${num(d.from)}–${num(d.to)} no longer kept` }, true);
+    } else if (e.type === 'reset') {
+      // A stream without history started over (a restart): the seqs
+      // between were never made.
+      const d = e.data || {};
+      this.add({ ...e, marker: 'reset', text: `reset: the stream started over at seq ${num(d.start)}` }, true);
     } else if (e.type === 'offline') {
       this.add({ ...e, marker: 'offline', text: 'offline: ' + ((e.data && e.data.reason) || 'source lost') }, true);
     } else {
