@@ -123,8 +123,8 @@ func newPluginsAddCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(cmd.OutOrStdout(), "added plugin %s %s (kind %s) as %s, sha256 %s\n",
-				e.Name, kind.Version, kind.Name, filepath.Join(dir, e.Path), e.SHA256)
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "added plugin %s %s as %s, sha256 %s; restart the sidecar to serve it\n",
+				e.Name, kind.Version, filepath.Join(dir, e.Path), e.SHA256)
 			return err
 		},
 	}
