@@ -81,6 +81,9 @@ func launch(t *testing.T, dataDir string, extra ...string) *sidecar {
 	return launchVia(t, nil, dataDir, extra...)
 }
 
+// launchVia is launch through a command that execs the binary (e.g.
+// `sh -c 'ulimit -n 256; exec "$@"'` or `ip netns exec NS`), so the
+// process is still the sidecar itself.
 func launchVia(t *testing.T, via []string, dataDir string, extra ...string) *sidecar {
 	t.Helper()
 	args := append([]string{"serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--log-level", "debug"}, extra...)
