@@ -27,6 +27,9 @@ func (m *Manager) Command(ctx context.Context, id, name string, args json.RawMes
 	if err != nil {
 		return nil, err
 	}
+	if inst.spec.Stopped {
+		return nil, fmt.Errorf("command %s on %s: emitter is stopped: %w", name, id, ErrUnavailable)
+	}
 	call := &commandCall{ctx: ctx, cmd: Cmd{Name: name, Args: args}, ready: make(chan struct{})}
 	lead := inst.cmds.join(call)
 	if !lead {

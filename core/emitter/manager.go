@@ -65,6 +65,10 @@ type Manager struct {
 	// creating holds the ids a Create is working on; the channel closes
 	// when it is done, so Ensure waits instead of starting a twin.
 	creating map[string]chan struct{}
+	// lifecycle orders Delete, Stop and Attach of one manager: each
+	// swaps an instance and rewrites or removes its spec, which must not
+	// interleave (a Stop after a Delete would store the spec again).
+	lifecycle sync.Mutex
 }
 
 // instance is a running emitter and the sink its plugin delivers to.
@@ -231,6 +235,9 @@ func (m *Manager) start(ctx context.Context, spec Spec) error {
 	m.mu.Lock()
 	m.emitters[spec.ID] = inst
 	m.mu.Unlock()
+	if spec.Stopped {
+		return nil // kept for its history; Attach runs it again
+	}
 	if err := m.runner.Start(ctx, spec.Kind, spec.ID, spec.Config, inst); err != nil {
 		m.mu.Lock()
 		delete(m.emitters, spec.ID)
@@ -353,6 +360,8 @@ func (f Filter) matches(s Spec) bool {
 
 // Delete stops an emitter and removes its spec, checkpoint and history.
 func (m *Manager) Delete(ctx context.Context, id string) error {
+	m.lifecycle.Lock()
+	defer m.lifecycle.Unlock()
 	m.mu.Lock()
 	inst, ok := m.emitters[id]
 	delete(m.emitters, id) // in the same critical section: one Delete wins
@@ -360,8 +369,12 @@ func (m *Manager) Delete(ctx context.Context, id string) error {
 	if !ok {
 		return fmt.Errorf("emitter %q: %w", id, ErrNotFound)
 	}
+	var stopErr error
+	if !inst.spec.Stopped {
+		stopErr = m.runner.Stop(ctx, inst.spec.Kind, id)
+	}
 	return errors.Join(
-		m.runner.Stop(ctx, inst.spec.Kind, id),
+		stopErr,
 		m.hub.Remove(ctx, id, true),
 		m.specs.DeleteSpec(ctx, id),
 	)
@@ -375,6 +388,9 @@ func (m *Manager) Close(ctx context.Context) error {
 	m.mu.Unlock()
 	var errs []error
 	for id, inst := range all {
+		if inst.spec.Stopped {
+			continue
+		}
 		if err := m.runner.Stop(ctx, inst.spec.Kind, id); err != nil {
 			errs = append(errs, err)
 		}

@@ -20,6 +20,9 @@ type Spec struct {
 	// Tenant owns the emitter when auth is on (the creating token's
 	// tenant); empty for the shared emitters every tenant reads.
 	Tenant string `json:"tenant,omitempty"`
+	// Stopped is an emitter kept for its history whose plugin does not
+	// run (a guest that went away); Restore leaves it stopped.
+	Stopped bool `json:"stopped,omitempty"`
 	// Node is the node that runs the emitter, in cluster mode (set by the
 	// cluster layer on what it returns; never stored by the Manager).
 	Node string `json:"node,omitempty"`
