@@ -13,7 +13,6 @@ import (
 	"log/slog"
 	"maps"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -115,7 +114,7 @@ func (s *Source) scanWatching(w *fsnotify.Watcher, watched map[string]bool) []gu
 func Dirs(p guest.Pattern) []string {
 	var out []string
 	for _, g := range p.Dirs() {
-		ms, _ := filepath.Glob(g) // the pattern was checked at parse
+		ms := glob(g)
 		for _, m := range ms {
 			if fi, err := os.Stat(m); err == nil && fi.IsDir() {
 				out = append(out, m)
@@ -127,7 +126,7 @@ func Dirs(p guest.Pattern) []string {
 
 // Scan lists the guests whose path matches now.
 func Scan(p guest.Pattern, labels map[string]string) []guest.Guest {
-	ms, _ := filepath.Glob(p.Glob())
+	ms := glob(p.Glob())
 	out := make([]guest.Guest, 0, len(ms))
 	seen := make(map[string]bool, len(ms))
 	for _, m := range ms {
