@@ -98,7 +98,7 @@ func (r Rule) Check() []*FieldError {
 	}
 	if r.Selector.Name != "" {
 		if _, err := path.Match(r.Selector.Name, ""); err != nil {
-			bad("guests", r.Line, fmt.Errorf("bad glob %q: %w", r.Selector.Name, err))
+			bad("match.name", r.Line, fmt.Errorf("bad glob %q: %w", r.Selector.Name, err))
 		}
 	}
 	if len(r.Emitters) == 0 {

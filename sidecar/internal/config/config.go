@@ -69,6 +69,7 @@ type Config struct {
 	Auth      Auth      `yaml:"auth"`
 	Queues    Queues    `yaml:"queues"`
 	Cluster   Cluster   `yaml:"cluster"`
+	Guests    Guests    `yaml:"guests"`
 }
 
 // Cluster joins nodes over NATS. With neither Name nor NATSURL set the node
@@ -288,6 +289,7 @@ func (c Config) Validate() error {
 		bad("auth.tenant_claim", "must not be empty")
 	}
 	errs = append(errs, c.Cluster.validate(c.Queues.Driver)...)
+	errs = append(errs, c.Guests.validate()...)
 	if c.DebugListen != "" {
 		// Profiles expose memory contents: never beyond this host.
 		if host, _, err := net.SplitHostPort(c.DebugListen); err != nil || !IsLoopback(host) {

@@ -322,6 +322,9 @@ func TestEveryKeyIsSettable(t *testing.T) {
 		if !ok {
 			v = "/x"
 		}
+		if k.Kind() == "objects" {
+			v = k.Example
+		}
 		if err := cfg.Set(key, v); err != nil {
 			t.Errorf("Set(%q): %v", key, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -242,6 +243,8 @@ func (k Key) schema(def Config) map[string]any {
 		s["type"] = k.Kind()
 	case "list":
 		s["type"], s["items"] = "array", map[string]any{"type": "string"}
+	case "objects":
+		s["type"], s["items"] = "array", structSchema(k.typ.Elem())
 	case "map":
 		s["type"], s["additionalProperties"] = "object", map[string]any{"type": "string"}
 	default:
@@ -260,4 +263,43 @@ func (k Key) schema(def Config) map[string]any {
 		}
 	}
 	return s
+}
+
+// structSchema is the JSON Schema of an object of a list key, from the
+// yaml and help tags of its fields.
+func structSchema(t reflect.Type) map[string]any {
+	props := map[string]any{}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		s := typeSchema(f.Type)
+		if h := f.Tag.Get("help"); h != "" {
+			s["description"] = h
+		}
+		props[name] = s
+	}
+	return map[string]any{"type": "object", "additionalProperties": false, "properties": props}
+}
+
+func typeSchema(t reflect.Type) map[string]any {
+	switch {
+	case t == durationType:
+		return map[string]any{"type": "string", "pattern": durationPattern}
+	case t.Kind() == reflect.Struct:
+		return structSchema(t)
+	case t.Kind() == reflect.Slice:
+		return map[string]any{"type": "array", "items": typeSchema(t.Elem())}
+	case t.Kind() == reflect.Map && t.Elem().Kind() == reflect.String:
+		return map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "string"}}
+	case t.Kind() == reflect.Map:
+		return map[string]any{"type": "object"}
+	case t.Kind() == reflect.Int:
+		return map[string]any{"type": "integer"}
+	case t.Kind() == reflect.Bool:
+		return map[string]any{"type": "boolean"}
+	}
+	return map[string]any{"type": "string"}
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
@@ -8,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Key is one setting as the struct tags of Config declare it. Flags,
@@ -92,12 +95,20 @@ func (k Key) Kind() string {
 		return "integer"
 	case k.typ.Kind() == reflect.Float64:
 		return "number"
+	case k.objects():
+		return "objects"
 	case k.typ.Kind() == reflect.Slice:
 		return "list"
 	case k.typ.Kind() == reflect.Map:
 		return "map"
 	}
 	return "string"
+}
+
+// objects reports whether the key is a list of objects (guest sources
+// and rules): YAML or JSON text in its variable, no flag.
+func (k Key) objects() bool {
+	return k.typ.Kind() == reflect.Slice && k.typ.Elem().Kind() == reflect.Struct
 }
 
 // field is the key's field in c.
@@ -113,6 +124,13 @@ func (k Key) IsZero(c Config) bool { return k.field(&c).IsZero() }
 // variable (lists joined by Sep, maps as k1=v1,k2=v2 in key order).
 func (k Key) Format(c Config) string {
 	v := k.field(&c)
+	if k.objects() {
+		if v.Len() == 0 {
+			return ""
+		}
+		b, _ := json.Marshal(v.Interface())
+		return string(b)
+	}
 	switch x := v.Interface().(type) {
 	case Duration:
 		return x.String()
@@ -169,6 +187,14 @@ func (c *Config) Set(key, v string) error {
 func (k Key) set(f reflect.Value, v string) error {
 	if k.typ == durationType {
 		return f.Addr().Interface().(*Duration).Set(v)
+	}
+	if k.objects() {
+		p := reflect.New(k.typ)
+		if err := yaml.Unmarshal([]byte(v), p.Interface()); err != nil {
+			return fmt.Errorf("%w: %v", errObjects, err)
+		}
+		f.Set(p.Elem())
+		return nil
 	}
 	switch k.typ.Kind() {
 	case reflect.String:

@@ -85,6 +85,8 @@ func TestKeysAreDeclaredOnce(t *testing.T) {
 			v = "1s"
 		case "map":
 			v = "a=b"
+		case "objects":
+			v = k.Example
 		}
 		if err := full.Set(k.Name, v); err != nil {
 			t.Fatalf("Set(%s): %v", k.Name, err)

@@ -15,7 +15,7 @@ func TestParseCgroupLayouts(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		file, controller, want string
-		entries                    int
+		entries                int
 	}{
 		{"cgroup-v1", "", `/machine.slice/machine-qemu\x2d1\x2dvm-a.scope`, 6},
 		{"cgroup-v1", "memory", `/machine.slice/machine-qemu\x2d1\x2dvm-a.scope`, 6},
