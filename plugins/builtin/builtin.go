@@ -1,5 +1,5 @@
 // Package builtin is the registry of the plugins that ship with sidestream:
-// log, magic, time and fibonacci. The sidecar binary serves them by
+// log, magic, time, fibonacci and procstat. The sidecar binary serves them by
 // re-executing itself as `sidestream internal-plugin NAME`, which calls
 // ServeBuiltin; the standalone binaries under plugins/cmd serve one each.
 package builtin
@@ -12,6 +12,7 @@ import (
 	"github.com/sidestream/sidestream/plugins/builtin/fibonacci"
 	logplugin "github.com/sidestream/sidestream/plugins/builtin/log"
 	"github.com/sidestream/sidestream/plugins/builtin/magic"
+	"github.com/sidestream/sidestream/plugins/builtin/procstat"
 	timeplugin "github.com/sidestream/sidestream/plugins/builtin/time"
 	"github.com/sidestream/sidestream/plugins/sdk"
 )
@@ -25,6 +26,7 @@ var constructors = map[string]func() sdk.Plugin{
 	"fibonacci": fibonacci.New,
 	"log":       logplugin.New,
 	"magic":     magic.New,
+	"procstat":  procstat.New,
 	"time":      timeplugin.New,
 }
 

@@ -10,7 +10,7 @@ import (
 
 func TestRegistry(t *testing.T) {
 	t.Parallel()
-	want := []string{"fibonacci", "log", "magic", "time"}
+	want := []string{"fibonacci", "log", "magic", "procstat", "time"}
 	if got := builtin.Names(); !slices.Equal(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
