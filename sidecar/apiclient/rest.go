@@ -85,6 +85,13 @@ func (c *Client) Plugins(ctx context.Context) ([]api.Plugin, error) {
 	return out.Items, err
 }
 
+// Guests lists the node's guests and the emitters attached to them.
+func (c *Client) Guests(ctx context.Context) ([]api.Guest, error) {
+	var out api.Items[api.Guest]
+	err := c.do(ctx, http.MethodGet, "/api/v1/guests", nil, nil, &out)
+	return out.Items, err
+}
+
 // CreateLog creates a log emitter with PUT /log and returns its id.
 func (c *Client) CreateLog(ctx context.Context, req api.LogRequest) (string, error) {
 	var out api.Created

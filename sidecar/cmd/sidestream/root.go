@@ -22,6 +22,7 @@ func newRootCommand() *cobra.Command {
 	root.AddCommand(newBenchCommand())
 	root.AddCommand(newTailCommand())
 	root.AddCommand(newQueueCommand())
+	root.AddCommand(newGuestsCommand())
 	return root
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -31,7 +33,14 @@ func newServeCommand() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("find own executable: %w", err)
 			}
-			return app.Run(cmd.Context(), cfg, app.Options{Exe: exe, Builtins: builtin.Names(), Version: version}, log)
+			// SIGHUP reads the configuration again: guest sources and
+			// rules apply without a restart.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			reload := func() (config.Config, error) { return loadConfig(cmd.Flags()) }
+			return app.Run(cmd.Context(), cfg, app.Options{Exe: exe, Builtins: builtin.Names(), Version: version,
+				Reload: hup, LoadConfig: reload}, log)
 		},
 	}
 	config.RegisterFlags(cmd.Flags())

@@ -26,6 +26,7 @@ import (
 
 	"github.com/sidestream/sidestream/core/bolt"
 	"github.com/sidestream/sidestream/core/emitter"
+	"github.com/sidestream/sidestream/core/guest"
 	"github.com/sidestream/sidestream/core/natsbus"
 	"github.com/sidestream/sidestream/core/queue"
 	"github.com/sidestream/sidestream/core/stream"
@@ -55,6 +56,11 @@ type Options struct {
 	// SpanProcessor, if set, receives every ended span (tests pass a
 	// telemetrytest.Recorder's).
 	SpanProcessor telemetry.SpanProcessor
+	// Reload, if set, asks for the configuration to be read again with
+	// LoadConfig (the binary sends SIGHUP here); the guest sources and
+	// rules of the new one apply without a restart.
+	Reload     <-chan os.Signal
+	LoadConfig func() (config.Config, error)
 }
 
 // StateFile is the bbolt file's name inside the data directory.
@@ -88,6 +94,7 @@ type system struct {
 	tracker *tracker.Tracker
 	// cluster is nil on a single node.
 	cluster *clusterParts
+	guests  *guest.Service
 }
 
 func (s *system) push(name string, fn func(context.Context) error) {
@@ -121,7 +128,7 @@ func Run(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 		defer cancel()
 		err = errors.Join(err, shutdown(sctx, s.closers, log))
 	}()
-	for _, stage := range []func(context.Context) error{s.startDebug, s.startStorage, s.startPlugins, s.startEmitters, s.startCluster, s.startDefaults, s.startQueues} {
+	for _, stage := range []func(context.Context) error{s.startDebug, s.startStorage, s.startPlugins, s.startEmitters, s.startCluster, s.startDefaults, s.startGuests, s.startQueues} {
 		if err := stage(ctx); err != nil {
 			return err
 		}
@@ -144,6 +151,10 @@ func Run(ctx context.Context, cfg config.Config, opts Options, log *slog.Logger)
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ctx) }()
+	reloadCtx, stopReload := context.WithCancel(ctx)
+	reloadDone := make(chan struct{})
+	go func() { defer close(reloadDone); s.watchReload(reloadCtx) }()
+	defer func() { stopReload(); <-reloadDone }()
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down", "cause", context.Cause(ctx))
@@ -326,6 +337,7 @@ func (s *system) newServer() (*httpapi.Server, *queueapi.API, error) {
 		deps.Cluster = s.cluster.view
 	}
 	deps.Auth = s.auth
+	deps.Guests = s.guestList
 	srv, err := httpapi.New(deps, httpapi.Options{
 		Listener:          s.ln,
 		MaxBodyBytes:      s.cfg.MaxBodyBytes,

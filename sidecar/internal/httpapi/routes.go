@@ -82,6 +82,7 @@ func (s *Server) table() routeTable {
 		{"GET", "/api/v1/streams/:stream/ws", s.streamWS, read, true},
 		{"GET", "/api/v1/cluster", s.clusterView, read, false},
 		{"GET", "/api/v1/whoami", s.whoami, authenticated, false},
+		{"GET", "/api/v1/guests", s.listGuests, read, false},
 	}
 	for _, name := range fibCommands {
 		// GET /fib/next moves the counter too: the scope follows what a
@@ -214,4 +215,14 @@ func (s *Server) readyz(ctx context.Context, c *app.RequestContext) error {
 		}
 	}
 	return writeJSON(c, http.StatusOK, api.Status{Status: "ready"})
+}
+
+// listGuests answers GET /api/v1/guests: every guest the node knows,
+// present or gone, with its attached emitters.
+func (s *Server) listGuests(_ context.Context, c *app.RequestContext) error {
+	guests := []api.Guest{}
+	if s.d.Guests != nil {
+		guests = s.d.Guests()
+	}
+	return writeJSON(c, http.StatusOK, api.Items[api.Guest]{Items: guests})
 }

@@ -98,6 +98,9 @@ type Deps struct {
 	// OnConnRefused, if set, is told every connection refused at accept
 	// (Refused* reasons), for /metrics. Optional.
 	OnConnRefused func(reason string)
+	// Guests, if set, answers GET /api/v1/guests; without it the list is
+	// empty.
+	Guests func() []api.Guest
 	// Mount registers more routes on the same server (the queues API);
 	// they carry their own auth and are documented in web/openapi.yaml.
 	Mount []func(r hzroute.IRoutes)
