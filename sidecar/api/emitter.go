@@ -28,6 +28,9 @@ type Emitter struct {
 	// Activity is what its stream did lately as the answering node sees
 	// it; nil when that node holds no copy of the stream.
 	Activity *Activity `json:"activity,omitempty"`
+	// Stopped is an emitter kept for its history whose plugin does not
+	// run: its guest went away.
+	Stopped bool `json:"stopped,omitempty"`
 }
 
 // Emitter states (Emitter.State) besides a plugin's own.

@@ -128,7 +128,7 @@ func (s *Server) command(ctx context.Context, c *app.RequestContext) error {
 // emitterOut is spec as the API shows it. Node stays empty: on a single
 // node every emitter is this node's.
 func (s *Server) emitterOut(spec emitter.Spec) api.Emitter {
-	out := api.Emitter{ID: spec.ID, Kind: spec.Kind, Config: spec.Config, Labels: spec.Labels, CreatedAt: spec.CreatedAt,
+	out := api.Emitter{ID: spec.ID, Kind: spec.Kind, Config: spec.Config, Labels: spec.Labels, CreatedAt: spec.CreatedAt, Stopped: spec.Stopped,
 		Node: spec.Node, Shared: slices.Contains(s.d.Shared, spec.ID), Retention: api.Retention{Persist: spec.Retention.Persist, MaxEvents: spec.Retention.MaxEvents}}
 	if spec.Retention.MaxAge != 0 {
 		out.Retention.MaxAge = time.Duration(spec.Retention.MaxAge).String()
