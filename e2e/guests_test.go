@@ -103,7 +103,7 @@ guests:
 	data := t.TempDir()
 	s := startSidecar(t, data, "--config", cfg)
 	defer func() { s.Stop(t) }()
-	lifecycle := openSSE(t, s.URL("/api/v1/streams/guests/sse?from=start"), "")
+	lifecycle := openSSE(t, s.URL("/api/v1/streams/guests/sse?from=start&event_types=true"), "")
 	defer lifecycle.Close()
 
 	eventually(t, "vm-a's log emitter runs", 30*time.Second, func() bool {
@@ -159,6 +159,8 @@ guests:
 
 	want := map[string]bool{"appeared vm-a": true, "attached vm-a": true, "appeared vm-b": true, "appeared p1": true,
 		"gone vm-a": true, "detached vm-a": true, "gone p1": true}
+	guard := time.AfterFunc(30*time.Second, lifecycle.Close) // a hang guard on the reads
+	defer guard.Stop()
 	for len(want) > 0 {
 		ev, err := lifecycle.Next()
 		if err != nil {
