@@ -139,6 +139,19 @@ func TestTLS(t *testing.T) {
 	if out, err := cli(); err == nil || !strings.Contains(out, "certificate") {
 		t.Errorf("plugins list without --ca: %v\n%s, want a certificate error", err, out)
 	}
+	// The queue commands open their own WebSocket: the same --ca.
+	produce := func(args ...string) (string, error) {
+		cmd := exec.Command(binary, append([]string{"queue", "produce", "--count", "3", "--queue", "tls", "--server", base, "--token", tokAlpha}, args...)...)
+		cmd.Env = cliEnv()
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := produce("--ca", caFile); err != nil {
+		t.Errorf("queue produce --ca over TLS: %v\n%s", err, out)
+	}
+	if out, err := produce(); err == nil || !strings.Contains(out, "certificate") {
+		t.Errorf("queue produce without --ca: %v\n%s, want a certificate error", err, out)
+	}
 
 	ca.issue(t, "second", certFile, keyFile, 3)
 	if err := sc.cmd.Process.Signal(syscall.SIGHUP); err != nil {

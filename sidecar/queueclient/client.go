@@ -78,9 +78,13 @@ var ErrClientClosed = errors.New("queue client: connection closed")
 // Dial opens a WebSocket to url (ws:// or http://…/v2/ws) with hdr on
 // the upgrade request (Authorization, X-Project-Id, Client-ID).
 func Dial(ctx context.Context, url string, hdr http.Header) (*Client, error) {
+	return dial(ctx, url, wire.DialOptions{Header: hdr})
+}
+
+func dial(ctx context.Context, url string, o wire.DialOptions) (*Client, error) {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	conn, err := wire.DialWS(dctx, url, wire.DialOptions{Header: hdr})
+	conn, err := wire.DialWS(dctx, url, o)
 	var he *wire.HandshakeError
 	switch {
 	case errors.As(err, &he):

@@ -2,6 +2,7 @@ package queueclient
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
 
 // Target says where the producer and consumer clients connect.
@@ -20,6 +23,8 @@ type Target struct {
 	Project  string
 	Token    string
 	ClientID string
+	// TLSConfig is used for an https:// URL (nil: the system roots).
+	TLSConfig *tls.Config
 }
 
 // Dial opens a connection to t's server with t's identity (token,
@@ -33,7 +38,7 @@ func (t Target) Dial(ctx context.Context) (*Client, error) {
 		hdr.Set("X-Project-Id", t.Project)
 	}
 	hdr.Set("Client-ID", t.ClientID)
-	return Dial(ctx, strings.TrimSuffix(t.URL, "/")+"/v2/ws", hdr)
+	return dial(ctx, strings.TrimSuffix(t.URL, "/")+"/v2/ws", wire.DialOptions{Header: hdr, TLSConfig: t.TLSConfig})
 }
 
 // ProduceOptions shape a producer run.

@@ -42,6 +42,11 @@ func queueTarget(t queueclient.Target, cf *clientFlags) (queueclient.Target, err
 		return t, err
 	}
 	t.URL, t.Token = c.BaseURL(), cf.token
+	if cf.ca != "" {
+		if t.TLSConfig, err = caConfig(cf.ca); err != nil {
+			return t, err
+		}
+	}
 	if t.ClientID == "" {
 		t.ClientID = uuid.NewString()
 	}
