@@ -6,7 +6,6 @@ package e2e
 // through; without a token each fails with advice and a non-zero exit.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -50,21 +49,7 @@ func tailFirst(t *testing.T, env []string, args ...string) (string, string, erro
 	cmd.Env = env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	first := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		if sc.Scan() {
-			first <- sc.Text()
-		}
-		close(first)
-	}()
+	first := startFirstLine(t, cmd)
 	var line string
 	select {
 	case line = <-first:
@@ -76,7 +61,7 @@ func tailFirst(t *testing.T, env []string, args ...string) (string, string, erro
 		_ = cmd.Wait()
 		return line, stderr.String(), nil
 	}
-	err = cmd.Wait() // stdout closed: the process ended
+	err := cmd.Wait() // stdout closed: the process ended
 	return "", stderr.String(), err
 }
 

@@ -6,7 +6,6 @@ package e2e
 // is a normal end.
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -113,23 +112,7 @@ func TestQueueCLIInterrupt(t *testing.T) {
 	cmd.Env = cliEnv()
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	first := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		if sc.Scan() {
-			first <- sc.Text()
-		}
-		close(first)
-		for sc.Scan() {
-		}
-	}()
+	first := startFirstLine(t, cmd)
 	// The consumer subscribes asynchronously: post until it prints one.
 	var line string
 	for i := 0; line == "" && i < 60; i++ {

@@ -321,3 +321,28 @@ func eventually(t *testing.T, what string, limit time.Duration, cond func() bool
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// startFirstLine starts cmd and returns a channel with the first line it
+// prints (closed without one if its output ends first); the rest of its
+// output is read and dropped, so it never blocks on a full pipe.
+func startFirstLine(t *testing.T, cmd *exec.Cmd) <-chan string {
+	t.Helper()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		if sc.Scan() {
+			first <- sc.Text()
+		}
+		close(first)
+		for sc.Scan() {
+		}
+	}()
+	return first
+}
