@@ -164,7 +164,7 @@ var refusedAnswer = func() map[string][]byte {
 	} {
 		body := api.NewError("too_many_connections", msg).Encode()
 		out[reason] = append([]byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: "+jsonContentType+
-			"\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"), body...)
+			"\r\nRetry-After: "+api.RetryAfter+"\r\nConnection: close\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"), body...)
 	}
 	return out
 }()
