@@ -54,7 +54,7 @@ func openBrowser(t *testing.T, host string) *browserPage {
 	)
 	// Hang guard for the whole browser session (the browser lives as long
 	// as the context of its first Run).
-	base, cancelBase := context.WithTimeout(context.Background(), 2*time.Minute)
+	base, cancelBase := context.WithTimeout(context.Background(), 4*time.Minute)
 	actx, cancelAlloc := chromedp.NewExecAllocator(base, opts...)
 	p := &browserPage{t: t, host: host, allowed: map[string]bool{}, urls: map[network.RequestID]string{}}
 	ctx, cancelCtx := chromedp.NewContext(actx, chromedp.WithListener(p.onEvent))

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -110,7 +111,8 @@ func TestLivedocAuthInBrowser(t *testing.T) {
 		p.waitJS("closed", `document.getElementById('ws-state').textContent === 'closed'`)
 
 		p.do("plugins tab", chromedp.Click(chromedp.CSS(`#tab-plugins`)))
-		p.waitJS("plugins listed", `document.querySelectorAll('#pl-table tbody .pill.running').length === 4`)
+		plugins := itemCount(t, sc.URL("/api/v1/plugins"), bearer(tokAlpha))
+		p.waitJS("plugins listed", fmt.Sprintf(`document.querySelectorAll('#pl-table tbody .pill.running').length === %d`, plugins))
 
 		// The queue console's project follows the token: its tenant.
 		p.do("queues tab", chromedp.Click(chromedp.CSS(`#tab-queues`)))

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -77,7 +78,8 @@ func TestLivedocInBrowser(t *testing.T) {
 			chromedp.SendKeys(chromedp.CSS(`#em-id`), "e2e-log"),
 			chromedp.Click(chromedp.CSS(`#em-submit`)))
 		p.waitJS("created", `document.getElementById('em-watch-new')`)
-		p.waitJS("kind filter lists every kind", `document.querySelectorAll('#em-kind-filter option').length === 5`)
+		kinds := itemCount(t, sc.URL("/api/v1/kinds"), nil)
+		p.waitJS("kind filter lists every kind", fmt.Sprintf(`document.querySelectorAll('#em-kind-filter option').length === %d`, kinds+1)) // and "any"
 		p.waitJS("listed with its guest label", `[...document.querySelectorAll('.em-row')].some(r => r.dataset.id === 'e2e-log' && r.textContent.includes('guest=vm-e2e'))`)
 		p.do("filter by guest", chromedp.SendKeys(chromedp.CSS(`#em-guest-filter`), "vm-e2e"),
 			chromedp.Click(chromedp.CSS(`#em-filter button[type=submit]`)))
@@ -170,7 +172,8 @@ func TestLivedocInBrowser(t *testing.T) {
 	t.Run("plugins panel", func(t *testing.T) {
 		p.t = t
 		p.do("plugins tab", chromedp.Click(chromedp.CSS(`#tab-plugins`)))
-		p.waitJS("four running plugins", `document.querySelectorAll('#pl-table tbody .pill.running').length === 4`)
+		plugins := itemCount(t, sc.URL("/api/v1/plugins"), nil)
+		p.waitJS("every plugin running", fmt.Sprintf(`document.querySelectorAll('#pl-table tbody .pill.running').length === %d`, plugins))
 		first := evalJS[string](p, `document.getElementById('pl-status').textContent`)
 		p.waitJS("refreshed by itself", `document.getElementById('pl-status').textContent !== `+strconv.Quote(first))
 		p.screenshot("livedoc-plugins-laptop", 1280, 900, false, "")
@@ -257,4 +260,19 @@ func fibPosition(t *testing.T, s string) int {
 func checkNoHorizontalScroll(t *testing.T, p *browserPage) {
 	t.Helper()
 	checkFitsDevice(t, p, evalJS[int](p, `screen.width`))
+}
+
+// itemCount is how many items the node lists at url ({"items":[…]}).
+func itemCount(t *testing.T, url string, h hdr) int {
+	t.Helper()
+	var list struct{ Items []json.RawMessage }
+	a := send(t, "GET", url, "", h)
+	if a.status != 200 {
+		t.Fatalf("GET %s: %d %s", url, a.status, a.body)
+	}
+	a.decode(t, &list)
+	if len(list.Items) == 0 {
+		t.Fatalf("GET %s: no items", url)
+	}
+	return len(list.Items)
 }
