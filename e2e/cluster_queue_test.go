@@ -75,7 +75,14 @@ func TestClusterQueueAcrossNodes(t *testing.T) {
 			IDs []string `json:"message_ids"`
 		}
 		body := fmt.Sprintf(`{"messages":[{"ttl":600,"body":{"i":%d}},{"ttl":600,"body":{"i":%d}}]}`, i, i)
-		if code, err := qdo(t, "POST", n1.URL("/v2/queues/shared/messages"), body, &out); err != nil || code != http.StatusCreated {
+		// A 503 (with Retry-After) is the answer while the log elects a
+		// new leader after a node died: a producer retries it.
+		code, err := qdo(t, "POST", n1.URL("/v2/queues/shared/messages"), body, &out)
+		for try := 0; err == nil && code == http.StatusServiceUnavailable && try < 30; try++ {
+			time.Sleep(time.Second)
+			code, err = qdo(t, "POST", n1.URL("/v2/queues/shared/messages"), body, &out)
+		}
+		if err != nil || code != http.StatusCreated {
 			t.Fatalf("post %d on node 1: %d %v", i, code, err)
 		}
 		for _, id := range out.IDs {

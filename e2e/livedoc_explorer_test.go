@@ -259,7 +259,7 @@ func TestLivedocStreamChartInBrowser(t *testing.T) {
 
 	// A gap: start after seq 1 on a fast stream the node keeps only in
 	// memory; the node says what it no longer has.
-	gapID := createEmitter(t, sc, `{"kind":"magic","id":"vw-gap","config":{"rate":600},"retention":{"persist":false}}`)
+	gapID := createEmitter(t, sc, `{"kind":"magic","id":"vw-gap","config":{"rate":400},"retention":{"persist":false}}`)
 	waitHead(t, sc, gapID, 4600) // beyond the 4096 events kept in memory
 	p.do("list it", chromedp.Evaluate[chromedp.Void](`document.getElementById('tab-overview').click(); document.getElementById('tab-viewer').click()`))
 	p.waitJS("listed", `document.querySelector('#vw-stream option[value="`+gapID+`"]')`)
@@ -286,7 +286,7 @@ func TestLivedocStreamChartInBrowser(t *testing.T) {
 	}
 	// Stopped for the pictures: a thousand events a second keep a busy
 	// test machine from drawing.
-	p.do("stop", chromedp.Click(chromedp.CSS(`#vw-stop`)))
+	p.do("stop", chromedp.Evaluate[chromedp.Void](`document.getElementById('vw-stop').click()`))
 	p.waitJS("stopped", `document.getElementById('vw-state').textContent === 'stopped'`)
 	explorerShots(t, p, "viewer-chart", `#vw-chart`)
 }
