@@ -29,6 +29,17 @@ const TypeOffline = "offline"
 // its Data {"start":N}.
 const TypeReset = "reset"
 
+// TypeSkipped tells a subscriber that asked for at most N events a second
+// (?max_rate=N) that Data's skipped events, seqs from..to, were left out
+// to keep to that rate. It is sent before the next event delivered (or
+// once the rate allows one, if none comes). Its Seq is from-1, the
+// position before the range, so a resume point taken from it is still
+// the subscriber's last delivered event; its Data is
+// {"skipped":K,"from":A,"to":B}, K counting the events of A..B left out
+// (every seq of the range unless other events were not meant for this
+// subscriber).
+const TypeSkipped = "skipped"
+
 // Event is one event of a stream. Seq is assigned by the host, strictly
 // increasing per stream and never reused. Events are immutable once
 // published: subscribers share the same *Event.
@@ -68,10 +79,18 @@ func Reset(stream string, start uint64) *Event {
 	return &Event{Stream: stream, Seq: start - 1, Type: TypeReset, Time: time.Now().UTC(), Data: data}
 }
 
-// IsControl reports whether e is a control marker (gap, offline, reset)
-// rather than an event of the stream.
+// Skipped returns the marker for the n events of seqs from..to that a
+// rate-capped subscriber was not sent.
+func Skipped(stream string, from, to, n uint64) *Event {
+	data := []byte(`{"skipped":` + strconv.FormatUint(n, 10) + `,"from":` + strconv.FormatUint(from, 10) +
+		`,"to":` + strconv.FormatUint(to, 10) + `}`)
+	return &Event{Stream: stream, Seq: from - 1, Type: TypeSkipped, Time: time.Now().UTC(), Data: data}
+}
+
+// IsControl reports whether e is a control marker (gap, offline, reset,
+// skipped) rather than an event of the stream.
 func (e *Event) IsControl() bool {
-	return e.Type == TypeGap || e.Type == TypeOffline || e.Type == TypeReset
+	return e.Type == TypeGap || e.Type == TypeOffline || e.Type == TypeReset || e.Type == TypeSkipped
 }
 
 // IsGap reports whether e is a gap marker.

@@ -16,6 +16,13 @@ const TypeGap = "gap"
 // exists. Its Seq is Start-1.
 const TypeReset = "reset"
 
+// TypeSkipped is the type of a skipped marker, sent to a subscriber that
+// asked for ?max_rate=N: Skipped events of seqs From..To (its Data,
+// {"skipped":K,"from":A,"to":B}) were left out to keep to N a second. It
+// comes before the next event delivered; its Seq is From-1, so resuming
+// from it continues after the last event delivered.
+const TypeSkipped = "skipped"
+
 // Event is one event of a stream as REST pages and WebSocket frames
 // carry it (the envelope). Over SSE, only Seq (the id: field), Type (the
 // event: field, empty for data events) and Data travel; a client that
@@ -57,6 +64,25 @@ func (e Event) ResetStart() (start uint64, ok bool) {
 		return 0, false
 	}
 	return r.Start, true
+}
+
+// IsSkipped reports whether e is a skipped marker.
+func (e Event) IsSkipped() bool { return e.Type == TypeSkipped }
+
+// SkippedRange returns what a skipped marker says was left out.
+func (e Event) SkippedRange() (s Skipped, ok bool) {
+	if !e.IsSkipped() || json.Unmarshal(e.Data, &s) != nil {
+		return Skipped{}, false
+	}
+	return s, true
+}
+
+// Skipped is the Data of a skipped marker: Skipped events of the seqs
+// From..To (inclusive) were not sent.
+type Skipped struct {
+	Skipped uint64 `json:"skipped"`
+	From    uint64 `json:"from"`
+	To      uint64 `json:"to"`
 }
 
 // Reset is the Data of a reset marker.

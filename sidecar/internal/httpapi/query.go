@@ -9,6 +9,7 @@ import (
 
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/sidecar/api"
+	"github.com/sidestream/sidestream/sidecar/internal/thin"
 )
 
 func fieldError(code, field, msg string) *apiError {
@@ -58,6 +59,19 @@ func queryLimit(c *app.RequestContext) (int, error) {
 		return 0, fieldError("invalid_query", "limit", fmt.Sprintf("must be between 1 and %d", maxPage))
 	}
 	return int(v), nil
+}
+
+// queryMaxRate reads ?max_rate= (events a second for one subscriber,
+// 1..thin.MaxRate; 0 when absent: no cap).
+func queryMaxRate(c *app.RequestContext) (uint64, error) {
+	v, ok, err := queryUint(c, "max_rate")
+	if err == nil && ok {
+		err = thin.Check(v)
+	}
+	if err != nil {
+		return 0, fieldError("invalid_query", "max_rate", thin.ErrRate.Error())
+	}
+	return v, nil
 }
 
 // resumePosition is where a stream response starts: the Last-Event-ID

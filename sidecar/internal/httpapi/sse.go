@@ -33,6 +33,10 @@ func (s *Server) serveSSE(ctx context.Context, c *app.RequestContext, st *stream
 	if err != nil {
 		return err
 	}
+	maxRate, err := queryMaxRate(c)
+	if err != nil {
+		return err
+	}
 	if s.ctx.Err() != nil {
 		return stream.ErrClosed
 	}
@@ -56,7 +60,9 @@ func (s *Server) serveSSE(ctx context.Context, c *app.RequestContext, st *stream
 	// runs the hijack handler on the connection goroutine, then releases
 	// the request context and ends that goroutine.
 	c.Response.HijackWriter(noBody{})
-	c.Hijack(func(hc network.Conn) { s.startSSE(c, tc, hc, st, sseStart{pos: pos, typed: typed}, acc) })
+	c.Hijack(func(hc network.Conn) {
+		s.startSSE(c, tc, hc, st, sseStart{pos: pos, typed: typed, maxRate: maxRate}, acc)
+	})
 	return nil
 }
 
@@ -87,11 +93,12 @@ type sseStream struct {
 // returns). It subscribes, writes the headers and the retry line here, on
 // a stack already grown, and leaves the rest to a new goroutine whose
 // stack stays at its 2 KiB start while the subscriber idles.
-// sseStart is what the request asked for: where to start, and whether
-// every event names its type (?event_types=1).
+// sseStart is what the request asked for: where to start, whether every
+// event names its type (?event_types=1) and the rate cap (?max_rate=N).
 type sseStart struct {
-	pos   stream.Position
-	typed bool
+	pos     stream.Position
+	typed   bool
+	maxRate uint64 // ?max_rate=N (0: no cap)
 }
 
 func (s *Server) startSSE(c *app.RequestContext, tc *trackedConn, hc network.Conn, st *stream.Stream, start sseStart, acc *accessHandoff) {
@@ -115,7 +122,7 @@ func (s *Server) startSSE(c *app.RequestContext, tc *trackedConn, hc network.Con
 	obs, leave := s.subscriber(st.Kind(), TransportSSE)
 	ss.leave = leave
 	ss.sse = streamhttp.SSEStream{W: &ss.w, Sub: st.Subscribe(start.pos),
-		Opts: streamhttp.SSEOptions{Retry: s.o.SSERetry, Heartbeat: s.o.HeartbeatInterval, Observer: obs, EventTypes: start.typed}}
+		Opts: streamhttp.SSEOptions{Retry: s.o.SSERetry, Heartbeat: s.o.HeartbeatInterval, Observer: obs, EventTypes: start.typed, MaxRate: start.maxRate}}
 	// A child of the server's ctx, so Close ends it: one cancelCtx, not
 	// streamCtx's AfterFunc for an unrelated parent.
 	var ctx context.Context

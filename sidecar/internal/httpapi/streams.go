@@ -35,6 +35,10 @@ func (s *Server) serveWSFrames(ctx context.Context, c *app.RequestContext, st *s
 	if err != nil {
 		return err
 	}
+	maxRate, err := queryMaxRate(c)
+	if err != nil {
+		return err
+	}
 	return s.upgrade(ctx, c, func(conn *websocket.Conn) {
 		sctx, cancel := s.streamCtx(context.Background())
 		defer cancel()
@@ -42,7 +46,7 @@ func (s *Server) serveWSFrames(ctx context.Context, c *app.RequestContext, st *s
 		defer leave()
 		_ = streamhttp.ServeWS(sctx, conn, st, pos, streamhttp.WSOptions{
 			Heartbeat: s.o.HeartbeatInterval, MaxFrame: s.o.MaxWSFrame, WriteTimeout: s.o.WriteTimeout, Observer: obs,
-			DataOnly: dataOnly,
+			DataOnly: dataOnly, MaxRate: maxRate,
 		})
 	})
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/sidestream/sidestream/core/event"
 	"github.com/sidestream/sidestream/core/stream"
+	"github.com/sidestream/sidestream/sidecar/internal/thin"
 	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
 
@@ -36,6 +37,9 @@ type SSEOptions struct {
 	// (wire.SSEFrameTyped); by default only control markers are named
 	// (wire.SSEFrame), so EventSource.onmessage receives the events.
 	EventTypes bool
+	// MaxRate, if not zero, caps the events sent a second (thin.Check
+	// validated it); what is left out is reported by skipped markers.
+	MaxRate uint64
 }
 
 func (o SSEOptions) withDefaults() SSEOptions {
@@ -73,6 +77,9 @@ type SSEStream struct {
 
 	beat *time.Timer
 	evs  []*event.Event
+
+	thin *thin.Thinner  // nil without MaxRate: the events go out as Next returned them
+	out  []*event.Event // what thin let through, reused
 }
 
 // Start writes the retry line, so headers reach the client at once.
@@ -86,6 +93,9 @@ func (s *SSEStream) Start() error {
 	// write: a context and timer per Next cost ~12% of the server's CPU
 	// at 1M deliveries/s.
 	s.beat = time.NewTimer(s.Opts.Heartbeat)
+	if s.Opts.MaxRate > 0 {
+		s.thin = thin.New(s.Opts.MaxRate)
+	}
 	return nil
 }
 
@@ -113,12 +123,18 @@ var errEnded = errors.New("sse: ended")
 func (s *SSEStream) deliver(ctx context.Context, err error) error {
 	switch {
 	case len(s.evs) > 0:
-		n, werr := writeEvents(s.W, s.evs, s.Opts.EventTypes)
-		if werr != nil {
+		if werr := s.writeEvents(s.evs); werr != nil {
 			return werr
 		}
-		observe(s.Opts.Observer, s.evs, n)
 		clear(s.evs) // drop references for the GC while idle
+	case errors.Is(err, stream.ErrIdle) && s.thin != nil && s.thin.Pending():
+		// The timer was set for when the rate allows an event again
+		// and none came: say what was left out now (it proves the
+		// connection alive too, as a heartbeat would).
+		s.out = s.thin.Flush(s.out[:0])
+		if werr := s.writeOut(); werr != nil {
+			return werr
+		}
 	case errors.Is(err, stream.ErrIdle):
 		if werr := writeFlush(s.W, wire.SSEHeartbeat); werr != nil {
 			return werr
@@ -131,8 +147,43 @@ func (s *SSEStream) deliver(ctx context.Context, err error) error {
 		return err
 	}
 	// Since Go 1.23 Reset also drops a tick not yet received.
-	s.beat.Reset(s.Opts.Heartbeat)
+	s.beat.Reset(s.wait())
 	return nil
+}
+
+// writeEvents writes evs, thinned first with MaxRate.
+func (s *SSEStream) writeEvents(evs []*event.Event) error {
+	if s.thin == nil {
+		n, err := writeEvents(s.W, evs, s.Opts.EventTypes)
+		if err == nil {
+			observe(s.Opts.Observer, evs, n)
+		}
+		return err
+	}
+	s.out = s.thin.Thin(time.Now(), s.out[:0], evs)
+	return s.writeOut()
+}
+
+// writeOut writes what thinning let through (maybe nothing).
+func (s *SSEStream) writeOut() error {
+	if len(s.out) == 0 {
+		return nil
+	}
+	n, err := writeEvents(s.W, s.out, s.Opts.EventTypes)
+	if err == nil {
+		observe(s.Opts.Observer, s.out, n)
+	}
+	clear(s.out)
+	return err
+}
+
+// wait is how long the next NextUntil may idle: a heartbeat, or until a
+// pending skipped marker is due.
+func (s *SSEStream) wait() time.Duration {
+	if s.thin != nil && s.thin.Pending() {
+		return min(s.Opts.Heartbeat, max(s.thin.Due(time.Now()), time.Millisecond))
+	}
+	return s.Opts.Heartbeat
 }
 
 // writePool holds the write buffers of SSE and WS responses. An idle

@@ -31,6 +31,9 @@ type WSOptions struct {
 	// DataOnly sends each event's data as its frame instead of the JSON
 	// envelope, for a client of an earlier system that knows no envelope.
 	DataOnly bool
+	// MaxRate, if not zero, caps the events sent a second (thin.Check
+	// validated it); what is left out is reported by skipped markers.
+	MaxRate uint64
 }
 
 func (o WSOptions) withDefaults() WSOptions {
@@ -174,6 +177,8 @@ func (s *session) writeLoop(ctx context.Context, pos stream.Position) error {
 	ping := time.AfterFunc(s.o.Heartbeat, func() { s.pingDue.Store(true); s.poke() })
 	defer ping.Stop()
 	var evs []*event.Event
+	th := newWSThin(s)
+	defer th.stop()
 	for {
 		if s.pingDue.Swap(false) {
 			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.o.WriteTimeout)); err != nil {
@@ -182,20 +187,30 @@ func (s *session) writeLoop(ctx context.Context, pos stream.Position) error {
 			ping.Reset(s.o.Heartbeat)
 		}
 		s.mu.Lock()
-		if r := s.resume; r != nil {
-			s.resume = nil
+		r := s.resume
+		s.resume = nil
+		s.mu.Unlock()
+		if r != nil {
+			// What was left out before is reported before the restart.
+			if err := th.flush(); err != nil {
+				return err
+			}
 			sub.Close()
 			sub = s.st.Subscribe(stream.After(*r))
 		}
-		s.mu.Unlock()
 		var err error
 		evs, err = sub.NextUntil(ctx, evs[:0], s.wake)
 		if len(evs) > 0 {
-			if err := s.writeEvents(evs); err != nil {
+			if err := th.write(evs); err != nil {
 				return err
 			}
 			clear(evs)
 			continue
+		}
+		if errors.Is(err, stream.ErrIdle) {
+			if err := th.flushDue(); err != nil {
+				return err
+			}
 		}
 		if err != nil && ctx.Err() != nil {
 			return ctx.Err()
