@@ -104,6 +104,9 @@ func TestBenchScenarios(t *testing.T) {
 	}{
 		{"fanout", []string{"--subscribers", "4", "--rate", "200", "--duration", "1s"}, "deliveries", []string{"delivery"}},
 		{"fanout", []string{"--subscribers", "3", "--rate", "200", "--duration", "1s", "--transport", "ws"}, "deliveries", []string{"delivery"}},
+		{"fanout", []string{"--subscribers", "6", "--streams", "3", "--rate", "100", "--duration", "1s"}, "deliveries", []string{"delivery"}},
+		{"fanout", []string{"--subscribers", "4", "--streams", "2", "--publish", "http", "--rate", "100", "--duration", "1s"}, "deliveries", []string{"delivery", "publish"}},
+		{"fanout", []string{"--subscribers", "2", "--publish", "http", "--rate", "100", "--duration", "1s", "--transport", "ws"}, "deliveries", []string{"delivery", "publish"}},
 		{"sse-users", []string{"--users", "5", "--events", "50", "--rate", "500"}, "deliveries", []string{"delivery", "user"}},
 		{"track", []string{"--concurrency", "3", "--users", "2", "--duration", "1s", "--max-ops", "3000"}, "publishes", []string{"request", "delivery"}},
 		{"fib", []string{"--concurrency", "2", "--duration", "1s", "--max-ops", "2000"}, "requests", []string{"request"}},
@@ -130,7 +133,7 @@ func TestBenchScenarios(t *testing.T) {
 			if len(rep.Checks) == 0 || len(rep.Params) == 0 {
 				t.Errorf("report without checks (%d) or params (%d)", len(rep.Checks), len(rep.Params))
 			}
-			for flag, param := range map[string]string{"--batch": "batch", "--ack-max": "ack_max"} {
+			for flag, param := range map[string]string{"--batch": "batch", "--ack-max": "ack_max", "--streams": "streams", "--publish": "publish"} {
 				if i := slices.Index(tc.args, flag); i >= 0 && fmt.Sprint(rep.Params[param]) != tc.args[i+1] {
 					t.Errorf("params %s = %v, want %s", param, rep.Params[param], tc.args[i+1])
 				}

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -58,6 +59,8 @@ func startBaseline() (*baseline, error) {
 	mux.HandleFunc("GET /api/v1/streams/{id}/sse", func(w http.ResponseWriter, r *http.Request) { b.sse(w, r, r.PathValue("id")) })
 	mux.HandleFunc("GET /api/v1/streams/{id}/ws", func(w http.ResponseWriter, r *http.Request) { b.ws(w, r, r.PathValue("id")) })
 	mux.HandleFunc("GET /track/{user}", b.track)
+	mux.HandleFunc("POST /track/{user}", b.track)
+	mux.HandleFunc("GET /sse/track/{user}", func(w http.ResponseWriter, r *http.Request) { b.sse(w, r, "track:"+r.PathValue("user")) })
 	mux.HandleFunc("GET /ws/track/{user}", func(w http.ResponseWriter, r *http.Request) { b.ws(w, r, "track:"+r.PathValue("user")) })
 	b.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return b.ctx }}
 	b.wg.Go(func() { _ = b.srv.Serve(ln) })
@@ -156,9 +159,17 @@ func (b *baseline) command(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-// track appends ?data= to the user's stream and answers 202 with its seq.
+// track appends the JSON body, or else ?data=, to the user's stream and
+// answers 202 with its seq.
 func (b *baseline) track(w http.ResponseWriter, r *http.Request) {
-	data, _ := json.Marshal(r.URL.Query().Get("data"))
+	data, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil || !json.Valid(data) && len(data) > 0 {
+		http.Error(w, "want a JSON body", http.StatusBadRequest)
+		return
+	}
+	if len(data) == 0 {
+		data, _ = json.Marshal(r.URL.Query().Get("data"))
+	}
 	seq := b.stream("track:"+r.PathValue("user")).append("track", data, time.Now())
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)

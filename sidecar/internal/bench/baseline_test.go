@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -19,6 +20,9 @@ func TestBaselineRunsScenarios(t *testing.T) {
 		o    Options
 	}{
 		{"fanout", Options{Subscribers: 20, Rate: 200}},
+		{"fanout streams", Options{Subscribers: 6, Streams: 3, Rate: 100}},
+		{"fanout http", Options{Subscribers: 4, Streams: 2, Rate: 100, Publish: "http"}},
+		{"fanout http ws", Options{Subscribers: 2, Rate: 100, Publish: "http", Transport: "ws"}},
 		{"track", Options{Concurrency: 4}},
 		{"fib", Options{Concurrency: 4}},
 	} {
@@ -28,12 +32,24 @@ func TestBaselineRunsScenarios(t *testing.T) {
 			o.Duration, o.Warmup = 500*time.Millisecond, 0
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			r, err := Baseline(ctx, tc.name, o)
+			r, err := Baseline(ctx, strings.Fields(tc.name)[0], o)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if r.Ops == 0 || r.Errors != 0 || r.Lost != 0 || r.Duplicates != 0 {
 				t.Fatalf("ops %d errors %d lost %d duplicates %d; samples %v", r.Ops, r.Errors, r.Lost, r.Duplicates, r.ErrorSamples)
+			}
+			if o.Publish == "http" {
+				// End to end: each delivery's latency from the bench's own
+				// publish, and each publish's answer time.
+				for _, l := range r.Latencies {
+					if (l.Name == "delivery" || l.Name == "publish") && l.Count == 0 {
+						t.Errorf("latency %s has no values", l.Name)
+					}
+				}
+				if len(r.Latencies) < 2 {
+					t.Errorf("latencies %+v, want delivery and publish", r.Latencies)
+				}
 			}
 			for _, c := range r.Checks {
 				// Speed targets are the server's; what arrived is the

@@ -63,6 +63,12 @@ type Options struct {
 	Subscribers int
 	Rate        float64
 	Transport   string
+	// Streams spreads fanout's subscribers over this many streams, each
+	// with its events at Rate (default 1). Publish says who makes them:
+	// "magic" (an emitter per stream, the default) or "http" (the bench
+	// POSTs them to /track/{user}; the latency is then from the publish).
+	Streams int
+	Publish string
 	// Users and Events shape sse-users (and the users of track).
 	Users, Events int
 	// Concurrency is the number of request loops (track, fib).

@@ -64,6 +64,12 @@ func (e *env) request(method, target string) []byte {
 	return []byte(method + " " + target + " HTTP/1.1\r\nHost: " + e.host + "\r\n" + e.auth + "Content-Length: 0\r\n\r\n")
 }
 
+// jsonRequest builds a request with a JSON body.
+func (e *env) jsonRequest(method, target, body string) []byte {
+	return []byte(method + " " + target + " HTTP/1.1\r\nHost: " + e.host + "\r\n" + e.auth +
+		"Content-Type: application/json\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+}
+
 // do sends req and reads the response; body is valid until the next do.
 func (h *httpConn) do(req []byte) (status int, body []byte, err error) {
 	if _, err := h.c.Write(req); err != nil {

@@ -75,7 +75,9 @@ func (s sseSub) read(d *delivery) error {
 }
 
 // wsSub reads WebSocket envelopes {stream,seq,type,time,data}; the
-// timestamp is the envelope's "time", the event time.
+// timestamp is the data's "timestamp" field where it has one (as over
+// SSE: for events the bench published, the publish time), else the
+// envelope's "time", the event time.
 type wsSub struct{ *wsConn }
 
 func (w wsSub) read(d *delivery) error {
@@ -91,7 +93,9 @@ func (w wsSub) read(d *delivery) error {
 	}
 	typ := stringField(p, keyType)
 	d.seq, d.gap, d.offline = seq, bytes.Equal(typ, typeGap), bytes.Equal(typ, typeOffline)
-	d.stamp = stringField(p, keyTime)
+	if d.stamp = stringField(p, keyTimestamp); d.stamp == nil {
+		d.stamp = stringField(p, keyTime)
+	}
 	return nil
 }
 
