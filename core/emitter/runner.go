@@ -62,7 +62,9 @@ type Runner interface {
 	// CommandBatch runs cmds in order on one instance, the first against
 	// checkpoint (the latest accepted one), each later one against the
 	// checkpoint the previous successful one left. It answers one outcome
-	// per command; a failed command changed nothing. Outcome errors:
+	// per command; a failed command changed nothing. Only the last outcome
+	// that moved the checkpoint need carry it (the SDK sends no other):
+	// what holds after the batch is all that is stored. Outcome errors:
 	// ErrUnknownCommand, *CommandError, ErrUnavailable, or any other (a
 	// plugin failure). The error fails every command (none ran).
 	CommandBatch(ctx context.Context, kind, id string, config json.RawMessage, checkpoint []byte, cmds []Cmd) ([]CmdOutcome, error)

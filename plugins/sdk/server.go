@@ -232,6 +232,11 @@ const MaxBatchCommands = 1024
 // on the checkpoint the previous successful one left, so plugin authors
 // write Command alone. A failed command (caller error, plugin error or
 // panic) changes nothing and is reported in its own outcome only.
+//
+// Only the last outcome that moved the checkpoint carries it: the host
+// stores a batch's events with the checkpoint that holds after all of
+// them, so the ones in between would only cross the pipe and be dropped
+// (fibonacci's is two numbers of ~0.2·position digits each, per command).
 func (s *server) CommandBatch(ctx context.Context, req *pluginpb.CommandBatchRequest) (*pluginpb.CommandBatchResponse, error) {
 	cmds := req.GetCommands()
 	if len(cmds) > MaxBatchCommands {
@@ -239,6 +244,7 @@ func (s *server) CommandBatch(ctx context.Context, req *pluginpb.CommandBatchReq
 	}
 	inst := Instance{ID: req.GetInstanceId(), Config: orEmptyObject(req.GetConfig()), Checkpoint: req.GetCheckpoint()}
 	resp := &pluginpb.CommandBatchResponse{Outcomes: make([]*pluginpb.CommandOutcome, 0, len(cmds))}
+	var last *pluginpb.Batch // the latest outcome's batch that moved the checkpoint
 	for _, c := range cmds {
 		if err := ctx.Err(); err != nil {
 			// The host gave up on the call: it reads no outcome.
@@ -247,6 +253,10 @@ func (s *server) CommandBatch(ctx context.Context, req *pluginpb.CommandBatchReq
 		out := s.batchedCommand(ctx, inst, c.GetName(), c.GetArgs())
 		if b := out.GetBatch(); b.GetHasCheckpoint() {
 			inst.Checkpoint = b.GetCheckpoint()
+			if last != nil {
+				last.Checkpoint, last.HasCheckpoint = nil, false
+			}
+			last = b
 		}
 		resp.Outcomes = append(resp.Outcomes, out)
 	}

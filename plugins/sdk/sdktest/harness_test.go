@@ -191,6 +191,13 @@ func TestCommandBatchThreadsCheckpointAndIsolatesFailures(t *testing.T) {
 	if got[6].Result.Batch.Checkpoint != nil || len(got[7].Result.Batch.Events) != 1 || string(got[7].Result.Batch.Checkpoint) != "cp!!!" {
 		t.Errorf("look %+v, last go %+v", got[6].Result, got[7].Result)
 	}
+	// The host keeps only the checkpoint that holds after the batch: the
+	// ones in between do not cross the pipe.
+	for _, i := range []int{0, 2} {
+		if cp := got[i].Result.Batch.Checkpoint; cp != nil || len(got[i].Result.Batch.Events) != 1 {
+			t.Errorf("go #%d: checkpoint %q, events %d: want only its event (the last go carries the checkpoint)", i, cp, len(got[i].Result.Batch.Events))
+		}
+	}
 	if _, err := h.CommandBatch(t.Context(), sdk.Instance{ID: "x"}, make([]sdktest.BatchCommand, sdk.MaxBatchCommands+1)); err == nil {
 		t.Error("a batch over MaxBatchCommands was accepted")
 	}
