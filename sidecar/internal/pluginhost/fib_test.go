@@ -26,7 +26,7 @@ type fibSystem struct {
 	mgr   *emitter.Manager
 }
 
-func openFib(t *testing.T, dir, bin string) *fibSystem {
+func openFib(t testing.TB, dir, bin string) *fibSystem {
 	t.Helper()
 	ctx := ctxT(t)
 	log := slog.New(slog.DiscardHandler)
@@ -45,7 +45,7 @@ func openFib(t *testing.T, dir, bin string) *fibSystem {
 	return s
 }
 
-func (s *fibSystem) close(t *testing.T) {
+func (s *fibSystem) close(t testing.TB) {
 	t.Helper()
 	ctx := ctxT(t)
 	if err := errors.Join(s.mgr.Close(ctx), s.host.Close(ctx), s.hub.Close(ctx), s.store.Close(ctx)); err != nil {

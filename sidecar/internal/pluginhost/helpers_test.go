@@ -51,7 +51,7 @@ func newHost(t *testing.T, cfg Config, log *slog.Logger) *Host {
 	return h
 }
 
-func ctxT(t *testing.T) context.Context {
+func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), hangGuard)
 	t.Cleanup(cancel)
 	return ctx
