@@ -76,10 +76,13 @@ func (e *env) deleteStreams(streams []fanStream) {
 	}
 }
 
-// publishWorkersPerStream bounds the publishes in flight per stream: a
+// publishWorkers is how many publishes may be in flight per stream: a
 // publish is answered once durable, so one connection alone would cap a
-// stream's rate at one per sync.
-const publishWorkersPerStream = 4
+// stream's rate at one per sync. Enough for the rate at 30 ms a publish
+// (a loaded disk's sync), at least 4, at most 64.
+func publishWorkers(perStream float64) int {
+	return min(64, max(4, int(perStream/33)))
+}
 
 // startPublishers starts, for src http, the workers that POST events
 // to the streams' users at rate each, paced together, until the returned
@@ -93,7 +96,7 @@ func (e *env) startPublishers(ctx context.Context, src string, streams []fanStre
 	lim := rate.NewLimiter(rate.Limit(total), max(1, int(total/1000)))
 	hreq := e.hist("publish")
 	var wg sync.WaitGroup
-	workers := min(256, publishWorkersPerStream*len(streams))
+	workers := min(256, publishWorkers(perStream)*len(streams))
 	for w := range workers {
 		wg.Go(func() {
 			if err := e.publishLoop(ctx, w, workers, streams, lim, hreq); err != nil && ctx.Err() == nil {
