@@ -30,7 +30,7 @@ func (d *QueueDriver) CreateClaim(ctx context.Context, k queue.Key, o queue.Clai
 			return nil
 		}
 		d.reaped += m.claims.Reap(n)
-		var slab []byte
+		var slab msgSlab
 		seqs, err := m.takeFree(b.Bucket(qbktMsgs), n, o.Limit, func(seq uint64, r *msgRec) {
 			r.claim, r.claimExp = id, expires
 			if life := expires + int64(o.Grace); life > r.expires {
@@ -82,7 +82,7 @@ func (d *QueueDriver) GetClaim(ctx context.Context, k queue.Key, id string, now 
 		}
 		out = queue.Claim{ID: id, TTL: time.Duration(c.TTL), Grace: time.Duration(c.Grace),
 			Created: time.Unix(0, c.Created).UTC(), Expires: time.Unix(0, c.Expires).UTC()}
-		var slab []byte
+		var slab msgSlab
 		return forClaimed(b.Bucket(qbktMsgs), c.Seqs, func(seq uint64, r *msgRec) error {
 			m.overlay(seq, r, n)
 			if r.expires > n {

@@ -69,22 +69,38 @@ func (r *msgRec) encode(dst []byte) {
 // claimedAt reports whether an active claim holds the message at now.
 func (r *msgRec) claimedAt(now int64) bool { return r.claim != uuid.Nil && r.claimExp > now }
 
-// message materializes r with body copied into slab.
-func (r *msgRec) message(seq uint64, now int64, slab *[]byte) queue.Message {
-	start := len(*slab)
-	*slab = append(*slab, r.body...)
+// msgSlab holds what the messages of one read share: their bodies, in
+// one buffer, and the last client and claim ids formatted, since a
+// claim's messages share its id and mostly come from one producer (one
+// string each, not two per message).
+type msgSlab struct {
+	body              []byte
+	client, claim     uuid.UUID
+	clientStr, claimS string
+}
+
+// message materializes r with body copied into s.
+func (r *msgRec) message(seq uint64, now int64, s *msgSlab) queue.Message {
+	start := len(s.body)
+	s.body = append(s.body, r.body...)
 	m := queue.Message{
 		ID:      memq.MessageID(seq),
-		Body:    (*slab)[start:len(*slab):len(*slab)],
+		Body:    s.body[start:len(s.body):len(s.body)],
 		TTL:     time.Duration(r.ttl),
 		Created: time.Unix(0, r.created).UTC(),
 		Expires: time.Unix(0, r.expires).UTC(),
 	}
 	if r.client != uuid.Nil {
-		m.ClientID = r.client.String()
+		if r.client != s.client || s.clientStr == "" {
+			s.client, s.clientStr = r.client, r.client.String()
+		}
+		m.ClientID = s.clientStr
 	}
 	if r.claimedAt(now) {
-		m.ClaimID = r.claim.String()
+		if r.claim != s.claim || s.claimS == "" {
+			s.claim, s.claimS = r.claim, r.claim.String()
+		}
+		m.ClaimID = s.claimS
 		m.ClaimExpires = time.Unix(0, r.claimExp).UTC()
 	}
 	return m

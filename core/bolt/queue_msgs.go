@@ -80,7 +80,7 @@ func (d *QueueDriver) ListMessages(ctx context.Context, k queue.Key, o queue.Lis
 		if b == nil {
 			return nil
 		}
-		var slab []byte
+		var slab msgSlab
 		c := b.Bucket(qbktMsgs).Cursor()
 		from := seqKey(memq.ParseMessageID(o.Marker) + 1)
 		scanned := 0
@@ -112,7 +112,7 @@ func (d *QueueDriver) GetMessages(ctx context.Context, k queue.Key, ids []string
 		if b == nil {
 			return nil
 		}
-		var slab []byte
+		var slab msgSlab
 		mb := b.Bucket(qbktMsgs)
 		for _, id := range ids {
 			seq := memq.ParseMessageID(id)
@@ -264,7 +264,7 @@ func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, n
 			return nil
 		}
 		d.reaped += m.claims.Reap(n)
-		var slab []byte
+		var slab msgSlab
 		mb := b.Bucket(qbktMsgs)
 		_, err := m.takeFree(mb, n, limit, func(seq uint64, r *msgRec) {
 			out = append(out, r.message(seq, n, &slab))

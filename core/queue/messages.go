@@ -48,8 +48,10 @@ func (s *Service) Post(ctx context.Context, k Key, clientID string, msgs []NewMe
 		if m.TTL == 0 {
 			m.TTL = c.defaultTTL
 		}
-		if err := checkRange(fmt.Sprintf("messages[%d].ttl", i), m.TTL, s.l.MinMessageTTL, s.l.MaxMessageTTL); err != nil {
-			return nil, err
+		if m.TTL < s.l.MinMessageTTL || m.TTL > s.l.MaxMessageTTL {
+			// The field name is built only when it is needed: this loop
+			// runs for every posted message.
+			return nil, checkRange(fmt.Sprintf("messages[%d].ttl", i), m.TTL, s.l.MinMessageTTL, s.l.MaxMessageTTL)
 		}
 	}
 	if total > c.maxPost {

@@ -266,6 +266,9 @@ func walkMessages(a *jsonwalk.Walker, size int) ([]api.QueueMessage, bool) {
 		return nil, false
 	}
 	ms := make([]api.QueueMessage, 0, size/256+1)
+	// A delivery's messages share one claim id: one string, not one each.
+	var claimRaw []byte
+	var claimID string
 	for a.NextKey() {
 		var m api.QueueMessage
 		o := a.Descend()
@@ -280,7 +283,11 @@ func walkMessages(a *jsonwalk.Walker, size int) ([]api.QueueMessage, bool) {
 			case "href":
 				m.Href, ok = jsonwalk.AnyString(o.Val)
 			case "claim_id":
-				m.ClaimID, ok = jsonwalk.AnyString(o.Val)
+				if claimRaw == nil || !bytes.Equal(o.Val, claimRaw) {
+					claimID, ok = jsonwalk.AnyString(o.Val)
+					claimRaw = o.Val
+				}
+				m.ClaimID = claimID
 			case "ttl":
 				m.TTL, ok = jsonwalk.PlainInt(o.Val)
 			case "age":

@@ -92,9 +92,14 @@ func secs(field string, v *int64) (time.Duration, error) {
 		return 0, nil
 	}
 	if *v <= 0 || *v > 1<<31 {
-		return 0, queue.Invalid(field, "must be a positive number of seconds, got %d", *v)
+		return 0, secsErr(field, v)
 	}
 	return time.Duration(*v) * time.Second, nil
+}
+
+// secsErr is secs' error for a value v it refused.
+func secsErr(field string, v *int64) error {
+	return queue.Invalid(field, "must be a positive number of seconds, got %d", *v)
 }
 
 type queueParams struct {

@@ -39,9 +39,10 @@ func opMessagePost(ctx context.Context, api *API, w who, dec decodeFunc) (int, a
 	}
 	msgs := make([]queue.NewMessage, len(p.Messages))
 	for i, m := range p.Messages {
-		ttl, err := secs(fmt.Sprintf("messages[%d].ttl", i), m.TTL)
+		ttl, err := secs("", m.TTL)
 		if err != nil {
-			return 0, nil, err
+			// Named only on failure: this runs for every posted message.
+			return 0, nil, secsErr(fmt.Sprintf("messages[%d].ttl", i), m.TTL)
 		}
 		if len(m.Body) == 0 || string(m.Body) == "null" {
 			return 0, nil, queue.Invalid(fmt.Sprintf("messages[%d].body", i), "is required")

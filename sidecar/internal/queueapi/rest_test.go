@@ -234,6 +234,24 @@ func TestValidationErrorNamesTheField(t *testing.T) {
 	}
 }
 
+// A post's bad TTL names the message it belongs to, whether the API
+// (not a positive number) or the service (out of the queue's range)
+// refuses it.
+func TestPostTTLErrorNamesTheMessage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{nosync: true})
+	c := e.dial(http.Header{"X-Project-Id": {"p"}, "Client-ID": {clientA}})
+	defer c.Close()
+	for _, ttl := range []int64{-1, 1 << 30} {
+		rep := wsDo(t, c, "message_post", nil, map[string]any{"queue_name": "q",
+			"messages": []map[string]any{{"body": 1, "ttl": 60}, {"body": 2, "ttl": ttl}}})
+		got := strictError(t, rep.Status, rep.Body)
+		if got.Error.Code != "invalid" || len(got.Error.Fields) != 1 || got.Error.Fields[0].Field != "messages[1].ttl" {
+			t.Fatalf("ttl %d: error %+v, want invalid naming messages[1].ttl", ttl, got)
+		}
+	}
+}
+
 // TestRESTTenantIsolation: with auth on, a token reaches only its own
 // tenant's queues, whatever X-Project-Id says.
 func TestRESTTenantIsolation(t *testing.T) {
