@@ -450,7 +450,7 @@ func auditTabs(t *testing.T, sc *sidecar, dark bool) {
 	p.do("open livedoc", chromedp.Navigate(sc.URL("/livedoc")))
 	p.do("load axe-core", chromedp.Evaluate[chromedp.Void](axeSource))
 	p.view(laptopWidth, dark)
-	for _, tab := range []string{"reference", "streams", "emitters", "plugins", "queues", "cluster"} {
+	for _, tab := range []string{"reference", "guests", "streams", "emitters", "plugins", "queues", "cluster"} {
 		p.do(tab, chromedp.Click(chromedp.CSS(`#tab-`+tab)))
 		p.waitJS(tab+" loaded", `!document.getElementById('panel-`+tab+`').hidden && !document.querySelector('[aria-busy="true"]')`)
 		start := time.Now()

@@ -12,6 +12,7 @@ import { initQueues } from './queues.js';
 import { initCluster } from './cluster.js';
 import { initOverview } from './overview.js';
 import { initViewer } from './viewer.js';
+import { initGuests } from './guests.js';
 
 const tabs = [...document.querySelectorAll('[role="tab"]')];
 const shown = new Map(); // tab name -> callback(visible)
@@ -94,5 +95,6 @@ initQueues(app);
 initCluster(app);
 initOverview(app);
 initViewer(app);
+initGuests(app);
 app.select(location.hash.slice(1) || 'overview');
 initHealth();
