@@ -234,7 +234,7 @@ type window struct {
 	t0, t1           time.Time
 	ops0, ops1       int64
 	proc0, proc1     procSample
-	client0, client1 time.Duration
+	client0, client1 cpuTimes
 }
 
 func newEnv(name string, o Options) (*env, error) {
@@ -473,12 +473,30 @@ func (e *env) finish(runErr error) {
 	}
 	if el > 0 {
 		r.Rate = float64(r.Ops) / el
-		r.Client = &ClientStats{CPUPercent: 100 * (w.client1 - w.client0).Seconds() / el}
+		r.Client = &ClientStats{CPUPercent: percent(w.client1.Total-w.client0.Total, el),
+			SysPercent:     percent(w.client1.Sys-w.client0.Sys, el),
+			CPUMicrosPerOp: perOp(w.client1.Total-w.client0.Total, r.Ops),
+			SysMicrosPerOp: perOp(w.client1.Sys-w.client0.Sys, r.Ops)}
 	}
 	if e.pid > 0 && el > 0 && w.proc1.RSS > 0 {
+		cpu, sys := w.proc1.CPU-w.proc0.CPU, w.proc1.Sys-w.proc0.Sys
 		r.Server = &ServerStats{PID: e.pid, Threads: w.proc1.Threads,
-			CPUPercent:      100 * (w.proc1.CPU - w.proc0.CPU).Seconds() / el,
-			ChildCPUPercent: 100 * (w.proc1.ChildCPU - w.proc0.ChildCPU).Seconds() / el,
+			CPUPercent: percent(cpu, el), SysPercent: percent(sys, el),
+			CPUMicrosPerOp: perOp(cpu, r.Ops), SysMicrosPerOp: perOp(sys, r.Ops),
+			ChildCPUPercent: percent(w.proc1.ChildCPU-w.proc0.ChildCPU, el),
 			RSSStart:        w.proc0.RSS, RSSEnd: w.proc1.RSS, RSSPeak: max(e.peakRSS, w.proc1.RSS), ChildRSS: w.proc1.ChildRSS}
 	}
+}
+
+// percent is d over el seconds in percent of one core.
+func percent(d time.Duration, el float64) float64 { return 100 * d.Seconds() / el }
+
+// perOp is d per op in microseconds (0 with no ops): the CPU each
+// publish, delivery or message cost, which unlike a rate does not
+// depend on how much of the machine was free.
+func perOp(d time.Duration, ops int64) float64 {
+	if ops <= 0 {
+		return 0
+	}
+	return float64(d.Microseconds()) / float64(ops)
 }

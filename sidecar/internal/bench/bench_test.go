@@ -116,6 +116,47 @@ func TestReportText(t *testing.T) {
 	}
 }
 
+// The report splits CPU per op into server and generator, each with its
+// kernel share: the figure that tells where a publish's cost goes.
+func TestReportCPUPerOp(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		r    Report
+		want []string
+	}{
+		{"server and generator", Report{OpsUnit: "publishes", Ops: 1000, Elapsed: 1,
+			Server: &ServerStats{CPUPercent: 4, SysPercent: 1, CPUMicrosPerOp: 40, SysMicrosPerOp: 15},
+			Client: &ClientStats{CPUPercent: 2, CPUMicrosPerOp: 20, SysMicrosPerOp: 12}},
+			[]string{"cpu/publish", "server 40.0 µs (user 25.0, sys 15.0)", "generator 20.0 µs (user 8.0, sys 12.0) = 60.0 µs", "(sys 1%"}},
+		{"no server process", Report{OpsUnit: "publishes", Ops: 10,
+			Client: &ClientStats{CPUMicrosPerOp: 5, SysMicrosPerOp: 1}},
+			[]string{"cpu/publish", "generator 5.0 µs (user 4.0, sys 1.0) = 5.0 µs"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var b strings.Builder
+			if err := tc.r.WriteText(&b); err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range tc.want {
+				if !strings.Contains(b.String(), want) {
+					t.Errorf("text lacks %q:\n%s", want, b.String())
+				}
+			}
+			if tc.r.Server == nil && strings.Contains(b.String(), "server ") {
+				t.Errorf("server CPU printed without a server:\n%s", b.String())
+			}
+		})
+	}
+	if got := perOp(3*time.Millisecond, 100); got != 30 {
+		t.Errorf("perOp(3ms, 100) = %v µs, want 30", got)
+	}
+	if got := perOp(time.Second, 0); got != 0 {
+		t.Errorf("perOp with no ops = %v, want 0", got)
+	}
+}
+
 func TestProcOfSelf(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -128,8 +169,11 @@ func TestProcOfSelf(t *testing.T) {
 		t.Fatalf("pidByPort of our own listener = %d, %v; want %d", pid, err, os.Getpid())
 	}
 	s, err := readProc(pid)
-	if err != nil || s.RSS <= 0 || s.Threads <= 0 {
+	if err != nil || s.RSS <= 0 || s.Threads <= 0 || s.Sys > s.CPU {
 		t.Fatalf("readProc(self) = %+v, %v", s, err)
+	}
+	if c := selfCPU(); c.Total <= 0 || c.Sys > c.Total {
+		t.Errorf("selfCPU = %+v: want user + system > 0, system within it", c)
 	}
 	if _, err := readProc(1 << 30); err == nil {
 		t.Error("readProc of a missing pid succeeded")

@@ -24,11 +24,16 @@ var ErrNoProcess = errors.New("target process not found")
 type procSample struct {
 	At       time.Time
 	CPU      time.Duration // the process itself (user + system)
+	Sys      time.Duration // of CPU, in the kernel (syscalls, the TCP stack)
 	RSS      int64         // bytes
 	Threads  int
 	ChildCPU time.Duration // its descendants (the plugin processes)
 	ChildRSS int64
 }
+
+// cpuTimes is a process's CPU so far: Total (user + system) and, of it,
+// Sys (system).
+type cpuTimes struct{ Total, Sys time.Duration }
 
 // readProc reads pid and its descendants from /proc.
 func readProc(pid int) (procSample, error) {
@@ -37,7 +42,7 @@ func readProc(pid int) (procSample, error) {
 	if err != nil {
 		return s, err
 	}
-	s.CPU, s.RSS, s.Threads = st.cpu, st.rss, st.threads
+	s.CPU, s.Sys, s.RSS, s.Threads = st.cpu, st.sys, st.rss, st.threads
 	for _, c := range descendants(pid) {
 		if cs, err := readStat(c); err == nil {
 			s.ChildCPU += cs.cpu
@@ -50,6 +55,7 @@ func readProc(pid int) (procSample, error) {
 type statInfo struct {
 	ppid    int
 	cpu     time.Duration
+	sys     time.Duration
 	rss     int64
 	threads int
 }
@@ -74,6 +80,7 @@ func readStat(pid int) (statInfo, error) {
 	return statInfo{
 		ppid:    int(n(4)),
 		cpu:     time.Duration(n(14)+n(15)) * time.Second / clockTicks,
+		sys:     time.Duration(n(15)) * time.Second / clockTicks,
 		rss:     n(24) * int64(os.Getpagesize()),
 		threads: int(n(20)),
 	}, nil

@@ -45,6 +45,9 @@ type Report struct {
 type ServerStats struct {
 	PID             int     `json:"pid"`
 	CPUPercent      float64 `json:"cpu_percent"`
+	SysPercent      float64 `json:"sys_percent"` // of CPUPercent, in the kernel
+	CPUMicrosPerOp  float64 `json:"cpu_us_per_op"`
+	SysMicrosPerOp  float64 `json:"sys_us_per_op"`
 	ChildCPUPercent float64 `json:"child_cpu_percent"`
 	RSSStart        int64   `json:"rss_start_bytes"`
 	RSSEnd          int64   `json:"rss_end_bytes"`
@@ -55,7 +58,10 @@ type ServerStats struct {
 
 // ClientStats is the generator itself over the window.
 type ClientStats struct {
-	CPUPercent float64 `json:"cpu_percent"`
+	CPUPercent     float64 `json:"cpu_percent"`
+	SysPercent     float64 `json:"sys_percent"` // of CPUPercent, in the kernel
+	CPUMicrosPerOp float64 `json:"cpu_us_per_op"`
+	SysMicrosPerOp float64 `json:"sys_us_per_op"`
 }
 
 // Check is one performance target and whether the run met it.
@@ -104,12 +110,13 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "%-11s %s (%s/s)\n", r.OpsUnit, group(float64(r.Ops)), group(r.Rate))
 	fmt.Fprintf(&b, "errors      %d   lost %d   duplicates %d\n", r.Errors, r.Lost, r.Duplicates)
 	if s := r.Server; s != nil {
-		fmt.Fprintf(&b, "server      pid %d  cpu %.0f%% of a core (plugins %.0f%%)  rss %s → %s (peak %s, plugins %s)  threads %d\n",
-			s.PID, s.CPUPercent, s.ChildCPUPercent, iec(s.RSSStart), iec(s.RSSEnd), iec(s.RSSPeak), iec(s.ChildRSS), s.Threads)
+		fmt.Fprintf(&b, "server      pid %d  cpu %.0f%% of a core (sys %.0f%%, plugins %.0f%%)  rss %s → %s (peak %s, plugins %s)  threads %d\n",
+			s.PID, s.CPUPercent, s.SysPercent, s.ChildCPUPercent, iec(s.RSSStart), iec(s.RSSEnd), iec(s.RSSPeak), iec(s.ChildRSS), s.Threads)
 	}
 	if c := r.Client; c != nil {
-		fmt.Fprintf(&b, "client      cpu %.0f%% of a core\n", c.CPUPercent)
+		fmt.Fprintf(&b, "client      cpu %.0f%% of a core (sys %.0f%%)\n", c.CPUPercent, c.SysPercent)
 	}
+	writeCPUPerOp(&b, r)
 	for _, k := range sortedKeys(r.Metrics) {
 		fmt.Fprintf(&b, "%-28s %s\n", k, trimFloat(r.Metrics[k]))
 	}
@@ -221,4 +228,21 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// writeCPUPerOp writes the CPU each op cost, split into the server's and
+// the generator's, each with its kernel (syscall) share.
+func writeCPUPerOp(b *strings.Builder, r *Report) {
+	c := r.Client
+	if c == nil || r.Ops <= 0 {
+		return
+	}
+	unit := strings.TrimSuffix(r.OpsUnit, "s")
+	fmt.Fprintf(b, "cpu/%-7s ", unit)
+	total := c.CPUMicrosPerOp
+	if s := r.Server; s != nil {
+		fmt.Fprintf(b, "server %.1f µs (user %.1f, sys %.1f) + ", s.CPUMicrosPerOp, s.CPUMicrosPerOp-s.SysMicrosPerOp, s.SysMicrosPerOp)
+		total += s.CPUMicrosPerOp
+	}
+	fmt.Fprintf(b, "generator %.1f µs (user %.1f, sys %.1f) = %.1f µs\n", c.CPUMicrosPerOp, c.CPUMicrosPerOp-c.SysMicrosPerOp, c.SysMicrosPerOp, total)
 }

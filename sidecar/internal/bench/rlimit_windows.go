@@ -1,11 +1,9 @@
 package bench
 
-import "time"
-
 // raiseNoFile has nothing to raise on Windows, which has no per-process
 // descriptor limit of this kind; 0 means "not limited here".
 func raiseNoFile() (uint64, error) { return 0, nil }
 
 // selfCPU is not measured on Windows: the client CPU column of a report
 // stays 0 there.
-func selfCPU() time.Duration { return 0 }
+func selfCPU() cpuTimes { return cpuTimes{} }
