@@ -128,10 +128,10 @@ func TestReportCPUPerOp(t *testing.T) {
 		{"server and generator", Report{OpsUnit: "publishes", Ops: 1000, Elapsed: 1,
 			Server: &ServerStats{CPUPercent: 4, SysPercent: 1, CPUMicrosPerOp: 40, SysMicrosPerOp: 15},
 			Client: &ClientStats{CPUPercent: 2, CPUMicrosPerOp: 20, SysMicrosPerOp: 12}},
-			[]string{"cpu/publish", "server 40.0 µs (user 25.0, sys 15.0)", "generator 20.0 µs (user 8.0, sys 12.0) = 60.0 µs", "(sys 1%"}},
+			[]string{"cpu per op", "server 40.0 µs (user 25.0, sys 15.0)", "generator 20.0 µs (user 8.0, sys 12.0) = 60.0 µs", "(sys 1%"}},
 		{"no server process", Report{OpsUnit: "publishes", Ops: 10,
 			Client: &ClientStats{CPUMicrosPerOp: 5, SysMicrosPerOp: 1}},
-			[]string{"cpu/publish", "generator 5.0 µs (user 4.0, sys 1.0) = 5.0 µs"}},
+			[]string{"cpu per op", "generator 5.0 µs (user 4.0, sys 1.0) = 5.0 µs"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

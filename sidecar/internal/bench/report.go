@@ -237,8 +237,7 @@ func writeCPUPerOp(b *strings.Builder, r *Report) {
 	if c == nil || r.Ops <= 0 {
 		return
 	}
-	unit := strings.TrimSuffix(r.OpsUnit, "s")
-	fmt.Fprintf(b, "cpu/%-7s ", unit)
+	b.WriteString("cpu per op  ")
 	total := c.CPUMicrosPerOp
 	if s := r.Server; s != nil {
 		fmt.Fprintf(b, "server %.1f µs (user %.1f, sys %.1f) + ", s.CPUMicrosPerOp, s.CPUMicrosPerOp-s.SysMicrosPerOp, s.SysMicrosPerOp)
