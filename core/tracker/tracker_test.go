@@ -118,3 +118,41 @@ func TestBadInput(t *testing.T) {
 		}
 	}
 }
+
+// A ?data= string is stored exactly as encoding/json writes it, whether
+// it takes the copy-as-is path or not, and a bad user is refused.
+func TestPublishStringEncodesAsJSON(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tr, closeAll := open(t, filepath.Join(t.TempDir(), "t.db"))
+	defer closeAll()
+	st, err := tr.Stream(ctx, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := st.Subscribe(stream.FromNow())
+	defer sub.Close()
+	in := []string{"", "bench-12", "a b~", `q"uote`, `back\slash`, "<a&b>", "tab\there", "del\x7f", "é ☃", "bad \xff utf8", "line\u2028sep"}
+	for i, s := range in {
+		if seq, err := tr.PublishString(ctx, "bob", s); err != nil || seq != uint64(i+1) {
+			t.Fatalf("PublishString(%q) = %d, %v", s, seq, err)
+		}
+	}
+	var evs []*event.Event
+	for len(evs) < len(in) {
+		got, err := sub.Next(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs = append(evs, got...)
+	}
+	for i, s := range in {
+		want, _ := json.Marshal(s)
+		if string(evs[i].Data) != string(want) {
+			t.Errorf("PublishString(%q) stored %s, want %s", s, evs[i].Data, want)
+		}
+	}
+	if _, err := tr.PublishString(ctx, "no/t ok", "x"); !errors.Is(err, ErrInvalidUser) {
+		t.Errorf("bad user: %v, want ErrInvalidUser", err)
+	}
+}

@@ -145,8 +145,7 @@ func (s *Server) realtimerPublish(ctx context.Context, c *app.RequestContext) er
 	if err != nil {
 		return err
 	}
-	data, _ := json.Marshal(q) // a string always encodes
-	if _, err := s.d.Tracker.Publish(ctx, user, data); err != nil {
+	if _, err := s.d.Tracker.PublishString(ctx, user, q); err != nil {
 		return err
 	}
 	fh, err := s.firehose(ctx, c)

@@ -58,6 +58,8 @@ type Plugins interface {
 type Tracker interface {
 	Stream(ctx context.Context, user string) (*stream.Stream, error)
 	Publish(ctx context.Context, user string, data json.RawMessage) (uint64, error)
+	// PublishString publishes s as a JSON string (?data=).
+	PublishString(ctx context.Context, user, s string) (uint64, error)
 }
 
 // Deps are the parts the API serves.
