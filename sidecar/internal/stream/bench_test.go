@@ -17,7 +17,16 @@ func (d *discardFlusher) Flush() error                { return nil }
 
 // BenchmarkServeSSE measures one SSE writer draining a queued backlog:
 // events/s through the coalescing loop (cached frames, one write per Next).
-func BenchmarkServeSSE(b *testing.B) {
+func BenchmarkServeSSE(b *testing.B) { benchServeSSE(b, SSEOptions{Heartbeat: time.Hour}) }
+
+// BenchmarkServeSSEMaxRate is BenchmarkServeSSE for a subscriber that
+// asked for ?max_rate=1000: the cost per event offered of thinning it
+// (almost all left out, one skipped marker per delivered event).
+func BenchmarkServeSSEMaxRate(b *testing.B) {
+	benchServeSSE(b, SSEOptions{Heartbeat: time.Hour, MaxRate: 1000})
+}
+
+func benchServeSSE(b *testing.B, o SSEOptions) {
 	b.ReportAllocs()
 	hub := newHub(b)
 	ctx := context.Background()
@@ -43,7 +52,7 @@ func BenchmarkServeSSE(b *testing.B) {
 			}
 			cancel()
 		}()
-		_ = ServeSSE(sctx, w, sub, SSEOptions{Heartbeat: time.Hour})
+		_ = ServeSSE(sctx, w, sub, o)
 		sub.Close()
 	}
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
