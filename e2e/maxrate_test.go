@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -146,5 +147,47 @@ func TestMaxRateBadValuesAre400(t *testing.T) {
 				t.Fatalf("%s?max_rate=%s: %d %s", path, v, a.status, a.body)
 			}
 		}
+	}
+}
+
+// sidestream tail --max-rate prints the thinned stream and the markers
+// that account for what was left out, over SSE and WS.
+func TestTailMaxRate(t *testing.T) {
+	t.Parallel()
+	sc := startSidecar(t, t.TempDir())
+	id := fastEmitter(t, sc)
+	for _, transport := range []string{"sse", "ws"} {
+		p := startTail(t, "--server", sc.URL(""), "--transport", transport, "--output", "json", "--max-rate", "20", id)
+		a := &thinned{t: t}
+		for i := 0; i < 10_000 && !a.enough(); i++ {
+			var line string
+			select {
+			case l, ok := <-p.lines:
+				if !ok {
+					t.Fatalf("%s: tail ended; stderr:\n%s", transport, p.Stderr())
+				}
+				line = l
+			case <-time.After(60 * time.Second): // a hang guard, not a check
+				t.Fatalf("%s: no line from tail for 60s; stderr:\n%s", transport, p.Stderr())
+			}
+			var ev api.Event
+			if err := json.Unmarshal([]byte(line), &ev); err != nil {
+				t.Fatalf("%s: tail printed %q: %v", transport, line, err)
+			}
+			if ev.IsSkipped() {
+				a.marker(ev.Seq, ev.Data)
+			} else {
+				a.event(ev.Seq)
+			}
+		}
+		if !a.enough() || a.skipped < 5*a.delivered {
+			t.Fatalf("%s: delivered %d, skipped %d in %d markers", transport, a.delivered, a.skipped, a.markers)
+		}
+	}
+	// A rate the server refuses ends tail with its message and status 1.
+	p := startTail(t, "--server", sc.URL(""), "--max-rate", "2000000", id)
+	<-p.done
+	if code := p.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(p.Stderr(), "max_rate") {
+		t.Fatalf("tail --max-rate 2000000: exit %d, stderr:\n%s", code, p.Stderr())
 	}
 }

@@ -41,6 +41,10 @@ type FollowOptions struct {
 	IdleTimeout time.Duration
 	// MaxEventBytes bounds one event (default 4 MiB).
 	MaxEventBytes int
+	// MaxRate, if not zero, asks the server for at most this many events
+	// a second (?max_rate=): it leaves the rest out and says so with
+	// skipped markers (api.Event.IsSkipped), which fn receives.
+	MaxRate uint64
 	// OnReconnect, if set, is called before each reconnect wait.
 	OnReconnect func(Reconnect)
 
@@ -93,7 +97,9 @@ func (e *HandlerError) Unwrap() error { return e.Err }
 // sends again are skipped. A gap marker from the server (history older
 // than it keeps) is passed to fn as an Event with IsGap, a reset marker
 // (a stream without history started over at a new seq) as one with
-// IsReset; after either, following continues after its Seq.
+// IsReset; after either, following continues after its Seq. With
+// MaxRate, what the server left out comes as an Event with IsSkipped, and
+// following continues after its range.
 func (c *Client) Follow(ctx context.Context, stream string, o FollowOptions, fn func(api.Event) error) error {
 	o = o.withDefaults()
 	if stream == "" {
@@ -277,6 +283,9 @@ func (f *follower) resumeURL() string {
 	if f.o.Transport == TransportSSE {
 		q.Set("event_types", "1")
 	}
+	if f.o.MaxRate > 0 {
+		q.Set("max_rate", strconv.FormatUint(f.o.MaxRate, 10))
+	}
 	u.RawQuery = q.Encode()
 	return u.String()
 }
@@ -284,7 +293,20 @@ func (f *follower) resumeURL() string {
 // accept delivers ev unless it was delivered already. It reports whether
 // ev was new.
 func (f *follower) accept(ev api.Event) (bool, error) {
-	if f.known && ev.Seq <= f.last {
+	sk, skipped := ev.SkippedRange()
+	if skipped {
+		// Its seq is the one before its range, which may be the last
+		// event delivered: whether it is new is its range's to say.
+		if f.known && sk.To <= f.last {
+			return false, nil
+		}
+		if f.known && sk.From <= f.last {
+			sk.Skipped = min(sk.Skipped, sk.To-f.last)
+			sk.From = f.last + 1
+			ev.Seq = f.last
+			ev.Data, _ = json.Marshal(sk)
+		}
+	} else if f.known && ev.Seq <= f.last {
 		return false, nil // sent again after a resume: already delivered
 	}
 	if ev.Stream == "" {
@@ -298,5 +320,10 @@ func (f *follower) accept(ev api.Event) (bool, error) {
 		return false, &HandlerError{Err: err}
 	}
 	f.last, f.known = ev.Seq, true
+	if skipped {
+		// Resume after the range reported: no event is both reported
+		// skipped and delivered.
+		f.last = sk.To
+	}
 	return true, nil
 }

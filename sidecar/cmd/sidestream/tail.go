@@ -24,6 +24,7 @@ type tailOptions struct {
 	after     uint64
 	output    string
 	maxWait   time.Duration
+	maxRate   uint64
 }
 
 func newTailCommand() *cobra.Command {
@@ -35,8 +36,8 @@ func newTailCommand() *cobra.Command {
 			"URL is a full SSE or WebSocket URL (http://…/sse/log/ID, ws://…/ws/track/USER).\n" +
 			"Without --after, STREAM starts at the stream's newest event. When the server goes away tail\n" +
 			"reconnects forever with exponential backoff and jitter and resumes after the last seq printed,\n" +
-			"so every event is printed once, in order. raw prints each event's data on a line (gap markers\n" +
-			"go to stderr); json prints one envelope {stream,seq,type,time,data} per line.\n" +
+			"so every event is printed once, in order. raw prints each event's data on a line (gap, reset and\n" +
+			"skipped markers go to stderr); json prints one envelope {stream,seq,type,time,data} per line.\n" +
 			"Exits 0 on SIGINT; exits 1 when the server refuses the stream (4xx, e.g. unknown stream).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -49,6 +50,7 @@ func newTailCommand() *cobra.Command {
 	f.Uint64Var(&o.after, "after", 0, "start after this seq (0: from the oldest event kept)")
 	f.StringVar(&o.output, "output", "raw", "raw (data per line) or json (one envelope per line)")
 	f.DurationVar(&o.maxWait, "max-backoff", 5*time.Second, "longest wait between reconnects")
+	f.Uint64Var(&o.maxRate, "max-rate", 0, "ask the server for at most this many events a second; what it leaves out is reported (0: all)")
 	return cmd
 }
 
@@ -75,6 +77,7 @@ func runTail(cmd *cobra.Command, target string, o tailOptions, afterSet bool) er
 	fo := apiclient.FollowOptions{
 		Transport:  apiclient.Transport(o.transport),
 		MaxBackoff: o.maxWait,
+		MaxRate:    o.maxRate,
 		OnReconnect: func(r apiclient.Reconnect) {
 			fmt.Fprintf(stderr, "sidestream tail: connection lost (%v); reconnecting in %s, resuming after seq %d\n",
 				r.Err, r.Delay.Round(time.Millisecond), r.After)
@@ -128,6 +131,10 @@ func printer(out *bufio.Writer, stderr io.Writer, mode string) func(api.Event) e
 		} else {
 			if from, to, ok := ev.GapRange(); ok {
 				fmt.Fprintf(stderr, "sidestream tail: gap: seqs %d..%d are no longer kept by the server\n", from, to)
+				return nil
+			}
+			if sk, ok := ev.SkippedRange(); ok {
+				fmt.Fprintf(stderr, "sidestream tail: skipped %d events (seqs %d..%d) to keep to the max rate\n", sk.Skipped, sk.From, sk.To)
 				return nil
 			}
 			if start, ok := ev.ResetStart(); ok {
