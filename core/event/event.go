@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -57,6 +58,67 @@ type Event struct {
 	sseTyped     []byte
 	jsonOnce     sync.Once
 	json         []byte
+
+	// memo holds values derived from the event by its readers (a
+	// filter's verdict), each computed once for all subscribers; memoMu
+	// orders only the adding of an entry, reads are lock-free.
+	memoMu sync.Mutex
+	memo   atomic.Pointer[[]*memoEntry]
+}
+
+// memoEntry is one Memo value: computed once, by whoever asks first.
+type memoEntry struct {
+	key  any
+	once sync.Once
+	val  any
+}
+
+// MaxMemo bounds the values one event memoizes: past it (more distinct
+// keys than any sane number of filters in use) Memo computes without
+// keeping the value, so an event's memory stays bounded.
+const MaxMemo = 64
+
+// Memo returns the value compute derives from e for key (a comparable
+// value naming the computation, such as a compiled filter), computed at
+// most once per event however many subscribers ask, like the cached
+// encodings. Concurrent callers with the same key wait for the first.
+func (e *Event) Memo(key any, compute func(*Event) any) any {
+	m := e.memoEntry(key)
+	if m == nil {
+		return compute(e)
+	}
+	m.once.Do(func() { m.val = compute(e) })
+	return m.val
+}
+
+// memoEntry finds or adds key's entry (nil: the memo is full). The list
+// is copied on write, so a lookup is one atomic load and a short scan.
+func (e *Event) memoEntry(key any) *memoEntry {
+	if l := e.memo.Load(); l != nil {
+		for _, m := range *l {
+			if m.key == key {
+				return m
+			}
+		}
+	}
+	e.memoMu.Lock()
+	defer e.memoMu.Unlock()
+	var old []*memoEntry
+	if l := e.memo.Load(); l != nil {
+		old = *l
+		for _, m := range old {
+			if m.key == key {
+				return m
+			}
+		}
+	}
+	if len(old) >= MaxMemo {
+		return nil
+	}
+	m := &memoEntry{key: key}
+	l := append(append(make([]*memoEntry, 0, len(old)+1), old...), m)
+	e.memo.Store(&l)
+	return m
 }
 
 // Gap returns the marker for the missing seqs from..to (inclusive).
