@@ -148,17 +148,17 @@ func (s *Server) streamEvents(ctx context.Context, c *app.RequestContext) error 
 	if err != nil {
 		return err
 	}
+	flt, err := s.queryFilter(c)
+	if err != nil {
+		return err
+	}
 	st, err := s.resolveStream(ctx, c, c.Param("stream"))
 	if err != nil {
 		return err
 	}
-	evs, err := st.ReadAfter(ctx, after, limit)
+	evs, next, err := readAfterFiltered(ctx, st, after, limit, flt)
 	if err != nil {
 		return err
-	}
-	next := after
-	if len(evs) > 0 {
-		next = evs[len(evs)-1].Seq
 	}
 	buf := appendEvents([]byte(`{"events":`), evs)
 	buf = append(buf, `,"next":`...)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/sidestream/sidestream/core/cluster"
 	"github.com/sidestream/sidestream/core/emitter"
+	"github.com/sidestream/sidestream/core/filter"
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/core/tracker"
 	"github.com/sidestream/sidestream/sidecar/api"
@@ -53,6 +54,7 @@ func errorFor(err error) *apiError {
 		ae *apiError
 		ve *emitter.ValidationError
 		ce *emitter.CommandError
+		fe *filter.Error
 	)
 	switch {
 	case errors.As(err, &ae):
@@ -65,6 +67,9 @@ func errorFor(err error) *apiError {
 			code = "command_failed"
 		}
 		return &apiError{Status: http.StatusBadRequest, Code: code, Message: ce.Message}
+	case errors.As(err, &fe):
+		return &apiError{Status: http.StatusBadRequest, Code: "invalid_filter", Message: fe.Error(),
+			Fields: []api.FieldError{{Field: "filter", Message: fe.Error()}}}
 	case errors.Is(err, emitter.ErrUnknownCommand):
 		return &apiError{Status: http.StatusNotFound, Code: "unknown_command", Message: err.Error()}
 	case errors.Is(err, emitter.ErrNotFound), errors.Is(err, stream.ErrNotFound):

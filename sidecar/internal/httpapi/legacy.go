@@ -52,18 +52,30 @@ func (s *Server) logPage(ctx context.Context, c *app.RequestContext) error {
 	if err != nil {
 		return err
 	}
+	flt, err := s.queryFilter(c)
+	if err != nil {
+		return err
+	}
 	st, err := s.emitterStream(ctx, c, c.Param("id"))
 	if err != nil {
 		return err
 	}
-	evs, err := st.ReadBefore(ctx, before, limit)
+	var evs []*event.Event
+	prev := uint64(0)
+	if flt == nil {
+		if evs, err = st.ReadBefore(ctx, before, limit); len(evs) > 0 {
+			prev = evs[0].Seq
+		}
+	} else {
+		evs, prev, err = readBeforeFiltered(ctx, st, before, limit, flt)
+	}
 	if err != nil {
 		return err
 	}
 	buf := appendEvents([]byte(`{"events":`), evs)
-	if len(evs) > 0 && evs[0].Seq > 1 {
+	if prev > 1 {
 		buf = append(buf, `,"prev":`...)
-		buf = strconv.AppendUint(buf, evs[0].Seq, 10)
+		buf = strconv.AppendUint(buf, prev, 10)
 	}
 	c.Data(http.StatusOK, jsonContentType, append(buf, '}'))
 	return nil

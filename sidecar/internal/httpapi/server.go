@@ -28,6 +28,7 @@ import (
 	"github.com/cloudwego/hertz/pkg/network/standard"
 
 	"github.com/sidestream/sidestream/core/emitter"
+	"github.com/sidestream/sidestream/core/filter"
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
@@ -200,6 +201,8 @@ type Server struct {
 	hangups *streamhttp.HangupWatcher
 	// streams are the SSE responses served after their handler returned.
 	streams streamGroup
+	// filters compiles each distinct ?filter= once for every route.
+	filters *filter.Cache
 
 	// ctx ends every stream response when the server closes.
 	ctx    context.Context
@@ -233,6 +236,9 @@ func New(d Deps, o Options) (*Server, error) {
 		onRefuse: d.OnConnRefused, onAcceptErr: acceptErrLogger(d.Log)})
 	d.Log.Info("connection limits", "max_connections", o.MaxConns, "max_connections_per_ip", o.MaxConnsPerIP)
 	s := &Server{d: d, o: o, ln: ln, log: d.Log, serveDone: make(chan struct{})}
+	if s.filters, err = filter.NewCache(filter.DefaultCacheSize); err != nil {
+		return nil, errors.Join(err, ln.Close())
+	}
 	if s.hangups, err = streamhttp.NewHangupWatcher(); err != nil {
 		d.Log.Warn("no hangup watcher: one reader goroutine per SSE response", "err", err)
 		s.hangups = nil

@@ -15,6 +15,7 @@ import (
 	"github.com/cloudwego/hertz/pkg/network"
 	"github.com/cloudwego/hertz/pkg/protocol"
 
+	"github.com/sidestream/sidestream/core/filter"
 	"github.com/sidestream/sidestream/core/stream"
 	streamhttp "github.com/sidestream/sidestream/sidecar/internal/stream"
 )
@@ -34,6 +35,10 @@ func (s *Server) serveSSE(ctx context.Context, c *app.RequestContext, st *stream
 		return err
 	}
 	maxRate, err := queryMaxRate(c)
+	if err != nil {
+		return err
+	}
+	flt, err := s.queryFilter(c)
 	if err != nil {
 		return err
 	}
@@ -61,7 +66,7 @@ func (s *Server) serveSSE(ctx context.Context, c *app.RequestContext, st *stream
 	// the request context and ends that goroutine.
 	c.Response.HijackWriter(noBody{})
 	c.Hijack(func(hc network.Conn) {
-		s.startSSE(c, tc, hc, st, sseStart{pos: pos, typed: typed, maxRate: maxRate}, acc)
+		s.startSSE(c, tc, hc, st, sseStart{pos: pos, typed: typed, maxRate: maxRate, filter: flt}, acc)
 	})
 	return nil
 }
@@ -98,7 +103,8 @@ type sseStream struct {
 type sseStart struct {
 	pos     stream.Position
 	typed   bool
-	maxRate uint64 // ?max_rate=N (0: no cap)
+	maxRate uint64         // ?max_rate=N (0: no cap)
+	filter  *filter.Filter // ?filter= (nil: every event)
 }
 
 func (s *Server) startSSE(c *app.RequestContext, tc *trackedConn, hc network.Conn, st *stream.Stream, start sseStart, acc *accessHandoff) {
@@ -122,7 +128,8 @@ func (s *Server) startSSE(c *app.RequestContext, tc *trackedConn, hc network.Con
 	obs, leave := s.subscriber(st.Kind(), TransportSSE)
 	ss.leave = leave
 	ss.sse = streamhttp.SSEStream{W: &ss.w, Sub: st.Subscribe(start.pos),
-		Opts: streamhttp.SSEOptions{Retry: s.o.SSERetry, Heartbeat: s.o.HeartbeatInterval, Observer: obs, EventTypes: start.typed, MaxRate: start.maxRate}}
+		Opts: streamhttp.SSEOptions{Retry: s.o.SSERetry, Heartbeat: s.o.HeartbeatInterval, Observer: obs, EventTypes: start.typed, MaxRate: start.maxRate,
+			Filter: start.filter}}
 	// A child of the server's ctx, so Close ends it: one cancelCtx, not
 	// streamCtx's AfterFunc for an unrelated parent.
 	var ctx context.Context

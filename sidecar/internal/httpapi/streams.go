@@ -39,6 +39,10 @@ func (s *Server) serveWSFrames(ctx context.Context, c *app.RequestContext, st *s
 	if err != nil {
 		return err
 	}
+	flt, err := s.queryFilter(c)
+	if err != nil {
+		return err
+	}
 	return s.upgrade(ctx, c, func(conn *websocket.Conn) {
 		sctx, cancel := s.streamCtx(context.Background())
 		defer cancel()
@@ -46,7 +50,7 @@ func (s *Server) serveWSFrames(ctx context.Context, c *app.RequestContext, st *s
 		defer leave()
 		_ = streamhttp.ServeWS(sctx, conn, st, pos, streamhttp.WSOptions{
 			Heartbeat: s.o.HeartbeatInterval, MaxFrame: s.o.MaxWSFrame, WriteTimeout: s.o.WriteTimeout, Observer: obs,
-			DataOnly: dataOnly, MaxRate: maxRate,
+			DataOnly: dataOnly, MaxRate: maxRate, Filter: flt,
 		})
 	})
 }

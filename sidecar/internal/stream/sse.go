@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sidestream/sidestream/core/event"
+	"github.com/sidestream/sidestream/core/filter"
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/sidecar/internal/thin"
 	"github.com/sidestream/sidestream/sidecar/internal/wire"
@@ -40,6 +41,9 @@ type SSEOptions struct {
 	// MaxRate, if not zero, caps the events sent a second (thin.Check
 	// validated it); what is left out is reported by skipped markers.
 	MaxRate uint64
+	// Filter, if set, keeps only the events it matches (control markers
+	// always pass); nil leaves the cached-frame path as it is.
+	Filter *filter.Filter
 }
 
 func (o SSEOptions) withDefaults() SSEOptions {
@@ -105,6 +109,16 @@ func (s *SSEStream) Run(ctx context.Context) error {
 	for {
 		evs, err := s.Sub.NextUntil(ctx, s.evs[:0], s.beat.C)
 		s.evs = evs
+		if s.Opts.Filter != nil && len(evs) > 0 {
+			if s.evs = s.Opts.Filter.Keep(evs); len(s.evs) == 0 && err == nil {
+				// Nothing matched: a chatty stream whose events all miss
+				// never lets NextUntil see the timer, so look at it here.
+				if !s.beatDue() {
+					continue
+				}
+				err = stream.ErrIdle
+			}
+		}
 		if err = s.deliver(ctx, err); err != nil {
 			s.beat.Stop()
 			if errors.Is(err, errEnded) {
@@ -112,6 +126,16 @@ func (s *SSEStream) Run(ctx context.Context) error {
 			}
 			return err
 		}
+	}
+}
+
+// beatDue reports (and takes) a heartbeat tick that fired meanwhile.
+func (s *SSEStream) beatDue() bool {
+	select {
+	case <-s.beat.C:
+		return true
+	default:
+		return false
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/hertz-contrib/websocket"
 
 	"github.com/sidestream/sidestream/core/event"
+	"github.com/sidestream/sidestream/core/filter"
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
@@ -34,6 +35,9 @@ type WSOptions struct {
 	// MaxRate, if not zero, caps the events sent a second (thin.Check
 	// validated it); what is left out is reported by skipped markers.
 	MaxRate uint64
+	// Filter, if set, keeps only the events it matches (control markers
+	// always pass).
+	Filter *filter.Filter
 }
 
 func (o WSOptions) withDefaults() WSOptions {
@@ -200,6 +204,7 @@ func (s *session) writeLoop(ctx context.Context, pos stream.Position) error {
 		}
 		var err error
 		evs, err = sub.NextUntil(ctx, evs[:0], s.wake)
+		evs = s.o.Filter.Keep(evs) // a nil Filter keeps all
 		if len(evs) > 0 {
 			if err := th.write(evs); err != nil {
 				return err
