@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,9 +32,9 @@ func (p *browserPage) sawRequestWith(parts ...string) bool {
 // guest source in a temporary directory: without a token it says one is
 // needed; with it, it lists the guests with source, labels, path and
 // state; a guest file the test creates appears, and one it removes goes
-// (listed as gone, its emitter stopped), both from the guests lifecycle
-// stream (shown as comings and goings) without a reload; a guest opens to
-// its emitters, and an emitter opens in the stream viewer, which shows a
+// (listed as gone, its emitter stopped), and one whose emitter cannot be
+// attached shows why, all from the guests lifecycle stream (shown as
+// comings and goings) without a reload; a guest opens to its emitters, and an emitter opens in the stream viewer, which shows a
 // line the test writes to that guest's console.
 func TestLivedocGuestsInBrowser(t *testing.T) {
 	root := t.TempDir()
@@ -101,6 +102,18 @@ guests:
 	if !evalJS[bool](p, `document.activeElement === document.querySelector('`+toggle+`')`) {
 		t.Errorf("the focus left vm-b's button when it opened")
 	}
+
+	// A guest whose emitter cannot be attached (its id is taken by an
+	// emitter made by hand) shows the failure and why, live.
+	if a := send(t, http.MethodPost, sc.URL("/api/v1/emitters"), `{"kind":"time","id":"vm-c.console","config":{"interval":"1s"}}`, bearer(tokAlpha)); a.status != http.StatusCreated {
+		t.Fatalf("create vm-c.console by hand: %d %s", a.status, a.body)
+	}
+	addGuest("vm-c")
+	p.waitJS("vm-c appears", card("vms/vm-c")+`?.dataset.state === 'present'`)
+	p.waitJS("its failed attach listed", `document.querySelector('#gu-events li[data-type="attach_failed"][data-guest="vm-c"] .gu-error')?.textContent.includes('was not attached to this guest')`)
+	p.do("open vm-c", chromedp.Click(chromedp.CSS(`.gu-card[data-key="vms/vm-c"] header button`)))
+	p.waitJS("vm-c's emitter failed, with the reason", card("vms/vm-c")+`.querySelector('li[data-id="vm-c.console"] .pill')?.textContent === 'failed' && `+
+		card("vms/vm-c")+`.querySelector('li[data-id="vm-c.console"] .gu-error').textContent.includes('was not attached to this guest')`)
 	checkAxe(t, p, "guests")
 	explorerShots(t, p, "guests", `.gu-card[data-key="vms/vm-b"]`)
 

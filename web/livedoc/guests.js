@@ -195,7 +195,7 @@ function card(app, key, g, i) {
   const listID = 'gu-em-' + i;
   const toggle = h('button', { type: 'button', class: 'linkish', dataset: { focus: 'guest ' + key }, 'aria-expanded': String(expanded), 'aria-controls': listID,
     onclick: () => { if (open.has(key)) open.delete(key); else open.add(key); draw(app); } },
-    h('span', { class: 'gu-mark', 'aria-hidden': 'true' }, expanded ? '▾ ' : '▸ '), g.name);
+    h('span', { class: 'gu-mark', 'aria-hidden': 'true' }, expanded ? '▾' : '▸'), g.name);
   const where = g.path || (g.pids && g.pids.length ? 'pid ' + g.pids.join(', ') : '') || g.cgroup || '';
   return h('article', { class: 'gu-card' + (g.state === 'present' ? '' : ' gone'), dataset: { key, state: g.state }, 'aria-label': `guest ${g.name} of ${g.source}` },
     h('header', null, toggle,
