@@ -13,6 +13,11 @@ import (
 // publish after the load stopped.
 const catchUp = 15 * time.Second
 
+// trackTarget is the publishes/s the tracker must sustain at 64
+// connections with history persisted (1.75× Centrifugo's memory-only
+// publish on the same machine).
+const trackTarget = 50000
+
 // runTrack is the realtimer scenario: GET /track/{user}?data=… at
 // concurrency C, with one WebSocket subscriber per user.
 func runTrack(ctx context.Context, e *env) error {
@@ -68,7 +73,7 @@ func runTrack(ctx context.Context, e *env) error {
 	e.metric("delivered_total", float64(delivered.Load()))
 	e.metric("catch_up_seconds", caught.Seconds())
 	e.after(func(r *Report) {
-		r.check("publishes/s", "≥ 66,000", group(r.Rate), r.Rate >= 66000)
+		r.check("publishes/s", "≥ 50,000", group(r.Rate), r.Rate >= trackTarget)
 		r.checkLatency("request", "p99 publish latency", 10)
 		r.check("delivered = published", group(float64(published)), group(float64(delivered.Load())),
 			uint64(delivered.Load()) == published)
