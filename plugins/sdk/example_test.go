@@ -3,6 +3,7 @@ package sdk_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -82,4 +83,47 @@ func ExampleServe() {
 func ExampleLogger() {
 	log := sdk.Logger()
 	log.Warn("upstream slow", "instance", "e-42", "latency_ms", 1200)
+}
+
+// hosts is a guest source: it reports the guests it finds (here a fixed
+// pair), the whole set each time it may have changed.
+type hosts struct{}
+
+func (hosts) DescribeGuestSource() sdk.GuestSourceDescription {
+	return sdk.GuestSourceDescription{
+		Name: "hosts", Version: "1.0.0",
+		ConfigSchema: json.RawMessage(`{"type":"object","properties":{"zone":{"type":"string"}}}`),
+	}
+}
+
+func (hosts) ValidateGuestSource(_ context.Context, config json.RawMessage) (json.RawMessage, error) {
+	return config, nil
+}
+
+func (hosts) WatchGuests(ctx context.Context, config json.RawMessage, report func([]sdk.Guest) error) error {
+	var c struct{ Zone string }
+	if err := json.Unmarshal(config, &c); err != nil {
+		return err
+	}
+	set := []sdk.Guest{
+		{Name: "vm-1", Labels: map[string]string{"zone": c.Zone}, PIDs: []int{4242}},
+		{Name: "vm-2", Labels: map[string]string{"zone": c.Zone}, PIDs: []int{4343}},
+	}
+	if err := report(set); err != nil {
+		return err
+	}
+	<-ctx.Done() // a real source watches its API here and reports again
+	return nil
+}
+
+// A guest-source plugin's whole main: the host starts it like an emitter
+// plugin, and a `type: plugin` guest source in the config runs it.
+func ExampleServeGuestSource() {
+	// func main() {
+	if false { // ServeGuestSource blocks for the life of the process.
+		sdk.ServeGuestSource(hosts{})
+	}
+	// }
+	fmt.Println(hosts{}.DescribeGuestSource().Name)
+	// Output: hosts
 }

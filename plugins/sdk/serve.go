@@ -46,8 +46,12 @@ func Logger() *slog.Logger { return logger() }
 // through Serve; the host uses it (with Impl nil) to obtain a client.
 type GRPCPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
-	// Impl is the plugin served; nil on the host side.
+	// Impl is the plugin served; nil on the host side (and for a plugin
+	// that serves a guest source only).
 	Impl Plugin
+	// Guests is the guest source served, if any (Impl's own when Impl
+	// implements GuestSource).
+	Guests GuestSource
 	// Log receives the SDK's own messages (panics, failed runs).
 	Log *slog.Logger
 }
@@ -56,7 +60,11 @@ var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
 
 // GRPCServer registers the emitter service.
 func (g *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pluginpb.RegisterEmitterServer(s, NewServer(g.Impl, g.Log))
+	gs := g.Guests
+	if gs == nil && g.Impl != nil {
+		gs, _ = g.Impl.(GuestSource)
+	}
+	pluginpb.RegisterEmitterServer(s, newServer(g.Impl, gs, g.Log))
 	return nil
 }
 
@@ -68,8 +76,14 @@ func (g *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc
 // Serve runs p as a plugin process; call it from main. It returns when the
 // host closes the connection. It also exits the process when the parent
 // dies, so a plugin never outlives the sidecar even where the host could
-// not arrange a parent-death signal.
+// not arrange a parent-death signal. A p that also implements GuestSource
+// serves it too.
 func Serve(p Plugin) {
+	g, _ := p.(GuestSource)
+	serve(p, g)
+}
+
+func serve(p Plugin, g GuestSource) {
 	log := Logger()
 	go watchParent(os.Getppid(), 500*time.Millisecond, func() {
 		log.Error("parent process died; exiting")
@@ -77,7 +91,7 @@ func Serve(p Plugin) {
 	})
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
-		Plugins:         plugin.PluginSet{PluginName: &GRPCPlugin{Impl: p, Log: log}},
+		Plugins:         plugin.PluginSet{PluginName: &GRPCPlugin{Impl: p, Guests: g, Log: log}},
 		GRPCServer:      grpcServer,
 		Logger: hclog.New(&hclog.LoggerOptions{
 			Name:       "go-plugin",

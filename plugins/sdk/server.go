@@ -34,11 +34,15 @@ var errRunEnded = errors.New("plugin Run returned before the instance was stoppe
 type server struct {
 	pluginpb.UnimplementedEmitterServer
 
-	p      Plugin
+	p      Plugin // nil: the plugin serves a guest source only
 	cmd    Commander
 	desc   Description
 	schema *configSchema
 	log    *slog.Logger
+
+	gs      GuestSource // nil: the plugin serves no guest source
+	gdesc   GuestSourceDescription
+	gschema *configSchema
 
 	mu      sync.Mutex
 	running map[string]*instanceRun
@@ -53,20 +57,30 @@ type instanceRun struct {
 // NewServer returns the gRPC service for p. Serve uses it; tests and the
 // sdktest harness use it directly to exercise a plugin in-process. The
 // config schema from p.Describe is compiled once here; a schema that does
-// not compile makes every Validate fail with that error.
+// not compile makes every Validate fail with that error. A p that also
+// implements GuestSource serves it too.
 func NewServer(p Plugin, log *slog.Logger) pluginpb.EmitterServer {
+	g, _ := p.(GuestSource)
+	return newServer(p, g, log)
+}
+
+func newServer(p Plugin, g GuestSource, log *slog.Logger) *server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	desc := p.Describe()
-	s := &server{
-		p:       p,
-		desc:    desc,
-		schema:  compileSchema(desc.ConfigSchema),
-		log:     log,
-		running: make(map[string]*instanceRun),
+	s := &server{log: log, running: make(map[string]*instanceRun)}
+	if p != nil {
+		s.p, s.desc = p, p.Describe()
+		s.schema = compileSchema(s.desc.ConfigSchema)
+		s.cmd, _ = p.(Commander)
 	}
-	s.cmd, _ = p.(Commander)
+	if g != nil {
+		s.gs, s.gdesc = g, g.DescribeGuestSource()
+		s.gschema = compileSchema(s.gdesc.ConfigSchema)
+		if p == nil {
+			s.desc = Description{Name: s.gdesc.Name, Version: s.gdesc.Version, Description: s.gdesc.Description}
+		}
+	}
 	return s
 }
 
@@ -79,6 +93,14 @@ func (s *server) Describe(context.Context, *pluginpb.DescribeRequest) (*pluginpb
 		EventTypes:   s.desc.EventTypes,
 		Description:  s.desc.Description,
 	}
+	if s.p != nil {
+		resp.Roles = append(resp.Roles, RoleEmitter)
+	}
+	if s.gs != nil {
+		resp.Roles = append(resp.Roles, RoleGuestSource)
+		resp.GuestSourceSchema = s.gdesc.ConfigSchema
+		resp.GuestSourceDescription = s.gdesc.Description
+	}
 	for _, c := range s.desc.Commands {
 		resp.Commands = append(resp.Commands, &pluginpb.CommandSpec{Name: c.Name, Description: c.Description})
 	}
@@ -87,15 +109,29 @@ func (s *server) Describe(context.Context, *pluginpb.DescribeRequest) (*pluginpb
 
 func (s *server) Validate(ctx context.Context, req *pluginpb.ValidateRequest) (resp *pluginpb.ValidateResponse, err error) {
 	defer s.recoverCall("Validate", "", &err)
-	config := orEmptyObject(req.GetConfig())
-	fields, err := s.schema.validate(config)
+	if s.p == nil {
+		return nil, errNoEmitter(s.desc.Name)
+	}
+	return validateWith(ctx, s.schema, s.p.Validate, req.GetConfig())
+}
+
+// errNoEmitter answers the emitter calls of a plugin that reports guests
+// only.
+func errNoEmitter(name string) error {
+	return status.Errorf(codes.FailedPrecondition, "plugin %s serves no emitter kind (it reports guests)", name)
+}
+
+// validateWith checks config against schema, then through validate.
+func validateWith(ctx context.Context, schema *configSchema, validate func(context.Context, json.RawMessage) (json.RawMessage, error), raw []byte) (*pluginpb.ValidateResponse, error) {
+	config := orEmptyObject(raw)
+	fields, err := schema.validate(config)
 	if err != nil {
 		return nil, status.Errorf(codes.FailedPrecondition, "config schema: %v", err)
 	}
 	if len(fields) > 0 {
 		return &pluginpb.ValidateResponse{Errors: toPBFields(fields)}, nil
 	}
-	norm, err := s.p.Validate(ctx, json.RawMessage(config))
+	norm, err := validate(ctx, json.RawMessage(config))
 	var ve *ValidationError
 	switch {
 	case errors.As(err, &ve):
@@ -131,6 +167,9 @@ func toPBFields(fields []FieldError) []*pluginpb.FieldError {
 // replaces the old run (after it ended): the host only does that when it
 // restarts the instance, and two producers for one stream would duplicate.
 func (s *server) Run(req *pluginpb.RunRequest, stream grpc.ServerStreamingServer[pluginpb.Batch]) (err error) {
+	if s.p == nil {
+		return errNoEmitter(s.desc.Name)
+	}
 	id := req.GetInstanceId()
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()

@@ -101,9 +101,15 @@ func (commander) Command(_ context.Context, inst sdk.Instance, name string, args
 // dial serves p on an in-memory gRPC connection.
 func dial(t *testing.T, p sdk.Plugin) pluginpb.EmitterClient {
 	t.Helper()
+	return dialServer(t, sdk.NewServer(p, nil))
+}
+
+// dialServer serves an adapter on an in-memory gRPC connection.
+func dialServer(t *testing.T, adapter pluginpb.EmitterServer) pluginpb.EmitterClient {
+	t.Helper()
 	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer()
-	pluginpb.RegisterEmitterServer(srv, sdk.NewServer(p, nil))
+	pluginpb.RegisterEmitterServer(srv, adapter)
 	go func() { _ = srv.Serve(lis) }()
 	conn, err := grpc.NewClient("passthrough:///buf",
 		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),

@@ -37,7 +37,20 @@ type Harness struct {
 // New serves p through sdk.NewServer and connects to it. Everything is
 // shut down by t.Cleanup; a plugin whose Run ignores cancellation fails t
 // there instead of hanging the test binary.
+// A p that also implements sdk.GuestSource is served as both.
 func New(t testing.TB, p sdk.Plugin) *Harness {
+	t.Helper()
+	return serve(t, func(log *slog.Logger) pluginpb.EmitterServer { return sdk.NewServer(p, log) })
+}
+
+// NewGuestSource serves a plugin that reports guests only, as
+// sdk.ServeGuestSource does, with the same cleanup as New.
+func NewGuestSource(t testing.TB, g sdk.GuestSource) *Harness {
+	t.Helper()
+	return serve(t, func(log *slog.Logger) pluginpb.EmitterServer { return sdk.NewGuestSourceServer(g, log) })
+}
+
+func serve(t testing.TB, adapter func(*slog.Logger) pluginpb.EmitterServer) *Harness {
 	t.Helper()
 	lw := &testWriter{t: t}
 	log := slog.New(slog.NewTextHandler(lw, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -46,7 +59,7 @@ func New(t testing.TB, p sdk.Plugin) *Harness {
 	// WaitForHandlers makes Stop wait for every Run handler, so no plugin
 	// goroutine outlives the test.
 	srv := grpc.NewServer(grpc.WaitForHandlers(true))
-	pluginpb.RegisterEmitterServer(srv, sdk.NewServer(p, log))
+	pluginpb.RegisterEmitterServer(srv, adapter(log))
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
