@@ -1,5 +1,6 @@
-// Package pluginhost runs emitter plugins as supervised go-plugin (gRPC)
-// subprocesses and implements emitter.Runner on top of them.
+// Package pluginhost runs plugins as supervised go-plugin (gRPC)
+// subprocesses and implements emitter.Runner on top of them; a plugin that
+// reports guests is watched through WatchGuests (guests.go).
 //
 // One process serves one kind and all its instances. A supervisor per
 // plugin starts the process, watches it (process exit, stream errors,
@@ -224,6 +225,15 @@ func (h *Host) Describe(ctx context.Context, kind string) (emitter.Kind, error) 
 	if err != nil {
 		return emitter.Kind{}, err
 	}
+	d, err := k.describe(ctx)
+	if err == nil && !k.servesEmitter() {
+		return emitter.Kind{}, k.guestOnly()
+	}
+	return d, err
+}
+
+// describe is the plugin's description whatever it serves.
+func (k *kindProc) describe(ctx context.Context) (emitter.Kind, error) {
 	if d, ok := k.description(); ok {
 		return d, nil
 	}
@@ -240,7 +250,11 @@ func (h *Host) Validate(ctx context.Context, kind string, config json.RawMessage
 	if err != nil {
 		return nil, err
 	}
-	return k.validate(ctx, config)
+	norm, err := k.validate(ctx, config)
+	if err != nil && !k.servesEmitter() {
+		return nil, k.guestOnly()
+	}
+	return norm, err
 }
 
 // Start supervises a new instance. It returns at once; the instance runs

@@ -49,7 +49,7 @@ func Probe(ctx context.Context, src Source, timeout time.Duration) (emitter.Kind
 	}()
 	dctx, cancel := context.WithTimeout(ctx, timeout+time.Second)
 	defer cancel()
-	kind, err := h.Describe(dctx, src.Name)
+	kind, err := h.kinds[src.Name].describe(dctx)
 	if err != nil {
 		// The start error (handshake, version, crash) says more than the
 		// timeout or unavailability Describe saw.

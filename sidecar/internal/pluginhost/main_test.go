@@ -52,6 +52,8 @@ func servePlugin(mode string) {
 		fmt.Fprintln(os.Stderr, "raw hello from plugin")
 		sdk.Logger().Warn("counter plugin up", "pid", os.Getpid())
 		sdk.Serve(counter{})
+	case "guests":
+		sdk.ServeGuestSource(fileGuests{})
 	case "counter-oldsdk":
 		serveOldSDK(counter{})
 	case "garbage":

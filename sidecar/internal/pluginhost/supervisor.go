@@ -24,6 +24,7 @@ type kindProc struct {
 	changed   chan struct{}
 	desc      *emitter.Kind
 	described string // the name the plugin itself reports (Probe)
+	roles     []string // what the running plugin offers (nil before it ran)
 	restarts  int
 	lastErr   error
 	crashes   []time.Time
@@ -109,6 +110,7 @@ func (k *kindProc) running(p *proc) {
 	}
 	k.mu.Lock()
 	k.desc, k.described = &d, described
+	k.roles = append([]string{}, p.desc.GetRoles()...)
 	k.setStateLocked(StateRunning, p)
 	k.mu.Unlock()
 	k.h.log.Info("plugin running", "plugin", k.src.Name, "pid", p.pid, "version", d.Version)
