@@ -23,7 +23,7 @@ type kindProc struct {
 	cur       *proc // running process, nil otherwise
 	changed   chan struct{}
 	desc      *emitter.Kind
-	described string // the name the plugin itself reports (Probe)
+	described string   // the name the plugin itself reports (Probe)
 	roles     []string // what the running plugin offers (nil before it ran)
 	restarts  int
 	lastErr   error
