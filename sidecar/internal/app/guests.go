@@ -2,8 +2,10 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sidestream/sidestream/core/emitter"
@@ -11,6 +13,7 @@ import (
 	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/config"
 	"github.com/sidestream/sidestream/sidecar/internal/guestsource/files"
+	"github.com/sidestream/sidestream/sidecar/internal/guestsource/plugin"
 	"github.com/sidestream/sidestream/sidecar/internal/guestsource/proc"
 	"github.com/sidestream/sidestream/sidecar/internal/guestsource/static"
 )
@@ -50,8 +53,14 @@ func (s *system) applyGuests(ctx context.Context, g config.Guests) error {
 		return err
 	}
 	sources := make([]guest.NamedSource, 0, len(g.Sources))
-	for _, src := range g.Sources {
-		gs, err := guestSource(src)
+	for i, src := range g.Sources {
+		var gs guest.Source
+		var err error
+		if src.Type == "plugin" {
+			gs, err = s.pluginGuestSource(ctx, i, src)
+		} else {
+			gs, err = guestSource(src)
+		}
 		if err != nil {
 			return err
 		}
@@ -62,6 +71,36 @@ func (s *system) applyGuests(ctx context.Context, g config.Guests) error {
 		rules[i] = r.Rule()
 	}
 	return s.guests.Apply(ctx, sources, rules)
+}
+
+// pluginGuestSource checks a `type: plugin` source's config against its
+// plugin (schema, then the plugin's own check) and builds the adapter; an
+// error names the field and line, as config.Load's do.
+func (s *system) pluginGuestSource(ctx context.Context, i int, src config.GuestSource) (guest.Source, error) {
+	f := fmt.Sprintf("guests.sources[%d]", i)
+	raw, err := json.Marshal(src.Config)
+	if err != nil || src.Config == nil {
+		raw = []byte("{}")
+	}
+	vctx, cancel := context.WithTimeout(ctx, time.Duration(s.cfg.PluginStartTimeout))
+	norm, err := s.host.ValidateGuestSource(vctx, src.Kind, raw)
+	cancel()
+	var ve *emitter.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		errs := make([]error, 0, len(ve.Fields))
+		for _, fe := range ve.Fields {
+			field := f + ".config"
+			if fe.Field != "" {
+				field += "." + strings.ReplaceAll(strings.TrimPrefix(fe.Field, "/"), "/", ".")
+			}
+			errs = append(errs, &config.FieldError{Field: field, Message: fmt.Sprintf("line %d: %s", src.Line, fe.Message)})
+		}
+		return nil, errors.Join(errs...)
+	case err != nil:
+		return nil, &config.FieldError{Field: f + ".kind", Message: fmt.Sprintf("line %d: %v", src.Line, err)}
+	}
+	return plugin.Source{Host: s.host, Kind: src.Kind, Config: norm, Labels: src.Labels}, nil
 }
 
 // guestSource builds the adapter of one configured source (validated by

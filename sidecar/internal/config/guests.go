@@ -18,14 +18,14 @@ import (
 // get. Sources and rules are lists of objects: set in the file (or, as
 // YAML or JSON text, in their variable), never by a flag.
 type Guests struct {
-	Sources []GuestSource `yaml:"sources" unset:"none" example:"[{name: vms, type: files, pattern: '/var/log/guests/{guest}/console.log', labels: {tier: vm}}]" help:"where guests are found: each source has a name and a type (static, files, cgroup or pidfile)"`
+	Sources []GuestSource `yaml:"sources" unset:"none" example:"[{name: vms, type: files, pattern: '/var/log/guests/{guest}/console.log', labels: {tier: vm}}]" help:"where guests are found: each source has a name and a type (static, files, cgroup, pidfile, or plugin: a plugin that reports guests)"`
 	Rules   []GuestRule   `yaml:"rules" unset:"no emitters are attached to guests" example:"[{name: console, match: {source: vms}, emitters: [{kind: log, config: {path: '{path}'}}]}]" help:"which emitters guests get: the guests a rule matches get its emitters, whose id, config and labels may use {guest}, {path}, {pid}, {cgroup}, {source}, {rule} and {labels.KEY}; applied again on SIGHUP"`
 }
 
 // GuestSource is one configured guest source.
 type GuestSource struct {
 	Name string `yaml:"name" help:"unique name of the source, shown on its guests"`
-	Type string `yaml:"type" help:"static (the guests listed), files (a path pattern, watched), cgroup (processes whose cgroup path matches) or pidfile (a pid file per guest)"`
+	Type string `yaml:"type" help:"static (the guests listed), files (a path pattern, watched), cgroup (processes whose cgroup path matches), pidfile (a pid file per guest) or plugin (the guests a plugin reports)"`
 	// Guests are a static source's guests.
 	Guests []StaticGuest `yaml:"guests,omitempty" help:"static: the guests"`
 	// Pattern holds {guest} once: a path (files, pidfile) or a cgroup
@@ -34,6 +34,11 @@ type GuestSource struct {
 	Controller string            `yaml:"controller,omitempty" help:"cgroup: the v1 hierarchy whose path is matched where there is no v2 path (default: any)"`
 	Labels     map[string]string `yaml:"labels,omitempty" help:"labels put on every guest of the source"`
 	Every      Duration          `yaml:"every,omitempty" help:"rescan period: files 10s by default (a fallback to inotify), cgroup and pidfile 500ms (they poll)"`
+	// Kind and Config are a plugin source's: the plugin's name and its
+	// config, checked against the plugin's schema when the sidecar starts
+	// or reloads (the plugin must be running to tell).
+	Kind   string         `yaml:"kind,omitempty" help:"plugin: the name of the plugin that reports the guests (as in the plugin directory's manifest)"`
+	Config map[string]any `yaml:"config,omitempty" help:"plugin: the source's config, checked against the plugin's schema"`
 	// Line is where the source is declared, for errors.
 	Line int `yaml:"-"`
 }
@@ -124,7 +129,7 @@ func decodeStrict(n *yaml.Node, v any) error {
 }
 
 // Source types.
-var guestSourceTypes = []string{"static", "files", "cgroup", "pidfile"}
+var guestSourceTypes = []string{"static", "files", "cgroup", "pidfile", "plugin"}
 
 // validate checks sources and rules; every error names its field and the
 // line it is on.
@@ -169,6 +174,18 @@ func (s GuestSource) validate(f string, bad func(string, int, string, ...any)) [
 	if !slices.Contains(guestSourceTypes, s.Type) {
 		bad(f+".type", s.Line, "must be one of %s, not %q", strings.Join(guestSourceTypes, ", "), s.Type)
 		return nil
+	}
+	if s.Type == "plugin" {
+		if s.Kind == "" {
+			bad(f+".kind", s.Line, "must name the plugin that reports the guests")
+		}
+		if s.Pattern != "" {
+			bad(f+".pattern", s.Line, "a plugin source has no pattern: give it in config, as the plugin's schema says")
+		}
+		return nil
+	}
+	if s.Kind != "" || s.Config != nil {
+		bad(f+".kind", s.Line, "kind and config are for type plugin only")
 	}
 	if s.Type == "static" {
 		for j, g := range s.Guests {

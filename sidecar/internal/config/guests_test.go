@@ -89,6 +89,9 @@ func TestBadGuestSourceIsRefused(t *testing.T) {
 		{"{name: a, type: nfs}", "guests.sources[0].type: line 3: must be one of"},
 		{"{name: '', type: static}", "guests.sources[0].name: line 3"},
 		{"{name: a, type: pidfile, pattern: 'run/{guest}.pid'}", "must be an absolute path"},
+		{"{name: a, type: plugin}", "guests.sources[0].kind: line 3: must name the plugin"},
+		{"{name: a, type: plugin, kind: k, pattern: '/g/{guest}'}", "guests.sources[0].pattern: line 3: a plugin source has no pattern"},
+		{"{name: a, type: files, pattern: '/g/{guest}', kind: k}", "guests.sources[0].kind: line 3: kind and config are for type plugin only"},
 	} {
 		_, err := loadYAML(t, "guests:\n  sources:\n    - "+tc.src+"\n")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -107,5 +110,17 @@ func TestGuestRulesFromEnvironment(t *testing.T) {
 	}
 	if len(cfg.Guests.Sources) != 1 || cfg.Guests.Rules[0].Emitters[0].Kind != "time" {
 		t.Fatalf("guests %+v", cfg.Guests)
+	}
+}
+
+func TestPluginGuestSourceLoads(t *testing.T) {
+	t.Parallel()
+	cfg, err := loadYAML(t, "guests:\n  sources:\n    - name: dirs\n      type: plugin\n      kind: dirguests\n      config: {dir: /srv/guests}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := cfg.Guests.Sources[0]
+	if s.Kind != "dirguests" || s.Config["dir"] != "/srv/guests" || s.Line != 3 {
+		t.Fatalf("source %+v", s)
 	}
 }
