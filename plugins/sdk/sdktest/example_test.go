@@ -3,6 +3,7 @@ package sdktest_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -78,5 +79,58 @@ func TestExampleHarness(t *testing.T) {
 	}
 	if string(b.Events[0].Data) != `{"n":1}` {
 		t.Fatalf("first event %s", b.Events[0].Data)
+	}
+}
+
+// racks is a minimal guest source: its guests are the config's names.
+type racks struct{}
+
+func (racks) DescribeGuestSource() sdk.GuestSourceDescription {
+	return sdk.GuestSourceDescription{
+		Name: "racks", Version: "0.1.0",
+		ConfigSchema: json.RawMessage(`{"type":"object","properties":{"names":{"type":"array","items":{"type":"string"}}},"required":["names"]}`),
+	}
+}
+
+func (racks) ValidateGuestSource(_ context.Context, c json.RawMessage) (json.RawMessage, error) {
+	return c, nil
+}
+
+func (racks) WatchGuests(ctx context.Context, c json.RawMessage, report func([]sdk.Guest) error) error {
+	var cfg struct{ Names []string }
+	if err := json.Unmarshal(c, &cfg); err != nil {
+		return err
+	}
+	gs := make([]sdk.Guest, len(cfg.Names))
+	for i, n := range cfg.Names {
+		gs[i] = sdk.Guest{Name: n}
+	}
+	if err := report(gs); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// TestExampleGuestSource unit-tests a guest source without the host:
+// validate its config as the host would, then read what it reports.
+func TestExampleGuestSource(t *testing.T) {
+	h := sdktest.NewGuestSource(t, racks{})
+	ctx, cancel := context.WithTimeout(t.Context(), sdktest.HangGuard)
+	defer cancel()
+
+	var ve *sdk.ValidationError
+	if _, err := h.ValidateGuestSource(ctx, json.RawMessage(`{}`)); !errors.As(err, &ve) {
+		t.Fatalf("a config without names: %v, want a ValidationError", err)
+	}
+	cfg, err := h.ValidateGuestSource(ctx, json.RawMessage(`{"names":["r1","r2"]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := h.WatchGuests(ctx, cfg)
+	defer w.Stop()
+	gs, err := w.Next(ctx)
+	if err != nil || len(gs) != 2 || gs[0].Name != "r1" {
+		t.Fatalf("first report %+v, %v", gs, err)
 	}
 }
