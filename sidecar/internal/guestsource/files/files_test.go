@@ -138,3 +138,42 @@ func BenchmarkDiscover1000(b *testing.B) {
 		}
 	}
 }
+
+// A directory created before its parent was watched raises no event the
+// source sees: here the pattern's base does not exist when the source
+// starts, so no directory can be watched, and only the rescan finds the
+// guests that appear under it (and, from then on, watches them).
+func TestFilesSourceRescanFindsUnwatchedGuests(t *testing.T) {
+	t.Parallel()
+	base := filepath.Join(t.TempDir(), "later", "guests")
+	p, err := guest.ParsePattern(filepath.Join(base, "{guest}", "console.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := New(Options{Pattern: p, Rescan: 50 * time.Millisecond})
+	reports := make(chan []guest.Guest, 16)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		done <- src.Run(ctx, func(gs []guest.Guest) {
+			select {
+			case reports <- gs:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, reports)
+	if err := os.MkdirAll(filepath.Join(base, "vm-a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(base, "vm-a", "console.log"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, reports, "vm-a")
+	if err := os.RemoveAll(filepath.Join(base, "vm-a")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, reports)
+}
