@@ -213,6 +213,7 @@ func sameRequest(a, b emitter.CreateRequest) bool {
 }
 
 func (st *state) attach(t *tracked, req emitter.CreateRequest, rule string) {
+	prev := t.attached[req.ID]
 	a := &Attachment{ID: req.ID, Kind: req.Kind, Rule: rule, req: req}
 	t.attached[req.ID] = a
 	st.dirty = true
@@ -224,6 +225,12 @@ func (st *state) attach(t *tracked, req emitter.CreateRequest, rule string) {
 	}
 	if err != nil {
 		a.State, a.Error = AttachFailed, err.Error()
+		if prev != nil && prev.State == AttachFailed && prev.Error == a.Error && sameRequest(prev.req, req) {
+			// A retry that failed as before: said once already. An event
+			// per retry would push the guests' history out of the
+			// lifecycle stream's bounds within hours.
+			return
+		}
 		st.s.log.Warn("attach failed", "guest", t.g.Name, "source", t.g.Source, "emitter", req.ID, "err", err)
 		st.event("attach_failed", t, a)
 		return
