@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
@@ -376,6 +377,30 @@ func TestConsumerAccounting(t *testing.T) {
 			if c.count != tc.count || e.lost.Load() != tc.lost || e.dups.Load() != tc.dups || e.offline.Load() != tc.off {
 				t.Fatalf("count %d lost %d dups %d offline %d, want %d %d %d %d",
 					c.count, e.lost.Load(), e.dups.Load(), e.offline.Load(), tc.count, tc.lost, tc.dups, tc.off)
+			}
+		})
+	}
+}
+
+// Header names match in any case, as HTTP says, without a lower-cased
+// copy of each line.
+func TestReadHeadHeaderCase(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, resp string
+		want       head
+	}{
+		{"lower", "HTTP/1.1 202 Accepted\r\ncontent-length: 9\r\n\r\n", head{length: 9}},
+		{"canonical", "HTTP/1.1 200 OK\r\nContent-Length: 12\r\nX-Request-Id: ab\r\n\r\n", head{length: 12}},
+		{"upper chunked", "HTTP/1.1 200 OK\r\nTRANSFER-ENCODING: Chunked\r\n\r\n", head{length: -1, chunked: true}},
+		{"ws accept", "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept:  k3y= \r\n\r\n", head{length: -1, accept: "k3y="}},
+		{"short header", "HTTP/1.1 204 No Content\r\nX: 1\r\n\r\n", head{length: -1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, got, err := readHead(bufio.NewReader(strings.NewReader(tc.resp)))
+			if err != nil || got != tc.want {
+				t.Errorf("readHead = %+v, %v; want %+v", got, err, tc.want)
 			}
 		})
 	}

@@ -130,17 +130,24 @@ func readHead(br *bufio.Reader) (int, head, error) {
 		if len(line) == 0 {
 			return status, h, nil
 		}
-		lower := bytes.ToLower(line)
+		// Header names compared in place: lower-casing each line cost
+		// the generator an allocation per header of every answer.
 		switch {
-		case bytes.HasPrefix(lower, hdrContentLength):
+		case hasPrefixFold(line, hdrContentLength):
 			h.length, _ = strconv.Atoi(string(bytes.TrimSpace(line[len(hdrContentLength):])))
-		case bytes.HasPrefix(lower, hdrTransferEnc):
-			h.chunked = bytes.Contains(lower, []byte("chunked"))
-		case bytes.HasPrefix(lower, hdrWSAccept):
+		case hasPrefixFold(line, hdrTransferEnc):
+			h.chunked = bytes.Contains(bytes.ToLower(line), []byte("chunked"))
+		case hasPrefixFold(line, hdrWSAccept):
 			h.accept = string(bytes.TrimSpace(line[len(hdrWSAccept):]))
 		}
 	}
 	return 0, h, fmt.Errorf("%w: too many headers", ErrProtocol)
+}
+
+// hasPrefixFold reports whether b starts with prefix, ignoring ASCII
+// case (prefix is lower case).
+func hasPrefixFold(b, prefix []byte) bool {
+	return len(b) >= len(prefix) && bytes.EqualFold(b[:len(prefix)], prefix)
 }
 
 // api is the plain net/http client for setup calls (create, delete).
