@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/cloudwego/hertz/pkg/app"
 	"github.com/hertz-contrib/websocket"
@@ -43,20 +44,34 @@ func (s *Server) serveWSFrames(ctx context.Context, c *app.RequestContext, st *s
 	if err != nil {
 		return err
 	}
-	return s.upgrade(ctx, c, func(conn *websocket.Conn) {
-		sctx, cancel := s.streamCtx(context.Background())
-		defer cancel()
-		obs, leave := s.subscriber(st.Kind(), TransportWS)
-		defer leave()
-		_ = streamhttp.ServeWS(sctx, conn, st, pos, streamhttp.WSOptions{
-			Heartbeat: s.o.HeartbeatInterval, MaxFrame: s.o.MaxWSFrame, WriteTimeout: s.o.WriteTimeout, Observer: obs,
-			DataOnly: dataOnly, MaxRate: maxRate, Filter: flt,
+	tc, ok := ctx.Value(connKey{}).(*trackedConn)
+	if !ok {
+		return errors.New("ws: the connection did not come through the server's listener")
+	}
+	return s.upgradeWith(ctx, c, leanUpgrader, func(conn *websocket.Conn) {
+		s.startWS(tc, conn, st, pos, streamhttp.WSOptions{
+			Heartbeat: s.o.HeartbeatInterval, MaxFrame: s.o.MaxWSFrame, WriteTimeout: s.o.WriteTimeout, DataOnly: dataOnly, MaxRate: maxRate, Filter: flt,
 		})
 	})
 }
 
 // upgrade switches to WebSocket and runs fn on the hijacked connection.
 func (s *Server) upgrade(ctx context.Context, c *app.RequestContext, fn func(*websocket.Conn)) error {
+	return s.upgradeWith(ctx, c, websocket.HertzUpgrader{}, func(conn *websocket.Conn) {
+		// The handler chain (and its busy mark) ended before the hijack.
+		release := markBusy(ctx)
+		defer release()
+		fn(conn)
+	})
+}
+
+// leanUpgrader makes a connection whose reads and writes the stream
+// session does itself: its buffers would be garbage (smallest read buffer,
+// write buffers from a pool never used).
+var leanUpgrader = websocket.HertzUpgrader{ReadBufferSize: 1, WriteBufferPool: &sync.Pool{}}
+
+// upgradeWith performs the handshake with up's buffer settings.
+func (s *Server) upgradeWith(ctx context.Context, c *app.RequestContext, up websocket.HertzUpgrader, fn func(*websocket.Conn)) error {
 	if !strings.EqualFold(c.Request.Header.Get("Upgrade"), "websocket") {
 		return &apiError{Status: http.StatusBadRequest, Code: "websocket_required", Message: "this route is a WebSocket: send an Upgrade: websocket request"}
 	}
@@ -64,19 +79,13 @@ func (s *Server) upgrade(ctx context.Context, c *app.RequestContext, fn func(*we
 		return stream.ErrClosed
 	}
 	var upErr error
-	up := websocket.HertzUpgrader{
-		// The crossSite middleware checked Origin against the allowlist
-		// ("null" included), which the upgrader's own check cannot know.
-		CheckOrigin: func(*app.RequestContext) bool { return true },
-		Error: func(_ *app.RequestContext, status int, reason error) {
-			upErr = &apiError{Status: status, Code: "bad_handshake", Message: reason.Error()}
-		}}
-	err := up.Upgrade(c, func(conn *websocket.Conn) {
-		// The handler chain (and its busy mark) ended before the hijack.
-		release := markBusy(ctx)
-		defer release()
-		fn(conn)
-	})
+	// The crossSite middleware checked Origin against the allowlist
+	// ("null" included), which the upgrader's own check cannot know.
+	up.CheckOrigin = func(*app.RequestContext) bool { return true }
+	up.Error = func(_ *app.RequestContext, status int, reason error) {
+		upErr = &apiError{Status: status, Code: "bad_handshake", Message: reason.Error()}
+	}
+	err := up.Upgrade(c, fn)
 	if upErr != nil {
 		return upErr
 	}

@@ -32,9 +32,15 @@ type HangupWatcher struct {
 type watch struct {
 	gen      uint32
 	onHangup func()
+	// readable: a WatchReadable watch, which stays registered (disarmed
+	// by EPOLLONESHOT) after it fired, until its rearm or stop.
+	readable bool
 }
 
-const hangupEvents = syscall.EPOLLRDHUP | syscall.EPOLLHUP | syscall.EPOLLERR | syscall.EPOLLONESHOT
+const (
+	hangupEvents   = syscall.EPOLLRDHUP | syscall.EPOLLHUP | syscall.EPOLLERR | syscall.EPOLLONESHOT
+	readableEvents = syscall.EPOLLIN | hangupEvents
+)
 
 // NewHangupWatcher starts the watcher; Close stops it.
 func NewHangupWatcher() (*HangupWatcher, error) {
@@ -64,37 +70,79 @@ func NewHangupWatcher() (*HangupWatcher, error) {
 // returns, onHangup is not called any more. Connections that are not plain
 // sockets (TLS, pipes) return errors.ErrUnsupported.
 func (w *HangupWatcher) Watch(conn net.Conn, onHangup func()) (stop func(), err error) {
+	fd, gen, err := w.add(conn, watch{onHangup: onHangup})
+	if err != nil {
+		return nil, err
+	}
+	return func() { w.unwatch(fd, gen) }, nil
+}
+
+// WatchReadable calls onReady once when conn has bytes to read, or its
+// peer hung up; rearm asks for the next call, after the caller read all
+// there was (level-triggered: bytes that arrived meanwhile fire at once).
+// A WebSocket whose client is quiet then needs no goroutine parked in a
+// read. stop is Watch's; rearm after stop returns net.ErrClosed.
+func (w *HangupWatcher) WatchReadable(conn net.Conn, onReady func()) (rearm func() error, stop func(), err error) {
+	fd, gen, err := w.add(conn, watch{onHangup: onReady, readable: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	return func() error { return w.rearm(fd, gen) }, func() { w.unwatch(fd, gen) }, nil
+}
+
+func (w *HangupWatcher) add(conn net.Conn, wt watch) (int32, uint32, error) {
 	sc, ok := conn.(syscall.Conn)
 	if !ok {
-		return nil, fmt.Errorf("hangup watcher: %T: %w", conn, errors.ErrUnsupported)
+		return 0, 0, fmt.Errorf("hangup watcher: %T: %w", conn, errors.ErrUnsupported)
 	}
 	raw, err := sc.SyscallConn()
 	if err != nil {
-		return nil, fmt.Errorf("hangup watcher: %w", err)
+		return 0, 0, fmt.Errorf("hangup watcher: %w", err)
 	}
 	var fd int32
 	var addErr error
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		return nil, fmt.Errorf("hangup watcher: %w", net.ErrClosed)
+		return 0, 0, fmt.Errorf("hangup watcher: %w", net.ErrClosed)
 	}
 	w.gen++
-	gen := w.gen
+	wt.gen = w.gen
 	if err := raw.Control(func(f uintptr) {
 		fd = int32(f)
 		// The generation rides in the event, so a hangup reported for a
 		// closed fd is never taken for the new connection that reuses it.
-		ev := syscall.EpollEvent{Events: hangupEvents, Fd: fd, Pad: int32(gen)}
-		addErr = syscall.EpollCtl(w.epfd, syscall.EPOLL_CTL_ADD, int(fd), &ev)
+		addErr = syscall.EpollCtl(w.epfd, syscall.EPOLL_CTL_ADD, int(fd), wt.event(fd))
 	}); err != nil {
-		return nil, fmt.Errorf("hangup watcher: %w", err)
+		return 0, 0, fmt.Errorf("hangup watcher: %w", err)
 	}
 	if addErr != nil {
-		return nil, fmt.Errorf("hangup watcher: epoll add: %w", addErr)
+		return 0, 0, fmt.Errorf("hangup watcher: epoll add: %w", addErr)
 	}
-	w.watches[fd] = watch{gen: gen, onHangup: onHangup}
-	return func() { w.unwatch(fd, gen) }, nil
+	w.watches[fd] = wt
+	return fd, wt.gen, nil
+}
+
+func (wt watch) event(fd int32) *syscall.EpollEvent {
+	ev := syscall.EpollEvent{Events: hangupEvents, Fd: fd, Pad: int32(wt.gen)}
+	if wt.readable {
+		ev.Events = readableEvents
+	}
+	return &ev
+}
+
+// rearm re-enables a readable watch that fired.
+func (w *HangupWatcher) rearm(fd int32, gen uint32) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	cur, ok := w.watches[fd]
+	if w.closed || !ok || cur.gen != gen {
+		return fmt.Errorf("hangup watcher: rearm: %w", net.ErrClosed)
+	}
+	if err := syscall.EpollCtl(w.epfd, syscall.EPOLL_CTL_MOD, int(fd), cur.event(fd)); err != nil {
+		return fmt.Errorf("hangup watcher: rearm: %w", err)
+	}
+	return nil
 }
 
 func (w *HangupWatcher) unwatch(fd int32, gen uint32) {
@@ -133,12 +181,13 @@ func (w *HangupWatcher) loop() {
 	}
 }
 
-// report runs the callback of a hung-up fd. EPOLLONESHOT disarmed it, so
-// the fd stays quiet until its stop removes it.
+// report runs the callback of a hung-up (or readable) fd. EPOLLONESHOT
+// disarmed it, so the fd stays quiet until its stop removes it (or its
+// rearm, for a readable watch).
 func (w *HangupWatcher) report(fd int32, gen uint32) {
 	w.mu.Lock()
 	cur, ok := w.watches[fd]
-	if ok && cur.gen == gen {
+	if ok && cur.gen == gen && !cur.readable {
 		delete(w.watches, fd)
 		_ = syscall.EpollCtl(w.epfd, syscall.EPOLL_CTL_DEL, int(fd), nil)
 	}

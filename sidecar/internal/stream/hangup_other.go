@@ -23,3 +23,8 @@ func (w *HangupWatcher) Watch(net.Conn, func()) (stop func(), err error) {
 
 // Close does nothing.
 func (w *HangupWatcher) Close(context.Context) error { return nil }
+
+// WatchReadable returns errors.ErrUnsupported.
+func (w *HangupWatcher) WatchReadable(net.Conn, func()) (rearm func() error, stop func(), err error) {
+	return nil, nil, errors.ErrUnsupported
+}

@@ -1,10 +1,14 @@
 package streamhttp
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,30 +57,57 @@ func (o WSOptions) withDefaults() WSOptions {
 	return o
 }
 
+// WSConn is an upgraded connection as ServeWS takes it.
+type WSConn struct {
+	// Conn carries frames both ways; ServeWS does not close it.
+	Conn net.Conn
+	// Buffered is what the client sent after its handshake that the
+	// HTTP server already read (a resume request sent at once).
+	Buffered []byte
+	// Watcher, if set, says when Conn is readable, so that a quiet
+	// client costs no goroutine parked in a read; without it (or for a
+	// connection it cannot watch) one reader goroutine runs.
+	Watcher *HangupWatcher
+}
+
 // closeReason is why a session ends, sent as the close frame.
 type closeReason struct {
 	code int
 	text string
-	sent bool // the close frame already went out (gorilla sent 1009)
+	sent bool // no close frame to send (echoed already, or the client is gone)
 }
 
-// session is one stream socket: a reader goroutine for client frames and
-// the caller's goroutine as the only writer of events.
+// errSilent ends a session whose client sent nothing, not even a pong,
+// for two heartbeats and a write timeout.
+var errSilent = errors.New("ws: client silent")
+
+// session is one stream socket: the caller's goroutine writes events and
+// pings; client frames are read in bursts, each on a short-lived
+// goroutine started when the socket is readable (WSConn.Watcher), or by
+// one reader goroutine where nothing can watch the socket.
 type session struct {
-	conn *websocket.Conn
-	st   *stream.Stream
-	o    WSOptions
+	nc     net.Conn
+	st     *stream.Stream
+	o      WSOptions
+	cancel context.CancelFunc
 
 	// wake interrupts the writer's current Next (a resume request or a
 	// ping due); one buffered slot, so a poke is never lost or blocking.
 	wake    chan time.Time
 	pingDue atomic.Bool
+	heard   atomic.Int64 // UnixNano of the last frame from the client
 
-	mu     sync.Mutex
-	resume *uint64      // pending {"resume"} request
-	reason *closeReason // set once by whoever ends the session first
+	rearm     func() error // re-enables the readable callback
+	stopWatch func()
+	bursts    sync.WaitGroup // running read bursts
+
+	mu      sync.Mutex
+	pending []byte       // WSConn.Buffered, until the first burst takes it
+	reading bool         // a burst runs: the watcher's callback starts none
+	resume  *uint64      // pending {"resume"} request
+	reason  *closeReason // set once by whoever ends the session first
 	// closing: the writer is done and gave the reader a last deadline,
-	// which the reader must not push back.
+	// which the reader must not push back; no burst starts any more.
 	closing bool
 }
 
@@ -87,29 +118,20 @@ func (s *session) poke() {
 	}
 }
 
-// ServeWS streams st to conn from pos until ctx ends (close 1001), the
-// stream closes (1000), the client goes away, sends a bad frame (1008) or
-// an oversized one (1009). Each event is one text frame holding its JSON
-// envelope; everything one Next returns goes out in a single write.
-func ServeWS(ctx context.Context, conn *websocket.Conn, st *stream.Stream, pos stream.Position, o WSOptions) error {
-	s := &session{conn: conn, st: st, o: o.withDefaults(), wake: make(chan time.Time, 1)}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	readerDone := make(chan struct{})
-	go func() {
-		defer close(readerDone)
-		s.readLoop(cancel)
-	}()
+// ServeWS streams st to c from pos until ctx ends (close 1001), the
+// stream closes (1000), the client goes away or stays silent, sends a bad
+// frame (1002, 1003 or 1008) or an oversized one (1009). Each event is one
+// text frame holding its JSON envelope; everything one Next returns goes
+// out in a single write, bounded by WriteTimeout like an SSE write.
+func ServeWS(ctx context.Context, c WSConn, st *stream.Stream, pos stream.Position, o WSOptions) error {
+	s := &session{nc: c.Conn, st: st, o: o.withDefaults(), wake: make(chan time.Time, 1), pending: c.Buffered}
+	ctx, s.cancel = context.WithCancel(ctx)
+	defer s.cancel()
+	s.heard.Store(time.Now().UnixNano())
+	s.startReading(c.Watcher)
 	err := s.writeLoop(ctx, pos)
 	s.finish(ctx, err)
-	// Unblock the reader: the peer may never answer our close frame. A
-	// reader that starts only now must not replace this deadline with
-	// its own (2 heartbeats), or a shutdown waits for it.
-	s.mu.Lock()
-	s.closing = true
-	_ = conn.UnderlyingConn().SetReadDeadline(time.Now().Add(time.Second))
-	s.mu.Unlock()
-	<-readerDone
+	s.stopReading()
 	return nil
 }
 
@@ -121,60 +143,158 @@ func (s *session) setReason(code int, text string, sent bool) {
 	s.mu.Unlock()
 }
 
-// readLoop handles client frames; any end of reading ends the session.
-func (s *session) readLoop(cancel context.CancelFunc) {
-	defer cancel()
-	c := s.conn
-	c.SetReadLimit(s.o.MaxFrame)
-	deadline := func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if !s.closing {
-			_ = c.SetReadDeadline(time.Now().Add(2*s.o.Heartbeat + s.o.WriteTimeout))
+// silentFor is how long a client may send nothing before it is dropped.
+func (s *session) silentFor() time.Duration { return 2*s.o.Heartbeat + s.o.WriteTimeout }
+
+// startReading arms the readable callback, or starts the reader goroutine
+// where the socket cannot be watched.
+func (s *session) startReading(w *HangupWatcher) {
+	if w != nil {
+		rearm, stop, err := w.WatchReadable(s.nc, s.onReadable)
+		if err == nil {
+			s.rearm, s.stopWatch = rearm, stop
+			if len(s.pending) > 0 {
+				s.onReadable() // already read by the server: no readiness to wait for
+			}
+			return
 		}
 	}
-	deadline()
-	c.SetPongHandler(func(string) error { deadline(); return nil })
-	for {
-		mt, msg, err := c.ReadMessage()
-		if err != nil {
-			s.readEnded(err)
-			return
+	s.bursts.Add(1)
+	go func() {
+		defer s.bursts.Done()
+		for s.readBurst() {
 		}
-		deadline()
-		if mt != websocket.TextMessage {
-			s.setReason(websocket.CloseUnsupportedData, "text frames only", false)
-			return
-		}
-		f, err := ParseClientFrame(msg)
-		if err != nil {
-			s.setReason(websocket.ClosePolicyViolation, truncate(err.Error(), 120), false)
-			return
-		}
+	}()
+}
+
+// onReadable starts a read burst (the watcher's callback; one-shot until
+// the burst rearms it).
+func (s *session) onReadable() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing || s.reading {
+		return // a running burst rearms when it ends
+	}
+	s.reading = true
+	s.bursts.Add(1)
+	go func() {
+		defer s.bursts.Done()
+		ok := s.readBurst()
 		s.mu.Lock()
-		s.resume = f.Resume
+		s.reading = false // before rearm, or its callback finds one running
 		s.mu.Unlock()
-		s.poke()
+		if !ok {
+			return
+		}
+		if err := s.rearm(); err != nil {
+			s.setReason(websocket.CloseGoingAway, "", true)
+			s.cancel()
+		}
+	}()
+}
+
+// stopReading ends reading: no new burst, a last deadline for a running
+// one (the peer may never answer our close frame), and waits for it.
+func (s *session) stopReading() {
+	s.mu.Lock()
+	s.closing = true
+	_ = s.nc.SetReadDeadline(time.Now().Add(time.Second))
+	s.mu.Unlock()
+	if s.stopWatch != nil {
+		s.stopWatch()
+	}
+	s.bursts.Wait()
+}
+
+func (s *session) readDeadline() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closing {
+		_ = s.nc.SetReadDeadline(time.Now().Add(s.silentFor()))
 	}
 }
 
+// readBurst reads and handles client frames until none is left buffered
+// and no message is half read; false when reading ended the session.
+func (s *session) readBurst() bool {
+	br := readerPool.Get().(*bufio.Reader)
+	defer func() { br.Reset(nil); readerPool.Put(br) }()
+	s.mu.Lock()
+	var src io.Reader = s.nc
+	if len(s.pending) > 0 {
+		src = io.MultiReader(bytes.NewReader(s.pending), s.nc)
+		s.pending = nil
+	}
+	s.mu.Unlock()
+	br.Reset(src)
+	var msg clientMessage
+	for {
+		s.readDeadline()
+		op, p, err := nextFrame(br, &msg, s.o.MaxFrame)
+		if err != nil {
+			s.readEnded(err)
+			s.cancel()
+			return false
+		}
+		s.heard.Store(time.Now().UnixNano())
+		if !s.handleFrame(op, p) {
+			s.cancel()
+			return false
+		}
+		if br.Buffered() == 0 && msg.op == 0 {
+			return true
+		}
+	}
+}
+
+// handleFrame acts on a control frame or a whole message (op 0: a part
+// of one); false ends the session.
+func (s *session) handleFrame(op byte, p []byte) bool {
+	switch op {
+	case 0, wire.OpPong:
+		return true
+	case wire.OpPing:
+		return s.writeControl(wire.OpPong, p) == nil
+	case wire.OpClose:
+		code := websocket.CloseNoStatusReceived
+		if len(p) >= 2 {
+			code = int(binary.BigEndian.Uint16(p))
+		}
+		// Echo the code, as the library's default close handler did.
+		_ = s.writeControl(wire.OpClose, websocket.FormatCloseMessage(code, ""))
+		s.setReason(code, "", true)
+		return false
+	case wire.OpBinary:
+		s.setReason(websocket.CloseUnsupportedData, "text frames only", false)
+		return false
+	}
+	f, err := ParseClientFrame(p)
+	if err != nil {
+		s.setReason(websocket.ClosePolicyViolation, truncate(err.Error(), 120), false)
+		return false
+	}
+	s.mu.Lock()
+	s.resume = f.Resume
+	s.mu.Unlock()
+	s.poke()
+	return true
+}
+
 func (s *session) readEnded(err error) {
-	var ce *websocket.CloseError
 	switch {
-	case errors.Is(err, websocket.ErrReadLimit):
-		// The library already sent close 1009.
-		s.setReason(websocket.CloseMessageTooBig, "frame too large", true)
-	case errors.As(err, &ce):
-		// The library answered the peer's close already.
-		s.setReason(ce.Code, "", true)
+	case errors.Is(err, errTooBig):
+		s.setReason(websocket.CloseMessageTooBig, "frame too large", false)
+	case errors.Is(err, errProtocol):
+		s.setReason(websocket.CloseProtocolError, truncate(err.Error(), 120), false)
 	default:
-		s.setReason(websocket.CloseGoingAway, "", true) // connection gone
+		s.setReason(websocket.CloseGoingAway, "", true) // connection gone or silent
 	}
 }
 
 // writeLoop delivers events until something ends the session. It keeps
 // one ping timer instead of a context and timer per Next, which cost more
-// than the delivery at high fan-out.
+// than the delivery at high fan-out; each ping also checks the client was
+// heard from lately, which a read deadline did while a reader waited.
 func (s *session) writeLoop(ctx context.Context, pos stream.Position) error {
 	sub := s.st.Subscribe(pos)
 	defer func() { sub.Close() }()
@@ -185,7 +305,10 @@ func (s *session) writeLoop(ctx context.Context, pos stream.Position) error {
 	defer th.stop()
 	for {
 		if s.pingDue.Swap(false) {
-			if err := s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(s.o.WriteTimeout)); err != nil {
+			if time.Since(time.Unix(0, s.heard.Load())) > s.silentFor() {
+				return errSilent
+			}
+			if err := s.writeControl(wire.OpPing, nil); err != nil {
 				return err
 			}
 			ping.Reset(s.o.Heartbeat)
@@ -250,15 +373,21 @@ func (s *session) writeEvents(evs []*event.Event) error {
 	return err
 }
 
-// writeRaw writes prebuilt frames in one write. Only the writer goroutine
-// writes data frames; the library's control frames (pong, close) are whole
-// single writes too, and a net.Conn never interleaves two writes.
+// writeControl writes one control frame (payload up to 125 bytes).
+func (s *session) writeControl(op byte, p []byte) error {
+	var b [2 + maxControl]byte
+	return s.writeRaw(wire.AppendFrame(b[:0], op, p[:min(len(p), maxControl)], nil))
+}
+
+// writeRaw writes whole frames in one write, within WriteTimeout: a client
+// that stops reading is dropped once a write waited that long, as an SSE
+// one is. The writer goroutine writes data frames and pings; a read burst
+// writes pongs and a close echo: a net.Conn never interleaves two writes.
 func (s *session) writeRaw(b []byte) error {
-	nc := s.conn.UnderlyingConn()
-	if err := nc.SetWriteDeadline(time.Now().Add(s.o.WriteTimeout)); err != nil {
+	if err := s.nc.SetWriteDeadline(time.Now().Add(s.o.WriteTimeout)); err != nil {
 		return err
 	}
-	if _, err := nc.Write(b); err != nil {
+	if _, err := s.nc.Write(b); err != nil {
 		return fmt.Errorf("ws write: %w", err)
 	}
 	return nil
@@ -269,6 +398,8 @@ func (s *session) finish(ctx context.Context, err error) {
 	switch {
 	case errors.Is(err, stream.ErrClosed):
 		s.setReason(websocket.CloseNormalClosure, "stream ended", false)
+	case errors.Is(err, errSilent):
+		s.setReason(websocket.CloseGoingAway, "", true)
 	case ctx.Err() != nil:
 		s.setReason(websocket.CloseGoingAway, "server shutting down", false)
 	case err != nil:
@@ -279,11 +410,10 @@ func (s *session) finish(ctx context.Context, err error) {
 	r := *s.reason
 	s.mu.Unlock()
 	if !r.sent {
-		msg := websocket.FormatCloseMessage(r.code, r.text)
-		_ = s.conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(s.o.WriteTimeout))
+		_ = s.writeControl(wire.OpClose, websocket.FormatCloseMessage(r.code, r.text))
 	}
 	if r.code == websocket.CloseMessageTooBig {
-		lingerAfterClose(s.conn)
+		lingerAfterClose(s.nc)
 	}
 }
 
@@ -292,8 +422,7 @@ func (s *session) finish(ctx context.Context, err error) {
 // unread data makes the kernel answer with a reset, which can destroy the
 // close frame before the client reads why it was dropped. Bounded in time
 // and bytes.
-func lingerAfterClose(conn *websocket.Conn) {
-	nc := conn.UnderlyingConn()
+func lingerAfterClose(nc net.Conn) {
 	if nc.SetReadDeadline(time.Now().Add(time.Second)) != nil {
 		return
 	}
@@ -324,7 +453,7 @@ func ServeEcho(ctx context.Context, conn *websocket.Conn, maxFrame int64) error 
 		// Whole messages only: an oversized one is never half echoed.
 		mt, msg, err := conn.ReadMessage()
 		if errors.Is(err, websocket.ErrReadLimit) {
-			lingerAfterClose(conn) // 1009 already sent: let the client read it
+			lingerAfterClose(conn.UnderlyingConn()) // 1009 already sent: let the client read it
 			return nil
 		}
 		if err != nil {

@@ -8,9 +8,12 @@ import (
 // WebSocket opcodes (RFC 6455 §5.2), as hertz-contrib/websocket numbers
 // them (websocket.TextMessage is OpText).
 const (
-	OpText  byte = 0x1
-	OpClose byte = 0x8
-	OpPing  byte = 0x9
+	OpContinuation byte = 0x0
+	OpText         byte = 0x1
+	OpBinary       byte = 0x2
+	OpClose        byte = 0x8
+	OpPing         byte = 0x9
+	OpPong         byte = 0xA
 )
 
 // AppendFrame appends p as one final WebSocket frame with opcode op. A
