@@ -87,7 +87,9 @@ func serveIdle(t *testing.T, ctx context.Context, st *stream.Stream, n int, o WS
 		srv, cli := tcpPair(t)
 		_ = cli.SetDeadline(time.Now().Add(60 * time.Second)) // a safety net
 		peers[i] = wsPeer{conn: cli, br: bufio.NewReader(cli)}
-		go func() { ended <- ServeWS(ctx, WSConn{Conn: srv, Watcher: w, Buffered: buffered}, st, stream.FromNow(), o) }()
+		go func() {
+			ended <- ServeWS(ctx, WSConn{Conn: srv, Watcher: w, Buffered: buffered}, st, stream.FromNow(), o)
+		}()
 	}
 	return peers, ended
 }
