@@ -37,7 +37,7 @@ func TestWSServedAfterHandlerReturned(t *testing.T) {
 		}
 		sessions = 0
 		for _, g := range goroutineStacks(t) {
-			if !strings.Contains(g, "sidecar/internal/stream.ServeWS(") {
+			if !strings.Contains(g, "sidecar/internal/stream.(*WSSession).Run(") {
 				continue
 			}
 			sessions++

@@ -50,10 +50,11 @@ func (s *Server) startWS(tc *trackedConn, conn *websocket.Conn, st *stream.Strea
 		}
 	}
 	tc.detached.Store(true)
+	ws := streamhttp.StartWS(ctx, wc, st, pos, o)
 	go func() {
 		defer cancel()
-		_ = streamhttp.ServeWS(ctx, wc, st, pos, o)
-		_ = tc.closeNow() // ServeWS stopped the watch: the fd may be reused now
+		_ = ws.Run()
+		_ = tc.closeNow() // Run stopped the watch: the fd may be reused now
 		end()
 	}()
 }

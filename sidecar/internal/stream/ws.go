@@ -81,15 +81,22 @@ type closeReason struct {
 // for two heartbeats and a write timeout.
 var errSilent = errors.New("ws: client silent")
 
-// session is one stream socket: the caller's goroutine writes events and
-// pings; client frames are read in bursts, each on a short-lived
+// WSSession is one stream socket (StartWS): Run's goroutine writes events
+// and pings; client frames are read in bursts, each on a short-lived
 // goroutine started when the socket is readable (WSConn.Watcher), or by
 // one reader goroutine where nothing can watch the socket.
-type session struct {
+type WSSession struct {
 	nc     net.Conn
 	st     *stream.Stream
 	o      WSOptions
+	ctx    context.Context
 	cancel context.CancelFunc
+
+	// The writer's state (Run's goroutine only).
+	sub  *stream.Subscription
+	ping *time.Timer
+	th   *wsThin
+	evs  []*event.Event
 
 	// wake interrupts the writer's current Next (a resume request or a
 	// ping due); one buffered slot, so a poke is never lost or blocking.
@@ -111,7 +118,7 @@ type session struct {
 	closing bool
 }
 
-func (s *session) poke() {
+func (s *WSSession) poke() {
 	select {
 	case s.wake <- time.Time{}:
 	default:
@@ -124,18 +131,41 @@ func (s *session) poke() {
 // text frame holding its JSON envelope; everything one Next returns goes
 // out in a single write, bounded by WriteTimeout like an SSE write.
 func ServeWS(ctx context.Context, c WSConn, st *stream.Stream, pos stream.Position, o WSOptions) error {
-	s := &session{nc: c.Conn, st: st, o: o.withDefaults(), wake: make(chan time.Time, 1), pending: c.Buffered}
-	ctx, s.cancel = context.WithCancel(ctx)
-	defer s.cancel()
+	return StartWS(ctx, c, st, pos, o).Run()
+}
+
+// StartWS is ServeWS in two steps, as SSEStream is: StartWS subscribes,
+// makes the ping timer and arms the readable callback on the caller's
+// (already grown) stack, and Run, on a new goroutine, keeps its state in
+// the session rather than in locals, so that its stack stays at its
+// 2 KiB start while the client idles: one grown to 4 KiB never shrinks.
+func StartWS(ctx context.Context, c WSConn, st *stream.Stream, pos stream.Position, o WSOptions) *WSSession {
+	s := &WSSession{nc: c.Conn, st: st, o: o.withDefaults(), wake: make(chan time.Time, 1), pending: c.Buffered}
+	s.ctx, s.cancel = context.WithCancel(ctx)
 	s.heard.Store(time.Now().UnixNano())
+	s.sub = st.Subscribe(pos)
+	s.ping = time.AfterFunc(s.o.Heartbeat, s.pingDueNow)
+	s.th = newWSThin(s)
 	s.startReading(c.Watcher)
-	err := s.writeLoop(ctx, pos)
-	s.finish(ctx, err)
+	return s
+}
+
+// Run serves the session until it ends, and always returns nil: how it
+// ended went to the client as the close frame.
+func (s *WSSession) Run() error {
+	err := s.writeLoop()
+	s.ping.Stop()
+	s.th.stop()
+	s.sub.Close()
+	s.finish(s.ctx, err)
 	s.stopReading()
+	s.cancel()
 	return nil
 }
 
-func (s *session) setReason(code int, text string, sent bool) {
+func (s *WSSession) pingDueNow() { s.pingDue.Store(true); s.poke() }
+
+func (s *WSSession) setReason(code int, text string, sent bool) {
 	s.mu.Lock()
 	if s.reason == nil {
 		s.reason = &closeReason{code: code, text: text, sent: sent}
@@ -144,11 +174,11 @@ func (s *session) setReason(code int, text string, sent bool) {
 }
 
 // silentFor is how long a client may send nothing before it is dropped.
-func (s *session) silentFor() time.Duration { return 2*s.o.Heartbeat + s.o.WriteTimeout }
+func (s *WSSession) silentFor() time.Duration { return 2*s.o.Heartbeat + s.o.WriteTimeout }
 
 // startReading arms the readable callback, or starts the reader goroutine
 // where the socket cannot be watched.
-func (s *session) startReading(w *HangupWatcher) {
+func (s *WSSession) startReading(w *HangupWatcher) {
 	if w != nil {
 		rearm, stop, err := w.WatchReadable(s.nc, s.onReadable)
 		if err == nil {
@@ -169,7 +199,7 @@ func (s *session) startReading(w *HangupWatcher) {
 
 // onReadable starts a read burst (the watcher's callback; one-shot until
 // the burst rearms it).
-func (s *session) onReadable() {
+func (s *WSSession) onReadable() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closing || s.reading {
@@ -195,7 +225,7 @@ func (s *session) onReadable() {
 
 // stopReading ends reading: no new burst, a last deadline for a running
 // one (the peer may never answer our close frame), and waits for it.
-func (s *session) stopReading() {
+func (s *WSSession) stopReading() {
 	s.mu.Lock()
 	s.closing = true
 	_ = s.nc.SetReadDeadline(time.Now().Add(time.Second))
@@ -206,7 +236,7 @@ func (s *session) stopReading() {
 	s.bursts.Wait()
 }
 
-func (s *session) readDeadline() {
+func (s *WSSession) readDeadline() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.closing {
@@ -216,7 +246,7 @@ func (s *session) readDeadline() {
 
 // readBurst reads and handles client frames until none is left buffered
 // and no message is half read; false when reading ended the session.
-func (s *session) readBurst() bool {
+func (s *WSSession) readBurst() bool {
 	br := readerPool.Get().(*bufio.Reader)
 	defer func() { br.Reset(nil); readerPool.Put(br) }()
 	s.mu.Lock()
@@ -249,7 +279,7 @@ func (s *session) readBurst() bool {
 
 // handleFrame acts on a control frame or a whole message (op 0: a part
 // of one); false ends the session.
-func (s *session) handleFrame(op byte, p []byte) bool {
+func (s *WSSession) handleFrame(op byte, p []byte) bool {
 	switch op {
 	case 0, wire.OpPong:
 		return true
@@ -280,7 +310,7 @@ func (s *session) handleFrame(op byte, p []byte) bool {
 	return true
 }
 
-func (s *session) readEnded(err error) {
+func (s *WSSession) readEnded(err error) {
 	switch {
 	case errors.Is(err, errTooBig):
 		s.setReason(websocket.CloseMessageTooBig, "frame too large", false)
@@ -295,23 +325,12 @@ func (s *session) readEnded(err error) {
 // one ping timer instead of a context and timer per Next, which cost more
 // than the delivery at high fan-out; each ping also checks the client was
 // heard from lately, which a read deadline did while a reader waited.
-func (s *session) writeLoop(ctx context.Context, pos stream.Position) error {
-	sub := s.st.Subscribe(pos)
-	defer func() { sub.Close() }()
-	ping := time.AfterFunc(s.o.Heartbeat, func() { s.pingDue.Store(true); s.poke() })
-	defer ping.Stop()
-	var evs []*event.Event
-	th := newWSThin(s)
-	defer th.stop()
+func (s *WSSession) writeLoop() error {
 	for {
 		if s.pingDue.Swap(false) {
-			if time.Since(time.Unix(0, s.heard.Load())) > s.silentFor() {
-				return errSilent
-			}
-			if err := s.writeControl(wire.OpPing, nil); err != nil {
+			if err := s.pingNow(); err != nil {
 				return err
 			}
-			ping.Reset(s.o.Heartbeat)
 		}
 		s.mu.Lock()
 		r := s.resume
@@ -319,29 +338,29 @@ func (s *session) writeLoop(ctx context.Context, pos stream.Position) error {
 		s.mu.Unlock()
 		if r != nil {
 			// What was left out before is reported before the restart.
-			if err := th.flush(); err != nil {
+			if err := s.th.flush(); err != nil {
 				return err
 			}
-			sub.Close()
-			sub = s.st.Subscribe(stream.After(*r))
+			s.sub.Close()
+			s.sub = s.st.Subscribe(stream.After(*r))
 		}
 		var err error
-		evs, err = sub.NextUntil(ctx, evs[:0], s.wake)
-		evs = s.o.Filter.Keep(evs) // a nil Filter keeps all
-		if len(evs) > 0 {
-			if err := th.write(evs); err != nil {
+		s.evs, err = s.sub.NextUntil(s.ctx, s.evs[:0], s.wake)
+		s.evs = s.o.Filter.Keep(s.evs) // a nil Filter keeps all
+		if len(s.evs) > 0 {
+			if err := s.th.write(s.evs); err != nil {
 				return err
 			}
-			clear(evs)
+			clear(s.evs)
 			continue
 		}
 		if errors.Is(err, stream.ErrIdle) {
-			if err := th.flushDue(); err != nil {
+			if err := s.th.flushDue(); err != nil {
 				return err
 			}
 		}
-		if err != nil && ctx.Err() != nil {
-			return ctx.Err()
+		if err != nil && s.ctx.Err() != nil {
+			return s.ctx.Err()
 		}
 		if err != nil && !errors.Is(err, stream.ErrIdle) {
 			return err
@@ -349,10 +368,22 @@ func (s *session) writeLoop(ctx context.Context, pos stream.Position) error {
 	}
 }
 
+// pingNow drops a client silent for too long, else pings it.
+func (s *WSSession) pingNow() error {
+	if time.Since(time.Unix(0, s.heard.Load())) > s.silentFor() {
+		return errSilent
+	}
+	if err := s.writeControl(wire.OpPing, nil); err != nil {
+		return err
+	}
+	s.ping.Reset(s.o.Heartbeat)
+	return nil
+}
+
 // writeEvents writes one text frame per event in one write, from a pooled
 // buffer: an idle session holds none. The frames are built by
 // wire.AppendFrame, not the library, which would write each on its own.
-func (s *session) writeEvents(evs []*event.Event) error {
+func (s *WSSession) writeEvents(evs []*event.Event) error {
 	bp := writePool.Get().(*[]byte)
 	buf := (*bp)[:0]
 	for _, e := range evs {
@@ -374,7 +405,7 @@ func (s *session) writeEvents(evs []*event.Event) error {
 }
 
 // writeControl writes one control frame (payload up to 125 bytes).
-func (s *session) writeControl(op byte, p []byte) error {
+func (s *WSSession) writeControl(op byte, p []byte) error {
 	var b [2 + maxControl]byte
 	return s.writeRaw(wire.AppendFrame(b[:0], op, p[:min(len(p), maxControl)], nil))
 }
@@ -383,7 +414,7 @@ func (s *session) writeControl(op byte, p []byte) error {
 // that stops reading is dropped once a write waited that long, as an SSE
 // one is. The writer goroutine writes data frames and pings; a read burst
 // writes pongs and a close echo: a net.Conn never interleaves two writes.
-func (s *session) writeRaw(b []byte) error {
+func (s *WSSession) writeRaw(b []byte) error {
 	if err := s.nc.SetWriteDeadline(time.Now().Add(s.o.WriteTimeout)); err != nil {
 		return err
 	}
@@ -394,7 +425,7 @@ func (s *session) writeRaw(b []byte) error {
 }
 
 // finish sends the close frame that says why the session ended.
-func (s *session) finish(ctx context.Context, err error) {
+func (s *WSSession) finish(ctx context.Context, err error) {
 	switch {
 	case errors.Is(err, stream.ErrClosed):
 		s.setReason(websocket.CloseNormalClosure, "stream ended", false)

@@ -87,9 +87,9 @@ func serveIdle(t *testing.T, ctx context.Context, st *stream.Stream, n int, o WS
 		srv, cli := tcpPair(t)
 		_ = cli.SetDeadline(time.Now().Add(60 * time.Second)) // a safety net
 		peers[i] = wsPeer{conn: cli, br: bufio.NewReader(cli)}
-		go func() {
-			ended <- ServeWS(ctx, WSConn{Conn: srv, Watcher: w, Buffered: buffered}, st, stream.FromNow(), o)
-		}()
+		// Started here and run on a new goroutine, as httpapi does.
+		ws := StartWS(ctx, WSConn{Conn: srv, Watcher: w, Buffered: buffered}, st, stream.FromNow(), o)
+		go func() { ended <- ws.Run() }()
 	}
 	return peers, ended
 }
@@ -121,7 +121,7 @@ func TestWSIdleSessionsHoldNoReader(t *testing.T) {
 	if op, p := readServerFrame(t, early[0].br); op != wire.OpText || !strings.Contains(string(p), `"seq":2`) {
 		t.Fatalf("early resume: op %d %s", op, p)
 	}
-	if got := waitGoroutines("(*session).readBurst(", func(c int) bool { return c == 0 }); got != 0 {
+	if got := waitGoroutines("(*WSSession).readBurst(", func(c int) bool { return c == 0 }); got != 0 {
 		t.Fatalf("%d goroutines reading %d idle sockets, want 0", got, n+1)
 	}
 
@@ -142,7 +142,7 @@ func TestWSIdleSessionsHoldNoReader(t *testing.T) {
 			t.Fatalf("after resume: op %d %s, want seq %d", op, p, want)
 		}
 	}
-	if got := waitGoroutines("(*session).readBurst(", func(c int) bool { return c == 0 }); got != 0 {
+	if got := waitGoroutines("(*WSSession).readBurst(", func(c int) bool { return c == 0 }); got != 0 {
 		t.Fatalf("%d readers left after the client's frames were read", got)
 	}
 

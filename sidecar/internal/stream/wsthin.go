@@ -11,13 +11,13 @@ import (
 // the writer when a pending skipped marker is due. Without MaxRate it
 // passes the events through (th nil).
 type wsThin struct {
-	s     *session
+	s     *WSSession
 	th    *thin.Thinner
 	out   []*event.Event
 	timer *time.Timer
 }
 
-func newWSThin(s *session) *wsThin {
+func newWSThin(s *WSSession) *wsThin {
 	w := &wsThin{s: s}
 	if s.o.MaxRate > 0 {
 		w.th = thin.New(s.o.MaxRate)
