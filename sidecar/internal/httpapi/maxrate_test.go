@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/hertz-contrib/websocket"
+
 	"github.com/sidestream/sidestream/sidecar/api"
 )
 
@@ -135,5 +137,48 @@ func TestMaxRateWSReportsSkipped(t *testing.T) {
 	e.publish("mw", 1)
 	if env := readEnvelope(t, c); env.Seq != 301 || env.Type != "line" {
 		t.Fatalf("live event %+v", env)
+	}
+}
+
+// A {"resume"} while events are left out unreported: the marker goes out
+// before the restart, and the restarted stream is accounted for again
+// from the resume point.
+func TestMaxRateWSResumeReportsFirst(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{})
+	e.do("POST", "/api/v1/emitters", `{"kind":"log","id":"mx"}`)
+	e.publish("mx", 10)
+	c, code := e.dialWS("/api/v1/streams/mx/ws?from=start&max_rate=5")
+	if c == nil {
+		t.Fatalf("upgrade: %d", code)
+	}
+	if env := readEnvelope(t, c); env.Seq != 1 || env.Type != "line" {
+		t.Fatalf("first: %+v", env)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"resume":0}`)); err != nil {
+		t.Fatal(err)
+	}
+	// Before the restart: what was left out of 2..10.
+	a := accountant{next: 2}
+	for i := 0; a.next <= 10 && i < 20; i++ {
+		env := readEnvelope(t, c)
+		if env.Type == api.TypeSkipped {
+			a.skipped(t, env.Seq, env.Data)
+		} else {
+			a.event(t, env.Seq)
+		}
+	}
+	// After it: 1..10 again, delivered or reported.
+	a = accountant{next: 1}
+	for i := 0; a.next <= 10 && i < 20; i++ {
+		env := readEnvelope(t, c)
+		if env.Type == api.TypeSkipped {
+			a.skipped(t, env.Seq, env.Data)
+		} else {
+			a.event(t, env.Seq)
+		}
+	}
+	if a.next != 11 || a.skips == 0 {
+		t.Fatalf("after resume: next %d, delivered %d, skipped %d", a.next, a.delivered, a.skips)
 	}
 }
