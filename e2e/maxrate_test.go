@@ -89,6 +89,12 @@ func TestMaxRateThinsSSEAndAccountsForEverySeq(t *testing.T) {
 	if a.skipped < 5*a.delivered {
 		t.Fatalf("delivered %d, skipped only %d", a.delivered, a.skipped)
 	}
+	// What was left out is counted for operators too: the metric moves
+	// after the write the client read, so it is waited for.
+	magic := map[string]string{"sidestream_stream_kind": "magic", "sidestream_drop_reason": "max_rate"}
+	eventually(t, "events dropped for max_rate in /metrics", 30*time.Second, func() bool {
+		return metricValue(scrapeMetrics(t, sc), "sidestream_events_dropped_total", magic) >= float64(a.skipped)
+	})
 	s.Close()
 
 	// Resuming with the Last-Event-ID an EventSource kept continues

@@ -66,6 +66,11 @@ func (o subscriberObserver) Gap(missed uint64) {
 	o.sm.Dropped(ctx, telemetry.DropBehindHistory, int(missed))
 }
 
+func (o subscriberObserver) Skipped(n uint64) {
+	// Left out for this subscriber to keep to its ?max_rate.
+	o.sm.Dropped(context.Background(), telemetry.DropMaxRate, int(n))
+}
+
 // connsRefused counts the connections the HTTP server refuses; every
 // reason's series exists from the start, at zero.
 func connsRefused(ins *telemetry.Instruments) func(reason string) {

@@ -15,6 +15,9 @@ type Observer interface {
 	// Gap reports a gap marker sent for missed events the subscriber will
 	// never receive.
 	Gap(missed uint64)
+	// Skipped reports a skipped marker sent for events left out to keep
+	// to the subscriber's ?max_rate.
+	Skipped(n uint64)
 }
 
 // observe reports a write of evs taking n bytes to o (nil: nothing).
@@ -31,6 +34,9 @@ func observe(o Observer, evs []*event.Event, n int) {
 		if e.IsGap() {
 			o.Gap(gapSize(e))
 		}
+		if e.Type == event.TypeSkipped {
+			o.Skipped(skippedCount(e))
+		}
 	}
 	o.Wrote(delivered, n)
 }
@@ -41,4 +47,12 @@ func gapSize(e *event.Event) uint64 {
 		return 0
 	}
 	return g.To - g.From + 1
+}
+
+func skippedCount(e *event.Event) uint64 {
+	var s struct{ Skipped uint64 }
+	if json.Unmarshal(e.Data, &s) != nil {
+		return 0
+	}
+	return s.Skipped
 }

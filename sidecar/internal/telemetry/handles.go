@@ -62,12 +62,17 @@ func (i *Instruments) newStreamMetrics(kind string) *StreamMetrics {
 		i.gaps.Add(ctx, 0, s.byTransport[t].add...)
 	}
 	i.dropped.Add(ctx, 0, s.drops.get(DropBehindHistory).add...)
+	i.dropped.Add(ctx, 0, s.drops.get(DropMaxRate).add...)
 	return s
 }
 
 // DropBehindHistory is the drop reason of events a subscriber skipped with
 // a gap: older than the history kept when it resumed or fell behind.
 const DropBehindHistory = "behind_history"
+
+// DropMaxRate is the drop reason of events a subscriber's ?max_rate left
+// out (each reported to it by a skipped marker).
+const DropMaxRate = "max_rate"
 
 func (s *StreamMetrics) tr(t Transport) attrOpts {
 	if t >= numTransports {

@@ -135,6 +135,7 @@ func TestMetricsHandlerExposesNamedSeries(t *testing.T) {
 		{"sidestream_stream_gaps_total", map[string]string{"sidestream_stream_kind": "magic", "sidestream_transport": "sse"}, 1},
 		{"sidestream_stream_gaps_total", map[string]string{"sidestream_stream_kind": "fibonacci", "sidestream_transport": "sse"}, 0}, // exists at zero
 		{"sidestream_events_dropped_total", map[string]string{"sidestream_stream_kind": "fibonacci", "sidestream_drop_reason": telemetry.DropBehindHistory}, 0},
+		{"sidestream_events_dropped_total", map[string]string{"sidestream_stream_kind": "fibonacci", "sidestream_drop_reason": telemetry.DropMaxRate}, 0},
 		{"sidestream_stream_write_size", map[string]string{"sidestream_transport": "sse"}, 1},
 		{"sidestream_stream_write_bytes", map[string]string{"sidestream_transport": "sse"}, 1},
 		{"rpc_client_call_duration_seconds", map[string]string{"sidestream_plugin": "magic", "rpc_method": "sidestream.plugin.v1.Emitter/Command"}, 1},
