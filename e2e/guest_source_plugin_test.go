@@ -66,6 +66,9 @@ func TestGuestSourcePluginEndToEnd(t *testing.T) {
 	eventually(t, "vm-a is listed with its emitter running", 60*time.Second, func() bool {
 		return emitterState(t, s, "dirs/vm-a", "vm-a.clock") == "present/running"
 	})
+	if a := send(t, http.MethodPost, s.URL("/api/v1/emitters"), `{"kind":"dirguests","config":{}}`, nil); a.status < 400 || a.status >= 500 {
+		t.Fatalf("an emitter of the guest-only plugin: %d, want a 4xx: %s", a.status, a.body)
+	}
 	if g := guestsOf(t, s)["dirs/vm-a"]; g.Labels["via"] != "plugin" || g.Path != filepath.Join(guests, "vm-a") {
 		t.Fatalf("vm-a listed as %+v: want the source's label and the plugin's path", g)
 	}

@@ -1,7 +1,9 @@
 // Package sdk is what a sidestream plugin author imports.
 //
 // A plugin serves one emitter kind. It implements Plugin (and Commander if
-// it accepts commands) and calls Serve from main. The host runs the plugin
+// it accepts commands) and calls Serve from main. A plugin that discovers
+// guests instead implements GuestSource and calls ServeGuestSource (or
+// implements both and calls Serve). The host runs the plugin
 // as a subprocess, multiplexes many emitter instances into it, persists the
 // events and checkpoint of every batch in one transaction, and restarts an
 // instance from its last durable checkpoint after any crash. Plugin authors
