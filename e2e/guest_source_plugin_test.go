@@ -69,6 +69,15 @@ func TestGuestSourcePluginEndToEnd(t *testing.T) {
 	if a := send(t, http.MethodPost, s.URL("/api/v1/emitters"), `{"kind":"dirguests","config":{}}`, nil); a.status < 400 || a.status >= 500 {
 		t.Fatalf("an emitter of the guest-only plugin: %d, want a 4xx: %s", a.status, a.body)
 	}
+	var kinds api.Items[api.Kind]
+	if code := do(t, http.MethodGet, s.URL("/api/v1/kinds"), "", &kinds); code != http.StatusOK {
+		t.Fatalf("GET /api/v1/kinds: %d", code)
+	}
+	for _, k := range kinds.Items {
+		if k.Name == "dirguests" {
+			t.Fatalf("the guest-only plugin is listed as an emitter kind: %+v", k)
+		}
+	}
 	if g := guestsOf(t, s)["dirs/vm-a"]; g.Labels["via"] != "plugin" || g.Path != filepath.Join(guests, "vm-a") {
 		t.Fatalf("vm-a listed as %+v: want the source's label and the plugin's path", g)
 	}

@@ -155,7 +155,8 @@ func (s *Server) openapiJSONHandler(_ context.Context, c *app.RequestContext) er
 }
 
 // listKinds answers every plugin's kind with its description; a plugin
-// that cannot describe itself right now is listed with the error.
+// that cannot describe itself right now is listed with the error, and one
+// that serves no emitter kind (a guest source) is left out.
 func (s *Server) listKinds(ctx context.Context, c *app.RequestContext) error {
 	items := []api.Kind{}
 	if s.d.Plugins == nil {
@@ -168,6 +169,9 @@ func (s *Server) listKinds(ctx context.Context, c *app.RequestContext) error {
 			dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			d, err := desc.Describe(dctx, p.Name)
 			cancel()
+			if errors.Is(err, emitter.ErrUnknownKind) {
+				continue
+			}
 			if err != nil {
 				k.Error = err.Error()
 			} else {
