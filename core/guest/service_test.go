@@ -161,3 +161,103 @@ func TestAttachFailedIsToldOncePerError(t *testing.T) {
 		t.Fatalf("lifecycle events %q, want %q", got, want)
 	}
 }
+
+// state is how emitter id of m is: missing, stopped, or running with its config.
+func (m *memEmitters) state(id string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sp, ok := m.specs[id]
+	switch {
+	case !ok:
+		return "missing"
+	case sp.Stopped:
+		return "stopped"
+	}
+	return "running " + string(sp.Config)
+}
+
+// A reload replaces sources and rules without a restart: a new source's
+// guests get their emitters, a removed source's guests are gone with
+// their emitters stopped (kept, not deleted), and a changed rule
+// re-renders the emitters of the guests it matches.
+func TestApplyReloadsSourcesAndRules(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	em := newMemEmitters()
+	s := New(em, Options{})
+	defer func() { _ = s.Close(ctx) }()
+	a := NamedSource{Name: "a", Key: "1", Source: fixed{{Name: "g1"}}}
+	b := NamedSource{Name: "b", Key: "1", Source: fixed{{Name: "g2", Labels: map[string]string{"tier": "gold"}}}}
+	rule := func(cfg string) Rule {
+		return Rule{Name: "r", Emitters: []EmitterTemplate{{Kind: "k", Config: map[string]any{"x": cfg}}}}
+	}
+	apply := func(rules []Rule, srcs ...NamedSource) {
+		t.Helper()
+		if err := s.Apply(ctx, srcs, rules); err != nil {
+			t.Fatal(err)
+		}
+	}
+	states := func(want map[string]string) func() bool {
+		return func() bool {
+			for id, st := range want {
+				if em.state(id) != st {
+					return false
+				}
+			}
+			return true
+		}
+	}
+
+	apply([]Rule{rule("{guest}")}, a)
+	waitUntil(t, "g1.r runs", states(map[string]string{"g1.r": `running {"x":"g1"}`}))
+	apply([]Rule{rule("{guest}")}, a, b)
+	waitUntil(t, "g2.r runs", states(map[string]string{"g1.r": `running {"x":"g1"}`, "g2.r": `running {"x":"g2"}`}))
+	apply([]Rule{rule("{guest}-{labels.tier}")}, b)
+	waitUntil(t, "g1.r stopped, g2.r re-rendered", states(map[string]string{"g1.r": "stopped", "g2.r": `running {"x":"g2-gold"}`}))
+	waitUntil(t, "g1 listed gone", func() bool {
+		for _, v := range s.Guests() {
+			if v.Name == "g1" {
+				return v.State == StateGone && len(v.Emitters) == 1 && v.Emitters[0].State == AttachStopped
+			}
+		}
+		return false
+	})
+}
+
+// After a restart, once every source has reported, an emitter the
+// Service attached to a guest that went away meanwhile (restored running
+// from the store) is stopped, one whose guest is still there is attached
+// again in place, and an emitter nobody attached to a guest is left alone.
+func TestRestartStopsEmittersOfGuestsGoneMeanwhile(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	em := newMemEmitters()
+	for _, sp := range []emitter.Spec{
+		{ID: "g1.r", Kind: "k", Config: []byte(`{}`), Labels: map[string]string{LabelGuest: "g1", LabelSource: "a", LabelRule: "r"}},
+		{ID: "g2.r", Kind: "k", Config: []byte(`{}`), Labels: map[string]string{LabelGuest: "g2", LabelSource: "a", LabelRule: "r"}},
+		{ID: "mine", Kind: "k", Config: []byte(`{}`)},
+	} {
+		em.specs[sp.ID] = sp
+	}
+	s := New(em, Options{})
+	defer func() { _ = s.Close(ctx) }()
+	rule := Rule{Name: "r", Emitters: []EmitterTemplate{{Kind: "k"}}}
+	if err := s.Apply(ctx, []NamedSource{{Name: "a", Key: "1", Source: fixed{{Name: "g2"}}}}, []Rule{rule}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "g1.r stopped", func() bool { return em.state("g1.r") == "stopped" })
+	if st := em.state("g2.r"); st != "running {}" {
+		t.Fatalf("g2.r %s, want running", st)
+	}
+	if st := em.state("mine"); st != "running {}" {
+		t.Fatalf("an emitter of no guest was touched: %s", st)
+	}
+	em.mu.Lock()
+	n := len(em.specs)
+	em.mu.Unlock()
+	if n != 3 {
+		t.Fatalf("%d emitters after the restart, want the same 3", n)
+	}
+}
