@@ -3,7 +3,9 @@ package httpapi
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/hertz-contrib/websocket"
@@ -180,5 +182,60 @@ func TestMaxRateWSResumeReportsFirst(t *testing.T) {
 	}
 	if a.next != 11 || a.skips == 0 {
 		t.Fatalf("after resume: next %d, delivered %d, skipped %d", a.next, a.delivered, a.skips)
+	}
+}
+
+// With ?filter= too, the rate applies to the events the filter kept, and
+// a marker counts only those: its range may hold seqs the filter left
+// out, which are not this subscriber's to miss.
+func TestMaxRateAfterFilter(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{})
+	e.do("POST", "/api/v1/emitters", `{"kind":"log","id":"mf"}`)
+	e.publish("mf", 300) // seq i+1 holds {"n":i}: the filter keeps the odd seqs
+	even := url.QueryEscape(`int(data.n) % 2 == 0`)
+	for _, route := range []string{"/api/v1/streams/mf/sse", "/api/v1/streams/mf/ws"} {
+		t.Run(route, func(t *testing.T) {
+			var next func() (seq uint64, typ string, data []byte)
+			if strings.HasSuffix(route, "/ws") {
+				c, code := e.dialWS(route + "?from=start&max_rate=20&filter=" + even)
+				if c == nil {
+					t.Fatalf("upgrade: %d", code)
+				}
+				next = func() (uint64, string, []byte) { env := readEnvelope(t, c); return env.Seq, env.Type, env.Data }
+			} else {
+				r := e.openSSE(route + "?from=start&max_rate=20&event_types=1&filter=" + even)
+				next = func() (uint64, string, []byte) {
+					f := r.nextEvent(t)
+					seq, _ := strconv.ParseUint(f.id, 10, 64)
+					return seq, f.event, []byte(f.data)
+				}
+			}
+			covered, delivered, skipped := uint64(0), 0, uint64(0)
+			for i := 0; covered < 299 && i < 1000; i++ {
+				seq, typ, data := next()
+				switch typ {
+				case "line":
+					if seq%2 != 1 || seq <= covered {
+						t.Fatalf("delivered seq %d after %d", seq, covered)
+					}
+					delivered++
+					covered = seq
+				case api.TypeSkipped:
+					var s api.Skipped
+					if err := json.Unmarshal(data, &s); err != nil || s.From != covered+2 || s.From%2 != 1 || s.To%2 != 1 ||
+						s.Skipped != (s.To-s.From)/2+1 || seq != s.From-1 {
+						t.Fatalf("marker %d %s after %d", seq, data, covered)
+					}
+					skipped += s.Skipped
+					covered = s.To
+				default:
+					t.Fatalf("unexpected %d %s %s", seq, typ, data)
+				}
+			}
+			if covered != 299 || uint64(delivered)+skipped != 150 || skipped == 0 {
+				t.Fatalf("covered to %d: delivered %d + skipped %d of 150 kept", covered, delivered, skipped)
+			}
+		})
 	}
 }

@@ -354,10 +354,10 @@ func (s *WSSession) writeLoop() error {
 			clear(s.evs)
 			continue
 		}
-		if errors.Is(err, stream.ErrIdle) {
-			if err := s.th.flushDue(); err != nil {
-				return err
-			}
+		// Also when a filter kept nothing of a chatty stream: its Next
+		// never idles, so the timer's wake would wait for a quiet moment.
+		if err := s.th.flushDue(errors.Is(err, stream.ErrIdle)); err != nil {
+			return err
 		}
 		if err != nil && s.ctx.Err() != nil {
 			return s.ctx.Err()

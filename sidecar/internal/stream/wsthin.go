@@ -47,13 +47,16 @@ func (w *wsThin) write(evs []*event.Event) error {
 	return w.writeOut()
 }
 
-// flushDue writes the pending marker once it is due (the writer woke).
-func (w *wsThin) flushDue() error {
+// flushDue writes the pending marker once it is due. idle: the writer
+// woke with nothing to write (maybe by the timer, a little early).
+func (w *wsThin) flushDue(idle bool) error {
 	if w.th == nil || !w.th.Pending() {
 		return nil
 	}
 	if d := w.th.Due(time.Now()); d > 0 {
-		w.timer.Reset(d) // woken for something else: not yet
+		if idle {
+			w.timer.Reset(d) // not yet: wake again then
+		}
 		return nil
 	}
 	return w.flush()
