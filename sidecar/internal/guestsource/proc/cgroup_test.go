@@ -1,12 +1,14 @@
 package proc
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sidestream/sidestream/core/guest"
 )
@@ -144,4 +146,56 @@ func TestPidFileSourceNeedsARunningProcess(t *testing.T) {
 	if len(gs) != 1 || gs[0].Name != "up" || gs[0].PID() != 500 || gs[0].Path != filepath.Join(dir, "up.pid") {
 		t.Fatalf("guests %+v, want only up with pid 500", gs)
 	}
+}
+
+// A running cgroup source polls: a process that exits (its /proc entry
+// gone) takes its guest with it at the next poll, and one that starts in
+// a matching group brings its guest.
+func TestCgroupSourcePollsComingsAndGoings(t *testing.T) {
+	t.Parallel()
+	root := fakeProc(t, map[int][2]string{101: {"cgroup-v1", "S"}, 201: {"cgroup-v2", "S"}})
+	p, err := guest.ParsePattern("/sandboxes/{guest}/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := NewCgroup(CgroupOptions{Pattern: p, ProcRoot: root, Every: 10 * time.Millisecond})
+	reports := make(chan []guest.Guest, 4)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		done <- src.Run(ctx, func(gs []guest.Guest) {
+			select {
+			case reports <- gs:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	wait := func(want ...string) {
+		t.Helper()
+		for i := 0; i < 1000; i++ {
+			var got []string
+			for _, g := range <-reports {
+				got = append(got, g.Name)
+			}
+			slices.Sort(got)
+			if slices.Equal(got, want) {
+				return
+			}
+		}
+		t.Fatalf("no report of guests %v", want)
+	}
+	wait("sb-7")
+	if err := os.RemoveAll(filepath.Join(root, "201")); err != nil {
+		t.Fatal(err)
+	}
+	wait()
+	dir := filepath.Join(root, "202")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cgroup"), []byte("0::/sandboxes/sb-8/vcpu0\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wait("sb-8")
 }
