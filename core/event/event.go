@@ -6,6 +6,7 @@ package event
 
 import (
 	"encoding/json"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -64,6 +65,59 @@ type Event struct {
 	// orders only the adding of an entry, reads are lock-free.
 	memoMu sync.Mutex
 	memo   atomic.Pointer[[]*memoEntry]
+	// verdicts holds boolean verdicts by a judge's id (Verdict), made on
+	// first use: a table of one or two cache lines, since a thousand
+	// subscribers each look up every event they are offered.
+	verdicts atomic.Pointer[verdictTable]
+}
+
+// verdictSlots is how many judges' verdicts an event keeps inline;
+// further ones go through Memo.
+const verdictSlots = 16
+
+// verdictTable's slots each hold id<<2 | state (0: free).
+type verdictTable [verdictSlots]atomic.Uint64
+
+const (
+	verdictPending = 1 // claimed, being judged
+	verdictFalse   = 2
+	verdictTrue    = 3
+)
+
+// Verdict returns judge(e) for the judge named id (> 0, unique per
+// judge for the life of the process, such as a compiled filter's),
+// judged at most once per event however many callers ask: the first
+// claims a slot and judges, concurrent ones wait for its verdict.
+func (e *Event) Verdict(id uint64, judge func(*Event) bool) bool {
+	t := e.verdicts.Load()
+	if t == nil {
+		e.verdicts.CompareAndSwap(nil, new(verdictTable))
+		t = e.verdicts.Load()
+	}
+	for i := range t {
+		for {
+			v := t[i].Load()
+			if v == 0 && !t[i].CompareAndSwap(0, id<<2|verdictPending) {
+				continue // another judge took the slot: look at it again
+			}
+			if v == 0 { // claimed: judge
+				state := uint64(verdictFalse)
+				if judge(e) {
+					state = verdictTrue
+				}
+				t[i].Store(id<<2 | state)
+				return state == verdictTrue
+			}
+			if v>>2 != id {
+				break // another judge's slot
+			}
+			if v&3 != verdictPending {
+				return v&3 == verdictTrue
+			}
+			runtime.Gosched() // judged right now by another caller
+		}
+	}
+	return e.Memo(id, func(e *Event) any { return judge(e) }).(bool)
 }
 
 // memoEntry is one Memo value: computed once, by whoever asks first.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -191,6 +192,31 @@ func TestEventJSONRoundTrip(t *testing.T) {
 	for i := range in {
 		if string(out.Events[i].JSON()) != string(in[i].JSON()) {
 			t.Fatalf("event %d: %s != %s", i, out.Events[i].JSON(), in[i].JSON())
+		}
+	}
+}
+
+// TestVerdictJudgedOncePerJudge: every caller gets the one judgment of
+// its judge, beyond the inline slots too.
+func TestVerdictJudgedOncePerJudge(t *testing.T) {
+	t.Parallel()
+	e := &event.Event{Stream: "s", Seq: 1, Type: "x"}
+	judged := make([]atomic.Int32, 40)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for id := range uint64(len(judged)) {
+				got := e.Verdict(id+1, func(*event.Event) bool { judged[id].Add(1); return id%2 == 0 })
+				if got != (id%2 == 0) {
+					t.Errorf("judge %d: %v", id+1, got)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for id := range judged {
+		if n := judged[id].Load(); n != 1 {
+			t.Errorf("judge %d judged %d times, want 1", id+1, n)
 		}
 	}
 }

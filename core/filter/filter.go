@@ -7,7 +7,7 @@
 // data (a map for an object: data.level, data["a-b"]; a JSON number is a
 // double, compared with ints as numbers). It must be boolean. A Cache
 // compiles each distinct text once; a Filter's verdict on an event is
-// memoized on the event (event.Memo), so N subscribers of one expression
+// kept on the event (event.Verdict), so N subscribers of one expression
 // cost one evaluation per event, and the data is decoded once per event
 // for all expressions. An evaluation error on one event (a field that is
 // absent, a cost beyond the limit, a non-boolean result) is a non-match.
@@ -62,7 +62,13 @@ type Filter struct {
 	text  string
 	prg   cel.Program
 	evals atomic.Uint64
+	// id names the filter's verdicts on events (event.Verdict): never
+	// reused, so a verdict is never taken for another filter's.
+	id uint64
 }
+
+// lastID numbers the filters compiled by this process.
+var lastID atomic.Uint64
 
 // String returns the expression's text.
 func (f *Filter) String() string { return f.text }
@@ -78,12 +84,12 @@ func (f *Filter) Match(e *event.Event) bool {
 	if e.IsControl() {
 		return true
 	}
-	return e.Memo(f, f.verdict).(bool)
+	return e.Verdict(f.id, f.verdict)
 }
 
 // verdict evaluates the program on e: false for any error or a result
 // that is not a boolean true.
-func (f *Filter) verdict(e *event.Event) any {
+func (f *Filter) verdict(e *event.Event) bool {
 	f.evals.Add(1)
 	out, _, err := f.prg.Eval(activationOf(e))
 	if err != nil {
@@ -192,5 +198,5 @@ func compile(env *cel.Env, text string) (*Filter, error) {
 		// folded to an error, a regex too large.
 		return nil, &Error{Line: 1, Column: 1, Msg: err.Error()}
 	}
-	return &Filter{text: text, prg: prg}, nil
+	return &Filter{text: text, prg: prg, id: lastID.Add(1)}, nil
 }
