@@ -18,7 +18,7 @@ import (
 // get. Sources and rules are lists of objects: set in the file (or, as
 // YAML or JSON text, in their variable), never by a flag.
 type Guests struct {
-	Sources []GuestSource `yaml:"sources" unset:"none" example:"[{name: vms, type: files, pattern: '/var/log/guests/{guest}/console.log', labels: {tier: vm}}]" help:"where guests are found: each source has a name and a type (static, files, cgroup, pidfile, or plugin: a plugin that reports guests)"`
+	Sources []GuestSource `yaml:"sources" unset:"none" example:"[{name: vms, type: files, pattern: '/var/log/guests/{guest}/console.log', labels: {tier: vm}}]" help:"where guests are found: each source has a name and a type: static, files, cgroup, pidfile, or plugin (a plugin that reports guests)"`
 	Rules   []GuestRule   `yaml:"rules" unset:"no emitters are attached to guests" example:"[{name: console, match: {source: vms}, emitters: [{kind: log, config: {path: '{path}'}}]}]" help:"which emitters guests get: the guests a rule matches get its emitters, whose id, config and labels may use {guest}, {path}, {pid}, {cgroup}, {source}, {rule} and {labels.KEY}; applied again on SIGHUP"`
 }
 
