@@ -159,3 +159,44 @@ func TestWSIdleSessionsHoldNoReader(t *testing.T) {
 		}
 	}
 }
+
+// With no read waiting on a quiet socket, a client that answers no ping
+// is still dropped (two heartbeats and a write timeout after it was last
+// heard), as the reader's deadline dropped it before; one that answers
+// stays. Not parallel: serveIdle's sessions share the watcher.
+func TestWSDropsSilentClient(t *testing.T) {
+	hub := newHub(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	st, err := hub.Open(ctx, "silent-ws", stream.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWatcher(t)
+	o := WSOptions{Heartbeat: 20 * time.Millisecond, WriteTimeout: 20 * time.Millisecond}
+	_, endedSilent := serveIdle(t, ctx, st, 1, o, w, nil)
+	live, endedLive := serveIdle(t, ctx, st, 1, o, w, nil)
+	pings := 0
+	for pings < 20 { // 20 heartbeats: far past the silent client's limit
+		op, p := readServerFrame(t, live[0].br)
+		if op != wire.OpPing {
+			t.Fatalf("live client got op %d", op)
+		}
+		pings++
+		if _, err := live[0].conn.Write(clientFrame(wire.OpPong, p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-endedSilent:
+	case <-time.After(20 * time.Second):
+		t.Fatal("a client that answers no ping is still served")
+	}
+	select {
+	case <-endedLive:
+		t.Fatal("a client that answers every ping was dropped")
+	default:
+	}
+	cancel()
+	<-endedLive
+}
