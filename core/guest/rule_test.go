@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/sidestream/sidestream/core/emitter"
 )
 
 func TestSelectorMatches(t *testing.T) {
@@ -77,7 +79,8 @@ func TestRuleRendersTemplates(t *testing.T) {
 			"title": "{guest} on {source} ({labels.tier}, {labels.nope})",
 			"tags":  []any{"{labels.zone}", "{rule}", "pid {pid}"},
 		}, Labels: map[string]string{"tier": "{labels.tier}"}},
-		{Kind: "procstat", ID: "{guest}-{labels.zone}-stats", Config: map[string]any{"pid": "{pid}", "cgroup": "{cgroup}"}},
+		{Kind: "procstat", ID: "{guest}-{labels.zone}-stats", Config: map[string]any{"pid": "{pid}", "cgroup": "{cgroup}"},
+			Retention: &emitter.Retention{Persist: true, MaxEvents: 50}},
 	}}
 	if errs := r.Check(); len(errs) != 0 {
 		t.Fatalf("Check: %v", errs)
@@ -104,6 +107,9 @@ func TestRuleRendersTemplates(t *testing.T) {
 	}
 	if cfg.Path != g.Path || cfg.Title != "vm/17 on vms (gold, )" || strings.Join(cfg.Tags, "|") != "a|watch|pid 4242" {
 		t.Errorf("log config %s", logReq.Config)
+	}
+	if logReq.Retention != nil || stats.Retention == nil || stats.Retention.MaxEvents != 50 {
+		t.Errorf("retention %+v, %+v: want the default, then the rule's", logReq.Retention, stats.Retention)
 	}
 	if want := `{"cgroup":"/machine.slice/vm-17.scope","pid":4242}`; string(stats.Config) != want {
 		t.Errorf("procstat config %s, want %s", stats.Config, want)

@@ -286,6 +286,8 @@ func structSchema(t reflect.Type) map[string]any {
 
 func typeSchema(t reflect.Type) map[string]any {
 	switch {
+	case t.Kind() == reflect.Pointer: // an optional field: the schema of what it points to
+		return typeSchema(t.Elem())
 	case t == durationType:
 		return map[string]any{"type": "string", "pattern": durationPattern}
 	case t.Kind() == reflect.Struct:

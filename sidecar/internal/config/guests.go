@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/core/guest"
 )
 
@@ -70,7 +71,41 @@ type GuestEmitter struct {
 	Kind   string            `yaml:"kind" help:"emitter kind (a built-in or a plugin's)"`
 	Config map[string]any    `yaml:"config,omitempty" help:"the emitter's config; its strings may use the placeholders"`
 	Labels map[string]string `yaml:"labels,omitempty" help:"extra labels of the emitter; values may use the placeholders"`
-	Line   int               `yaml:"-"`
+	// Retention bounds the emitter's history, kept after its guest goes.
+	Retention *GuestRetention `yaml:"retention,omitempty" help:"history kept, also after the guest goes (set when the emitter is first made); fields left out keep the default: persist, 10000 events, 24h"`
+	Line      int             `yaml:"-"`
+}
+
+// GuestRetention is a rule emitter's history policy; fields left out keep
+// the default (emitter.DefaultRetention).
+type GuestRetention struct {
+	Persist   *bool    `yaml:"persist,omitempty" help:"keep history in the store (false: only the in-memory ring)"`
+	MaxEvents *int     `yaml:"max_events,omitempty" help:"events kept, 0 for no bound"`
+	MaxAge    Duration `yaml:"max_age,omitempty" help:"how long events are kept"`
+}
+
+// UnmarshalYAML refuses unknown keys.
+func (r *GuestRetention) UnmarshalYAML(n *yaml.Node) error {
+	type plain GuestRetention
+	return decodeStrict(n, (*plain)(r))
+}
+
+// retention is r over the default, or nil (the default) when r is.
+func (r *GuestRetention) retention() *emitter.Retention {
+	if r == nil {
+		return nil
+	}
+	out := emitter.DefaultRetention
+	if r.Persist != nil {
+		out.Persist = *r.Persist
+	}
+	if r.MaxEvents != nil {
+		out.MaxEvents = *r.MaxEvents
+	}
+	if r.MaxAge != 0 {
+		out.MaxAge = emitter.Duration(r.MaxAge)
+	}
+	return &out
 }
 
 // UnmarshalYAML keeps the line and refuses unknown keys (a custom
@@ -166,6 +201,11 @@ func (g Guests) validate() []error {
 		for _, fe := range r.Rule().Check() {
 			bad(f+"."+fe.Field, fe.Line, "%v", fe.Err)
 		}
+		for j, e := range r.Emitters {
+			if rt := e.Retention; rt != nil && ((rt.MaxEvents != nil && *rt.MaxEvents < 0) || rt.MaxAge < 0) {
+				bad(fmt.Sprintf("%s.emitters[%d].retention", f, j), e.Line, "max_events and max_age must not be negative")
+			}
+		}
 	}
 	return errs
 }
@@ -215,7 +255,8 @@ func (r GuestRule) Rule() guest.Rule {
 		if e.Config != nil {
 			cfg = map[string]any(e.Config)
 		}
-		out.Emitters = append(out.Emitters, guest.EmitterTemplate{ID: e.ID, Kind: e.Kind, Config: cfg, Labels: e.Labels, Line: e.Line})
+		out.Emitters = append(out.Emitters, guest.EmitterTemplate{ID: e.ID, Kind: e.Kind, Config: cfg, Labels: e.Labels,
+			Retention: e.Retention.retention(), Line: e.Line})
 	}
 	return out
 }

@@ -3,8 +3,12 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sidestream/sidestream/core/emitter"
 )
 
 func loadYAML(t *testing.T, text string) (Config, error) {
@@ -122,5 +126,37 @@ func TestPluginGuestSourceLoads(t *testing.T) {
 	s := cfg.Guests.Sources[0]
 	if s.Kind != "dirguests" || s.Config["dir"] != "/srv/guests" || s.Line != 3 {
 		t.Fatalf("source %+v", s)
+	}
+}
+
+// A rule's emitter may bound its history (kept after its guest goes);
+// fields left out keep the default, a negative bound is refused with its
+// field and line.
+func TestGuestRuleRetention(t *testing.T) {
+	t.Parallel()
+	base := "guests:\n  rules:\n    - name: r\n      emitters:\n        - kind: log\n"
+	cfg, err := loadYAML(t, base+"          retention: {max_events: 50, max_age: 1h}\n        - {kind: time, id: t}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	es := cfg.Guests.Rules[0].Rule().Emitters
+	want := emitter.Retention{Persist: true, MaxEvents: 50, MaxAge: emitter.Duration(time.Hour)}
+	if es[0].Retention == nil || *es[0].Retention != want {
+		t.Fatalf("retention %+v, want %+v", es[0].Retention, want)
+	}
+	if es[1].Retention != nil {
+		t.Fatalf("an emitter without retention got %+v, want the default (nil)", es[1].Retention)
+	}
+	cfg, err = loadYAML(t, base+"          retention: {persist: false}\n")
+	if err != nil || !reflect.DeepEqual(cfg.Guests.Rules[0].Rule().Emitters[0].Retention,
+		&emitter.Retention{MaxEvents: emitter.DefaultRetention.MaxEvents, MaxAge: emitter.DefaultRetention.MaxAge}) {
+		t.Fatalf("persist false: %v %+v", err, cfg.Guests.Rules[0].Rule().Emitters[0].Retention)
+	}
+	for _, bad := range []string{"{max_events: -1}", "{max_age: -1h}", "{keep: 3}"} {
+		_, err := loadYAML(t, base+"          retention: "+bad+"\n")
+		if err == nil || !strings.Contains(err.Error(), "line ") ||
+			(bad != "{keep: 3}" && !strings.Contains(err.Error(), "guests.rules[0].emitters[0].retention")) {
+			t.Errorf("retention %s: %v, want a refusal naming field and line", bad, err)
+		}
 	}
 }
