@@ -12,7 +12,8 @@ import (
 )
 
 // rulesConfig has three guests of a static source with labels, a rule
-// selecting by name glob and label with a label template, and a rule
+// selecting by name glob and label with a label template and a bound on
+// its history, and a rule
 // whose rendered config its kind refuses (a static guest has no process
 // for {pid}), so that guest's attachment fails.
 const rulesConfig = `guests:
@@ -24,7 +25,7 @@ const rulesConfig = `guests:
   rules:
     - name: clock
       match: {name: 'vm-*', labels: {tier: gold}}
-      emitters: [{kind: time, config: {interval: 1s}, labels: {tier: '{labels.tier}', where: '{labels.zone}-{guest}'}}]
+      emitters: [{kind: time, config: {interval: 1s}, labels: {tier: '{labels.tier}', where: '{labels.zone}-{guest}'}, retention: {max_events: 77}}]
     - name: stats
       match: {name: 'ct-*'}
       emitters: [{kind: procstat, config: {pid: '{pid}'}}]
@@ -87,8 +88,10 @@ func TestGuestRulesSelectAndReportFailures(t *testing.T) {
 	}
 	var em api.Emitter
 	if code := do(t, http.MethodGet, s.URL("/api/v1/emitters/vm-1.clock"), "", &em); code != http.StatusOK ||
-		em.Labels["tier"] != "gold" || em.Labels["where"] != "a-vm-1" || em.Labels["sidestream.guest"] != "vm-1" {
-		t.Fatalf("GET vm-1.clock: %d, labels %v: want the templated tier and where", code, em.Labels)
+		em.Labels["tier"] != "gold" || em.Labels["where"] != "a-vm-1" || em.Labels["sidestream.guest"] != "vm-1" ||
+		em.Retention.MaxEvents != 77 || !em.Retention.Persist || em.Retention.MaxAge != "24h0m0s" {
+		t.Fatalf("GET vm-1.clock: %d, labels %v, retention %+v: want the templated tier and where, the rule's max_events over the default",
+			code, em.Labels, em.Retention)
 	}
 	if code := do(t, http.MethodGet, s.URL("/api/v1/emitters/ct-1.stats"), "", nil); code != http.StatusNotFound {
 		t.Fatalf("GET ct-1.stats: %d, want 404 (refused, never created)", code)
