@@ -58,7 +58,7 @@ func (h *Hub) OpenExternal(ctx context.Context, name string, cfg Config, src Ext
 	}
 	s := newStream(name, cfg, nil, head)
 	s.hist, s.ext = src, src
-	s.onPublish = h.opts.OnPublish
+	s.onPublish, s.wakeLinger = h.opts.OnPublish, h.opts.WakeLinger
 	s.lastUsed.Store(time.Now().UnixNano())
 	h.streams[name] = s
 	h.mu.Unlock()

@@ -20,6 +20,13 @@ type HubOptions struct {
 	// no subscriber before the hub drops it and releases its source
 	// (default 1 min). Handing it out (Get, OpenExternal) counts as use.
 	ExternalIdle time.Duration
+	// WakeLinger is the least time between two wake-ups of a stream's
+	// waiting subscribers (0: one per publish). A publish after a quiet
+	// spell wakes them at once; later ones within the linger wake them
+	// together at its end, so a hot stream of single-event publishes
+	// costs each subscriber one write per linger, not one per event.
+	// Subscribers still busy writing see new events without a wake-up.
+	WakeLinger time.Duration
 }
 
 // Hub holds the open streams by name and prunes their history.
@@ -71,7 +78,7 @@ func (h *Hub) Open(ctx context.Context, name string, cfg Config) (*Stream, error
 		return s, nil
 	}
 	s := newStream(name, cfg, h.store, head)
-	s.onPublish = h.opts.OnPublish
+	s.onPublish, s.wakeLinger = h.opts.OnPublish, h.opts.WakeLinger
 	h.streams[name] = s
 	return s, nil
 }

@@ -97,6 +97,13 @@ type Stream struct {
 	offEpoch  uint64
 	offReason string
 
+	// wakeLinger spaces the wake-ups of publishes (HubOptions.WakeLinger);
+	// lastWake, wakeTimer and wakeDue are guarded by rmu.
+	wakeLinger time.Duration
+	lastWake   time.Time
+	wakeTimer  *time.Timer
+	wakeDue    bool
+
 	onPublish   func(kind string, events int)
 	subscribers atomic.Int64
 	published   atomic.Uint64
@@ -378,6 +385,43 @@ func (s *Stream) advanceLocked(seq uint64, n int) {
 	if s.onPublish != nil && n > 0 {
 		s.onPublish(s.cfg.Kind, n)
 	}
+	s.wakeSoonLocked()
+}
+
+// wakeSoonLocked wakes the subscribers now, or at the end of the linger
+// when the last wake-up was less than a linger ago (rmu held).
+func (s *Stream) wakeSoonLocked() {
+	if s.wakeLinger <= 0 {
+		s.wakeLocked()
+		return
+	}
+	if s.wakeDue {
+		return // the timer wakes them, with this event too
+	}
+	now := time.Now()
+	if wait := s.wakeLinger - now.Sub(s.lastWake); wait > 0 {
+		s.wakeDue = true
+		if s.wakeTimer == nil {
+			s.wakeTimer = time.AfterFunc(wait, s.lingerEnded)
+		} else {
+			s.wakeTimer.Reset(wait)
+		}
+		return
+	}
+	s.lastWake = now
+	s.wakeLocked()
+}
+
+// lingerEnded wakes the subscribers for the events published during the
+// linger.
+func (s *Stream) lingerEnded() {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if !s.wakeDue || s.closed {
+		return
+	}
+	s.wakeDue = false
+	s.lastWake = time.Now()
 	s.wakeLocked()
 }
 
@@ -419,5 +463,8 @@ func (s *Stream) close() {
 	if !s.closed {
 		s.closed = true
 		close(s.notify)
+		if s.wakeTimer != nil {
+			s.wakeTimer.Stop()
+		}
 	}
 }

@@ -93,7 +93,12 @@ func (sub *Subscription) NextUntil(ctx context.Context, dst []*event.Event, time
 			s.rmu.RUnlock()
 			return append(dst, e), nil
 		}
-		if sub.cursor < head {
+		if sub.cursor < head && s.wakeDue && head-sub.cursor < lingerBatch && !closed {
+			// A linger is gathering more events of a hot stream: take
+			// them all when it ends, in one write, rather than a few
+			// now and a few more a moment later.
+			s.rmu.RUnlock()
+		} else if sub.cursor < head {
 			oldest := s.ringOldest()
 			if sub.cursor+1 >= oldest {
 				n := len(dst)
@@ -124,6 +129,10 @@ func (sub *Subscription) NextUntil(ctx context.Context, dst []*event.Event, time
 		}
 	}
 }
+
+// lingerBatch is how many events a subscriber takes at once without
+// waiting for a linger to end: one that lags by more is sent what there is.
+const lingerBatch = 64
 
 // fromRing appends the ring's events after the cursor, up to head and
 // MaxBatch, and advances the cursor (rmu held).

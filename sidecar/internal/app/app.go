@@ -189,7 +189,8 @@ func (s *system) startStorage(ctx context.Context) error {
 	s.push("store", s.store.Close)
 
 	s.hub = stream.NewHub(s.store, s.log.With("component", "streams"), stream.HubOptions{
-		OnPublish: func(kind string, n int) { ins.Stream(kind).Published(context.Background(), n) },
+		OnPublish:  func(kind string, n int) { ins.Stream(kind).Published(context.Background(), n) },
+		WakeLinger: time.Duration(s.cfg.WakeLinger),
 	})
 	s.push("streams", s.hub.Close)
 	s.tracker = tracker.New(s.hub, tracker.Options{})

@@ -53,6 +53,9 @@ type Config struct {
 	LogFormat   string   `yaml:"log_format" flag:"log-format" enum:"json,text" help:"format of the sidecar's logs (plugin logs are re-emitted with plugin=NAME)"`
 	LogLevel    string   `yaml:"log_level" flag:"log-level" enum:"debug,info,warn,error" help:"lowest level logged"`
 	Heartbeat   Duration `yaml:"heartbeat" flag:"heartbeat" help:"SSE heartbeat comment and WebSocket ping interval"`
+	// WakeLinger spaces the wake-ups of a hot stream's subscribers, so
+	// a stream of single-event publishes reaches each in batches.
+	WakeLinger Duration `yaml:"wake_linger" flag:"wake-linger" help:"least time between two wake-ups of a stream's waiting subscribers: a publish after a quiet spell is sent at once, later ones within this time together at its end (0: one wake-up per publish)"`
 	// ShutdownTimeout bounds the drain on SIGTERM.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout" flag:"shutdown-timeout" help:"how long SIGTERM may drain before exiting"`
 	// PluginStartTimeout bounds a plugin's handshake.
@@ -205,6 +208,7 @@ func Default() Config {
 		PluginStartTimeout: Duration(10 * time.Second),
 		MaxBodyBytes:       1 << 20,
 		MagicRate:          4,
+		WakeLinger:         Duration(5 * time.Millisecond),
 		Telemetry:          Telemetry{ServiceName: "sidestream", TraceSampleRatio: 1},
 		Auth:               Auth{TenantClaim: "tenant"},
 		Cluster:            Cluster{ExportLinger: Duration(2 * time.Millisecond)},
@@ -274,6 +278,9 @@ func (c Config) Validate() error {
 		bad("max_body_bytes", "must be at least 1024")
 	}
 	errs = append(errs, c.Limits.validate()...)
+	if c.WakeLinger < 0 || time.Duration(c.WakeLinger) > time.Second {
+		bad("wake_linger", "must be 0 to 1s, not %s", time.Duration(c.WakeLinger))
+	}
 	if !(c.MagicRate > 0 && c.MagicRate <= 100000) {
 		bad("magic_rate", "must be > 0 and at most 100000 events per second, not %v", c.MagicRate)
 	}

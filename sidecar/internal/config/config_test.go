@@ -314,7 +314,7 @@ func TestEveryKeyIsSettable(t *testing.T) {
 		"plugin_start_timeout": "1s", "max_body_bytes": "2048", "telemetry.trace_sample_ratio": "0.5",
 		"telemetry.otlp_headers": "a=b", "queues.min_message_ttl": "1s", "queues.min_claim_ttl": "1s",
 		"cluster.replicas": "3", "cluster.export_linger": "1ms", "limits.max_connections": "100", "limits.max_connections_per_ip": "10",
-		"limits.write_rate": "2.5", "limits.write_burst": "5", "magic_rate": "2"}
+		"limits.write_rate": "2.5", "limits.write_burst": "5", "magic_rate": "2", "wake_linger": "1ms"}
 	for _, k := range config.Keys {
 		key := k.Name
 		cfg := config.Default()
