@@ -2,8 +2,11 @@
 // files (/var/log/guests/{guest}/console.log): every existing path that
 // matches is a guest. It watches the directories that can hold a match
 // with inotify (fsnotify), so a guest whose file is created or removed is
-// seen at once, and rescans on a timer in case a watch could not be set
-// (a directory created before its parent was watched, inotify limits).
+// seen at once. While the pattern's base directory does not exist yet, it
+// watches the nearest existing ancestor instead, and moves the watch down
+// as the missing directories appear (and back up if they go). It rescans on
+// a timer in case a watch could not be set (inotify limits, a guest
+// directory that is a symlink to a directory created later elsewhere).
 package files
 
 import (
@@ -13,6 +16,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -68,8 +72,18 @@ func (s *Source) Run(ctx context.Context, report func([]guest.Guest)) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-w.Events:
-			debounce.Reset(settle)
+		case ev := <-w.Events:
+			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+				// The kernel dropped the watch of a removed directory: a
+				// directory made again at that path must be watched again.
+				delete(watched, ev.Name)
+			}
+			// Writes and mode changes make and end no guest; ignoring them
+			// keeps a busy console (or log directory) from postponing the
+			// settle forever.
+			if ev.Op&(fsnotify.Create|fsnotify.Remove|fsnotify.Rename) != 0 {
+				debounce.Reset(settle)
+			}
 		case err := <-w.Errors:
 			// An overflow lost events: a rescan catches up.
 			s.o.Log.Warn("guest file watch", "pattern", s.o.Pattern.String(), "err", err)
@@ -84,15 +98,31 @@ func (s *Source) Run(ctx context.Context, report func([]guest.Guest)) error {
 
 // scanWatching watches the directories that can hold a match first, then
 // globs, so a file created between the two is either found or notified.
+// It looks again after setting the watches, as a directory made before its
+// parent was watched raises no event (the base made while its ancestor
+// was being watched); a few rounds settle any realistic race, and the
+// timer catches the rest.
 func (s *Source) scanWatching(w *fsnotify.Watcher, watched map[string]bool) []guest.Guest {
+	for range 4 {
+		if !s.syncWatches(w, watched) {
+			break
+		}
+	}
+	return Scan(s.o.Pattern, s.o.Labels)
+}
+
+// syncWatches makes the watched set Dirs and reports whether it changed.
+func (s *Source) syncWatches(w *fsnotify.Watcher, watched map[string]bool) bool {
 	want := map[string]bool{}
 	for _, d := range Dirs(s.o.Pattern) {
 		want[d] = true
 	}
+	changed := false
 	for d := range watched {
 		if !want[d] {
 			_ = w.Remove(d) // gone with its directory, usually
 			delete(watched, d)
+			changed = true
 		}
 	}
 	for d := range want {
@@ -106,19 +136,32 @@ func (s *Source) scanWatching(w *fsnotify.Watcher, watched map[string]bool) []gu
 			continue
 		}
 		watched[d] = true
+		changed = true
 	}
-	return Scan(s.o.Pattern, s.o.Labels)
+	return changed
 }
 
-// Dirs are the existing directories whose entries can make a match.
+// Dirs are the existing directories whose entries can make a match. While
+// no directory matches the pattern's base (the one holding {guest}), they
+// are the deepest existing ancestor's instead: the next missing directory
+// is made there, and the next scan moves the watch down.
 func Dirs(p guest.Pattern) []string {
+	pats := p.Dirs()
 	var out []string
-	for _, g := range p.Dirs() {
-		ms := glob(g)
-		for _, m := range ms {
-			if fi, err := os.Stat(m); err == nil && fi.IsDir() {
-				out = append(out, m)
-			}
+	for _, g := range pats {
+		out = appendDirs(out, glob(g))
+	}
+	for d := pats[0]; len(out) == 0 && d != filepath.Dir(d); {
+		d = filepath.Dir(d)
+		out = appendDirs(out, glob(d))
+	}
+	return out
+}
+
+func appendDirs(out, paths []string) []string {
+	for _, m := range paths {
+		if fi, err := os.Stat(m); err == nil && fi.IsDir() {
+			out = append(out, m)
 		}
 	}
 	return out

@@ -139,18 +139,9 @@ func BenchmarkDiscover1000(b *testing.B) {
 	}
 }
 
-// A directory created before its parent was watched raises no event the
-// source sees: here the pattern's base does not exist when the source
-// starts, so no directory can be watched, and only the rescan finds the
-// guests that appear under it (and, from then on, watches them).
-func TestFilesSourceRescanFindsUnwatchedGuests(t *testing.T) {
-	t.Parallel()
-	base := filepath.Join(t.TempDir(), "later", "guests")
-	p, err := guest.ParsePattern(filepath.Join(base, "{guest}", "console.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := New(Options{Pattern: p, Rescan: 50 * time.Millisecond})
+// start runs a source until the test ends and returns its reports.
+func start(t *testing.T, src *Source) <-chan []guest.Guest {
+	t.Helper()
 	reports := make(chan []guest.Guest, 16)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
@@ -162,17 +153,96 @@ func TestFilesSourceRescanFindsUnwatchedGuests(t *testing.T) {
 			}
 		})
 	}()
-	defer func() { cancel(); <-done }()
+	t.Cleanup(func() { cancel(); <-done })
+	return reports
+}
 
+func mkGuest(t *testing.T, base, name string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(base, name), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(base, name, "console.log"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// On a fresh node the guest runtime makes the base directory after the
+// sidecar started: the source watches the nearest existing ancestor, so
+// the base and the guests under it are seen at once, also when the base
+// (and its parent) is removed and made again.
+func TestFilesSourceSeesBaseMadeAfterStart(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	parent := filepath.Join(root, "later")
+	base := filepath.Join(parent, "guests")
+	p, err := guest.ParsePattern(filepath.Join(base, "{guest}", "console.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A rescan period far beyond the test: only inotify can make it pass.
+	reports := start(t, New(Options{Pattern: p, Rescan: time.Hour}))
 	waitFor(t, reports)
-	if err := os.MkdirAll(filepath.Join(base, "vm-a"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(base, "vm-a", "console.log"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	mkGuest(t, base, "vm-a")
 	waitFor(t, reports, "vm-a")
-	if err := os.RemoveAll(filepath.Join(base, "vm-a")); err != nil {
+	if err := os.RemoveAll(parent); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, reports)
+	mkGuest(t, base, "vm-b")
+	waitFor(t, reports, "vm-b")
+	// The watch moved down again: a guest added later is seen too.
+	mkGuest(t, base, "vm-c")
+	waitFor(t, reports, "vm-b", "vm-c")
+}
+
+func TestDirsOfMissingBaseAreItsNearestAncestor(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	p, err := guest.ParsePattern(filepath.Join(root, "a", "b", "{guest}", "console.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		make string // made before Dirs, under root
+		want string // the one directory Dirs returns, under root
+	}{
+		{"", ""},
+		{"a", "a"},
+		{"a/b", "a/b"},
+	} {
+		if err := os.MkdirAll(filepath.Join(root, tc.make), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if got, want := Dirs(p), []string{filepath.Join(root, tc.want)}; !slices.Equal(got, want) {
+			t.Fatalf("with %q made: Dirs = %v, want %v", tc.make, got, want)
+		}
+	}
+}
+
+// A guest directory that is a symlink to a directory made later elsewhere
+// raises no event in any watched directory: only the rescan finds the
+// guest (and, from then on, watches its directory).
+func TestFilesSourceRescanFindsUnwatchedGuests(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	base := filepath.Join(root, "guests")
+	target := filepath.Join(root, "elsewhere", "vm-a")
+	if err := os.MkdirAll(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(target, filepath.Join(base, "vm-a")); err != nil {
+		t.Fatal(err)
+	}
+	p, err := guest.ParsePattern(filepath.Join(base, "{guest}", "console.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reports := start(t, New(Options{Pattern: p, Rescan: 50 * time.Millisecond}))
+	waitFor(t, reports)
+	mkGuest(t, filepath.Dir(target), "vm-a")
+	waitFor(t, reports, "vm-a")
+	if err := os.Remove(filepath.Join(target, "console.log")); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, reports)
