@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -117,13 +116,4 @@ func benchFanout(b *testing.B, exprs func(int) string, share int64) {
 	b.ReportMetric(float64(delivered.Load())/wall, "deliveries/s")
 	b.ReportMetric(cpu/wall, "cores")
 	b.ReportMetric(cpu*1e9/float64(batches*fanBatch), "cpu-ns/event")
-}
-
-// cpuTime is the process's user and system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
