@@ -45,6 +45,12 @@ type FollowOptions struct {
 	// a second (?max_rate=): it leaves the rest out and says so with
 	// skipped markers (api.Event.IsSkipped), which fn receives.
 	MaxRate uint64
+	// Filter, if not empty, is a CEL expression over the envelope
+	// (stream, seq, type, time) and the JSON data (data.field) that the
+	// server delivers only the matching events of (?filter=, replacing
+	// one a FollowURL URL carries). The server refuses a bad expression
+	// with a 400 invalid_filter *APIError naming its position.
+	Filter string
 	// OnReconnect, if set, is called before each reconnect wait.
 	OnReconnect func(Reconnect)
 
@@ -99,7 +105,8 @@ func (e *HandlerError) Unwrap() error { return e.Err }
 // (a stream without history started over at a new seq) as one with
 // IsReset; after either, following continues after its Seq. With
 // MaxRate, what the server left out comes as an Event with IsSkipped, and
-// following continues after its range.
+// following continues after its range. With Filter, fn receives only the
+// matching events (and the markers), so seqs may jump.
 func (c *Client) Follow(ctx context.Context, stream string, o FollowOptions, fn func(api.Event) error) error {
 	o = o.withDefaults()
 	if stream == "" {
@@ -285,6 +292,9 @@ func (f *follower) resumeURL() string {
 	}
 	if f.o.MaxRate > 0 {
 		q.Set("max_rate", strconv.FormatUint(f.o.MaxRate, 10))
+	}
+	if f.o.Filter != "" {
+		q.Set("filter", f.o.Filter)
 	}
 	u.RawQuery = q.Encode()
 	return u.String()

@@ -25,6 +25,7 @@ type tailOptions struct {
 	output    string
 	maxWait   time.Duration
 	maxRate   uint64
+	filter    string
 }
 
 func newTailCommand() *cobra.Command {
@@ -38,7 +39,10 @@ func newTailCommand() *cobra.Command {
 			"reconnects forever with exponential backoff and jitter and resumes after the last seq printed,\n" +
 			"so every event is printed once, in order. raw prints each event's data on a line (gap, reset and\n" +
 			"skipped markers go to stderr); json prints one envelope {stream,seq,type,time,data} per line.\n" +
-			"Exits 0 on SIGINT; exits 1 when the server refuses the stream (4xx, e.g. unknown stream).",
+			"--filter keeps only the events a CEL expression over that envelope matches, e.g.\n" +
+			"  sidestream tail magic --filter 'data.magic > 0'\n" +
+			"Exits 0 on SIGINT; exits 1 when the server refuses the stream (4xx, e.g. unknown stream or a bad\n" +
+			"--filter, whose message names the position at fault).",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runTail(cmd, args[0], o, cmd.Flags().Changed("after"))
@@ -51,6 +55,8 @@ func newTailCommand() *cobra.Command {
 	f.StringVar(&o.output, "output", "raw", "raw (data per line) or json (one envelope per line)")
 	f.DurationVar(&o.maxWait, "max-backoff", 5*time.Second, "longest wait between reconnects")
 	f.Uint64Var(&o.maxRate, "max-rate", 0, "ask the server for at most this many events a second; what it leaves out is reported (0: all)")
+	f.StringVar(&o.filter, "filter", "", "print only the events this CEL expression matches; it sees the envelope's stream, seq, type, time "+
+		"and data (the JSON data: data.level, data[\"a-b\"]; a JSON number is a double), e.g. 'data.level == \"error\"'")
 	return cmd
 }
 
@@ -78,6 +84,7 @@ func runTail(cmd *cobra.Command, target string, o tailOptions, afterSet bool) er
 		Transport:  apiclient.Transport(o.transport),
 		MaxBackoff: o.maxWait,
 		MaxRate:    o.maxRate,
+		Filter:     o.filter,
 		OnReconnect: func(r apiclient.Reconnect) {
 			fmt.Fprintf(stderr, "sidestream tail: connection lost (%v); reconnecting in %s, resuming after seq %d\n",
 				r.Err, r.Delay.Round(time.Millisecond), r.After)
