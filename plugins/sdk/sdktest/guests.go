@@ -23,14 +23,7 @@ func (h *Harness) ValidateGuestSource(ctx context.Context, config json.RawMessag
 	if err != nil {
 		return nil, fmt.Errorf("sdktest: validate guest source: %w", err)
 	}
-	if errs := resp.GetErrors(); len(errs) > 0 {
-		ve := &sdk.ValidationError{}
-		for _, f := range errs {
-			ve.Fields = append(ve.Fields, sdk.FieldError{Field: f.GetField(), Message: f.GetMessage()})
-		}
-		return nil, ve
-	}
-	return resp.GetNormalizedConfig(), nil
+	return validated(resp)
 }
 
 // Watch is one running guest source. One goroutine reads its stream; it

@@ -118,6 +118,12 @@ func (h *Harness) Validate(ctx context.Context, config json.RawMessage) (json.Ra
 	if err != nil {
 		return nil, fmt.Errorf("sdktest: validate: %w", err)
 	}
+	return validated(resp)
+}
+
+// validated is a Validate answer as the host reads it: the normalized
+// config, or its field errors as *sdk.ValidationError.
+func validated(resp *pluginpb.ValidateResponse) (json.RawMessage, error) {
 	if errs := resp.GetErrors(); len(errs) > 0 {
 		ve := &sdk.ValidationError{}
 		for _, f := range errs {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cloudwego/hertz/pkg/app"
 
+	"github.com/sidestream/sidestream/core/filter"
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/thin"
@@ -63,6 +64,18 @@ func queryLimit(c *app.RequestContext) (int, error) {
 
 // queryMaxRate reads ?max_rate= (events a second for one subscriber,
 // 1..thin.MaxRate; 0 when absent: no cap).
+// subscriberQuery is what a subscriber of any stream route may ask of
+// its delivery: ?max_rate= and ?filter= (nil when absent).
+func (s *Server) subscriberQuery(c *app.RequestContext) (maxRate uint64, flt *filter.Filter, err error) {
+	if maxRate, err = queryMaxRate(c); err != nil {
+		return 0, nil, err
+	}
+	if flt, err = s.queryFilter(c); err != nil {
+		return 0, nil, err
+	}
+	return maxRate, flt, nil
+}
+
 func queryMaxRate(c *app.RequestContext) (uint64, error) {
 	v, ok, err := queryUint(c, "max_rate")
 	if err == nil && ok {

@@ -34,11 +34,7 @@ func (s *Server) serveSSE(ctx context.Context, c *app.RequestContext, st *stream
 	if err != nil {
 		return err
 	}
-	maxRate, err := queryMaxRate(c)
-	if err != nil {
-		return err
-	}
-	flt, err := s.queryFilter(c)
+	maxRate, flt, err := s.subscriberQuery(c)
 	if err != nil {
 		return err
 	}

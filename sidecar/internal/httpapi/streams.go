@@ -36,11 +36,7 @@ func (s *Server) serveWSFrames(ctx context.Context, c *app.RequestContext, st *s
 	if err != nil {
 		return err
 	}
-	maxRate, err := queryMaxRate(c)
-	if err != nil {
-		return err
-	}
-	flt, err := s.queryFilter(c)
+	maxRate, flt, err := s.subscriberQuery(c)
 	if err != nil {
 		return err
 	}
