@@ -2,14 +2,13 @@ package e2e
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sidestream/sidestream/core/natsbus/natstest"
 )
 
 // clusterNode is one sidestream process of a test cluster, with the fixed
@@ -33,66 +32,12 @@ type testCluster struct {
 	nodes []*clusterNode
 }
 
-// freePorts returns n loopback TCP ports, free a moment ago, that no
-// other test of this process was given. They come from below the kernel's
-// ephemeral range where it is known: a port from that range, once
-// released, can be taken by any process's bind to port 0 or outgoing
-// connection (an embedded NATS server's random client port did exactly
-// that to a route port and the node never became ready), while a port
-// below it is only ever taken by an explicit bind.
+// freePorts returns n loopback TCP ports no other test of this process
+// was given, from below the kernel's ephemeral range (natstest.FreePorts
+// says why).
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	lo, hi := fixedPortRange()
-	ports := make([]int, 0, n)
-	for tries := 0; len(ports) < n; tries++ {
-		if tries > 10000 {
-			t.Fatalf("no free loopback port in [%d, %d) after %d tries", lo, hi, tries)
-		}
-		port := 0
-		if hi > lo {
-			port = lo + rand.IntN(hi-lo)
-			if portsGiven[port] {
-				continue
-			}
-		}
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			if port == 0 {
-				t.Fatal(err)
-			}
-			continue // taken by someone else: draw again
-		}
-		port = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if portsGiven[port] {
-			continue
-		}
-		portsGiven[port] = true
-		ports = append(ports, port)
-	}
-	return ports
-}
-
-var (
-	portsMu    sync.Mutex
-	portsGiven = map[int]bool{}
-)
-
-// fixedPortRange is where freePorts draws from: [10000, start of the
-// ephemeral range) on Linux, or an empty range (port 0, the kernel's
-// choice) where the ephemeral range is unknown.
-func fixedPortRange() (lo, hi int) {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err != nil {
-		return 0, 0
-	}
-	var first, last int
-	if _, err := fmt.Sscan(string(b), &first, &last); err != nil || first <= 11000 {
-		return 0, 0
-	}
-	return 10000, first
+	return natstest.FreePorts(t, n)
 }
 
 // startEmbeddedCluster starts n nodes that embed NATS and route to each

@@ -51,6 +51,13 @@ func ServeRPC(nc *nats.Conn, node string, owner Owner, log *slog.Logger) (*RPCSe
 		return nil, fmt.Errorf("serve rpc: %w", err)
 	}
 	s.sub = sub
+	// Serving once it returns: the server has the subscription, so a
+	// request sent next (from any connection) finds a responder.
+	if err := nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
+		cancel()
+		return nil, fmt.Errorf("serve rpc: %w", err)
+	}
 	return s, nil
 }
 

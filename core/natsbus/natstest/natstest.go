@@ -5,8 +5,11 @@ package natstest
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -127,21 +130,62 @@ func startNoWait(o *server.Options) (*Server, error) {
 	return &Server{Server: ns, Name: o.ServerName, StoreDir: o.StoreDir}, nil
 }
 
-// FreePorts returns n loopback TCP ports that were free a moment ago.
+// FreePorts returns n loopback TCP ports, free a moment ago, that no
+// other caller in this process was given. They come from below the
+// kernel's ephemeral range where it is known: a port from that range,
+// once released, can be taken by any bind to port 0 or outgoing
+// connection (an embedded NATS server's random client port took a route
+// port that way, and the node never became ready), while a port below
+// it is only ever taken by an explicit bind.
 func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	lo, hi := fixedPortRange()
 	ports := make([]int, 0, n)
-	var ls []net.Listener
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("natstest: free port: %v", err)
+	for tries := 0; len(ports) < n; tries++ {
+		if tries > 10000 {
+			t.Fatalf("natstest: no free loopback port in [%d, %d) after %d tries", lo, hi, tries)
 		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
+		port := 0
+		if hi > lo {
+			if port = lo + rand.IntN(hi-lo); portsGiven[port] {
+				continue
+			}
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			if port == 0 {
+				t.Fatalf("natstest: free port: %v", err)
+			}
+			continue // taken by someone else: draw again
+		}
+		port = l.Addr().(*net.TCPAddr).Port
 		l.Close()
+		if !portsGiven[port] {
+			portsGiven[port] = true
+			ports = append(ports, port)
+		}
 	}
 	return ports
+}
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
+// fixedPortRange is where FreePorts draws from: [10000, start of the
+// ephemeral range) on Linux, or an empty range (port 0, the kernel's
+// choice) where the ephemeral range is unknown.
+func fixedPortRange() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	var first, last int
+	if _, err := fmt.Sscan(string(b), &first, &last); err != nil || first <= 11000 {
+		return 0, 0
+	}
+	return 10000, first
 }
