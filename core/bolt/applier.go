@@ -90,11 +90,26 @@ func (a *applier) backlog() int {
 	return a.bytes
 }
 
+// handedCount is the number of records queued so far; the next record
+// pushed is number handedCount()+1.
+func (a *applier) handedCount() uint64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.handed
+}
+
 // wait returns once every record queued before the call is applied, or
 // the applier failed, or ctx ends.
 func (a *applier) wait(ctx context.Context) error {
+	return a.waitFor(ctx, 0)
+}
+
+// waitFor is wait for the first target records only (0: all queued).
+func (a *applier) waitFor(ctx context.Context, target uint64) error {
 	a.mu.Lock()
-	target := a.handed
+	if target == 0 || target > a.handed {
+		target = a.handed
+	}
 	if a.applied >= target || a.err != nil {
 		err := a.err
 		a.mu.Unlock()
@@ -215,6 +230,12 @@ const (
 func (a *applier) applyRetrying(batch []pending, ar *arena, timer *time.Timer) bool {
 	for backoff := applyRetryMin; ; backoff = min(2*backoff, applyRetryMax) {
 		err := a.apply(batch, ar)
+		if hook := a.s.queueApplied.Load(); hook != nil && err == nil {
+			a.mu.Lock()
+			upTo := a.applied + uint64(len(batch))
+			a.mu.Unlock()
+			(*hook)(upTo)
+		}
 		a.mu.Lock()
 		was, stop := a.err, a.stop
 		if err == nil {

@@ -14,17 +14,37 @@ import (
 	"github.com/sidestream/sidestream/core/stream"
 )
 
-// request is one write waiting for the committer: a stream append, or
-// (when op is set) any other write such as a spec or a prune chunk.
+// request is one write waiting for the committer: a stream append, a
+// tagged record entry (queue posts and deletes), or (when op is set) any
+// other write such as a spec or a prune chunk. Appends and entries are
+// journaled; ops are B-tree transactions.
 type request struct {
 	a    stream.Append
 	op   func(tx *bbolt.Tx, ar *arena) error
 	size int
-	// direct: op touches no bucket that appends write (history, heads,
-	// checkpoints), so it need not wait for journaled appends.
-	direct bool
-	done   chan error // buffered: the committer never blocks on a caller
+	// entry is an encoded tagged record entry (record_queue.go), and
+	// journaled is called with its record's number on the committer
+	// once the record is durable, before the applier can have it.
+	entry     []byte
+	journaled func(rec uint64)
+	// waits: which journaled records an op must see in the B-tree.
+	waits waitClass
+	done  chan error // buffered: the committer never blocks on a caller
 }
+
+// waitClass says which journaled records an op waits for before it runs.
+type waitClass uint8
+
+const (
+	// waitAll: the op touches what appends write (history, heads,
+	// checkpoints): every journaled record first.
+	waitAll waitClass = iota
+	// waitNone: the op touches nothing the journal writes (specs).
+	waitNone
+	// waitQueue: the op touches queue buckets: journaled queue entries
+	// first, appends need not be applied.
+	waitQueue
+)
 
 var reqPool = sync.Pool{New: func() any { return &request{done: make(chan error, 1)} }}
 
@@ -54,18 +74,36 @@ func (s *Store) Commit(ctx context.Context, a stream.Append) (err error) {
 // write runs op through the committer like an append, after every
 // append queued before it.
 func (s *Store) write(ctx context.Context, size int, op func(*bbolt.Tx, *arena) error) error {
-	return s.writeOp(ctx, size, op, false)
+	return s.writeOp(ctx, size, op, waitAll)
 }
 
-// writeDirect is write for an op that touches no bucket appends write
-// (specs, queues): it commits without waiting for the journal applier.
+// writeDirect is write for an op that touches nothing the journal
+// writes (specs): it commits without waiting for the journal applier.
 func (s *Store) writeDirect(ctx context.Context, size int, op func(*bbolt.Tx, *arena) error) error {
-	return s.writeOp(ctx, size, op, true)
+	return s.writeOp(ctx, size, op, waitNone)
 }
 
-func (s *Store) writeOp(ctx context.Context, size int, op func(*bbolt.Tx, *arena) error, direct bool) error {
+// writeQueue is write for an op on queue buckets: it runs once every
+// journaled queue entry is in the B-tree, and waits for no append.
+func (s *Store) writeQueue(ctx context.Context, size int, op func(*bbolt.Tx, *arena) error) error {
+	return s.writeOp(ctx, size, op, waitQueue)
+}
+
+func (s *Store) writeOp(ctx context.Context, size int, op func(*bbolt.Tx, *arena) error, waits waitClass) error {
 	r := reqPool.Get().(*request)
-	r.op, r.size, r.direct = op, size, direct
+	r.op, r.size, r.waits = op, size, waits
+	err := s.submit(ctx, r)
+	*r = request{done: r.done}
+	reqPool.Put(r)
+	return err
+}
+
+// journalEntry makes a tagged record entry durable through the journal,
+// like an append; journaled runs on the committer once it is (see
+// request). The entry must stay untouched until the applier has it.
+func (s *Store) journalEntry(ctx context.Context, entry []byte, journaled func(rec uint64)) error {
+	r := reqPool.Get().(*request)
+	r.entry, r.journaled, r.size = entry, journaled, len(entry)
 	err := s.submit(ctx, r)
 	*r = request{done: r.done}
 	reqPool.Put(r)
@@ -185,8 +223,13 @@ func (s *Store) shutdown() {
 	s.closeErr = errors.Join(errs...)
 }
 
-// commitGroup commits g and acknowledges every request: appends through
-// the journal, ops straight into the B-tree.
+// commitGroup commits g and acknowledges every request: appends and
+// entries through the journal, ops straight into the B-tree once the
+// journaled records they depend on are applied. The journaled part goes
+// first: every request of a group is concurrent with the others (none
+// was acknowledged when the others were sent), so that order is as good
+// as the order they came in, and an op then never waits for the applier
+// only to have the group's own appends follow it.
 func (s *Store) commitGroup(g []*request, ar *arena) {
 	if err := s.ap.failed(); err != nil {
 		for _, r := range g {
@@ -194,33 +237,40 @@ func (s *Store) commitGroup(g []*request, ar *arena) {
 		}
 		return
 	}
-	switch nAppends, nDirect := count(g); {
-	case nAppends == len(g):
+	nJournaled := count(g)
+	switch nJournaled {
+	case len(g):
 		s.journalGroup(g)
 		return
-	case nDirect == len(g):
-		s.commitInline(g, ar) // queues, specs: nothing to wait for
-		return
+	case 0:
+	default:
+		var journaled []*request
+		journaled, g = split(g)
+		s.journalGroup(journaled)
 	}
-	appends, direct, other := split(g)
-	if len(appends) > 0 && len(other) == 0 {
-		// Appends go through the journal; direct ops touch none of
-		// their buckets, so the order between the two is moot.
-		s.journalGroup(appends)
-		if len(direct) > 0 {
-			s.commitInline(direct, ar)
+	if need := s.mustSee(g); need > 0 {
+		if err := s.ap.waitFor(context.Background(), need); err != nil {
+			for _, r := range g {
+				s.ack(r, err)
+			}
+			return
 		}
-		return
-	}
-	// Other ops write what appends write: they come after every
-	// journaled append queued before them.
-	if err := s.ap.wait(context.Background()); err != nil {
-		for _, r := range g {
-			s.ack(r, err)
-		}
-		return
 	}
 	s.commitInline(g, ar)
+}
+
+// mustSee is the number of journaled records ops must find applied.
+func (s *Store) mustSee(ops []*request) uint64 {
+	var need uint64
+	for _, r := range ops {
+		switch r.waits {
+		case waitAll:
+			return s.ap.handedCount()
+		case waitQueue:
+			need = s.lastQueueRec
+		}
+	}
+	return need
 }
 
 // commitInline commits g straight into the B-tree. When the shared
@@ -241,32 +291,26 @@ func (s *Store) commitInline(g []*request, ar *arena) {
 	}
 }
 
-// count returns how many requests of g are appends and direct ops.
-func count(g []*request) (appends, direct int) {
+// count returns how many requests of g are journaled (appends, entries).
+func count(g []*request) (journaled int) {
 	for _, r := range g {
-		switch {
-		case r.op == nil:
-			appends++
-		case r.direct:
-			direct++
+		if r.op == nil {
+			journaled++
 		}
 	}
-	return appends, direct
+	return journaled
 }
 
-// split sorts g into appends, direct ops and other ops, each in order.
-func split(g []*request) (appends, direct, other []*request) {
+// split sorts g into journaled requests and ops, each in order.
+func split(g []*request) (journaled, ops []*request) {
 	for _, r := range g {
-		switch {
-		case r.op == nil:
-			appends = append(appends, r)
-		case r.direct:
-			direct = append(direct, r)
-		default:
-			other = append(other, r)
+		if r.op == nil {
+			journaled = append(journaled, r)
+		} else {
+			ops = append(ops, r)
 		}
 	}
-	return appends, direct, other
+	return journaled, ops
 }
 
 // journalGroup makes g durable as one journal record and acknowledges
@@ -282,7 +326,11 @@ func (s *Store) journalGroup(g []*request) {
 	rec := append((*buf)[:0], make([]byte, frameHdrLen)...)
 	rec = binary.AppendUvarint(rec, uint64(len(g)))
 	for _, r := range g {
-		rec = appendRecord(rec, &r.a)
+		if r.entry != nil {
+			rec = append(rec, r.entry...)
+		} else {
+			rec = appendRecord(rec, &r.a)
+		}
 	}
 	rec = slices.Grow(rec, frameHdrLen) // room for the zero header append writes behind it
 	*buf = rec
@@ -292,6 +340,17 @@ func (s *Store) journalGroup(g []*request) {
 	if err != nil {
 		frameBufs.Put(buf)
 	} else {
+		// The hooks run before the applier can have the record, so
+		// what they note is never older than what it applies.
+		no := s.ap.handedCount() + 1
+		for _, r := range g {
+			if r.journaled != nil {
+				r.journaled(no)
+			}
+			if r.entry != nil {
+				s.lastQueueRec = no
+			}
+		}
 		s.ap.push(buf, pos)
 		s.committed(start, len(g))
 	}
@@ -324,14 +383,7 @@ func (s *Store) update(g []*request, ar *arena) error {
 	start := time.Now()
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		for _, r := range g {
-			var err error
-			if r.op != nil {
-				err = r.op(tx, ar)
-			} else {
-				rec := binary.AppendUvarint(ar.alloc(recordSize(&r.a) + 1)[:0], 1)
-				err = applyRecord(tx, appendRecord(rec, &r.a), ar)
-			}
-			if err != nil {
+			if err := r.op(tx, ar); err != nil {
 				return err
 			}
 		}
@@ -366,7 +418,7 @@ func (s *Store) ack(r *request, err error) {
 	switch {
 	case err != nil:
 		s.stats.failed.Add(1)
-	case r.op == nil:
+	case r.op == nil && r.entry == nil:
 		s.stats.appends.Add(1)
 		s.stats.events.Add(uint64(len(r.a.Events)))
 		s.stats.writes.Add(1)

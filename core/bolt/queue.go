@@ -33,8 +33,9 @@ var (
 )
 
 // QueueDriver is the bbolt queue.Driver. Every write goes through the
-// store's group committer, so a post, claim or delete is acknowledged
-// only once it is durable, and concurrent ones share an fsync.
+// store's group committer, so a post or delete is acknowledged only once
+// it is durable, and concurrent ones share an fsync; posts and deletes
+// are journaled (queue_journal.go), claims live in memory (queue_mem.go).
 type QueueDriver struct {
 	s *Store
 
@@ -50,10 +51,22 @@ type QueueDriver struct {
 	qmu    sync.Mutex
 	mem    map[string]*memQueue
 	reaped int
+	// pend and refs: journaled posts and deletes not yet in the B-tree
+	// (queue_journal.go); seqs: the last seq handed out per queue.
+	pend map[string]*pendQueue
+	refs []pendRef
+	seqs map[string]uint64
 }
 
-// Queues returns the store's queue driver, creating its bucket.
+// Queues returns the store's queue driver, creating its bucket. Every
+// call returns the same driver: the claims and the journaled writes not
+// yet applied are its memory, one per store.
 func (s *Store) Queues(ctx context.Context) (*QueueDriver, error) {
+	s.queuesMu.Lock()
+	defer s.queuesMu.Unlock()
+	if s.queues != nil {
+		return s.queues, nil
+	}
 	err := s.writeDirect(ctx, 16, func(tx *bbolt.Tx, _ *arena) error {
 		_, err := tx.CreateBucketIfNotExists(bktQueues)
 		return err
@@ -61,7 +74,12 @@ func (s *Store) Queues(ctx context.Context) (*QueueDriver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bolt: queues bucket: %w", err)
 	}
-	return &QueueDriver{s: s, nextExpiry: map[string]int64{}, mem: map[string]*memQueue{}}, nil
+	d := &QueueDriver{s: s, nextExpiry: map[string]int64{}, mem: map[string]*memQueue{},
+		pend: map[string]*pendQueue{}, seqs: map[string]uint64{}}
+	hook := d.applied
+	s.queueApplied.Store(&hook)
+	s.queues = d
+	return d, nil
 }
 
 func queueName(k queue.Key) []byte {
@@ -190,15 +208,14 @@ func (d *QueueDriver) QueueStats(ctx context.Context, k queue.Key, now time.Time
 		if b == nil {
 			return nil
 		}
-		c := b.Bucket(qbktMsgs).Cursor()
-		for key, v := c.First(); key != nil; key, v = c.Next() {
+		return eachMsg(b.Bucket(qbktMsgs), d.pend[string(queueName(k))], 1, func(seq uint64, v []byte) (bool, error) {
 			r, err := decodeMsg(v)
 			if err != nil {
-				return fmt.Errorf("%w: queue %s: %w", ErrCorrupt, k, err)
+				return false, fmt.Errorf("%w: queue %s: %w", ErrCorrupt, k, err)
 			}
-			m.overlay(keySeq(key), &r, n)
+			m.overlay(seq, &r, n)
 			if r.expires <= n {
-				continue
+				return true, nil
 			}
 			st.Total++
 			if r.claimedAt(n) {
@@ -206,13 +223,13 @@ func (d *QueueDriver) QueueStats(ctx context.Context, k queue.Key, now time.Time
 			} else {
 				st.Free++
 			}
-			ms := &queue.MessageStat{ID: memq.MessageID(keySeq(key)), Created: time.Unix(0, r.created).UTC()}
+			ms := &queue.MessageStat{ID: memq.MessageID(seq), Created: time.Unix(0, r.created).UTC()}
 			if st.Oldest == nil {
 				st.Oldest = ms
 			}
 			st.Newest = ms
-		}
-		return nil
+			return true, nil
+		})
 	})
 	return st, err
 }
@@ -232,10 +249,11 @@ func putU64(ar *arena, v uint64) []byte {
 	return b
 }
 
-// write runs op through the store's group committer; a closed store is
-// reported as queue.ErrClosed so the queue layers need not know bolt.
+// write runs op through the store's group committer, once every
+// journaled queue entry is in the B-tree; a closed store is reported as
+// queue.ErrClosed so the queue layers need not know bolt.
 func (d *QueueDriver) write(ctx context.Context, size int, op func(*bbolt.Tx, *arena) error) error {
-	err := d.s.writeDirect(ctx, size, op)
+	err := d.s.writeQueue(ctx, size, op)
 	if errors.Is(err, ErrClosed) {
 		return fmt.Errorf("%w: %w", queue.ErrClosed, err)
 	}

@@ -31,7 +31,7 @@ func (d *QueueDriver) CreateClaim(ctx context.Context, k queue.Key, o queue.Clai
 		}
 		d.reaped += m.claims.Reap(n)
 		var slab msgSlab
-		seqs, err := m.takeFree(b.Bucket(qbktMsgs), n, o.Limit, func(seq uint64, r *msgRec) {
+		seqs, err := m.takeFree(b.Bucket(qbktMsgs), d.pend[string(queueName(k))], n, o.Limit, func(seq uint64, r *msgRec) {
 			r.claim, r.claimExp = id, expires
 			if life := expires + int64(o.Grace); life > r.expires {
 				r.expires = life
@@ -83,7 +83,7 @@ func (d *QueueDriver) GetClaim(ctx context.Context, k queue.Key, id string, now 
 		out = queue.Claim{ID: id, TTL: time.Duration(c.TTL), Grace: time.Duration(c.Grace),
 			Created: time.Unix(0, c.Created).UTC(), Expires: time.Unix(0, c.Expires).UTC()}
 		var slab msgSlab
-		return forClaimed(b.Bucket(qbktMsgs), c.Seqs, func(seq uint64, r *msgRec) error {
+		return forClaimed(b.Bucket(qbktMsgs), d.pend[string(queueName(k))], c.Seqs, func(seq uint64, r *msgRec) error {
 			m.overlay(seq, r, n)
 			if r.expires > n {
 				out.Messages = append(out.Messages, r.message(seq, n, &slab))
@@ -95,11 +95,10 @@ func (d *QueueDriver) GetClaim(ctx context.Context, k queue.Key, id string, now 
 }
 
 // forClaimed calls fn for each stored message among seqs (those a claim
-// still holds).
-func forClaimed(mb *bbolt.Bucket, seqs []uint64, fn func(seq uint64, r *msgRec) error) error {
+// still holds), as mb and the journaled writes p have them.
+func forClaimed(mb *bbolt.Bucket, p *pendQueue, seqs []uint64, fn func(seq uint64, r *msgRec) error) error {
 	for _, seq := range seqs {
-		key := seqKey(seq)
-		v := mb.Get(key[:])
+		v := lookup(mb, p, seq)
 		if v == nil {
 			continue
 		}
@@ -200,7 +199,8 @@ func (d *QueueDriver) updateClaim(ctx context.Context, k queue.Key, id string, n
 func writeClaim(b *bbolt.Bucket, ar *arena, m *memQueue, u *memq.ClaimInfo, drop bool) error {
 	mb := b.Bucket(qbktMsgs)
 	var keys, vals [][]byte
-	err := forClaimed(mb, u.Seqs, func(seq uint64, r *msgRec) error {
+	// An op: the journaled queue entries are applied (waitQueue).
+	err := forClaimed(mb, nil, u.Seqs, func(seq uint64, r *msgRec) error {
 		if e, ok := m.extend[seq]; ok && e > r.expires {
 			r.expires = e
 		}

@@ -55,10 +55,11 @@ func newMemQueue() *memQueue {
 		extend: map[uint64]int64{}, unflushed: map[uuid.UUID]bool{}}
 }
 
-// loadMem rebuilds a queue's claim state from its bucket: stamped
-// messages whose claim is still active belong to that claim; every other
-// message is a free candidate.
-func loadMem(b *bbolt.Bucket, now int64) (*memQueue, error) {
+// loadMem rebuilds a queue's claim state from its bucket and the
+// journaled writes p not yet in it: stamped messages whose claim is still
+// active belong to that claim; every other message is a free candidate.
+// It also returns the highest seq stored.
+func loadMem(b *bbolt.Bucket, p *pendQueue, now int64) (*memQueue, uint64, error) {
 	m := newMemQueue()
 	cb := b.Bucket(qbktClaims)
 	run := seqRun{}
@@ -74,12 +75,12 @@ func loadMem(b *bbolt.Bucket, now int64) (*memQueue, error) {
 	}
 	held := map[uuid.UUID]*loaded{}
 	var order []uuid.UUID
-	c := b.Bucket(qbktMsgs).Cursor()
-	for k, v := c.First(); k != nil; k, v = c.Next() {
-		seq := keySeq(k)
+	top := keySeq(b.Get(qkSeq))
+	err := eachMsg(b.Bucket(qbktMsgs), p, 1, func(seq uint64, v []byte) (bool, error) {
+		top = max(top, seq)
 		r, err := decodeMsg(v)
 		if err != nil {
-			return nil, fmt.Errorf("%w: seq %d: %w", ErrCorrupt, seq, err)
+			return false, fmt.Errorf("%w: seq %d: %w", ErrCorrupt, seq, err)
 		}
 		if !r.claimedAt(now) {
 			if run.hi != 0 && seq == run.hi+1 {
@@ -88,7 +89,7 @@ func loadMem(b *bbolt.Bucket, now int64) (*memQueue, error) {
 				flush()
 				run = seqRun{seq, seq}
 			}
-			continue
+			return true, nil
 		}
 		flush()
 		cl := held[r.claim]
@@ -103,13 +104,17 @@ func loadMem(b *bbolt.Bucket, now int64) (*memQueue, error) {
 			order = append(order, r.claim)
 		}
 		cl.seqs = append(cl.seqs, seq)
+		return true, nil
+	})
+	if err != nil {
+		return nil, 0, err
 	}
 	flush()
 	for _, id := range order {
 		cl := held[id]
 		m.claims.Hold(id, cl.seqs, cl.created, cl.expires, cl.ttl, cl.grace)
 	}
-	return m, nil
+	return m, top, nil
 }
 
 // withMem runs fn in a read transaction with name's claim state (nil
@@ -125,11 +130,13 @@ func (d *QueueDriver) withMem(ctx context.Context, name string, now int64, fn fu
 		}
 		m := d.mem[name]
 		if m == nil {
-			var err error
-			if m, err = loadMem(b, now); err != nil {
+			m, top, err := loadMem(b, d.pend[name], now)
+			if err != nil {
 				return err
 			}
 			d.mem[name] = m
+			d.seqs[name] = max(d.seqs[name], top)
+			return fn(tx, b, m)
 		}
 		return fn(tx, b, m)
 	})

@@ -18,25 +18,56 @@ import (
 // (claimed or echoed ones it skips), so one call never walks a huge queue.
 const listScanLimit = 4096
 
-// PostMessages implements queue.Driver.
+// PostMessages implements queue.Driver. A post to an existing queue is
+// journaled (queue_journal.go); the first post creates the queue in the
+// B-tree.
 func (d *QueueDriver) PostMessages(ctx context.Context, k queue.Key, clientID string, msgs []queue.NewMessage, now time.Time) ([]string, error) {
 	client, err := uuid.Parse(clientID)
 	if err != nil {
 		return nil, fmt.Errorf("%w: client id: %w", ErrInvalid, err)
 	}
 	name := queueName(k)
+	n := now.UnixNano()
+	if err := d.loaded(ctx, string(name), n); err != nil {
+		return nil, err
+	}
+	var first uint64
+	if len(msgs) == 0 {
+		return []string{}, nil
+	}
+	if f, ok := d.reserve(string(name), len(msgs)); ok {
+		first = f
+		err = d.journalPost(ctx, name, first, client, msgs, n)
+	} else {
+		first, err = d.postTree(ctx, k, name, client, msgs, n)
+	}
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(msgs))
+	for i := range ids {
+		ids[i] = memq.MessageID(first + uint64(i))
+	}
+	return ids, nil
+}
+
+// postTree posts to a queue that does not exist yet, creating it, in one
+// B-tree transaction.
+func (d *QueueDriver) postTree(ctx context.Context, k queue.Key, name []byte, client uuid.UUID, msgs []queue.NewMessage, n int64) (uint64, error) {
 	size := 64 + len(name)
 	for _, m := range msgs {
 		size += 8 + msgHdrLen + len(m.Body)
 	}
-	n := now.UnixNano()
 	var first uint64
-	err = d.write(ctx, size, func(tx *bbolt.Tx, ar *arena) error {
+	err := d.write(ctx, size, func(tx *bbolt.Tx, ar *arena) error {
 		b, _, err := ensureQueue(tx, ar.str(string(name)), []byte("{}"))
 		if err != nil {
 			return err
 		}
-		first = keySeq(b.Get(qkSeq)) + 1
+		d.qmu.Lock()
+		first = max(keySeq(b.Get(qkSeq)), d.seqs[string(name)]) + 1
+		d.seqs[string(name)] = first + uint64(len(msgs)) - 1
+		d.qmu.Unlock()
 		mb := b.Bucket(qbktMsgs)
 		mb.FillPercent = 0.9 // seqs only grow
 		minExp := int64(1<<63 - 1)
@@ -53,7 +84,7 @@ func (d *QueueDriver) PostMessages(ctx context.Context, k queue.Key, clientID st
 		return b.Put(qkSeq, putU64(ar, first+uint64(len(msgs))-1))
 	})
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	// Claimable only now that the post is durable.
 	d.qmu.Lock()
@@ -61,11 +92,7 @@ func (d *QueueDriver) PostMessages(ctx context.Context, k queue.Key, clientID st
 		m.claims.AddFree(first, first+uint64(len(msgs))-1)
 	}
 	d.qmu.Unlock()
-	ids := make([]string, len(msgs))
-	for i := range ids {
-		ids[i] = memq.MessageID(first + uint64(i))
-	}
-	return ids, nil
+	return first, nil
 }
 
 // ListMessages implements queue.Driver.
@@ -81,25 +108,27 @@ func (d *QueueDriver) ListMessages(ctx context.Context, k queue.Key, o queue.Lis
 			return nil
 		}
 		var slab msgSlab
-		c := b.Bucket(qbktMsgs).Cursor()
-		from := seqKey(memq.ParseMessageID(o.Marker) + 1)
 		scanned := 0
-		for key, v := c.Seek(from[:]); key != nil && len(page.Messages) < o.Limit; key, v = c.Next() {
-			if scanned++; scanned > o.Limit+listScanLimit {
-				break
+		name := string(queueName(k))
+		return eachMsg(b.Bucket(qbktMsgs), d.pend[name], memq.ParseMessageID(o.Marker)+1, func(seq uint64, v []byte) (bool, error) {
+			if len(page.Messages) >= o.Limit {
+				return false, nil
 			}
-			page.Marker = memq.MessageID(keySeq(key))
+			if scanned++; scanned > o.Limit+listScanLimit {
+				return false, nil
+			}
+			page.Marker = memq.MessageID(seq)
 			r, err := decodeMsg(v)
 			if err != nil {
-				return fmt.Errorf("%w: queue %s: %w", ErrCorrupt, k, err)
+				return false, fmt.Errorf("%w: queue %s: %w", ErrCorrupt, k, err)
 			}
-			m.overlay(keySeq(key), &r, n)
+			m.overlay(seq, &r, n)
 			if r.expires <= n || (!o.IncludeClaimed && r.claimedAt(n)) || (client != uuid.Nil && r.client == client) {
-				continue
+				return true, nil
 			}
-			page.Messages = append(page.Messages, r.message(keySeq(key), n, &slab))
-		}
-		return nil
+			page.Messages = append(page.Messages, r.message(seq, n, &slab))
+			return true, nil
+		})
 	})
 	return page, err
 }
@@ -114,13 +143,13 @@ func (d *QueueDriver) GetMessages(ctx context.Context, k queue.Key, ids []string
 		}
 		var slab msgSlab
 		mb := b.Bucket(qbktMsgs)
+		p := d.pend[string(queueName(k))]
 		for _, id := range ids {
 			seq := memq.ParseMessageID(id)
 			if seq == 0 {
 				continue
 			}
-			key := seqKey(seq)
-			v := mb.Get(key[:])
+			v := lookup(mb, p, seq)
 			if v == nil {
 				continue
 			}
@@ -139,8 +168,8 @@ func (d *QueueDriver) GetMessages(ctx context.Context, k queue.Key, ids []string
 }
 
 // DeleteMessages implements queue.Driver. The delete is checked against
-// the in-memory claims inside the committer, and its seqs are pinned (no
-// claim takes them) until the outcome is known.
+// the in-memory claims and what is stored, under qmu; its seqs are then
+// pinned (no claim takes them) while the delete is journaled.
 func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, claimIDs []string, now time.Time) error {
 	claims := make([]uuid.UUID, 0, len(claimIDs))
 	for _, c := range claimIDs {
@@ -166,23 +195,18 @@ func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, clai
 	}
 	var result error
 	pinned := false
-	err := d.write(ctx, 64+8*len(seqs), func(tx *bbolt.Tx, _ *arena) error {
-		result = nil
-		b := queueBucket(tx, []byte(name))
+	err := d.withMem(ctx, name, n, func(_ *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error {
 		if b == nil {
 			return nil
 		}
-		d.qmu.Lock()
-		defer d.qmu.Unlock()
-		m := d.mem[name]
-		sc := newSeqCursor(b.Bucket(qbktMsgs))
+		sc := newSeqCursor(b.Bucket(qbktMsgs), d.pend[name])
 		// Check everything first: a rejected delete deletes nothing.
 		for _, seq := range seqs {
 			holder, held := m.holder(seq, n)
 			if held && heldByOneOf(holder, claims) {
 				// Whatever the stored record says (absent, expired or
 				// live), a delete by the claim holding it passes: skip
-				// the tree lookup, so the committer does one per delete.
+				// the lookup.
 				continue
 			}
 			v, ok := sc.get(seq)
@@ -201,25 +225,23 @@ func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, clai
 				return nil
 			}
 		}
+		// No claim takes them until the outcome is known.
 		for _, seq := range seqs {
-			if err := sc.del(seq); err != nil {
-				return fmt.Errorf("bolt: delete from %s: %w", k, err)
-			}
-			if m != nil {
-				m.pinned[seq] = struct{}{}
-				pinned = true
-			}
+			m.pinned[seq] = struct{}{}
 		}
+		pinned = true
 		return nil
 	})
-	if pinned {
-		d.qmu.Lock()
-		if m := d.mem[name]; m != nil {
-			m.unpin(seqs, err == nil && result == nil)
-		}
-		d.qmu.Unlock()
+	if err != nil || result != nil || !pinned {
+		return errors.Join(err, result)
 	}
-	return errors.Join(err, result)
+	err = d.journalDelete(ctx, name, seqs)
+	d.qmu.Lock()
+	if m := d.mem[name]; m != nil {
+		m.unpin(seqs, err == nil)
+	}
+	d.qmu.Unlock()
+	return err
 }
 
 // heldByOneOf reports whether holder is one of claims.
@@ -266,7 +288,7 @@ func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, n
 		d.reaped += m.claims.Reap(n)
 		var slab msgSlab
 		mb := b.Bucket(qbktMsgs)
-		_, err := m.takeFree(mb, n, limit, func(seq uint64, r *msgRec) {
+		_, err := m.takeFree(mb, nil, n, limit, func(seq uint64, r *msgRec) {
 			out = append(out, r.message(seq, n, &slab))
 			taken = append(taken, seq)
 			m.pinned[seq] = struct{}{}
@@ -274,7 +296,7 @@ func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, n
 		if err != nil {
 			return fmt.Errorf("queue %s: %w", k, err)
 		}
-		sc := newSeqCursor(mb)
+		sc := newSeqCursor(mb, nil)
 		for _, seq := range taken {
 			if err := sc.del(seq); err != nil {
 				return fmt.Errorf("bolt: pop from %s: %w", k, err)
@@ -296,11 +318,11 @@ func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, n
 }
 
 // takeFree takes up to limit live, unclaimed messages from the free
-// candidates, oldest first, calls fn for each and returns their seqs; it
+// candidates (as stored in mb and, not yet applied, p), oldest first, calls fn for each and returns their seqs; it
 // drops candidates that were deleted or expired. fn must not modify mb;
 // r.body aliases the page.
-func (m *memQueue) takeFree(mb *bbolt.Bucket, now int64, limit int, fn func(seq uint64, r *msgRec)) ([]uint64, error) {
-	sc := newSeqCursor(mb)
+func (m *memQueue) takeFree(mb *bbolt.Bucket, p *pendQueue, now int64, limit int, fn func(seq uint64, r *msgRec)) ([]uint64, error) {
+	sc := newSeqCursor(mb, p)
 	return m.claims.Take(limit, func(seq uint64) (bool, error) {
 		if _, busy := m.pinned[seq]; busy {
 			return false, nil
@@ -331,14 +353,18 @@ func (m *memQueue) takeFree(mb *bbolt.Bucket, now int64, limit int, fn func(seq 
 // runs) is one Next away instead of a search from the root.
 type seqCursor struct {
 	c    *bbolt.Cursor
-	last uint64 // the seq the cursor is on; 0: unknown, seek
+	p    *pendQueue // journaled writes not yet in b (nil: none)
+	last uint64     // the seq the cursor is on; 0: unknown, seek
 }
 
-func newSeqCursor(b *bbolt.Bucket) seqCursor { return seqCursor{c: b.Cursor()} }
+func newSeqCursor(b *bbolt.Bucket, p *pendQueue) seqCursor { return seqCursor{c: b.Cursor(), p: p} }
 
-// get returns seq's stored value. fn callers must not modify the bucket
-// between gets (the cursor would be stale).
+// get returns seq's stored value, the journal's first. fn callers must
+// not modify the bucket between gets (the cursor would be stale).
 func (s *seqCursor) get(seq uint64) ([]byte, bool) {
+	if v, ok := s.p.get(seq); ok {
+		return v, v != nil
+	}
 	key := seqKey(seq)
 	var k, v []byte
 	if s.last != 0 && seq == s.last+1 {

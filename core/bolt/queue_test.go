@@ -122,7 +122,7 @@ func TestSeqCursor(t *testing.T) {
 				return err
 			}
 		}
-		sc := newSeqCursor(b)
+		sc := newSeqCursor(b, nil)
 		for _, seq := range []uint64{1, 2, 3, 4, 5, 6, 7, 8, 9, 300, 301, 2, 1, 5, 6, 299, 300} {
 			v, ok := sc.get(seq)
 			if ok != stored[seq] || (ok && v[0] != byte(seq)) {

@@ -10,31 +10,22 @@ import (
 	"github.com/sidestream/sidestream/core/stream"
 )
 
-// A record is a group of appends in the form both the journal and the
-// B-tree apply use, so the path that replays a journal after a crash is
-// the same one every append takes in normal operation:
+// A record is a group of writes (stream appends, and queue posts and
+// deletes) in the form both the journal and the B-tree apply use, so the
+// path that replays a journal after a crash is the same one every write
+// takes in normal operation:
 //
-//	uvarint number of appends, then per append:
-//	  uvarint len, stream name
+//	uvarint number of entries, then per entry an append or a tagged entry
+//	append:
+//	  uvarint len (>= 1), stream name
 //	  uvarint head
 //	  uvarint number of events, then per event:
 //	    uvarint seq, uvarint len, value (codec.go format)
 //	  byte 1 with a checkpoint (uvarint len, emitter, uvarint len, value), else 0
+//	tagged entry (record_queue.go):
+//	  byte 0 (a stream name is never empty, so records written before
+//	  tagged entries existed read the same), byte kind, kind's fields
 var errBadRecord = errors.New("malformed journal record")
-
-// recordSize bounds the encoded size of a (the uvarints are counted at
-// their widest).
-func recordSize(a *stream.Append) int {
-	const v = binary.MaxVarintLen64
-	n := 3*v + len(a.Stream) + 1
-	for _, e := range a.Events {
-		n += 2*v + valueSize(e)
-	}
-	if cp := a.Checkpoint; cp != nil {
-		n += 2*v + len(cp.Emitter) + len(cp.Value)
-	}
-	return n
-}
 
 // appendRecord appends the encoding of a to dst.
 func appendRecord(dst []byte, a *stream.Append) []byte {
@@ -100,7 +91,11 @@ func (r *recordReader) lenBytes() []byte { return r.bytes(r.uvarint()) }
 func applyRecord(tx *bbolt.Tx, rec []byte, ar *arena) error {
 	r := recordReader{b: rec, ar: ar}
 	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
-		if err := applyOne(tx, &r); err != nil {
+		apply := applyOne
+		if len(r.b) > 0 && r.b[0] == entryTagged {
+			apply = applyTagged
+		}
+		if err := apply(tx, &r); err != nil {
 			return err
 		}
 	}

@@ -150,6 +150,16 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	// lastQueueRec is the number of the last journal record holding
+	// a queue entry (committer only): queue ops wait for it.
+	lastQueueRec uint64
+	// queueApplied, once a queue driver exists, is told how many
+	// journal records are in the B-tree, before readers waiting for
+	// them are (see QueueDriver.applied).
+	queueApplied atomic.Pointer[func(upTo uint64)]
+	queuesMu     sync.Mutex
+	queues       *QueueDriver
+
 	stats counters
 	// noSpaceAt is when a write last failed for a full disk (unix
 	// nanoseconds; 0: the last write found room), for Ready.
