@@ -289,10 +289,14 @@ func (a *applier) update(batch []pending, ar *arena) error {
 	ar.reset()
 	start := time.Now()
 	err := a.s.db.Update(func(tx *bbolt.Tx) error {
+		t := newTxApply(tx, ar)
 		for _, p := range batch {
-			if err := applyRecord(tx, (*p.rec)[frameHdrLen:], ar); err != nil {
+			if err := t.record((*p.rec)[frameHdrLen:]); err != nil {
 				return err
 			}
+		}
+		if err := t.finish(); err != nil {
+			return err
 		}
 		return tx.Bucket(bktMeta).Put(keyJournal, batch[len(batch)-1].pos.encode())
 	})

@@ -86,16 +86,40 @@ func (r *recordReader) bytes(n uint64) []byte {
 
 func (r *recordReader) lenBytes() []byte { return r.bytes(r.uvarint()) }
 
-// applyRecord writes every append of rec inside tx. Keys and values
+// applyRecord writes every entry of rec inside tx. Keys and values
 // alias rec, which must stay untouched until the transaction ends.
 func applyRecord(tx *bbolt.Tx, rec []byte, ar *arena) error {
-	r := recordReader{b: rec, ar: ar}
+	t := newTxApply(tx, ar)
+	if err := t.record(rec); err != nil {
+		return err
+	}
+	return t.finish()
+}
+
+// txApply applies the records of one transaction (the applier's, or one
+// chunk of a replay) in order. Queue posts are held until finish, so a
+// message posted and deleted within the same transaction, the common
+// case when consumers keep up, never touches the B-tree.
+type txApply struct {
+	tx    *bbolt.Tx
+	ar    *arena
+	posts map[string]*heldPosts // by queue bucket name
+	order []string              // queue names in first-post order
+}
+
+func newTxApply(tx *bbolt.Tx, ar *arena) *txApply { return &txApply{tx: tx, ar: ar} }
+
+// record applies one record.
+func (t *txApply) record(rec []byte) error {
+	r := recordReader{b: rec, ar: t.ar}
 	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
-		apply := applyOne
+		var err error
 		if len(r.b) > 0 && r.b[0] == entryTagged {
-			apply = applyTagged
+			err = t.tagged(&r)
+		} else {
+			err = applyOne(t.tx, &r)
 		}
-		if err := apply(tx, &r); err != nil {
+		if err != nil {
 			return err
 		}
 	}

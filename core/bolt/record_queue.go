@@ -3,8 +3,7 @@ package bolt
 import (
 	"encoding/binary"
 	"fmt"
-
-	"go.etcd.io/bbolt"
+	"slices"
 )
 
 // Tagged record entries: queue posts and deletes, journaled like stream
@@ -47,8 +46,8 @@ func appendPostedMessage(dst []byte, seq uint64, valueLen int) ([]byte, []byte) 
 	return dst, dst[len(dst)-valueLen:]
 }
 
-// applyTagged applies one tagged entry.
-func applyTagged(tx *bbolt.Tx, r *recordReader) error {
+// tagged applies one tagged entry.
+func (t *txApply) tagged(r *recordReader) error {
 	tag := r.bytes(2)
 	name := r.lenBytes()
 	if r.err == nil && !validKey(name) {
@@ -60,33 +59,33 @@ func applyTagged(tx *bbolt.Tx, r *recordReader) error {
 	}
 	switch tag[1] {
 	case entryQueuePost:
-		return applyQueuePost(tx, r, name, n)
+		return t.queuePost(r, name, n)
 	case entryQueueDelete:
-		return applyQueueDelete(tx, r, name, n)
+		return t.queueDelete(r, name, n)
 	default:
 		return fmt.Errorf("%w: %w: entry kind %d", ErrCorrupt, errBadRecord, tag[1])
 	}
 }
 
-func applyQueuePost(tx *bbolt.Tx, r *recordReader, name []byte, n uint64) error {
-	root, err := tx.CreateBucketIfNotExists(bktQueues)
-	if err != nil {
-		return fmt.Errorf("bolt: queues bucket: %w", err)
-	}
-	b := root.Bucket(name)
-	if b == nil {
-		// Journaled posts go to existing queues; a queue deleted
-		// meanwhile comes back, as it would had the post come later.
-		if b, _, err = ensureQueue(tx, name, []byte("{}")); err != nil {
-			return err
+// heldPosts are the messages posted to one queue in a transaction and
+// not deleted in it yet.
+type heldPosts struct {
+	name []byte
+	msgs map[uint64][]byte
+	last uint64 // the highest seq posted
+}
+
+// queuePost holds a post's messages for finish.
+func (t *txApply) queuePost(r *recordReader, name []byte, n uint64) error {
+	h := t.posts[string(name)]
+	if h == nil {
+		if t.posts == nil {
+			t.posts = map[string]*heldPosts{}
 		}
+		h = &heldPosts{name: name, msgs: map[uint64][]byte{}}
+		t.posts[string(name)] = h
+		t.order = append(t.order, string(name))
 	}
-	mb := b.Bucket(qbktMsgs)
-	if mb == nil {
-		return fmt.Errorf("%w: queue %q has no messages bucket", ErrCorrupt, name)
-	}
-	mb.FillPercent = 0.9 // seqs only grow
-	last := keySeq(b.Get(qkSeq))
 	for ; n > 0 && r.err == nil; n-- {
 		seq := r.uvarint()
 		v := r.lenBytes()
@@ -97,33 +96,41 @@ func applyQueuePost(tx *bbolt.Tx, r *recordReader, name []byte, n uint64) error 
 			r.err = errBadRecord
 			break
 		}
-		if err := mb.Put(r.keyFor(seq), v); err != nil {
-			return fmt.Errorf("bolt: post to %q: %w", name, err)
-		}
-		last = max(last, seq)
+		h.msgs[seq] = v
+		h.last = max(h.last, seq)
 	}
 	if r.err != nil {
 		return fmt.Errorf("%w: %w", ErrCorrupt, r.err)
 	}
-	if keySeq(b.Get(qkSeq)) < last {
-		return b.Put(qkSeq, r.keyFor(last))
-	}
 	return nil
 }
 
-func applyQueueDelete(tx *bbolt.Tx, r *recordReader, name []byte, n uint64) error {
+// queueDelete deletes seqs: those posted in this transaction are only
+// dropped from what finish puts, the others are deleted from the B-tree.
+func (t *txApply) queueDelete(r *recordReader, name []byte, n uint64) error {
+	h := t.posts[string(name)]
 	var sc seqCursor
-	if b := queueBucket(tx, name); b != nil {
-		mb := b.Bucket(qbktMsgs)
-		if mb == nil {
-			return fmt.Errorf("%w: queue %q has no messages bucket", ErrCorrupt, name)
-		}
-		sc = newSeqCursor(mb, nil)
-	}
 	for ; n > 0 && r.err == nil; n-- {
 		seq := r.uvarint()
-		if r.err != nil || sc.c == nil {
-			continue // parse the rest: a damaged entry is still damage
+		if r.err != nil {
+			break
+		}
+		if h != nil {
+			if _, ok := h.msgs[seq]; ok {
+				delete(h.msgs, seq)
+				continue
+			}
+		}
+		if sc.c == nil {
+			b := queueBucket(t.tx, name)
+			if b == nil {
+				continue // parse the rest: a damaged entry is still damage
+			}
+			mb := b.Bucket(qbktMsgs)
+			if mb == nil {
+				return fmt.Errorf("%w: queue %q has no messages bucket", ErrCorrupt, name)
+			}
+			sc = newSeqCursor(mb, nil)
 		}
 		if err := sc.del(seq); err != nil {
 			return fmt.Errorf("bolt: delete from %q: %w", name, err)
@@ -131,6 +138,56 @@ func applyQueueDelete(tx *bbolt.Tx, r *recordReader, name []byte, n uint64) erro
 	}
 	if r.err != nil {
 		return fmt.Errorf("%w: %w", ErrCorrupt, r.err)
+	}
+	return nil
+}
+
+// finish puts the held posts, in seq order, and moves each queue's last
+// seq up to the highest posted (deleted or not, so seqs are never
+// handed out twice).
+func (t *txApply) finish() error {
+	for _, name := range t.order {
+		if err := t.putPosts(t.posts[name]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *txApply) putPosts(h *heldPosts) error {
+	root, err := t.tx.CreateBucketIfNotExists(bktQueues)
+	if err != nil {
+		return fmt.Errorf("bolt: queues bucket: %w", err)
+	}
+	b := root.Bucket(h.name)
+	if b == nil {
+		// Journaled posts go to existing queues; a queue deleted
+		// meanwhile comes back, as it would had the post come later.
+		if b, _, err = ensureQueue(t.tx, h.name, []byte("{}")); err != nil {
+			return err
+		}
+	}
+	mb := b.Bucket(qbktMsgs)
+	if mb == nil {
+		return fmt.Errorf("%w: queue %q has no messages bucket", ErrCorrupt, h.name)
+	}
+	mb.FillPercent = 0.9 // seqs only grow
+	seqs := make([]uint64, 0, len(h.msgs))
+	for seq := range h.msgs {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	for _, seq := range seqs {
+		k := t.ar.alloc(8)
+		putSeq(k, seq)
+		if err := mb.Put(k, h.msgs[seq]); err != nil {
+			return fmt.Errorf("bolt: post to %q: %w", h.name, err)
+		}
+	}
+	if keySeq(b.Get(qkSeq)) < h.last {
+		k := t.ar.alloc(8)
+		putSeq(k, h.last)
+		return b.Put(qkSeq, k)
 	}
 	return nil
 }

@@ -92,10 +92,14 @@ func replay(db *bbolt.DB, j *journal, applied journalPos, log *slog.Logger) erro
 			return nil
 		}
 		err := db.Update(func(tx *bbolt.Tx) error {
+			t := newTxApply(tx, &ar)
 			for _, p := range chunk {
-				if err := applyRecord(tx, *p.rec, &ar); err != nil {
+				if err := t.record(*p.rec); err != nil {
 					return err
 				}
+			}
+			if err := t.finish(); err != nil {
+				return err
 			}
 			return tx.Bucket(bktMeta).Put(keyJournal, chunk[len(chunk)-1].pos.encode())
 		})
