@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -8,6 +9,7 @@ import (
 
 	"go.etcd.io/bbolt"
 
+	"github.com/sidestream/sidestream/core/queue"
 	"github.com/sidestream/sidestream/core/stream"
 )
 
@@ -19,6 +21,20 @@ func FuzzApplyRecord(f *testing.F) {
 	f.Add(append([]byte{1}, rec...))
 	f.Add([]byte{2, 1, 's', 0, 0, 0})
 	f.Add([]byte{})
+	// Tagged queue entries: a post of two messages and a delete of one,
+	// in one record and alone, and an unknown kind.
+	name := queueName(queue.Key{Tenant: "t", Queue: "q"})
+	post := appendTaggedHeader(nil, entryQueuePost, name, 2)
+	for seq := uint64(1); seq <= 2; seq++ {
+		var v []byte
+		post, v = appendPostedMessage(post, seq, msgHdrLen+1)
+		(&msgRec{created: 1, expires: 2, body: []byte("1")}).encode(v)
+	}
+	del := binary.AppendUvarint(appendTaggedHeader(nil, entryQueueDelete, name, 1), 2)
+	f.Add(append(append(append([]byte{3}, rec...), post...), del...))
+	f.Add(append([]byte{1}, post...))
+	f.Add(append([]byte{1}, del...))
+	f.Add([]byte{1, 0, 9, 1, 'q', 0})
 	db, err := bbolt.Open(filepath.Join(f.TempDir(), "fuzz.db"), 0o600, &bbolt.Options{NoSync: true})
 	if err != nil {
 		f.Fatal(err)
