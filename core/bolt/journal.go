@@ -11,7 +11,7 @@ import (
 )
 
 // The journal is the write-ahead log in front of the B-tree. A group of
-// appends is acknowledged once its record is in the journal (one write,
+// writes (stream appends, queue posts and deletes) is acknowledged once its record is in the journal (one write,
 // one fdatasync); the applier moves records into the B-tree later, in
 // larger transactions, off the writers' path. bbolt rewrites every page
 // an append touches (history leaf, branch, head, checkpoint: ~2.6 pages

@@ -16,7 +16,8 @@ import (
 // never decides whether a message exists. So:
 //
 //   - A post is acknowledged once its commit is durable, and only then do
-//     its seqs become claimable (PostMessages pushes them after the commit),
+//     its seqs become claimable (QueueDriver.posted, on the committer once
+//     the journal record is durable, or PostMessages after a B-tree commit),
 //     so no consumer ever sees a message that a crash could take back.
 //   - A delete is acknowledged once its commit is durable, and a deleted
 //     message is gone from the file, so no crash and no lost claim can

@@ -2,10 +2,12 @@
 // specs, checkpoints, stream heads and per-stream history. Every write
 // goes through one committer goroutine that groups whatever is queued
 // (group commit), so concurrent writers share one fsync and nobody is
-// acknowledged before its data is durable. Groups of stream appends are
-// made durable in a write-ahead journal beside the file and written into
-// the B-tree in the background (see journal.go); reads wait for that, so
-// a reader sees every write acknowledged before it started.
+// acknowledged before its data is durable. Groups of stream appends and
+// queue posts and deletes are made durable in a write-ahead journal
+// beside the file and written into the B-tree in the background (see
+// journal.go); history reads wait for that, queue reads look at what is
+// not applied yet (queue_journal.go), so a reader sees every write
+// acknowledged before it started.
 package bolt
 
 import (
