@@ -103,13 +103,13 @@ func (d *QueueDriver) ListMessages(ctx context.Context, k queue.Key, o queue.Lis
 		client, _ = uuid.Parse(o.ClientID)
 	}
 	n := now.UnixNano()
-	err := d.withMem(ctx, string(queueName(k)), n, func(_ *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error {
+	name := string(queueName(k))
+	err := d.withMem(ctx, name, n, func(_ *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error {
 		if b == nil {
 			return nil
 		}
 		var slab msgSlab
 		scanned := 0
-		name := string(queueName(k))
 		return eachMsg(b.Bucket(qbktMsgs), d.pend[name], memq.ParseMessageID(o.Marker)+1, func(seq uint64, v []byte) (bool, error) {
 			if len(page.Messages) >= o.Limit {
 				return false, nil
