@@ -47,6 +47,7 @@ func closeOnDone(ctx context.Context, c io.Closer) (stop func() bool) {
 // a time; requests are prebuilt bytes, responses need Content-Length.
 type httpConn struct {
 	c    net.Conn
+	sw   *sendWaitReader // under br: writes each request, reads its answer
 	br   *bufio.Reader
 	body []byte
 }
@@ -56,7 +57,8 @@ func (e *env) openHTTP(ctx context.Context) (*httpConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &httpConn{c: c, br: bufio.NewReaderSize(c, 8<<10)}, nil
+	sw := newSendWaitReader(c)
+	return &httpConn{c: c, sw: sw, br: bufio.NewReaderSize(sw, 8<<10)}, nil
 }
 
 // request builds a GET or POST request with no body.
@@ -72,7 +74,14 @@ func (e *env) jsonRequest(method, target, body string) []byte {
 
 // do sends req and reads the response; body is valid until the next do.
 func (h *httpConn) do(req []byte) (status int, body []byte, err error) {
-	if _, err := h.c.Write(req); err != nil {
+	// The request goes out with the read of its answer (sendWaitReader)
+	// unless bytes of an earlier answer are still buffered, which the
+	// read would not reach.
+	if h.br.Buffered() > 0 {
+		if _, err := h.c.Write(req); err != nil {
+			return 0, nil, fmt.Errorf("write request: %w", err)
+		}
+	} else if err := h.sw.request(req); err != nil {
 		return 0, nil, fmt.Errorf("write request: %w", err)
 	}
 	status, hdr, err := readHead(h.br)
