@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"github.com/sidestream/sidestream/sidecar/internal/rawio"
 )
 
 // delivery is one event as a subscriber received it.
@@ -36,12 +39,17 @@ func (d *delivery) stampArrival(read bool) {
 // needed one. Only the connection's one reader touches n.
 type readCounter struct {
 	net.Conn
-	n uint64
+	raw syscall.RawConn // nil: read through Conn
+	n   uint64
 }
+
+// newReadCounter reads c with raw system calls (see package rawio): the
+// generator's subscribers should not cost it P hand-offs.
+func newReadCounter(c net.Conn) *readCounter { return &readCounter{Conn: c, raw: rawio.Conn(c)} }
 
 func (c *readCounter) Read(p []byte) (int, error) {
 	c.n++
-	return c.Conn.Read(p)
+	return rawio.Read(c.Conn, c.raw, p)
 }
 
 // subscriber reads deliveries from one connection.

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"syscall"
+
+	"github.com/sidestream/sidestream/sidecar/internal/rawio"
 )
 
 // sendWaitReader reads the answers of one request-at-a-time HTTP
@@ -16,6 +18,7 @@ import (
 // inside the read's poll callback, after Go reset the descriptor's
 // readiness and before it waits, so the answer's arrival is never
 // missed and the first read finds it: one write and one read a request.
+// Both are raw system calls (see package rawio).
 type sendWaitReader struct {
 	c    net.Conn
 	raw  syscall.RawConn // nil: plain writes and reads
@@ -25,13 +28,7 @@ type sendWaitReader struct {
 }
 
 func newSendWaitReader(c net.Conn) *sendWaitReader {
-	r := &sendWaitReader{c: c}
-	if sc, ok := c.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			r.raw = raw
-		}
-	}
-	return r
+	return &sendWaitReader{c: c, raw: rawio.Conn(c)}
 }
 
 // request sets req to be written by the next Read; without a raw
@@ -60,7 +57,7 @@ func (r *sendWaitReader) Read(p []byte) (int, error) {
 		if len(r.send) > 0 {
 			req := r.send
 			r.send = nil
-			w, werr := writeFD(fd, req)
+			w, werr := rawio.WriteFD(fd, req)
 			switch {
 			case werr == syscall.EAGAIN || (werr == nil && w < len(req)):
 				rest = req[max(w, 0):]
@@ -71,13 +68,8 @@ func (r *sendWaitReader) Read(p []byte) (int, error) {
 			}
 			return false // the answer cannot be there yet: wait
 		}
-		for {
-			r.reads++
-			n, err = syscall.Read(int(fd), p)
-			if err != syscall.EINTR {
-				break
-			}
-		}
+		r.reads++
+		n, err = rawio.ReadFD(fd, p)
 		return err != syscall.EAGAIN
 	})
 	switch {
@@ -95,14 +87,4 @@ func (r *sendWaitReader) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
-}
-
-// writeFD writes b to the non-blocking descriptor fd, retrying EINTR.
-func writeFD(fd uintptr, b []byte) (int, error) {
-	for {
-		n, err := syscall.Write(int(fd), b)
-		if err != syscall.EINTR {
-			return n, err
-		}
-	}
 }

@@ -35,7 +35,7 @@ func (e *env) openSSE(ctx context.Context, host, path string) (*sseConn, error) 
 		c.Close()
 		return nil, fmt.Errorf("sse request: %w", err)
 	}
-	rc := &readCounter{Conn: c}
+	rc := newReadCounter(c)
 	br := bufio.NewReaderSize(rc, 4<<10)
 	status, h, err := readHead(br)
 	if err != nil {

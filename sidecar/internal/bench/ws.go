@@ -38,7 +38,7 @@ func (e *env) openWS(ctx context.Context, host, path string) (*wsConn, error) {
 		if err != nil {
 			return nil, err
 		}
-		rc = &readCounter{Conn: c}
+		rc = newReadCounter(c)
 		return rc, nil
 	}
 	conn, err := wire.DialWS(ctx, "ws://"+host+path, wire.DialOptions{Header: e.header, DialContext: counted, WriteBufferPool: wsWritePool})
