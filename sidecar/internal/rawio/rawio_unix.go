@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"unsafe"
 )
 
 const supported = true
@@ -67,38 +66,4 @@ func Write(c net.Conn, raw syscall.RawConn, b []byte) (int, error) {
 		return done, os.NewSyscallError("write", err)
 	}
 	return done, nil
-}
-
-// ReadFD reads from the non-blocking descriptor fd, retrying EINTR.
-func ReadFD(fd uintptr, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	for {
-		n, _, errno := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		switch errno {
-		case 0:
-			return int(n), nil
-		case syscall.EINTR:
-			continue
-		}
-		return 0, errno
-	}
-}
-
-// WriteFD writes to the non-blocking descriptor fd, retrying EINTR.
-func WriteFD(fd uintptr, b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
-	for {
-		n, _, errno := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-		switch errno {
-		case 0:
-			return int(n), nil
-		case syscall.EINTR:
-			continue
-		}
-		return 0, errno
-	}
 }
