@@ -25,29 +25,43 @@ func (d *QueueDriver) CreateClaim(ctx context.Context, k queue.Key, o queue.Clai
 	// Sized for a full claim: growing it was the largest allocation of a
 	// claim.
 	msgs := make([]queue.Message, 0, max(o.Limit, 0))
-	err := d.withMem(ctx, string(queueName(k)), n, func(_ *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error {
-		if b == nil {
-			return nil
+	name := string(queueName(k))
+	if err := d.loaded(ctx, name, n); err != nil {
+		return queue.Claim{}, err
+	}
+	if err := d.s.readable(ctx); err != nil {
+		return queue.Claim{}, err
+	}
+	if err := d.s.ap.failed(); err != nil {
+		return queue.Claim{}, err
+	}
+	d.qmu.Lock()
+	m := d.mem[name]
+	if m == nil { // no such queue
+		d.qmu.Unlock()
+		return queue.Claim{}, nil
+	}
+	d.reaped += m.claims.Reap(n)
+	var slab msgSlab
+	l := lazyMsgs{s: d.s, name: name}
+	sc := seqCursor{p: d.pend[name], lazy: &l}
+	seqs, err := m.takeFree(&sc, n, o.Limit, func(seq uint64, r *msgRec) {
+		r.claim, r.claimExp = id, expires
+		if life := expires + int64(o.Grace); life > r.expires {
+			r.expires = life
+			m.extend[seq] = life
 		}
-		d.reaped += m.claims.Reap(n)
-		var slab msgSlab
-		seqs, err := m.takeFree(b.Bucket(qbktMsgs), d.pend[string(queueName(k))], n, o.Limit, func(seq uint64, r *msgRec) {
-			r.claim, r.claimExp = id, expires
-			if life := expires + int64(o.Grace); life > r.expires {
-				r.expires = life
-				m.extend[seq] = life
-			}
-			msgs = append(msgs, r.message(seq, n, &slab))
-		})
-		if len(seqs) > 0 {
-			m.claims.Hold(id, seqs, n, expires, int64(o.TTL), int64(o.Grace))
-			m.unflushed[id] = false
-		}
-		if err != nil {
-			return fmt.Errorf("queue %s: %w", k, err)
-		}
-		return nil
+		msgs = append(msgs, r.message(seq, n, &slab))
 	})
+	if len(seqs) > 0 {
+		m.claims.Hold(id, seqs, n, expires, int64(o.TTL), int64(o.Grace))
+		m.unflushed[id] = false
+	}
+	l.close()
+	d.qmu.Unlock()
+	if err != nil {
+		err = fmt.Errorf("queue %s: %w", k, err)
+	}
 	if err != nil || len(msgs) == 0 {
 		return queue.Claim{}, err
 	}

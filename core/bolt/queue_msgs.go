@@ -317,7 +317,8 @@ func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, n
 		d.reaped += m.claims.Reap(n)
 		var slab msgSlab
 		mb := b.Bucket(qbktMsgs)
-		_, err := m.takeFree(mb, nil, n, limit, func(seq uint64, r *msgRec) {
+		sc := newSeqCursor(mb, nil)
+		_, err := m.takeFree(&sc, n, limit, func(seq uint64, r *msgRec) {
 			out = append(out, r.message(seq, n, &slab))
 			taken = append(taken, seq)
 			m.pinned[seq] = struct{}{}
@@ -325,7 +326,7 @@ func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, n
 		if err != nil {
 			return fmt.Errorf("queue %s: %w", k, err)
 		}
-		sc := newSeqCursor(mb, nil)
+		sc = newSeqCursor(mb, nil)
 		for _, seq := range taken {
 			if err := sc.del(seq); err != nil {
 				return fmt.Errorf("bolt: pop from %s: %w", k, err)
@@ -347,16 +348,18 @@ func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, n
 }
 
 // takeFree takes up to limit live, unclaimed messages from the free
-// candidates (as stored in mb and, not yet applied, p), oldest first, calls fn for each and returns their seqs; it
+// candidates (as sc reads them), oldest first, calls fn for each and returns their seqs; it
 // drops candidates that were deleted or expired. fn must not modify mb;
 // r.body aliases the page.
-func (m *memQueue) takeFree(mb *bbolt.Bucket, p *pendQueue, now int64, limit int, fn func(seq uint64, r *msgRec)) ([]uint64, error) {
-	sc := newSeqCursor(mb, p)
+func (m *memQueue) takeFree(sc *seqCursor, now int64, limit int, fn func(seq uint64, r *msgRec)) ([]uint64, error) {
 	return m.claims.Take(limit, func(seq uint64) (bool, error) {
 		if _, busy := m.pinned[seq]; busy {
 			return false, nil
 		}
 		v, ok := sc.get(seq)
+		if sc.err != nil {
+			return false, sc.err
+		}
 		if !ok {
 			delete(m.extend, seq)
 			return false, nil
@@ -384,6 +387,10 @@ type seqCursor struct {
 	c    *bbolt.Cursor
 	p    *pendQueue // journaled writes not yet in b (nil: none)
 	last uint64     // the seq the cursor is on; 0: unknown, seek
+	// lazy, if set, opens the bucket on the first lookup p cannot
+	// answer (c is nil until then); a failure to open sticks in err.
+	lazy *lazyMsgs
+	err  error
 }
 
 func newSeqCursor(b *bbolt.Bucket, p *pendQueue) seqCursor { return seqCursor{c: b.Cursor(), p: p} }
@@ -393,6 +400,14 @@ func newSeqCursor(b *bbolt.Bucket, p *pendQueue) seqCursor { return seqCursor{c:
 func (s *seqCursor) get(seq uint64) ([]byte, bool) {
 	if v, ok := s.p.get(seq); ok {
 		return v, v != nil
+	}
+	if s.c == nil {
+		mb, err := s.lazy.bucket()
+		if mb == nil {
+			s.err = err
+			return nil, false
+		}
+		s.c = mb.Cursor()
 	}
 	key := seqKey(seq)
 	var k, v []byte
@@ -418,4 +433,39 @@ func (s *seqCursor) del(seq uint64) error {
 		return nil
 	}
 	return s.c.Delete()
+}
+
+// lazyMsgs is a queue's messages bucket in a read transaction begun only
+// when a read needs the B-tree: a claim of freshly posted messages finds
+// them all among the journaled posts and needs none. The caller holds
+// qmu from before the transaction begins until after it ends (see
+// queue_journal.go).
+type lazyMsgs struct {
+	s    *Store
+	name string
+	tx   *bbolt.Tx
+	mb   *bbolt.Bucket
+	err  error
+}
+
+// bucket returns the messages bucket (nil if the queue is gone).
+func (l *lazyMsgs) bucket() (*bbolt.Bucket, error) {
+	if l.tx == nil && l.err == nil {
+		tx, err := l.s.db.Begin(false)
+		if err != nil {
+			l.err = dbErr(err)
+			return nil, l.err
+		}
+		l.tx = tx
+		if b := queueBucket(tx, []byte(l.name)); b != nil {
+			l.mb = b.Bucket(qbktMsgs)
+		}
+	}
+	return l.mb, l.err
+}
+
+func (l *lazyMsgs) close() {
+	if l.tx != nil {
+		_ = l.tx.Rollback()
+	}
 }
