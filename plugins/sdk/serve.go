@@ -77,13 +77,15 @@ func (g *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc
 // host closes the connection. It also exits the process when the parent
 // dies, so a plugin never outlives the sidecar even where the host could
 // not arrange a parent-death signal. A p that also implements GuestSource
-// serves it too.
+// serves it too. The process runs with GOMAXPROCS 1 and GOGC 400 unless
+// its environment sets either (see applyRuntimeDefaults).
 func Serve(p Plugin) {
 	g, _ := p.(GuestSource)
 	serve(p, g)
 }
 
 func serve(p Plugin, g GuestSource) {
+	applyRuntimeDefaults(os.LookupEnv)
 	log := Logger()
 	go watchParent(os.Getppid(), 500*time.Millisecond, func() {
 		log.Error("parent process died; exiting")
