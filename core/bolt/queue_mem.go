@@ -19,9 +19,10 @@ import (
 //     its seqs become claimable (QueueDriver.posted, on the committer once
 //     the journal record is durable, or PostMessages after a B-tree commit),
 //     so no consumer ever sees a message that a crash could take back.
-//   - A delete is acknowledged once its commit is durable, and a deleted
-//     message is gone from the file, so no crash and no lost claim can
-//     deliver it again after its delete was acknowledged.
+//   - A delete is acknowledged once it is durable (in the journal, which
+//     replays it after a crash), and a deleted message is gone from every
+//     read from then on, so no crash and no lost claim can deliver it
+//     again after its delete was acknowledged.
 //   - A claim is exclusive while the process runs: every claim decision is
 //     made under QueueDriver.qmu from this one in-memory table.
 //   - A crash (or a close) before a claim was flushed loses only the claim:

@@ -20,8 +20,10 @@ import (
 // Both apply idempotently, so a record applied again after a crash (its
 // position not yet stored) changes nothing: a post puts the same values
 // and moves the queue's last seq only up, a delete of a missing seq is a
-// no-op. A kind this build does not know is damage (ErrCorrupt): a newer
-// build's journal is refused by the schema check before replay.
+// no-op. A kind this build does not know is damage (ErrCorrupt), so a
+// replay fails (ErrApply) rather than skip a write it cannot read; a
+// journal is empty after a clean Close, so this only concerns a crash
+// followed by a downgrade.
 const (
 	entryTagged      = 0
 	entryQueuePost   = 1
