@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -22,9 +23,6 @@ func (d *QueueDriver) CreateClaim(ctx context.Context, k queue.Key, o queue.Clai
 	id := uuid.New()
 	n := now.UnixNano()
 	expires := n + int64(o.TTL)
-	// Sized for a full claim: growing it was the largest allocation of a
-	// claim.
-	msgs := make([]queue.Message, 0, max(o.Limit, 0))
 	name := string(queueName(k))
 	if err := d.loaded(ctx, name, n); err != nil {
 		return queue.Claim{}, err
@@ -42,21 +40,39 @@ func (d *QueueDriver) CreateClaim(ctx context.Context, k queue.Key, o queue.Clai
 		return queue.Claim{}, nil
 	}
 	d.reaped += m.claims.Reap(n)
-	var slab msgSlab
 	l := lazyMsgs{s: d.s, name: name}
 	sc := seqCursor{p: d.pend[name], lazy: &l}
+	// The messages are gathered first and materialized once their
+	// number and size are known: a claim sized for its limit was the
+	// largest allocation of the server (claims mostly get far fewer).
+	buf := takenBufs.Get().(*[]takenMsg)
+	got, bodies := (*buf)[:0], 0
 	seqs, err := m.takeFree(&sc, n, o.Limit, func(seq uint64, r *msgRec) {
 		r.claim, r.claimExp = id, expires
 		if life := expires + int64(o.Grace); life > r.expires {
 			r.expires = life
 			m.extend[seq] = life
 		}
-		msgs = append(msgs, r.message(seq, n, &slab))
+		got = append(got, takenMsg{seq, *r})
+		bodies += len(r.body)
 	})
 	if len(seqs) > 0 {
 		m.claims.Hold(id, seqs, n, expires, int64(o.TTL), int64(o.Grace))
 		m.unflushed[id] = false
 	}
+	var msgs []queue.Message
+	if len(got) > 0 {
+		// Bodies alias pages and journaled posts: copy them while qmu
+		// and the read transaction still hold them.
+		msgs = make([]queue.Message, 0, len(got))
+		slab := msgSlab{body: make([]byte, 0, bodies)}
+		for i := range got {
+			msgs = append(msgs, got[i].r.message(got[i].seq, n, &slab))
+		}
+	}
+	clear(got)
+	*buf = got[:0]
+	takenBufs.Put(buf)
 	l.close()
 	d.qmu.Unlock()
 	if err != nil {
@@ -70,6 +86,14 @@ func (d *QueueDriver) CreateClaim(ctx context.Context, k queue.Key, o queue.Clai
 		Created: now.UTC(), Expires: time.Unix(0, expires).UTC(), Messages: msgs,
 	}, nil
 }
+
+// takenMsg is a message a claim took, before it is materialized.
+type takenMsg struct {
+	seq uint64
+	r   msgRec
+}
+
+var takenBufs = sync.Pool{New: func() any { b := make([]takenMsg, 0, 64); return &b }}
 
 // activeClaim returns claim cid of m if it is active at now.
 func activeClaim(m *memQueue, cid uuid.UUID, now int64) (memq.ClaimInfo, error) {
