@@ -318,3 +318,55 @@ func queueMsgsInTree(t *testing.T, path string) map[uint64]bool {
 	})
 	return seqs
 }
+
+// Deleting a queue whose posts and deletes are still only in the journal
+// takes them along; a post afterwards starts the queue afresh, with ids
+// above the old ones, and a restart shows the same.
+func TestQueueDeleteWithJournaledWrites(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	path := tempPath(t)
+	s := openT(t, path, holdInJournal)
+	d, err := s.Queues(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := queue.Key{Tenant: "t", Queue: "q"}
+	now := queuetest.T0
+	one := []queue.NewMessage{{Body: json.RawMessage(`1`), TTL: time.Hour}}
+	var old []string
+	for range 3 { // the first creates the queue, the others are journaled
+		ids, err := d.PostMessages(ctx, k, queuetest.ClientA, one, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old = append(old, ids...)
+	}
+	if err := d.DeleteMessages(ctx, k, old[1:2], nil, now); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteQueue(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := d.PostMessages(ctx, k, queuetest.ClientA, one, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if memq.ParseMessageID(fresh[0]) <= memq.ParseMessageID(old[2]) {
+		t.Fatalf("post after the delete got id %s, not above %s", fresh[0], old[2])
+	}
+	check := func(when string) {
+		t.Helper()
+		p, err := d.ListMessages(ctx, k, queue.ListOptions{Limit: 10, Echo: true, IncludeClaimed: true}, now)
+		if err != nil || !slices.Equal(msgIDs(p.Messages), fresh) {
+			t.Fatalf("%s: list %v, want %v (%v)", when, msgIDs(p.Messages), fresh, err)
+		}
+	}
+	check("after the delete")
+	closeT(t, s)
+	s = openT(t, path, Options{})
+	if d, err = s.Queues(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after reopen")
+}
