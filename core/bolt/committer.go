@@ -23,10 +23,12 @@ type request struct {
 	op   func(tx *bbolt.Tx, ar *arena) error
 	size int
 	// entry is an encoded tagged record entry (record_queue.go), and
-	// journaled is called with its record's number on the committer
-	// once the record is durable, before the applier can have it.
+	// journaled is called on the committer once the record is durable,
+	// before the applier can have it, with the record's number and the
+	// entry's copy in the record, which stays valid and unchanged until
+	// the applier has written the record into the B-tree.
 	entry     []byte
-	journaled func(rec uint64)
+	journaled func(rec uint64, inRecord []byte)
 	// waits: which journaled records an op must see in the B-tree.
 	waits waitClass
 	done  chan error // buffered: the committer never blocks on a caller
@@ -100,8 +102,9 @@ func (s *Store) writeOp(ctx context.Context, size int, op func(*bbolt.Tx, *arena
 
 // journalEntry makes a tagged record entry durable through the journal,
 // like an append; journaled runs on the committer once it is (see
-// request). The entry must stay untouched until the applier has it.
-func (s *Store) journalEntry(ctx context.Context, entry []byte, journaled func(rec uint64)) error {
+// request). entry is copied into the record: the caller may reuse it
+// once journalEntry returns.
+func (s *Store) journalEntry(ctx context.Context, entry []byte, journaled func(rec uint64, inRecord []byte)) error {
 	r := reqPool.Get().(*request)
 	r.entry, r.journaled, r.size = entry, journaled, len(entry)
 	err := s.submit(ctx, r)
@@ -325,13 +328,16 @@ func (s *Store) journalGroup(g []*request) {
 	buf := frameBufs.Get().(*[]byte)
 	rec := append((*buf)[:0], make([]byte, frameHdrLen)...)
 	rec = binary.AppendUvarint(rec, uint64(len(g)))
+	offs := s.entryOffs[:0]
 	for _, r := range g {
 		if r.entry != nil {
+			offs = append(offs, len(rec))
 			rec = append(rec, r.entry...)
 		} else {
 			rec = appendRecord(rec, &r.a)
 		}
 	}
+	s.entryOffs = offs
 	rec = slices.Grow(rec, frameHdrLen) // room for the zero header append writes behind it
 	*buf = rec
 	start := time.Now()
@@ -344,12 +350,15 @@ func (s *Store) journalGroup(g []*request) {
 		// what they note is never older than what it applies.
 		no := s.ap.handedCount() + 1
 		for _, r := range g {
+			if r.entry == nil {
+				continue
+			}
 			if r.journaled != nil {
-				r.journaled(no)
+				off := offs[0]
+				r.journaled(no, rec[off:off+len(r.entry):off+len(r.entry)])
 			}
-			if r.entry != nil {
-				s.lastQueueRec = no
-			}
+			offs = offs[1:]
+			s.lastQueueRec = no
 		}
 		s.ap.push(buf, pos)
 		s.committed(start, len(g))

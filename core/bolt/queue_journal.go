@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/google/uuid"
 	"go.etcd.io/bbolt"
@@ -41,7 +42,7 @@ import (
 // pendQueue is what the journal holds for one queue and the B-tree does
 // not yet.
 type pendQueue struct {
-	posted  map[uint64][]byte // seq → value (aliases the post's entry)
+	posted  map[uint64][]byte // seq → value (aliases the journal record)
 	deleted map[uint64]struct{}
 }
 
@@ -64,18 +65,34 @@ func (d *QueueDriver) pendFor(name string) *pendQueue {
 }
 
 // posted notes a durable post entry (on the committer): its messages are
-// readable from vals and claimable from now on.
-func (d *QueueDriver) posted(rec uint64, name string, first uint64, vals [][]byte) {
+// readable from entry (the copy in the journal record) and claimable from
+// now on.
+func (d *QueueDriver) posted(rec uint64, name string, entry []byte) {
 	d.qmu.Lock()
 	defer d.qmu.Unlock()
 	p := d.pendFor(name)
-	for i, v := range vals {
-		p.posted[first+uint64(i)] = v
+	r := recordReader{b: entry}
+	r.bytes(2)
+	r.lenBytes()
+	var lo, hi uint64
+	for n := r.uvarint(); n > 0 && r.err == nil; n-- {
+		seq := r.uvarint()
+		v := r.lenBytes()
+		if r.err != nil {
+			break
+		}
+		p.posted[seq] = v
+		if lo == 0 {
+			lo = seq
+		}
+		hi = seq
 	}
-	last := first + uint64(len(vals)) - 1
-	d.refs = append(d.refs, pendRef{rec: rec, name: name, lo: first, hi: last})
+	if lo == 0 {
+		return
+	}
+	d.refs = append(d.refs, pendRef{rec: rec, name: name, lo: lo, hi: hi})
 	if m := d.mem[name]; m != nil {
-		m.claims.AddFree(first, last)
+		m.claims.AddFree(lo, hi)
 	}
 }
 
@@ -201,28 +218,29 @@ func (d *QueueDriver) reserve(name string, n int) (uint64, bool) {
 // journalPost encodes msgs as a post entry with seqs from first on,
 // makes it durable, and notes it (posted).
 func (d *QueueDriver) journalPost(ctx context.Context, name []byte, first uint64, client uuid.UUID, msgs []queue.NewMessage, n int64) error {
-	size := 2 + 2*10 + len(name)
-	for _, m := range msgs {
-		size += 2*10 + msgHdrLen + len(m.Body)
-	}
-	entry := appendTaggedHeader(make([]byte, 0, size), entryQueuePost, name, len(msgs))
-	offs := make([]int, len(msgs))
+	buf := entryBufs.Get().(*[]byte)
+	entry := appendTaggedHeader((*buf)[:0], entryQueuePost, name, len(msgs))
 	minExp := int64(1<<63 - 1)
 	for i, m := range msgs {
 		r := msgRec{created: n, expires: n + int64(m.TTL), ttl: int64(m.TTL), client: client, body: m.Body}
 		var v []byte
 		entry, v = appendPostedMessage(entry, first+uint64(i), msgHdrLen+len(m.Body))
 		r.encode(v)
-		offs[i] = len(entry) - len(v)
 		minExp = min(minExp, r.expires)
 	}
 	d.noteExpiry(string(name), minExp)
-	vals := make([][]byte, len(msgs))
-	for i, off := range offs {
-		vals[i] = entry[off : off+msgHdrLen+len(msgs[i].Body) : off+msgHdrLen+len(msgs[i].Body)]
+	err := d.journal(ctx, entry, func(rec uint64, inRecord []byte) { d.posted(rec, string(name), inRecord) })
+	if cap(entry) <= entryBufKeep {
+		*buf = entry[:0]
+		entryBufs.Put(buf)
 	}
-	return d.journal(ctx, entry, func(rec uint64) { d.posted(rec, string(name), first, vals) })
+	return err
 }
+
+// entryBufs recycles post entries: the journal record holds a copy.
+var entryBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+const entryBufKeep = 64 << 10
 
 // journalDelete makes a delete entry of seqs durable and notes it.
 func (d *QueueDriver) journalDelete(ctx context.Context, name string, seqs []uint64) error {
@@ -230,12 +248,12 @@ func (d *QueueDriver) journalDelete(ctx context.Context, name string, seqs []uin
 	for _, seq := range seqs {
 		entry = binary.AppendUvarint(entry, seq)
 	}
-	return d.journal(ctx, entry, func(rec uint64) { d.deleted(rec, name, seqs) })
+	return d.journal(ctx, entry, func(rec uint64, _ []byte) { d.deleted(rec, name, seqs) })
 }
 
 // journal makes entry durable; a closed store is reported as
 // queue.ErrClosed, as write does.
-func (d *QueueDriver) journal(ctx context.Context, entry []byte, journaled func(rec uint64)) error {
+func (d *QueueDriver) journal(ctx context.Context, entry []byte, journaled func(rec uint64, inRecord []byte)) error {
 	err := d.s.journalEntry(ctx, entry, journaled)
 	if errors.Is(err, ErrClosed) {
 		return fmt.Errorf("%w: %w", queue.ErrClosed, err)

@@ -155,6 +155,7 @@ type Store struct {
 	// lastQueueRec is the number of the last journal record holding
 	// a queue entry (committer only): queue ops wait for it.
 	lastQueueRec uint64
+	entryOffs    []int // committer scratch: where a group's entries start
 	// queueApplied, once a queue driver exists, is told how many
 	// journal records are in the B-tree, before readers waiting for
 	// them are (see QueueDriver.applied).
