@@ -23,7 +23,11 @@ import (
 func (s *Server) startWS(tc *trackedConn, conn *websocket.Conn, st *stream.Stream, pos stream.Position, o streamhttp.WSOptions) {
 	hc := conn.UnderlyingConn()
 	if !s.streams.add() {
-		return // Close began after the handler checked; Hertz closes the socket
+		// Close began after the handler checked. The client has its 101,
+		// so it gets the close any session gets when the server stops,
+		// not a bare hang-up; Hertz then closes the socket.
+		streamhttp.SayShuttingDown(conn)
+		return
 	}
 	tc.busy.Add(1) // never an idle keep-alive connection for expireIdle
 	obs, leave := s.subscriber(st.Kind(), TransportWS)

@@ -125,6 +125,9 @@ func (s *WSSession) poke() {
 	}
 }
 
+// shuttingDown is the reason of the close 1001 a server's Close sends.
+const shuttingDown = "server shutting down"
+
 // ServeWS streams st to c from pos until ctx ends (close 1001), the
 // stream closes (1000), the client goes away or stays silent, sends a bad
 // frame (1002, 1003 or 1008) or an oversized one (1009). Each event is one
@@ -432,7 +435,7 @@ func (s *WSSession) finish(ctx context.Context, err error) {
 	case errors.Is(err, errSilent):
 		s.setReason(websocket.CloseGoingAway, "", true)
 	case ctx.Err() != nil:
-		s.setReason(websocket.CloseGoingAway, "server shutting down", false)
+		s.setReason(websocket.CloseGoingAway, shuttingDown, false)
 	case err != nil:
 		s.setReason(websocket.CloseInternalServerErr, "internal error", false)
 	}
@@ -467,6 +470,14 @@ func truncate(s string, n int) string {
 	return s
 }
 
+// SayShuttingDown sends close 1001 "server shutting down", the close a
+// session gets when the server stops, to a client whose session never
+// started because the server began stopping after its handshake.
+func SayShuttingDown(conn *websocket.Conn) {
+	msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, shuttingDown)
+	_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+}
+
 // ServeEcho echoes every text and binary message until the client leaves,
 // ctx ends (close 1001) or a message exceeds maxFrame (close 1009).
 func ServeEcho(ctx context.Context, conn *websocket.Conn, maxFrame int64) error {
@@ -475,8 +486,7 @@ func ServeEcho(ctx context.Context, conn *websocket.Conn, maxFrame int64) error 
 	}
 	conn.SetReadLimit(maxFrame)
 	stop := context.AfterFunc(ctx, func() {
-		msg := websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down")
-		_ = conn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		SayShuttingDown(conn)
 		_ = conn.UnderlyingConn().SetReadDeadline(time.Now().Add(time.Second))
 	})
 	defer stop()
