@@ -69,6 +69,7 @@ func StartNodes(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, self
 	bg, cancel := context.WithCancel(context.Background())
 	n.cancel, n.done = cancel, make(chan struct{})
 	go n.loop(bg)
+	n.log.Debug("membership joined", "node", self.Name, "known", len(n.List()))
 	return n, nil
 }
 
@@ -130,6 +131,9 @@ func (n *Nodes) onHeartbeat(m *nats.Msg) {
 	n.nodes[rec.Name] = &rec
 	watchers := n.watchersLocked(changed)
 	n.mu.Unlock()
+	if changed && rec.Name != n.self.Name {
+		n.log.Info("node up", "node", rec.Name, "started", rec.Started)
+	}
 	for _, w := range watchers {
 		w(rec)
 	}
