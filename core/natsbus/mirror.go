@@ -55,6 +55,9 @@ func (m *Mirrors) Open(ctx context.Context, e cluster.Entry) (*stream.Stream, er
 		mr.sync(ctx)
 		return mr.st, nil
 	}
+	// Its owner must be one the membership judges, or its loss would
+	// never send watchers offline.
+	m.nodes.Expect(e.Node)
 	mr = &mirror{m: m, id: e.Spec.ID, node: e.Node, ready: make(chan struct{})}
 	// Subscribed before the head is read, so no batch falls between.
 	sub, err := m.nc.Subscribe(subjectEvents+token(e.Spec.ID), mr.onBatch)

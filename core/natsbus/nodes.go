@@ -24,7 +24,10 @@ type NodesOptions struct {
 
 // Nodes is the cluster's membership: each node records itself in a KV
 // bucket (so nodes that are down stay listed) and publishes a heartbeat
-// every Interval; a node not heard from for three is down.
+// every Interval; a node not heard from for three is down. A node listed
+// in the bucket (or Expected) but not heard since this one started
+// listening is judged the same way from then: a peer whose last heartbeat
+// came just before (both were starting) and that died since is down too.
 type Nodes struct {
 	nc   *nats.Conn
 	kv   jetstream.KeyValue
@@ -36,6 +39,9 @@ type Nodes struct {
 	nodes    map[string]*cluster.Node
 	watchers map[int]func(cluster.Node)
 	nextID   int
+	// unheard are the nodes known but not heard since this node started
+	// listening, each with when it was expected from.
+	unheard map[string]time.Time
 
 	sub    *nats.Subscription
 	cancel context.CancelFunc
@@ -47,7 +53,8 @@ func StartNodes(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, self
 	if o.Interval <= 0 {
 		o.Interval = time.Second
 	}
-	n := &Nodes{nc: nc, self: self, opts: o, log: log, nodes: map[string]*cluster.Node{}, watchers: map[int]func(cluster.Node){}}
+	n := &Nodes{nc: nc, self: self, opts: o, log: log, nodes: map[string]*cluster.Node{},
+		watchers: map[int]func(cluster.Node){}, unheard: map[string]time.Time{}}
 	err := retryJS(ctx, "nodes bucket", func(ctx context.Context) (err error) {
 		n.kv, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket: bucketNodes, Replicas: max(o.Replicas, 1), History: 1, Storage: jetstream.FileStorage})
@@ -63,6 +70,12 @@ func StartNodes(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, self
 	if err := n.loadKnown(ctx); err != nil {
 		return nil, err
 	}
+	n.mu.Lock()
+	listening := time.Now()
+	for name := range n.unheard {
+		n.unheard[name] = listening
+	}
+	n.mu.Unlock()
 	if n.sub, err = nc.Subscribe(subjectHeartbeat, n.onHeartbeat); err != nil {
 		return nil, fmt.Errorf("subscribe heartbeats: %w", err)
 	}
@@ -87,8 +100,9 @@ func (n *Nodes) loadKnown(ctx context.Context) error {
 		var rec cluster.Node
 		if json.Unmarshal(entry.Value(), &rec) == nil && rec.Name != "" {
 			n.mu.Lock()
-			if _, ok := n.nodes[rec.Name]; !ok {
+			if _, ok := n.nodes[rec.Name]; !ok && rec.Name != n.self.Name {
 				n.nodes[rec.Name] = &rec
+				n.unheard[rec.Name] = time.Time{} // from when we listen
 			}
 			n.mu.Unlock()
 		}
@@ -129,6 +143,7 @@ func (n *Nodes) onHeartbeat(m *nats.Msg) {
 	changed := !ok || !old.Up || !old.Started.Equal(rec.Started)
 	rec.Up, rec.LastSeen = true, now
 	n.nodes[rec.Name] = &rec
+	delete(n.unheard, rec.Name)
 	watchers := n.watchersLocked(changed)
 	n.mu.Unlock()
 	if changed && rec.Name != n.self.Name {
@@ -163,6 +178,7 @@ func (n *Nodes) expire(now time.Time, connected bool) {
 		rec.Up = false
 		down = append(down, *rec)
 	}
+	down = append(down, n.expireUnheardLocked(now, selfSeen, connected)...)
 	watchers := n.watchersLocked(len(down) > 0)
 	n.mu.Unlock()
 	for _, rec := range down {
@@ -171,6 +187,25 @@ func (n *Nodes) expire(now time.Time, connected bool) {
 			w(rec)
 		}
 	}
+}
+
+// expireUnheardLocked reports the known nodes that stayed silent for three
+// heartbeats since they were expected (judged against this node's own
+// heartbeat as expire does): they were never seen up here, so nothing
+// else would ever tell the watchers of their loss.
+func (n *Nodes) expireUnheardLocked(now, selfSeen time.Time, connected bool) []cluster.Node {
+	limit := 3 * n.opts.Interval
+	var down []cluster.Node
+	for name, since := range n.unheard {
+		if now.Sub(since) <= limit || (connected && selfSeen.Sub(since) < limit-n.opts.Interval) {
+			continue
+		}
+		delete(n.unheard, name)
+		if rec := n.nodes[name]; rec != nil && !rec.Up {
+			down = append(down, *rec)
+		}
+	}
+	return down
 }
 
 func (n *Nodes) watchersLocked(changed bool) []func(cluster.Node) {
@@ -193,6 +228,21 @@ func (n *Nodes) Watch(fn func(cluster.Node)) (cancel func()) {
 	n.watchers[id] = fn
 	n.mu.Unlock()
 	return func() { n.mu.Lock(); delete(n.watchers, id); n.mu.Unlock() }
+}
+
+// Expect adds node, if this node has never known it, as a member to hear
+// from: silent for three heartbeats from now, it is down and watchers are
+// told. Mirrors expect the owners of the streams they serve, which a node
+// may learn of before it hears them (their record was not yet in the
+// bucket when it read it).
+func (n *Nodes) Expect(node string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.nodes[node]; ok || node == "" {
+		return
+	}
+	n.nodes[node] = &cluster.Node{Name: node}
+	n.unheard[node] = time.Now()
 }
 
 // Self is this node.
