@@ -259,3 +259,20 @@ func (d *QueueDriver) write(ctx context.Context, size int, op func(*bbolt.Tx, *a
 	}
 	return err
 }
+
+// sweep is write for the expiry sweep's ops (claim flushes, removing
+// what expired), which need not wait for journaled queue entries: the
+// committer would stall every post and delete behind the applier once a
+// sweep. What the B-tree does not have yet is left alone: a message the
+// sweep does not see is removed by a later sweep (reads skip expired
+// messages anyway), and a claim stamp that misses a message not yet
+// applied only loses that claim on a crash, which the claim rules allow
+// (queue_mem.go). A claim lives two sweeps before its flush, far longer
+// than the applier holds a record.
+func (d *QueueDriver) sweep(ctx context.Context, size int, op func(*bbolt.Tx, *arena) error) error {
+	err := d.s.writeDirect(ctx, size, op)
+	if errors.Is(err, ErrClosed) {
+		return fmt.Errorf("%w: %w", queue.ErrClosed, err)
+	}
+	return err
+}

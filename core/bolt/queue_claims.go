@@ -316,7 +316,7 @@ func (d *QueueDriver) Expire(ctx context.Context, now time.Time) (int, error) {
 	}
 	e := &expirer{d: d, now: n}
 	for !e.cur.done {
-		if err := d.write(ctx, 64, e.chunk); err != nil {
+		if err := d.sweep(ctx, 64, e.chunk); err != nil {
 			return reaped + e.cur.removed, err
 		}
 		e.cur = e.next
@@ -349,7 +349,7 @@ func (d *QueueDriver) flush(ctx context.Context, n int64) (int, error) {
 		return reaped, nil
 	}
 	var done []flushed
-	err := d.write(ctx, 4096, func(tx *bbolt.Tx, ar *arena) error {
+	err := d.sweep(ctx, 4096, func(tx *bbolt.Tx, ar *arena) error {
 		var err error
 		done, err = d.flushClaims(tx, ar, n)
 		return err
