@@ -401,6 +401,9 @@ func (e *expirer) chunk(tx *bbolt.Tx, _ *arena) error {
 		b := tx.Bucket(bktQueues).Bucket(k)
 		e.d.qmu.Lock()
 		finished, err := e.sweepQueue(b, e.d.mem[name], &st, &budget)
+		// Posts the B-tree does not have yet were not looked at: the
+		// next sweep must not skip the queue past their expiry.
+		st.minExp = min(st.minExp, e.d.pend[name].minExpiry())
 		e.d.qmu.Unlock()
 		if err != nil {
 			return fmt.Errorf("bolt: expire %q: %w", name, err)

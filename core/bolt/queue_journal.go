@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 
@@ -147,6 +148,20 @@ func (p *pendQueue) get(seq uint64) ([]byte, bool) {
 	}
 	v, ok := p.posted[seq]
 	return v, ok
+}
+
+// minExpiry is the earliest expiry among the journaled posts.
+func (p *pendQueue) minExpiry() int64 {
+	m := int64(math.MaxInt64)
+	if p == nil {
+		return m
+	}
+	for _, v := range p.posted {
+		if r, err := decodeMsg(v); err == nil {
+			m = min(m, r.expires)
+		}
+	}
+	return m
 }
 
 // lookup returns seq's stored value: the journal's, else the B-tree's.

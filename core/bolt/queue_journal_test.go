@@ -370,3 +370,39 @@ func TestQueueDeleteWithJournaledWrites(t *testing.T) {
 	}
 	check("after reopen")
 }
+
+// The expiry sweep does not wait for journaled posts, and does not lose
+// them either: one the B-tree gets only after a sweep is removed by a
+// later sweep once it expired.
+func TestQueueSweepComesBackForJournaledPosts(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	s := openT(t, tempPath(t), holdInJournal)
+	d, err := s.Queues(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := queue.Key{Tenant: "t", Queue: "q"}
+	at := func(sec int) time.Time { return queuetest.T0.Add(time.Duration(sec) * time.Second) }
+	msg := func(ttl time.Duration) []queue.NewMessage {
+		return []queue.NewMessage{{Body: json.RawMessage(`1`), TTL: ttl}}
+	}
+	if _, err := d.PostMessages(ctx, k, queuetest.ClientA, msg(time.Hour), at(0)); err != nil { // creates the queue
+		t.Fatal(err)
+	}
+	if _, err := d.PostMessages(ctx, k, queuetest.ClientA, msg(time.Minute), at(0)); err != nil { // journaled
+		t.Fatal(err)
+	}
+	if n, err := d.Expire(ctx, at(1)); err != nil || n != 0 {
+		t.Fatalf("sweep before the ttl removed %d (%v)", n, err)
+	}
+	if n := s.Stats().Applies; n != 0 {
+		t.Fatalf("the sweep applied the journal (%d applies)", n)
+	}
+	if err := s.ap.wait(ctx); err != nil { // the applier catches up
+		t.Fatal(err)
+	}
+	if n, err := d.Expire(ctx, at(61)); err != nil || n != 1 {
+		t.Fatalf("sweep after the ttl removed %d (%v), want the journaled post", n, err)
+	}
+}
