@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -21,6 +22,9 @@ type delivery struct {
 	offline bool
 	stamp   []byte    // the event's own time (RFC 3339), if any
 	at      time.Time // receive time
+	// now, when set, is the time of the readiness batch being decoded
+	// (see poll_linux.go): one clock read for all its events.
+	now time.Time
 }
 
 // stampArrival sets the receive time when the event needed a network read
@@ -31,9 +35,16 @@ type delivery struct {
 // events would seem to arrive before they were sent).
 func (d *delivery) stampArrival(read bool) {
 	if read || d.at.IsZero() {
-		d.at = time.Now()
+		d.at = d.now
+		if d.at.IsZero() {
+			d.at = time.Now()
+		}
 	}
 }
+
+// errWouldBlock is a polled connection's "nothing to read yet": the
+// decoders keep what they read and resume on the next readiness.
+var errWouldBlock = errors.New("no data yet")
 
 // readCounter counts the reads of a connection, to tell which events
 // needed one. Only the connection's one reader touches n.
@@ -41,6 +52,10 @@ type readCounter struct {
 	net.Conn
 	raw syscall.RawConn // nil: read through Conn
 	n   uint64
+	// poll: reads never wait; one read a readiness (spent says it is
+	// done), so a decoder asking for more gets errWouldBlock without a
+	// system call, and the level-triggered poller reports the rest.
+	poll, spent bool
 }
 
 // newReadCounter reads c with raw system calls (see package rawio): the
@@ -48,6 +63,14 @@ type readCounter struct {
 func newReadCounter(c net.Conn) *readCounter { return &readCounter{Conn: c, raw: rawio.Conn(c)} }
 
 func (c *readCounter) Read(p []byte) (int, error) {
+	if c.poll {
+		if c.spent {
+			return 0, errWouldBlock
+		}
+		c.spent = true
+		c.n++
+		return readNow(c.raw, p)
+	}
 	c.n++
 	return rawio.Read(c.Conn, c.raw, p)
 }
@@ -57,6 +80,8 @@ type subscriber interface {
 	read(d *delivery) error
 	// buffered reports whether the next read needs no network read.
 	buffered() bool
+	// counter is the connection under the decoder.
+	counter() *readCounter
 	Close() error
 }
 
@@ -65,6 +90,8 @@ var typeGap, typeOffline = []byte("gap"), []byte("offline")
 // sseSub reads SSE events; the timestamp is the data's "timestamp" field
 // (log and magic events carry one).
 type sseSub struct{ *sseConn }
+
+func (s sseSub) counter() *readCounter { return s.rc }
 
 func (s sseSub) read(d *delivery) error {
 	reads := s.rc.n
@@ -87,6 +114,8 @@ func (s sseSub) read(d *delivery) error {
 // SSE: for events the bench published, the publish time), else the
 // envelope's "time", the event time.
 type wsSub struct{ *wsConn }
+
+func (w wsSub) counter() *readCounter { return w.rc }
 
 func (w wsSub) read(d *delivery) error {
 	reads := w.rc.n
@@ -160,6 +189,26 @@ func (c *consumer) run(ctx context.Context, sub subscriber, limit int64, measure
 		}
 	}
 	return nil
+}
+
+// drain reads the deliveries a polled subscriber has at hand (see
+// poll_linux.go): until a read would wait (finished false), limit events
+// arrived or the connection failed (finished true, err says which).
+func (c *consumer) drain(sub subscriber, d *delivery, limit int64, measure func() bool) (finished bool, err error) {
+	defer c.flush() // once a readiness, as run does once a network read
+	for limit <= 0 || c.count < limit {
+		if err := sub.read(d); err != nil {
+			if errors.Is(err, errWouldBlock) {
+				return false, nil
+			}
+			return true, err
+		}
+		c.see(d, measure == nil || measure())
+		if len(c.lat) >= 256 {
+			c.flush()
+		}
+	}
+	return true, nil
 }
 
 // see accounts one delivery: a jump in seq is loss, a repeat a duplicate.

@@ -45,8 +45,9 @@ func (e *env) transport(def string, allowBoth bool) (string, error) {
 	return "", fmt.Errorf("%w: transport %q (want sse or ws)", ErrUsage, t)
 }
 
-// pool is the subscribers of a run: each reads on its own goroutine
-// until the pool's context ends.
+// pool is the subscribers of a run: each is read, until the pool's
+// context ends, by a few epoll loops where there are (poll_linux.go),
+// else on a goroutine of its own.
 type pool struct {
 	e      *env
 	ctx    context.Context
@@ -54,6 +55,7 @@ type pool struct {
 	wg     sync.WaitGroup
 	mu     sync.Mutex
 	cons   []*consumer
+	loops  pollLoops
 }
 
 func (e *env) newPool(ctx context.Context) *pool {
@@ -74,20 +76,38 @@ func (p *pool) add(host, transport, path string, c *consumer, limit int64, measu
 	p.mu.Lock()
 	p.cons = append(p.cons, c)
 	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		defer p.e.conns.Add(-1)
-		defer sub.Close()
-		err := c.run(p.ctx, sub, limit, measure)
-		if err != nil {
-			p.e.fail(err)
-		}
-		if done != nil {
-			done(err)
-		}
-	}()
+	r := &reader{sub: sub, c: c, limit: limit, measure: measure, done: done}
+	if !p.poll(r) {
+		p.wg.Add(1)
+		go func() {
+			defer p.wg.Done()
+			r.finish(p, c.run(p.ctx, sub, limit, measure))
+		}()
+	}
 	return nil
+}
+
+// reader is one subscriber being read and what to do when it ends.
+type reader struct {
+	sub     subscriber
+	c       *consumer
+	d       delivery
+	limit   int64
+	measure func() bool
+	done    func(err error)
+	pollID  int // its index in its poll loop (poll_linux.go)
+}
+
+// finish closes the subscriber and reports err (nil: it ended well).
+func (r *reader) finish(p *pool, err error) {
+	_ = r.sub.Close()
+	p.e.conns.Add(-1)
+	if err != nil {
+		p.e.fail(err)
+	}
+	if r.done != nil {
+		r.done(err)
+	}
 }
 
 // headSeq is the highest seq any subscriber has seen: the stream's head as

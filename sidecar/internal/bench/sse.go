@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httputil"
 
 	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
@@ -50,7 +49,7 @@ func (e *env) openSSE(ctx context.Context, host, path string) (*sseConn, error) 
 	}
 	body := br
 	if h.chunked {
-		body = bufio.NewReaderSize(httputil.NewChunkedReader(br), 4<<10)
+		body = bufio.NewReaderSize(chunkedBody(br), 4<<10)
 	}
 	return &sseConn{c: c, rc: rc, dec: wire.NewSSEDecoderBuffered(body, 1<<20)}, nil
 }

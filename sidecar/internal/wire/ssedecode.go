@@ -50,6 +50,7 @@ type SSEDecoder struct {
 	max     int
 	started bool
 	skipLF  bool // the previous line ended with CR: a following LF is part of it
+	resume  bool // d.line holds the start of a line a reader error cut
 
 	line      []byte
 	data      []byte
@@ -91,7 +92,9 @@ func (d *SSEDecoder) Buffered() int { return d.r.Buffered() }
 
 // Next returns the next event. At the end of the stream it returns io.EOF
 // (an unterminated last event is dropped, as EventSource does) or the
-// reader's error.
+// reader's error. After an error other than the end (a non-blocking
+// reader's "nothing yet"), Next may be called again: it resumes where
+// it stopped, the event and line read so far kept.
 func (d *SSEDecoder) Next() (SSEEvent, error) {
 	for {
 		line, err := d.readLine()
@@ -173,13 +176,17 @@ func parseDigits(b []byte) (int64, bool) {
 // (Peek + Discard) so a lone CR ends a line without waiting for the next
 // byte.
 func (d *SSEDecoder) readLine() ([]byte, error) {
-	d.line = d.line[:0]
+	if !d.resume {
+		d.line = d.line[:0]
+	}
+	d.resume = false
 	for {
 		if d.r.Buffered() == 0 {
 			if _, err := d.r.Peek(1); err != nil {
 				if errors.Is(err, io.EOF) && len(d.line) > 0 {
 					return nil, io.ErrUnexpectedEOF
 				}
+				d.resume = len(d.line) > 0 // the line goes on after a retry
 				return nil, err
 			}
 		}

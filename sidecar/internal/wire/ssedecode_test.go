@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -205,5 +206,53 @@ func BenchmarkSSEHertzContribReader(b *testing.B) {
 		if n != 1000 {
 			b.Fatalf("%d events", n)
 		}
+	}
+}
+
+// errNotYet is a non-blocking source's "nothing to read yet".
+var errNotYet = errors.New("not yet")
+
+// trickle hands out one byte a read, every other read failing with
+// errNotYet.
+type trickle struct {
+	b    []byte
+	miss bool
+}
+
+func (r *trickle) Read(p []byte) (int, error) {
+	if r.miss = !r.miss; r.miss {
+		return 0, errNotYet
+	}
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	p[0], r.b = r.b[0], r.b[1:]
+	return 1, nil
+}
+
+// A decoder called again after its reader's temporary error resumes the
+// line and event it was in: every event arrives whole, however the
+// stream is cut (a poller decodes each connection as its bytes come).
+func TestSSEDecoderResumes(t *testing.T) {
+	t.Parallel()
+	src := &trickle{b: []byte("id: 1\ndata: {\"a\":1}\r\n\r\n: hb\n\nid: 22\nevent: gap\ndata: x\ndata: y\n\n")}
+	dec := wire.NewSSEDecoder(src, 0)
+	var got []string
+	for range 1000 {
+		ev, err := dec.Next()
+		if errors.Is(err, errNotYet) {
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			break
+		}
+		got = append(got, fmt.Sprintf("%s|%s|%s", ev.ID, ev.Event, ev.Data))
+	}
+	want := []string{"1|message|{\"a\":1}", "22|gap|x\ny"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("events %q, want %q", got, want)
 	}
 }

@@ -27,7 +27,15 @@ type FrameReader struct {
 	br   *bufio.Reader
 	max  uint64
 	buf  []byte
-	hdr  [10]byte
+	// The frame being read, kept across a reader error so that Next,
+	// called again, resumes it (a non-blocking reader's "nothing yet"):
+	// its header is consumed only whole, its payload as it comes.
+	inMsg   bool   // buf holds fragments of an unfinished message
+	inFrame bool   // a frame's header is read, its payload is not whole
+	fin     bool   // of the frame being read
+	op      int    // of the frame being read
+	dst     []byte // where the payload goes: its own for a control frame, else buf's end
+	got     int    // payload bytes read into dst
 }
 
 // NewFrameReader reads conn's messages up to max bytes each; conn must
@@ -46,9 +54,13 @@ func (r *FrameReader) Buffered() int { return r.br.Buffered() }
 
 // Next returns the next data message (text or binary), valid until the
 // next call. Pings are answered on the way; a close frame is echoed and
-// ends reading with io.EOF.
+// ends reading with io.EOF. After a reader error other than the end,
+// Next may be called again: it resumes the message where it stopped.
 func (r *FrameReader) Next() (payload []byte, err error) {
-	r.buf = r.buf[:0]
+	if !r.inMsg {
+		r.buf = r.buf[:0]
+		r.inMsg = true
+	}
 	for range 1 << 16 {
 		fin, op, p, err := r.frame()
 		if err != nil {
@@ -73,6 +85,7 @@ func (r *FrameReader) Next() (payload []byte, err error) {
 			return nil, fmt.Errorf("%w: opcode %d", ErrFrame, op)
 		}
 		if fin {
+			r.inMsg = false
 			return r.buf, nil
 		}
 	}
@@ -82,43 +95,72 @@ func (r *FrameReader) Next() (payload []byte, err error) {
 // frame reads one frame: a data frame's payload is appended to r.buf, a
 // control frame's returned apart (it may come inside a message).
 func (r *FrameReader) frame() (fin bool, op int, payload []byte, err error) {
-	h := r.hdr[:]
-	if _, err := io.ReadFull(r.br, h[:2]); err != nil {
-		return false, 0, nil, err
+	if !r.inFrame {
+		if err := r.header(); err != nil {
+			return false, 0, nil, err
+		}
 	}
-	fin, op = h[0]&0x80 != 0, int(h[0]&0x0f)
+	for r.got < len(r.dst) {
+		n, err := r.br.Read(r.dst[r.got:])
+		r.got += n
+		if n == 0 && err == nil {
+			err = io.ErrNoProgress
+		}
+		if err != nil && r.got < len(r.dst) {
+			return false, 0, nil, noEOF(err)
+		}
+	}
+	r.inFrame = false
+	if r.op >= websocket.CloseMessage {
+		return r.fin, r.op, r.dst, nil
+	}
+	return r.fin, r.op, nil, nil
+}
+
+// header reads a frame header, consuming it only once whole, and
+// prepares r.dst for its payload.
+func (r *FrameReader) header() error {
+	h, err := r.br.Peek(2)
+	if err != nil {
+		if len(h) > 0 {
+			err = noEOF(err)
+		}
+		return err
+	}
+	size := 2
+	switch h[1] & 0x7f {
+	case 126:
+		size = 4
+	case 127:
+		size = 10
+	}
+	if h, err = r.br.Peek(size); err != nil {
+		return noEOF(err)
+	}
+	fin, op := h[0]&0x80 != 0, int(h[0]&0x0f)
 	if h[1]&0x80 != 0 {
-		return false, 0, nil, fmt.Errorf("%w: masked server frame", ErrFrame)
+		return fmt.Errorf("%w: masked server frame", ErrFrame)
 	}
 	n := uint64(h[1] & 0x7f)
-	switch n {
-	case 126:
-		if _, err := io.ReadFull(r.br, h[2:4]); err != nil {
-			return false, 0, nil, noEOF(err)
-		}
+	switch size {
+	case 4:
 		n = uint64(binary.BigEndian.Uint16(h[2:4]))
-	case 127:
-		if _, err := io.ReadFull(r.br, h[2:10]); err != nil {
-			return false, 0, nil, noEOF(err)
-		}
+	case 10:
 		n = binary.BigEndian.Uint64(h[2:10])
 	}
 	if n > r.max || uint64(len(r.buf))+n > r.max {
-		return false, 0, nil, fmt.Errorf("%w: a message over %d bytes", ErrFrame, r.max)
+		return fmt.Errorf("%w: a message over %d bytes", ErrFrame, r.max)
 	}
+	_, _ = r.br.Discard(size)
+	r.inFrame, r.fin, r.op, r.got = true, fin, op, 0
 	if op >= websocket.CloseMessage {
-		p := make([]byte, n)
-		if _, err := io.ReadFull(r.br, p); err != nil {
-			return false, 0, nil, noEOF(err)
-		}
-		return fin, op, p, nil
+		r.dst = make([]byte, n)
+		return nil
 	}
 	start := len(r.buf)
 	r.buf = slices.Grow(r.buf, int(n))[:start+int(n)]
-	if _, err := io.ReadFull(r.br, r.buf[start:]); err != nil {
-		return false, 0, nil, noEOF(err)
-	}
-	return fin, op, nil, nil
+	r.dst = r.buf[start:]
+	return nil
 }
 
 // noEOF: an end inside a frame is an unexpected one.
