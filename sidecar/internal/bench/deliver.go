@@ -22,9 +22,6 @@ type delivery struct {
 	offline bool
 	stamp   []byte    // the event's own time (RFC 3339), if any
 	at      time.Time // receive time
-	// now, when set, is the time of the readiness batch being decoded
-	// (see poll_linux.go): one clock read for all its events.
-	now time.Time
 }
 
 // stampArrival sets the receive time when the event needed a network read
@@ -35,10 +32,7 @@ type delivery struct {
 // events would seem to arrive before they were sent).
 func (d *delivery) stampArrival(read bool) {
 	if read || d.at.IsZero() {
-		d.at = d.now
-		if d.at.IsZero() {
-			d.at = time.Now()
-		}
+		d.at = time.Now()
 	}
 }
 
