@@ -48,8 +48,9 @@ type readCounter struct {
 	n   uint64
 	// poll: reads never wait; one read a readiness (spent says it is
 	// done), so a decoder asking for more gets errWouldBlock without a
-	// system call, and the level-triggered poller reports the rest.
-	poll, spent bool
+	// system call, and the level-triggered poller reports the rest;
+	// full says that read filled its buffer.
+	poll, spent, full bool
 }
 
 // newReadCounter reads c with raw system calls (see package rawio): the
@@ -63,7 +64,9 @@ func (c *readCounter) Read(p []byte) (int, error) {
 		}
 		c.spent = true
 		c.n++
-		return readNow(c.raw, p)
+		n, err := readNow(c.raw, p)
+		c.full = n == len(p)
+		return n, err
 	}
 	c.n++
 	return rawio.Read(c.Conn, c.raw, p)

@@ -158,6 +158,13 @@ func newPollLoop(p *pool) (*pollLoop, error) {
 }
 
 // run waits for readiness and decodes what is ready until ctx ends.
+//
+// It stays in one RawConn.Read: Go resets the descriptor's readiness
+// when a Read begins, so each new Read would need an epoll_wait finding
+// nothing before it could wait. Within one, a readiness that came while
+// a batch was decoded is kept, and the loop waits right after a batch
+// unless a read filled its buffer (the socket may hold more, and a
+// level-triggered entry still ready raises no new readiness).
 func (l *pollLoop) run(ctx context.Context) {
 	defer l.p.wg.Done()
 	defer l.stop()
@@ -165,42 +172,50 @@ func (l *pollLoop) run(ctx context.Context) {
 	defer stop()
 	events := make([]unix.EpollEvent, 512)
 	ready := make([]*reader, 0, len(events))
-	for ctx.Err() == nil {
-		var (
-			n   int
-			err error
-		)
-		rerr := l.raw.Read(func(epfd uintptr) bool {
+	var err error
+	rerr := l.raw.Read(func(epfd uintptr) bool {
+		for ctx.Err() == nil {
+			var n int
 			n, err = unix.EpollWait(int(epfd), events, 0)
-			return n > 0 || (err != nil && err != unix.EINTR)
-		})
-		if rerr != nil || err != nil {
-			if ctx.Err() == nil {
-				l.p.e.fail(fmt.Errorf("epoll_wait: %w", errors.Join(rerr, err)))
+			switch {
+			case err == unix.EINTR:
+				continue
+			case err != nil:
+				return true
+			case n == 0:
+				return false
 			}
-			return
-		}
-		ready = ready[:0]
-		l.mu.Lock()
-		for _, ev := range events[:n] {
-			if id := int(ev.Fd); id < len(l.subs) && l.subs[id] != nil {
-				ready = append(ready, l.subs[id])
+			ready = ready[:0]
+			l.mu.Lock()
+			for _, ev := range events[:n] {
+				if id := int(ev.Fd); id < len(l.subs) && l.subs[id] != nil {
+					ready = append(ready, l.subs[id])
+				}
+			}
+			l.mu.Unlock()
+			more := n == len(events)
+			for _, r := range ready {
+				more = l.serve(r) || more
+			}
+			if !more {
+				return false
 			}
 		}
-		l.mu.Unlock()
-		for _, r := range ready {
-			l.serve(r)
-		}
+		return true
+	})
+	if (rerr != nil || err != nil) && ctx.Err() == nil {
+		l.p.e.fail(fmt.Errorf("epoll_wait: %w", errors.Join(rerr, err)))
 	}
 }
 
-// serve decodes what r's connection has, reading it once.
-func (l *pollLoop) serve(r *reader) {
+// serve decodes what r's connection has, reading it once; more says
+// the read filled the buffer: the socket may hold more.
+func (l *pollLoop) serve(r *reader) (more bool) {
 	rc := r.sub.counter()
-	rc.spent = false
+	rc.spent, rc.full = false, false
 	finished, err := r.c.drain(r.sub, &r.d, r.limit, r.measure)
 	if !finished {
-		return
+		return rc.full
 	}
 	_ = l.ctl(rc.raw, unix.EPOLL_CTL_DEL, 0)
 	l.mu.Lock()
@@ -209,6 +224,7 @@ func (l *pollLoop) serve(r *reader) {
 	}
 	l.mu.Unlock()
 	r.finish(l.p, l.p.quiet(err))
+	return false
 }
 
 // stop ends the subscribers still read, as a reader goroutine does when

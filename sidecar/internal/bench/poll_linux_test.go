@@ -26,7 +26,7 @@ import (
 // the others go on.
 func TestPollReadsManySubscribers(t *testing.T) {
 	t.Parallel()
-	const perKind, last = 30, 40
+	const perKind, last = 30, 200 // 200 events: more than a read buffer
 	host := scriptServer(t, last)
 	for _, tr := range []string{"sse", "ws"} {
 		t.Run(tr, func(t *testing.T) {
@@ -131,7 +131,7 @@ func scriptServer(t *testing.T, last int) string {
 				continue
 			}
 			if ws {
-				stream = append(stream, wsEvent(seq)...)
+				stream = append(stream, wsEvent(seq, r.URL.Path != "/close")...)
 			} else {
 				stream = fmt.Appendf(stream, "id: %d\ndata: {\"n\":%d}\n\n", seq, seq)
 			}
@@ -174,15 +174,18 @@ func scriptServer(t *testing.T, last int) string {
 }
 
 // wsEvent is event seq as a server's WebSocket envelope; every third in
-// two fragments with a ping between them.
-func wsEvent(seq int) []byte {
+// two fragments, with a ping between them if ping (not to a connection
+// the server closes: the pong would find it closed).
+func wsEvent(seq int, ping bool) []byte {
 	p := fmt.Appendf(nil, `{"seq":%d,"type":"log","data":{}}`, seq)
 	if seq%3 != 0 {
 		return append([]byte{0x81, byte(len(p))}, p...)
 	}
 	h := len(p) / 2
 	out := append([]byte{0x01, byte(h)}, p[:h]...)
-	out = append(out, 0x89, 2, 'h', 'i')
+	if ping {
+		out = append(out, 0x89, 2, 'h', 'i')
+	}
 	out = append(out, 0x80, byte(len(p)-h))
 	return append(out, p[h:]...)
 }
