@@ -56,10 +56,12 @@ type pool struct {
 	mu     sync.Mutex
 	cons   []*consumer
 	loops  pollLoops
+	size   int // subscribers expected
 }
 
-func (e *env) newPool(ctx context.Context) *pool {
-	p := &pool{e: e}
+// newPool makes a pool for about n subscribers (see pollFrom).
+func (e *env) newPool(ctx context.Context, n int) *pool {
+	p := &pool{e: e, size: n}
 	p.ctx, p.cancel = context.WithCancel(ctx)
 	return p
 }
@@ -162,7 +164,7 @@ func runFanout(ctx context.Context, e *env) error {
 	split := e.splitHists()
 	pools := make([]*pool, nstreams)
 	for i := range pools {
-		pools[i] = e.newPool(ctx)
+		pools[i] = e.newPool(ctx, (subs+nstreams-1)/nstreams)
 		defer pools[i].close()
 	}
 	t0 := time.Now()

@@ -33,7 +33,7 @@ func runIdle(ctx context.Context, e *env) error {
 		}
 		return tr
 	}
-	p := e.newPool(ctx)
+	p := e.newPool(ctx, n)
 	defer p.close()
 	// One connection per transport first, so the stream and the first-use
 	// state exist before the baseline.

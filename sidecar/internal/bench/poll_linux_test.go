@@ -34,7 +34,7 @@ func TestPollReadsManySubscribers(t *testing.T) {
 			e := &env{errSamples: map[string]int{}}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			p := e.newPool(ctx)
+			p := e.newPool(ctx, pollFrom)
 			var (
 				ops    atomic.Int64
 				mu     sync.Mutex

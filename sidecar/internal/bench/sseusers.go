@@ -37,7 +37,7 @@ func runSSEUsers(ctx context.Context, e *env) error {
 		completed, failures int
 		wg                  sync.WaitGroup
 	)
-	p := e.newPool(ctx)
+	p := e.newPool(ctx, users)
 	defer p.close()
 	e.openWindow()
 	start := time.Now()

@@ -31,7 +31,7 @@ func runTrack(ctx context.Context, e *env) error {
 	acked := make([]atomic.Uint64, users)
 	var delivered atomic.Int64
 	hreq, hdel := e.hist("request"), e.hist("delivery")
-	p := e.newPool(ctx)
+	p := e.newPool(ctx, users)
 	defer p.close()
 	cons := make([]*consumer, users)
 	err := e.connectAll(ctx, users, func(_ context.Context, i int) error {
