@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -500,6 +501,11 @@ func (c *Client) writeText(b []byte) error {
 		return nil
 	}
 	c.writing = true
+	// Let the callers about to send run first: under load their frames
+	// then share this write; an idle client loses only the yield.
+	c.pmu.Unlock()
+	runtime.Gosched()
+	c.pmu.Lock()
 	var err error
 	for len(c.pend) > 0 && err == nil {
 		buf := c.pend
