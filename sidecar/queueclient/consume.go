@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -324,14 +323,28 @@ func deleteBody(q string, ids, claims []string) json.RawMessage {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = strconv.AppendQuote(b, id)
+		b = appendJSONString(b, id)
 	}
 	b = append(b, `],"claim_ids":[`...)
 	for i, id := range claims {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = strconv.AppendQuote(b, id)
+		b = appendJSONString(b, id)
 	}
 	return append(b, "]}"...)
+}
+
+// appendJSONString appends s as a JSON string. Ids are printable ASCII
+// and are copied between quotes (strconv.AppendQuote cost the load
+// generator 3% of its CPU, and its Go escapes are not JSON); anything
+// else goes through encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	return append(append(append(b, '"'), s...), '"')
 }
