@@ -27,12 +27,23 @@ func (q *qConsumer) run(t *testing.T, node *clusterNode, stop <-chan struct{}) {
 		}
 		var c qMessages
 		code, err := qdo(t, "POST", node.URL("/v2/queues/shared/claims?limit=10"), `{"ttl":2,"grace":60}`, &c)
-		if err != nil || (code != 201 && code != 204) {
+		if err != nil {
 			return // the node died
 		}
-		if code == 204 {
+		switch code {
+		case http.StatusCreated:
+		case http.StatusNoContent:
 			time.Sleep(20 * time.Millisecond)
 			continue
+		case http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+			// The log elects a new leader after a node died (503, or
+			// 504 when a read barrier outlasts the election): a
+			// consumer retries, as the producer does.
+			time.Sleep(200 * time.Millisecond)
+			continue
+		default:
+			t.Errorf("claim on %s: %d", node.URL(""), code)
+			return
 		}
 		for _, m := range c.Messages {
 			q.mu.Lock()
