@@ -21,14 +21,9 @@ import (
 var logN atomic.Int64
 
 // logOptions names a fresh log, so tests sharing a server never meet.
-// Each log is a new replicated stream whose leader is elected while the
-// whole suite runs under -race on two cores: a log write or read barrier
-// gets the contract suite's own bound (30 s) rather than the driver's
-// default 10 s, which a CI run once exceeded on a claim's read barrier.
 func logOptions(replicas int) natsbus.QueueOptions {
 	n := logN.Add(1)
-	return natsbus.QueueOptions{Replicas: replicas, Stream: fmt.Sprintf("Q%d", n), Subject: fmt.Sprintf("q%d.ops", n),
-		Timeout: 30 * time.Second}
+	return natsbus.QueueOptions{Replicas: replicas, Stream: fmt.Sprintf("Q%d", n), Subject: fmt.Sprintf("q%d.ops", n)}
 }
 
 // openDriver starts a driver on its own connection to srv, closed when
@@ -93,7 +88,13 @@ func TestQueueDriverContractCluster(t *testing.T) {
 	t.Parallel()
 	nodes := natstest.RunCluster(t, 3)
 	queuetest.Run(t, func(t *testing.T) queue.Driver {
+		// Each subtest's log is a new replicated stream whose leader is
+		// elected while the whole suite runs under -race on two cores:
+		// a log write or read barrier gets the contract suite's own
+		// bound (30 s), not the driver's default 10 s, which a CI run
+		// once exceeded on a claim's read barrier.
 		o := logOptions(3)
+		o.Timeout = 30 * time.Second
 		s := &spread{}
 		for _, n := range nodes {
 			s.ds = append(s.ds, openDriver(t, n, o))
