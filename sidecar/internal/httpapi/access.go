@@ -11,6 +11,7 @@ import (
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/core/tracker"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
+	"github.com/sidestream/sidestream/sidecar/internal/httperr"
 )
 
 // Tenancy. With auth on, every emitter a token creates belongs to the
@@ -59,7 +60,7 @@ func (s *Server) emitterStream(ctx context.Context, c *app.RequestContext, id st
 func mayDelete(c *app.RequestContext, spec emitter.Spec) error {
 	p, ok := auth.FromContext(c)
 	if ok && spec.Tenant == "" && !p.HasScope(auth.ScopeAll) {
-		return &apiError{Status: http.StatusForbidden, Code: "forbidden",
+		return &httperr.Error{Status: http.StatusForbidden, Code: "forbidden",
 			Message: fmt.Sprintf("emitter %s is shared by every tenant: deleting it needs the \"*\" scope", spec.ID)}
 	}
 	return nil

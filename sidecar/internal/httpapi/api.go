@@ -14,6 +14,7 @@ import (
 	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
+	"github.com/sidestream/sidestream/sidecar/internal/httperr"
 )
 
 func (s *Server) listPlugins(_ context.Context, c *app.RequestContext) error {
@@ -102,7 +103,7 @@ func (s *Server) getEmitter(ctx context.Context, c *app.RequestContext) error {
 
 func (s *Server) deleteEmitter(ctx context.Context, c *app.RequestContext) error {
 	if id := c.Param("id"); slices.Contains(s.d.Shared, id) {
-		return &apiError{Status: http.StatusConflict, Code: "shared_emitter",
+		return &httperr.Error{Status: http.StatusConflict, Code: "shared_emitter",
 			Message: fmt.Sprintf("emitter %q is a shared built-in emitter (it serves /%s): it cannot be deleted", id, id)}
 	}
 	if _, authed := tenant(c); authed {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/sidecar/api"
+	"github.com/sidestream/sidestream/sidecar/internal/httperr"
 	"github.com/sidestream/sidestream/sidecar/internal/jsonerr"
 )
 
@@ -20,7 +21,7 @@ import (
 func (s *Server) body(c *app.RequestContext) ([]byte, error) {
 	b := c.Request.Body()
 	if int64(len(b)) > s.o.MaxBodyBytes {
-		return nil, &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
+		return nil, &httperr.Error{Status: http.StatusRequestEntityTooLarge, Code: "too_large",
 			Message: fmt.Sprintf("request body exceeds %d bytes", s.o.MaxBodyBytes)}
 	}
 	return b, nil
@@ -50,10 +51,10 @@ func jsonError(err error) error {
 		if field == "" {
 			field = "(body)"
 		}
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid_type",
+		return &httperr.Error{Status: http.StatusBadRequest, Code: "invalid_type",
 			Message: p.Message, Fields: []api.FieldError{{Field: field, Message: p.Detail}}}
 	case jsonerr.KindUnknownField:
-		return &apiError{Status: http.StatusBadRequest, Code: "unknown_field",
+		return &httperr.Error{Status: http.StatusBadRequest, Code: "unknown_field",
 			Message: p.Message, Fields: []api.FieldError{{Field: p.Field, Message: p.Detail}}}
 	}
 	return badRequest("malformed_json", "%s", p.Message)
@@ -74,7 +75,7 @@ func toRetention(r *api.RetentionRequest) (*emitter.Retention, error) {
 	if r.MaxAge != "" {
 		d, err := time.ParseDuration(r.MaxAge)
 		if err != nil || d < 0 {
-			return nil, &apiError{Status: http.StatusBadRequest, Code: "invalid",
+			return nil, &httperr.Error{Status: http.StatusBadRequest, Code: "invalid",
 				Message: "retention.max_age must be a duration like \"24h\"",
 				Fields:  []api.FieldError{{Field: "retention.max_age", Message: "must be a duration like \"24h\""}}}
 		}
@@ -144,7 +145,7 @@ func decodeCreateRequest(b []byte) (emitter.CreateRequest, error) {
 		return emitter.CreateRequest{}, err
 	}
 	if cr.Kind == "" {
-		return emitter.CreateRequest{}, &apiError{Status: http.StatusBadRequest, Code: "invalid",
+		return emitter.CreateRequest{}, &httperr.Error{Status: http.StatusBadRequest, Code: "invalid",
 			Message: "kind is required", Fields: []api.FieldError{{Field: "kind", Message: "is required"}}}
 	}
 	ret, err := toRetention(cr.Retention)

@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/cloudwego/hertz/pkg/app"
+
+	"github.com/sidestream/sidestream/sidecar/internal/httperr"
 )
 
 // door checks every request before its route (or the answer for no
@@ -24,7 +26,7 @@ func (s *Server) door(ctx context.Context, c *app.RequestContext) {
 	c.Next(ctx)
 }
 
-func (s *Server) checkDoor(c *app.RequestContext) *apiError {
+func (s *Server) checkDoor(c *app.RequestContext) *httperr.Error {
 	if hasDotSegment(string(c.Request.URI().PathOriginal())) {
 		return badRequest("invalid_path", "the path must not contain . or .. segments, encoded or not")
 	}

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"runtime/debug"
@@ -12,128 +11,26 @@ import (
 
 	"github.com/cloudwego/hertz/pkg/app"
 
-	"github.com/sidestream/sidestream/core/cluster"
-	"github.com/sidestream/sidestream/core/emitter"
-	"github.com/sidestream/sidestream/core/filter"
-	"github.com/sidestream/sidestream/core/stream"
-	"github.com/sidestream/sidestream/core/tracker"
 	"github.com/sidestream/sidestream/sidecar/api"
-	"github.com/sidestream/sidestream/sidecar/internal/auth"
-	"github.com/sidestream/sidestream/sidecar/internal/crosssite"
+	"github.com/sidestream/sidestream/sidecar/internal/httperr"
 )
 
-// apiError is an error with its HTTP answer. Handlers return it for
-// request problems they detect themselves; everything else is mapped in
-// errorFor.
-type apiError struct {
-	Status  int
-	Code    string
-	Message string
-	Fields  []api.FieldError
-	allow   string
+func badRequest(code, format string, args ...any) *httperr.Error {
+	return httperr.New(http.StatusBadRequest, code, format, args...)
 }
 
-// body is the answer's JSON: api.ErrorBody, the one error shape.
-func (e *apiError) body() []byte {
-	return api.NewError(e.Code, e.Message, e.Fields...).Encode()
+func notFound(format string, args ...any) *httperr.Error {
+	return httperr.New(http.StatusNotFound, "not_found", format, args...)
 }
 
-func (e *apiError) Error() string { return e.Code + ": " + e.Message }
-
-func badRequest(code, format string, args ...any) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-func notFound(format string, args ...any) *apiError {
-	return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: fmt.Sprintf(format, args...)}
-}
-
-// errorFor is the one place that maps errors to HTTP answers.
-func errorFor(err error) *apiError {
-	var (
-		ae *apiError
-		ve *emitter.ValidationError
-		ce *emitter.CommandError
-		fe *filter.Error
-	)
-	switch {
-	case errors.As(err, &ae):
-		return ae
-	case errors.As(err, &ve):
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid", Message: ve.Error(), Fields: fieldsOut(ve.Fields)}
-	case errors.As(err, &ce):
-		code := ce.Code
-		if code == "" {
-			code = "command_failed"
-		}
-		return &apiError{Status: http.StatusBadRequest, Code: code, Message: ce.Message}
-	case errors.As(err, &fe):
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid_filter", Message: fe.Error(),
-			Fields: []api.FieldError{{Field: "filter", Message: fe.Error()}}}
-	case errors.Is(err, emitter.ErrUnknownCommand):
-		return &apiError{Status: http.StatusNotFound, Code: "unknown_command", Message: err.Error()}
-	case errors.Is(err, emitter.ErrNotFound), errors.Is(err, stream.ErrNotFound):
-		return &apiError{Status: http.StatusNotFound, Code: "not_found", Message: err.Error()}
-	case errors.Is(err, emitter.ErrExists):
-		return &apiError{Status: http.StatusConflict, Code: "exists", Message: err.Error()}
-	case errors.Is(err, emitter.ErrUnknownKind):
-		return &apiError{Status: http.StatusBadRequest, Code: "unknown_kind", Message: err.Error()}
-	case errors.Is(err, tracker.ErrInvalidUser):
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid_user", Message: tracker.ErrInvalidUser.Error()}
-	case errors.Is(err, tracker.ErrInvalidData):
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid_data", Message: tracker.ErrInvalidData.Error()}
-	case errors.Is(err, auth.ErrUnauthenticated):
-		return &apiError{Status: http.StatusUnauthorized, Code: "unauthenticated", Message: err.Error()}
-	case errors.Is(err, crosssite.ErrHost):
-		return &apiError{Status: http.StatusForbidden, Code: "forbidden_host", Message: err.Error()}
-	case errors.Is(err, crosssite.ErrOrigin):
-		return &apiError{Status: http.StatusForbidden, Code: "forbidden_origin", Message: err.Error()}
-	case errors.Is(err, auth.ErrForbidden):
-		return &apiError{Status: http.StatusForbidden, Code: "insufficient_scope", Message: err.Error()}
-	case errors.Is(err, emitter.ErrUnavailable):
-		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: err.Error()}
-	case errors.Is(err, stream.ErrStoreUnavailable):
-		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "storage temporarily unavailable; retry later"}
-	case errors.Is(err, stream.ErrClosed):
-		return &apiError{Status: http.StatusServiceUnavailable, Code: "closed", Message: "stream closed"}
-	case errors.Is(err, cluster.ErrRemote):
-		return &apiError{Status: http.StatusBadGateway, Code: "remote_failed", Message: err.Error()}
-	case errors.Is(err, context.DeadlineExceeded):
-		return &apiError{Status: http.StatusGatewayTimeout, Code: "timeout", Message: "timed out"}
-	case errors.Is(err, context.Canceled):
-		return &apiError{Status: http.StatusServiceUnavailable, Code: "canceled", Message: "request canceled"}
-	default:
-		return &apiError{Status: http.StatusInternalServerError, Code: "internal", Message: "internal error"}
-	}
-}
-
-// fieldsOut maps the domain's field errors to the API's.
-func fieldsOut(fs []emitter.FieldError) []api.FieldError {
-	out := make([]api.FieldError, len(fs))
-	for i, f := range fs {
-		out[i] = api.FieldError{Field: f.Field, Message: f.Message}
-	}
-	return out
-}
-
-// writeError answers c with err's status and JSON body.
+// writeError answers c with err's status, headers and JSON body.
 func (s *Server) writeError(c *app.RequestContext, err error) {
-	ae := errorFor(err)
+	ae := httperr.For(err)
 	if ae.Status >= 500 {
 		s.log.Error("request failed", requestIDKey, requestID(c), "method", string(c.Method()), "path", string(c.Path()), "status", ae.Status, "err", err)
 	}
-	if ae.allow != "" {
-		c.Response.Header.Set("Allow", ae.allow)
-	}
-	if ae.Status == http.StatusServiceUnavailable {
-		// Every 503 is a state that passes (a full disk freed, a plugin
-		// restarted, a node back): say when to try again.
-		c.Response.Header.Set("Retry-After", api.RetryAfter)
-	}
-	if ae.Status == http.StatusUnauthorized {
-		c.Response.Header.Set("WWW-Authenticate", `Bearer realm="sidestream"`)
-	}
-	c.Data(ae.Status, jsonContentType, ae.body())
+	ae.SetHeaders(&c.Response.Header)
+	c.Data(ae.Status, jsonContentType, ae.Body().Encode())
 }
 
 // recoverMiddleware turns a handler panic into a 500 JSON answer and marks
@@ -157,7 +54,7 @@ func (s *Server) recoverMiddleware(ctx context.Context, c *app.RequestContext) {
 	c.Next(ctx)
 	if st := c.Response.StatusCode(); st >= 400 && len(c.Response.Body()) == 0 && !c.Response.IsBodyStream() &&
 		c.Response.GetHijackWriter() == nil {
-		s.writeError(c, &apiError{Status: st, Code: "bad_request", Message: http.StatusText(st)})
+		s.writeError(c, &httperr.Error{Status: st, Code: "bad_request", Message: http.StatusText(st)})
 	}
 }
 
@@ -177,7 +74,7 @@ func (s *Server) noRoute(_ context.Context, c *app.RequestContext) {
 			loc += "?" + string(q)
 		}
 		c.Response.Header.Set("Location", loc)
-		s.writeError(c, &apiError{Status: status, Code: "redirect", Message: fmt.Sprintf("%s is served at %s", path, other)})
+		s.writeError(c, &httperr.Error{Status: status, Code: "redirect", Message: fmt.Sprintf("%s is served at %s", path, other)})
 		return
 	}
 	s.writeError(c, notFound("no route %s %s", c.Method(), c.Path()))
@@ -203,10 +100,10 @@ func (s *Server) slashTwin(method, path string) (string, bool) {
 
 func (s *Server) noMethod(_ context.Context, c *app.RequestContext) {
 	allow := s.allowed(string(c.Path()))
-	s.writeError(c, &apiError{
+	s.writeError(c, &httperr.Error{
 		Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
 		Message: fmt.Sprintf("%s not allowed on %s (allowed: %s)", c.Method(), c.Path(), allow),
-		allow:   allow,
+		Allow:   allow,
 	})
 }
 

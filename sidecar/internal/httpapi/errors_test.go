@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/sidecar/api"
 )
 
@@ -117,15 +116,5 @@ func TestBodyTooLargeForHertz(t *testing.T) {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("status %d, want 413", resp.StatusCode)
-	}
-}
-
-// A store that cannot serve for now (its journal apply failing, e.g. on
-// a full disk) is a 503 the client may retry, not an internal error.
-func TestStoreUnavailableIs503(t *testing.T) {
-	t.Parallel()
-	err := fmt.Errorf("read history: %w", fmt.Errorf("bolt: apply: %w", stream.ErrStoreUnavailable))
-	if ae := errorFor(err); ae.Status != http.StatusServiceUnavailable || ae.Code != "unavailable" {
-		t.Fatalf("errorFor = %d %s, want 503 unavailable", ae.Status, ae.Code)
 	}
 }

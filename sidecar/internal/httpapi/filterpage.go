@@ -17,7 +17,7 @@ import (
 const maxFilterScan = 10 * maxPage
 
 // queryFilter reads ?filter= (nil: absent). A refused expression is a
-// *filter.Error, answered 400 by errorFor with its position.
+// *filter.Error, answered 400 by httperr.For with its position.
 func (s *Server) queryFilter(c *app.RequestContext) (*filter.Filter, error) {
 	q, ok := c.GetQuery("filter")
 	if !ok {

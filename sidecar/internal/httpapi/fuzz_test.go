@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"testing"
+
+	"github.com/sidestream/sidestream/sidecar/internal/httperr"
 )
 
 // Decoders never panic and answer every input with a request or a 4xx
@@ -44,11 +46,11 @@ func FuzzDecodeCreateRequest(f *testing.F) {
 
 func checkClientError(t *testing.T, b []byte, err error) {
 	t.Helper()
-	var ae *apiError
+	var ae *httperr.Error
 	if !errors.As(err, &ae) || ae.Status != 400 || ae.Code == "" || ae.Message == "" {
-		t.Fatalf("%q: error %v is not a 400 apiError", b, err)
+		t.Fatalf("%q: error %v is not a 400 httperr.Error", b, err)
 	}
-	if m := errorFor(err); m.Status != 400 {
+	if m := httperr.For(err); m.Status != 400 {
 		t.Fatalf("%q: mapped to %d", b, m.Status)
 	}
 }

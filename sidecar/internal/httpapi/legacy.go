@@ -11,6 +11,7 @@ import (
 
 	"github.com/sidestream/sidestream/core/event"
 	"github.com/sidestream/sidestream/sidecar/api"
+	"github.com/sidestream/sidestream/sidecar/internal/httperr"
 )
 
 // Page bounds of the history routes.
@@ -170,7 +171,7 @@ func (s *Server) trackPublish(ctx context.Context, c *app.RequestContext) error 
 	}
 	q, hasQuery := c.GetQuery("data")
 	if data == nil && !hasQuery {
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid", Message: "data is required (?data= or a JSON body)",
+		return &httperr.Error{Status: http.StatusBadRequest, Code: "invalid", Message: "data is required (?data= or a JSON body)",
 			Fields: []api.FieldError{{Field: "data", Message: "is required"}}}
 	}
 	user, err := trackUser(c, c.Param("user"))

@@ -10,11 +10,12 @@ import (
 	"github.com/sidestream/sidestream/core/filter"
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/sidecar/api"
+	"github.com/sidestream/sidestream/sidecar/internal/httperr"
 	"github.com/sidestream/sidestream/sidecar/internal/thin"
 )
 
-func fieldError(code, field, msg string) *apiError {
-	return &apiError{Status: http.StatusBadRequest, Code: code, Message: field + " " + msg,
+func fieldError(code, field, msg string) *httperr.Error {
+	return &httperr.Error{Status: http.StatusBadRequest, Code: code, Message: field + " " + msg,
 		Fields: []api.FieldError{{Field: field, Message: msg}}}
 }
 
@@ -101,7 +102,7 @@ func resumePosition(c *app.RequestContext) (stream.Position, error) {
 	for _, name := range []string{"last_event_id", "after"} {
 		seq, ok, err := queryUint(c, name)
 		if err != nil {
-			err.(*apiError).Code = "bad_last_event_id"
+			err.(*httperr.Error).Code = "bad_last_event_id"
 			return stream.Position{}, err
 		}
 		if ok {

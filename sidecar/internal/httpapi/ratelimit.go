@@ -9,12 +9,13 @@ import (
 	"github.com/cloudwego/hertz/pkg/app"
 
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
+	"github.com/sidestream/sidestream/sidecar/internal/httperr"
 	"github.com/sidestream/sidestream/sidecar/internal/ratelimit"
 )
 
 // rateLimited answers 429 with Retry-After when the request is a write
 // beyond its client's rate (Deps.Writes); nil otherwise.
-func (s *Server) rateLimited(c *app.RequestContext) *apiError {
+func (s *Server) rateLimited(c *app.RequestContext) *httperr.Error {
 	if s.d.Writes == nil || !isWrite(string(c.Method()), string(c.Path())) {
 		return nil
 	}
@@ -24,7 +25,7 @@ func (s *Server) rateLimited(c *app.RequestContext) *apiError {
 		return nil
 	}
 	c.Response.Header.Set("Retry-After", strconv.Itoa(secs))
-	return &apiError{Status: http.StatusTooManyRequests, Code: "rate_limited",
+	return &httperr.Error{Status: http.StatusTooManyRequests, Code: "rate_limited",
 		Message: "too many writes from this client; retry after " + strconv.Itoa(secs) + "s"}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
+	"github.com/sidestream/sidestream/sidecar/internal/httperr"
 	"github.com/sidestream/sidestream/web"
 )
 
@@ -205,7 +206,7 @@ func (s *Server) healthz(_ context.Context, c *app.RequestContext) error {
 
 func (s *Server) readyz(ctx context.Context, c *app.RequestContext) error {
 	if s.ctx.Err() != nil {
-		return &apiError{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "shutting down"}
+		return &httperr.Error{Status: http.StatusServiceUnavailable, Code: "unavailable", Message: "shutting down"}
 	}
 	if s.d.Ready != nil {
 		// Mapped like any error (errors.go): a store that cannot serve

@@ -14,6 +14,7 @@ import (
 	"github.com/sidestream/sidestream/core/guest"
 	"github.com/sidestream/sidestream/core/stream"
 	"github.com/sidestream/sidestream/core/tracker"
+	"github.com/sidestream/sidestream/sidecar/internal/httperr"
 	streamhttp "github.com/sidestream/sidestream/sidecar/internal/stream"
 )
 
@@ -69,7 +70,7 @@ var leanUpgrader = websocket.HertzUpgrader{ReadBufferSize: 1, WriteBufferPool: &
 // upgradeWith performs the handshake with up's buffer settings.
 func (s *Server) upgradeWith(ctx context.Context, c *app.RequestContext, up websocket.HertzUpgrader, fn func(*websocket.Conn)) error {
 	if !strings.EqualFold(c.Request.Header.Get("Upgrade"), "websocket") {
-		return &apiError{Status: http.StatusBadRequest, Code: "websocket_required", Message: "this route is a WebSocket: send an Upgrade: websocket request"}
+		return &httperr.Error{Status: http.StatusBadRequest, Code: "websocket_required", Message: "this route is a WebSocket: send an Upgrade: websocket request"}
 	}
 	if s.ctx.Err() != nil {
 		return stream.ErrClosed
@@ -79,7 +80,7 @@ func (s *Server) upgradeWith(ctx context.Context, c *app.RequestContext, up webs
 	// ("null" included), which the upgrader's own check cannot know.
 	up.CheckOrigin = func(*app.RequestContext) bool { return true }
 	up.Error = func(_ *app.RequestContext, status int, reason error) {
-		upErr = &apiError{Status: status, Code: "bad_handshake", Message: reason.Error()}
+		upErr = &httperr.Error{Status: status, Code: "bad_handshake", Message: reason.Error()}
 	}
 	err := up.Upgrade(c, fn)
 	if upErr != nil {

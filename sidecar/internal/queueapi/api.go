@@ -9,7 +9,6 @@ package queueapi
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -20,8 +19,8 @@ import (
 	"github.com/cloudwego/hertz/pkg/route"
 
 	"github.com/sidestream/sidestream/core/queue"
-	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
+	"github.com/sidestream/sidestream/sidecar/internal/httperr"
 	"github.com/sidestream/sidestream/sidecar/internal/ratelimit"
 )
 
@@ -116,81 +115,21 @@ func (api *API) Close(ctx context.Context) error {
 	}
 }
 
-// apiError is an error with its answer.
-type apiError struct {
-	Status  int
-	Code    string
-	Message string
-	Fields  []api.FieldError
-}
-
-func (e *apiError) Error() string { return e.Code + ": " + e.Message }
-
-// body is the answer's JSON, REST and WebSocket alike: the API's one
+// errorBody is an answer's JSON, REST and WebSocket alike: the API's one
 // error body, plus the title and description Zaqar clients read.
-func (e *apiError) body() encoded {
-	b := api.NewError(e.Code, e.Message, e.Fields...)
+func errorBody(e *httperr.Error) encoded {
+	b := e.Body()
 	b.Title, b.Description = http.StatusText(e.Status), e.Message
 	return b.Encode()
 }
 
-func errf(status int, code, format string, args ...any) *apiError {
-	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
-// errorFor maps every error to its status and code.
-func errorFor(err error) *apiError {
-	var (
-		ae *apiError
-		ve *queue.ValidationError
-	)
-	switch {
-	case errors.As(err, &ae):
-		return ae
-	case errors.As(err, &ve):
-		return &apiError{Status: http.StatusBadRequest, Code: "invalid", Message: ve.Error(),
-			Fields: []api.FieldError{{Field: ve.Field, Message: ve.Message}}}
-	case errors.Is(err, queue.ErrInvalid):
-		return errf(http.StatusBadRequest, "invalid", "%s", err)
-	case errors.Is(err, queue.ErrTooLarge):
-		return errf(http.StatusRequestEntityTooLarge, "too_large", "%s", err)
-	case errors.Is(err, queue.ErrQueueNotFound):
-		return errf(http.StatusNotFound, "queue_not_found", "%s", err)
-	case errors.Is(err, queue.ErrMessageNotFound):
-		return errf(http.StatusNotFound, "message_not_found", "%s", err)
-	case errors.Is(err, queue.ErrClaimNotFound):
-		return errf(http.StatusNotFound, "claim_not_found", "%s", err)
-	case errors.Is(err, queue.ErrClaimed):
-		return errf(http.StatusForbidden, "claimed", "%s", err)
-	case errors.Is(err, queue.ErrNotClaimedBy):
-		return errf(http.StatusForbidden, "not_claimed_by", "%s", err)
-	case errors.Is(err, auth.ErrUnauthenticated):
-		return errf(http.StatusUnauthorized, "unauthenticated", "%s", err)
-	case errors.Is(err, queue.ErrUnavailable):
-		return errf(http.StatusServiceUnavailable, "unavailable", "storage temporarily unavailable; retry later")
-	case errors.Is(err, queue.ErrClosed), errors.Is(err, context.Canceled):
-		return errf(http.StatusServiceUnavailable, "unavailable", "shutting down")
-	case errors.Is(err, context.DeadlineExceeded):
-		return errf(http.StatusGatewayTimeout, "timeout", "timed out")
-	default:
-		return errf(http.StatusInternalServerError, "internal", "internal error")
-	}
-}
-
 // writeError answers a REST request with {"error":{…}}.
 func (a *API) writeError(c *app.RequestContext, err error) {
-	ae := errorFor(err)
+	ae := httperr.For(err)
 	if ae.Status >= 500 {
 		a.log.Error("queue request failed", "path", string(c.Path()), "err", err)
 	}
-	if ae.Status == http.StatusServiceUnavailable {
-		// Every 503 is a state that passes (a full disk freed, a plugin
-		// restarted, a node back): say when to try again.
-		c.Response.Header.Set("Retry-After", api.RetryAfter)
-	}
-	if ae.Status == http.StatusUnauthorized {
-		c.Response.Header.Set("WWW-Authenticate", `Bearer realm="sidestream"`)
-	}
-	c.Data(ae.Status, "application/json; charset=utf-8", ae.body())
+	ae.SetHeaders(&c.Response.Header)
+	c.Data(ae.Status, "application/json; charset=utf-8", errorBody(ae))
 	c.Abort()
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sidestream/sidestream/sidecar/internal/httperr"
 	"github.com/sidestream/sidestream/sidecar/internal/jsonerr"
 	"github.com/sidestream/sidestream/sidecar/internal/jsonwalk"
 )
@@ -80,7 +81,7 @@ func (f *frame) header(name string) string {
 func reply(req []byte, status int, body any) []byte {
 	b, err := encode(body)
 	if err != nil {
-		status, b = 500, errf(500, "internal", "encode response").body()
+		status, b = 500, errorBody(httperr.New(500, "internal", "encode response"))
 	}
 	if body == nil {
 		b = []byte("{}")
@@ -100,8 +101,8 @@ func reply(req []byte, status int, body any) []byte {
 
 // errorReply answers req with err in the API's error shape.
 func errorReply(req []byte, err error) []byte {
-	ae := errorFor(err)
-	return reply(req, ae.Status, ae.body())
+	ae := httperr.For(err)
+	return reply(req, ae.Status, errorBody(ae))
 }
 
 // encoded is a JSON value built by hand, written as is instead of being

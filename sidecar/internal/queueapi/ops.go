@@ -10,6 +10,7 @@ import (
 
 	"github.com/sidestream/sidestream/core/queue"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
+	"github.com/sidestream/sidestream/sidecar/internal/httperr"
 )
 
 // who is the caller of one operation.
@@ -59,26 +60,26 @@ func (api *API) identify(p *auth.Principal, projectID, clientID string, o op) (w
 	w := who{tenant: projectID, clientID: clientID}
 	if api.a.Enabled() {
 		if p == nil {
-			return w, errf(http.StatusUnauthorized, "unauthenticated", "a bearer token is required")
+			return w, httperr.New(http.StatusUnauthorized, "unauthenticated", "a bearer token is required")
 		}
 		if !p.HasScope(o.scope) {
-			return w, errf(http.StatusForbidden, "insufficient_scope", "the token lacks scope %q", o.scope)
+			return w, httperr.New(http.StatusForbidden, "insufficient_scope", "the token lacks scope %q", o.scope)
 		}
 		switch {
 		case projectID == "":
 			w.tenant = p.Tenant
 		case projectID != p.Tenant:
-			return w, errf(http.StatusForbidden, "forbidden", "X-Project-Id does not match the token's tenant")
+			return w, httperr.New(http.StatusForbidden, "forbidden", "X-Project-Id does not match the token's tenant")
 		}
 	} else if projectID == "" {
-		return w, errf(http.StatusBadRequest, "missing_project_id", "the X-Project-Id header is required")
+		return w, httperr.New(http.StatusBadRequest, "missing_project_id", "the X-Project-Id header is required")
 	}
 	if err := queue.CheckTenant(w.tenant); err != nil {
 		return w, err
 	}
 	if o.client {
 		if err := queue.CheckClientID(clientID); err != nil {
-			return w, errf(http.StatusBadRequest, "invalid_client_id", "%s", err)
+			return w, httperr.New(http.StatusBadRequest, "invalid_client_id", "%s", err)
 		}
 	}
 	return w, nil

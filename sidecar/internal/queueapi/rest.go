@@ -17,6 +17,7 @@ import (
 	"github.com/sidestream/sidestream/core/queue"
 	"github.com/sidestream/sidestream/sidecar/api"
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
+	"github.com/sidestream/sidestream/sidecar/internal/httperr"
 	"github.com/sidestream/sidestream/sidecar/internal/jsonerr"
 )
 
@@ -83,7 +84,7 @@ func (api *API) rest(action string, body bool, fill fillFunc) app.HandlerFunc {
 func decodeObject(raw []byte, v any) error {
 	t := bytes.TrimSpace(raw)
 	if len(t) == 0 || t[0] != '{' {
-		return errf(http.StatusBadRequest, "malformed_json", "the body must be a JSON object")
+		return httperr.New(http.StatusBadRequest, "malformed_json", "the body must be a JSON object")
 	}
 	if err := json.Unmarshal(t, v); err != nil {
 		return decodeError(err)
@@ -93,9 +94,9 @@ func decodeObject(raw []byte, v any) error {
 
 // decodeError answers a decode error in plain words (jsonerr), naming
 // the field, never a Go type.
-func decodeError(err error) *apiError {
+func decodeError(err error) *httperr.Error {
 	p := jsonerr.Describe(err)
-	ae := errf(http.StatusBadRequest, "malformed_json", "%s", p.Message)
+	ae := httperr.New(http.StatusBadRequest, "malformed_json", "%s", p.Message)
 	if p.Field != "" {
 		ae.Fields = []api.FieldError{{Field: p.Field, Message: p.Detail}}
 	}
@@ -109,8 +110,8 @@ func writeJSON(c *app.RequestContext, status int, out any) {
 	}
 	b, err := encode(out)
 	if err != nil {
-		ae := errf(http.StatusInternalServerError, "internal", "encode response")
-		c.Data(ae.Status, "application/json; charset=utf-8", ae.body())
+		ae := httperr.New(http.StatusInternalServerError, "internal", "encode response")
+		c.Data(ae.Status, "application/json; charset=utf-8", errorBody(ae))
 		c.Abort()
 		return
 	}
@@ -162,7 +163,7 @@ func (api *API) patchQueue(ctx context.Context, c *app.RequestContext) {
 		return
 	}
 	if !jsonPatchType(string(c.ContentType())) {
-		api.writeError(c, errf(http.StatusUnsupportedMediaType, "unsupported_media_type",
+		api.writeError(c, httperr.New(http.StatusUnsupportedMediaType, "unsupported_media_type",
 			"a queue update is a JSON patch: send Content-Type %s", jsonPatchTypes[0]))
 		return
 	}

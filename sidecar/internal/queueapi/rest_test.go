@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sidestream/sidestream/core/queue"
 	"github.com/sidestream/sidestream/sidecar/api"
 )
 
@@ -303,16 +302,6 @@ func TestRESTTenantIsolation(t *testing.T) {
 	}
 	if r := e.do("GET", "/v2/queues/shared/messages", ``, ro); r.code != http.StatusOK {
 		t.Fatalf("read-only token listing: %d", r.code)
-	}
-}
-
-// A driver that cannot serve for now (its store's journal apply failing,
-// e.g. on a full disk) is a 503 the client may retry, not a 500.
-func TestUnavailableStorageIs503(t *testing.T) {
-	t.Parallel()
-	err := fmt.Errorf("post: %w", fmt.Errorf("bolt: apply: %w", queue.ErrUnavailable))
-	if ae := errorFor(err); ae.Status != http.StatusServiceUnavailable || ae.Code != "unavailable" {
-		t.Fatalf("errorFor = %d %s, want 503 unavailable", ae.Status, ae.Code)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/sidecar/internal/httperr"
 )
 
 // subscription pushes a queue's messages to one connection as they
@@ -78,7 +79,7 @@ func (s *session) subscribe(f frame) []byte {
 	s.mu.Lock()
 	if len(s.subs) >= s.api.o.MaxSubscriptions {
 		s.mu.Unlock()
-		return errorReply(f.raw, errf(http.StatusBadRequest, "too_many_subscriptions", "at most %d subscriptions per connection", s.api.o.MaxSubscriptions))
+		return errorReply(f.raw, httperr.New(http.StatusBadRequest, "too_many_subscriptions", "at most %d subscriptions per connection", s.api.o.MaxSubscriptions))
 	}
 	s.subs[sub.id] = sub
 	s.mu.Unlock()

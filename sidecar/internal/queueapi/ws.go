@@ -17,6 +17,7 @@ import (
 	"github.com/hertz-contrib/websocket"
 
 	"github.com/sidestream/sidestream/sidecar/internal/auth"
+	"github.com/sidestream/sidestream/sidecar/internal/httperr"
 	"github.com/sidestream/sidestream/sidecar/internal/ratelimit"
 	"github.com/sidestream/sidestream/sidecar/internal/wire"
 )
@@ -27,7 +28,7 @@ import (
 // on the upgrade request are defaults for frames that omit them.
 func (api *API) serveWS(ctx context.Context, c *app.RequestContext) {
 	if !strings.EqualFold(string(c.GetHeader("Upgrade")), "websocket") {
-		api.writeError(c, errf(http.StatusBadRequest, "websocket_required", "this route is a WebSocket: send an Upgrade: websocket request"))
+		api.writeError(c, httperr.New(http.StatusBadRequest, "websocket_required", "this route is a WebSocket: send an Upgrade: websocket request"))
 		return
 	}
 	var p *auth.Principal
@@ -43,14 +44,14 @@ func (api *API) serveWS(ctx context.Context, c *app.RequestContext) {
 	}
 	project, client := string(c.GetHeader("X-Project-Id")), string(c.GetHeader("Client-ID"))
 	if !api.enter() {
-		api.writeError(c, errf(http.StatusServiceUnavailable, "unavailable", "shutting down"))
+		api.writeError(c, httperr.New(http.StatusServiceUnavailable, "unavailable", "shutting down"))
 		return
 	}
 	var upErr error
 	up := websocket.HertzUpgrader{
 		CheckOrigin: func(*app.RequestContext) bool { return true }, // bearer tokens, not cookies alone, carry authority
 		Error: func(_ *app.RequestContext, status int, reason error) {
-			upErr = errf(status, "bad_handshake", "%s", reason)
+			upErr = httperr.New(status, "bad_handshake", "%s", reason)
 		},
 	}
 	// On success the session runs later, on the hijacked connection, after
@@ -62,7 +63,7 @@ func (api *API) serveWS(ctx context.Context, c *app.RequestContext) {
 		s.run()
 	})
 	if upErr == nil && err != nil {
-		upErr = errf(http.StatusBadRequest, "bad_handshake", "%s", err)
+		upErr = httperr.New(http.StatusBadRequest, "bad_handshake", "%s", err)
 	}
 	if upErr != nil {
 		api.wg.Done()
@@ -180,22 +181,22 @@ func (s *session) readLoop() {
 			if _, err := io.Copy(io.Discard, r); err != nil {
 				return
 			}
-			s.send(errorReply(nil, errf(http.StatusRequestEntityTooLarge, "too_large", "frames are limited to %d bytes", s.api.o.MaxBodyBytes)))
+			s.send(errorReply(nil, httperr.New(http.StatusRequestEntityTooLarge, "too_large", "frames are limited to %d bytes", s.api.o.MaxBodyBytes)))
 			continue
 		}
 		if mt != websocket.TextMessage {
-			s.send(errorReply(nil, errf(http.StatusBadRequest, "unsupported_frame", "only text frames holding JSON are accepted")))
+			s.send(errorReply(nil, httperr.New(http.StatusBadRequest, "unsupported_frame", "only text frames holding JSON are accepted")))
 			continue
 		}
 		if !utf8.Valid(data) {
 			// Refused at the door, as REST bodies are: stored, it would
 			// be delivered in text frames no client can read.
-			s.send(errorReply(nil, errf(http.StatusBadRequest, "invalid_utf8", "the frame is not valid UTF-8 (JSON text must be)")))
+			s.send(errorReply(nil, httperr.New(http.StatusBadRequest, "invalid_utf8", "the frame is not valid UTF-8 (JSON text must be)")))
 			continue
 		}
 		f, err := decodeFrame(data)
 		if err != nil {
-			s.send(errorReply(validJSON(data), errf(http.StatusBadRequest, "malformed_frame", "%s", err)))
+			s.send(errorReply(validJSON(data), httperr.New(http.StatusBadRequest, "malformed_frame", "%s", err)))
 			continue
 		}
 		select {
@@ -339,7 +340,7 @@ func (s *session) handle(f frame) []byte {
 	}
 	o, ok := ops[f.Action]
 	if !ok {
-		return errorReply(f.raw, errf(http.StatusBadRequest, "unknown_action", "unknown action %q", f.Action))
+		return errorReply(f.raw, httperr.New(http.StatusBadRequest, "unknown_action", "unknown action %q", f.Action))
 	}
 	w, err := s.identify(f, o)
 	if err != nil {
@@ -350,7 +351,7 @@ func (s *session) handle(f frame) []byte {
 		key := s.limitKey
 		s.mu.Unlock()
 		if ok, secs := s.api.o.Writes.Allow(key, time.Now()); !ok {
-			return errorReply(f.raw, errf(http.StatusTooManyRequests, "rate_limited",
+			return errorReply(f.raw, httperr.New(http.StatusTooManyRequests, "rate_limited",
 				"too many writes from this client; retry after %ds", secs))
 		}
 	}
