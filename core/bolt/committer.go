@@ -55,22 +55,43 @@ var reqPool = sync.Pool{New: func() any { return &request{done: make(chan error,
 // returns once that transaction is committed. If ctx ends before the
 // committer takes the append, Commit returns ctx's error and nothing is
 // written; once taken, Commit waits for the outcome.
-func (s *Store) Commit(ctx context.Context, a stream.Append) (err error) {
-	if s.opts.Trace != nil {
-		var end func(error)
-		ctx, end = s.opts.Trace(ctx, "store.commit")
-		defer func() { end(err) }()
-	}
-	size, err := checkAppend(&a)
+func (s *Store) Commit(ctx context.Context, a stream.Append) error {
+	wait, err := s.Submit(ctx, a)
 	if err != nil {
 		return err
 	}
+	return wait()
+}
+
+// Submit is Commit in two steps (stream.Submitter): it returns once the
+// committer holds a, so appends submitted one after the other commit in
+// that order, and wait returns the outcome. An append of a stream whose
+// events come after those of its failed append is refused (ErrFenced).
+func (s *Store) Submit(ctx context.Context, a stream.Append) (wait func() error, err error) {
+	end := func(error) {}
+	if s.opts.Trace != nil {
+		ctx, end = s.opts.Trace(ctx, "store.commit")
+	}
+	size, err := checkAppend(&a)
+	if err != nil {
+		end(err)
+		return nil, err
+	}
 	r := reqPool.Get().(*request)
 	r.a, r.size = a, size
-	err = s.submit(ctx, r)
-	*r = request{done: r.done}
-	reqPool.Put(r)
-	return err
+	if err := s.send(ctx, r); err != nil {
+		end(err)
+		*r = request{done: r.done}
+		reqPool.Put(r)
+		return nil, err
+	}
+	return func() error {
+		err := <-r.done
+		end(err)
+		*r = request{done: r.done}
+		reqPool.Put(r)
+		return err
+	}, nil
 }
 
 // write runs op through the committer like an append, after every
@@ -117,6 +138,14 @@ func (s *Store) journalEntry(ctx context.Context, entry []byte, journaled func(r
 // a successful send means the committer holds r, which makes "taken" a
 // precise point for ctx and Close; waiting senders are the next group.
 func (s *Store) submit(ctx context.Context, r *request) error {
+	if err := s.send(ctx, r); err != nil {
+		return err
+	}
+	return <-r.done
+}
+
+// send is submit up to the point where the committer holds r.
+func (s *Store) send(ctx context.Context, r *request) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -125,12 +154,12 @@ func (s *Store) submit(ctx context.Context, r *request) error {
 	}
 	select {
 	case s.reqs <- r:
+		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-s.quit:
 		return ErrClosed
 	}
-	return <-r.done
 }
 
 // run is the committer: it takes one request, then everything else that
@@ -319,6 +348,9 @@ func split(g []*request) (journaled, ops []*request) {
 // journalGroup makes g durable as one journal record and acknowledges
 // it; the applier writes it into the B-tree later.
 func (s *Store) journalGroup(g []*request) {
+	if g = s.fenceOut(g); len(g) == 0 {
+		return
+	}
 	if err := storageErr(s.makeJournalRoom()); err != nil {
 		for _, r := range g {
 			s.ack(r, err)
@@ -427,6 +459,9 @@ func (s *Store) ack(r *request, err error) {
 	switch {
 	case err != nil:
 		s.stats.failed.Add(1)
+		if r.op == nil && r.entry == nil {
+			s.fence.failed(&r.a)
+		}
 	case r.op == nil && r.entry == nil:
 		s.stats.appends.Add(1)
 		s.stats.events.Add(uint64(len(r.a.Events)))

@@ -77,3 +77,45 @@ func TestStorageErrMapsOnlyFullDisks(t *testing.T) {
 		}
 	}
 }
+
+// An append whose events follow those of a failed append of its stream
+// is refused, even though the disk has room again: a stream keeps a
+// second commit in flight, and keeping it would leave a hole. The failed
+// seqs, handed out again, commit, and lift the fence; other streams are
+// never held.
+func TestAppendBehindAFailedOneIsFenced(t *testing.T) {
+	t.Parallel()
+	path := tempPath(t)
+	s := openT(t, path, Options{})
+	ctx := testCtx(t)
+	commitT(t, s, stream.Append{Stream: "s", Events: events("s", 1, 2), Head: 2})
+	full, err := os.OpenFile("/dev/full", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatalf("open /dev/full (Linux always has it): %v", err)
+	}
+	defer full.Close()
+	real := s.jr.f
+	s.jr.f = full // swapped between commits: see the test above
+	err = s.Commit(ctx, stream.Append{Stream: "s", Events: events("s", 3, 2), Head: 4})
+	s.jr.f = real
+	if !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("commit on a full disk: %v, want ErrNoSpace", err)
+	}
+	s.jr.alloc = s.jr.size
+
+	err = s.Commit(ctx, stream.Append{Stream: "s", Events: events("s", 5, 1), Head: 5})
+	if !errors.Is(err, ErrFenced) || !errors.Is(err, stream.ErrStoreUnavailable) {
+		t.Fatalf("append after the failed one: %v, want ErrFenced (unavailable)", err)
+	}
+	commitT(t, s, stream.Append{Stream: "other", Events: events("other", 7, 1), Head: 7})
+	commitT(t, s, stream.Append{Stream: "s", Checkpoint: &stream.Checkpoint{Emitter: "e", Value: []byte("x")}})
+	commitT(t, s, stream.Append{Stream: "s", Events: events("s", 3, 1), Head: 3})
+	commitT(t, s, stream.Append{Stream: "s", Events: events("s", 4, 1), Head: 4})
+	closeT(t, s)
+
+	s = openT(t, path, Options{})
+	evs, err := s.ReadAfter(testCtx(t), "s", 0, 10)
+	if err != nil || fmt.Sprint(seqs(evs)) != "[1 2 3 4]" {
+		t.Fatalf("after reopen: %v %v, want [1 2 3 4]", seqs(evs), err)
+	}
+}

@@ -156,6 +156,7 @@ type Store struct {
 	// a queue entry (committer only): queue ops wait for it.
 	lastQueueRec uint64
 	entryOffs    []int // committer scratch: where a group's entries start
+	fence        fence // appends behind a failed one (fence.go)
 	// queueApplied, once a queue driver exists, is told how many
 	// journal records are in the B-tree, before readers waiting for
 	// them are (see QueueDriver.applied).

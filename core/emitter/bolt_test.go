@@ -35,6 +35,14 @@ func (f *fullDisk) Commit(ctx context.Context, a stream.Append) error {
 	return f.Store.Commit(ctx, a)
 }
 
+// Submit fails like Commit: the stream submits through it.
+func (f *fullDisk) Submit(ctx context.Context, a stream.Append) (func() error, error) {
+	if f.full.Load() {
+		return nil, errDiskFull
+	}
+	return f.Store.Submit(ctx, a)
+}
+
 func (f *fullDisk) Checkpoint(ctx context.Context, id string) ([]byte, error) {
 	if f.full.Load() {
 		return nil, errDiskFull

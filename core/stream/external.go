@@ -56,7 +56,7 @@ func (h *Hub) OpenExternal(ctx context.Context, name string, cfg Config, src Ext
 		src.Release()
 		return externalOrErr(s)
 	}
-	s := newStream(name, cfg, nil, head)
+	s := newStream(name, cfg, nil, head, 1)
 	s.hist, s.ext = src, src
 	s.onPublish, s.wakeLinger = h.opts.OnPublish, h.opts.WakeLinger
 	s.lastUsed.Store(time.Now().UnixNano())

@@ -27,6 +27,11 @@ type HubOptions struct {
 	// costs each subscriber one write per linger, not one per event.
 	// Subscribers still busy writing see new events without a wake-up.
 	WakeLinger time.Duration
+	// CommitsInFlight is how many commits of one stream may be in the
+	// store at once when the store is a Submitter (default 2; 1: one at
+	// a time). A caller then waits for about one commit instead of the
+	// rest of the running one plus its own.
+	CommitsInFlight int
 }
 
 // Hub holds the open streams by name and prunes their history.
@@ -50,6 +55,9 @@ func NewHub(store Store, log *slog.Logger, opts HubOptions) *Hub {
 	}
 	if opts.ExternalIdle <= 0 {
 		opts.ExternalIdle = time.Minute
+	}
+	if opts.CommitsInFlight <= 0 {
+		opts.CommitsInFlight = defaultCommitsInFlight
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Hub{store: store, log: log, opts: opts, streams: map[string]*Stream{}, cancel: cancel}
@@ -77,7 +85,7 @@ func (h *Hub) Open(ctx context.Context, name string, cfg Config) (*Stream, error
 	if s, ok := h.streams[name]; ok {
 		return s, nil
 	}
-	s := newStream(name, cfg, h.store, head)
+	s := newStream(name, cfg, h.store, head, h.opts.CommitsInFlight)
 	s.onPublish, s.wakeLinger = h.opts.OnPublish, h.opts.WakeLinger
 	h.streams[name] = s
 	return s, nil

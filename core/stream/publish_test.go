@@ -198,6 +198,11 @@ type slowStore struct {
 	cps []int
 }
 
+// Submit keeps the stream's pipelined commits going through Commit.
+func (s *slowStore) Submit(ctx context.Context, a stream.Append) (func() error, error) {
+	return s.Store.SubmitVia(ctx, a, s.Commit)
+}
+
 func (s *slowStore) Commit(ctx context.Context, a stream.Append) error {
 	time.Sleep(50 * time.Microsecond)
 	if err := s.Store.Commit(ctx, a); err != nil {

@@ -78,9 +78,20 @@ type Stream struct {
 	// durableCP is the checkpoint of the newest successful commit that
 	// carried one (nil: none since the stream was opened).
 	durableCP *Checkpoint
-	// flushDone is non-nil while a flush runs (or its leader is yet to
-	// start it) and is closed when the queue is empty again.
+	// flushDone is non-nil while appends are queued or commits are in
+	// flight, and is closed once both are none again.
 	flushDone chan struct{}
+	// flights are the commits submitted to the store and not yet
+	// settled, oldest first (flush.go); submitting is set while one
+	// goroutine submits the next, so the store takes them in order.
+	flights    []*flight
+	submitting bool
+	// broken is the failure of a flight whose followers are still in
+	// the store: nothing new is submitted until they settled (they fail).
+	broken error
+	// depth is how many commits may be in flight (1 without a Submitter).
+	depth     int
+	submitter Submitter
 
 	// rmu guards what readers see.
 	rmu       sync.RWMutex
@@ -115,7 +126,7 @@ type pending struct {
 	done   chan error
 }
 
-func newStream(name string, cfg Config, store Store, head uint64) *Stream {
+func newStream(name string, cfg Config, store Store, head uint64, inFlight int) *Stream {
 	size := uint64(defaultRingSize)
 	if cfg.RingSize > 0 {
 		size = 1
@@ -123,13 +134,18 @@ func newStream(name string, cfg Config, store Store, head uint64) *Stream {
 			size <<= 1
 		}
 	}
-	return &Stream{
+	st := &Stream{
 		name: name, cfg: cfg, store: store, hist: store,
 		last: head, lease: head,
 		ring: make([]*event.Event, size), mask: size - 1,
 		head: head, ringStart: head + 1,
 		notify: make(chan struct{}),
+		depth:  1,
 	}
+	if sub, ok := store.(Submitter); ok && inFlight > 1 {
+		st.submitter, st.depth = sub, inFlight
+	}
+	return st
 }
 
 // Name returns the stream's name.
@@ -207,22 +223,20 @@ func (s *Stream) Enqueue(drafts []event.Draft, cp *Checkpoint) (last uint64, wai
 	}
 	p := &pending{events: events, append: a, done: make(chan error, 1)}
 	s.queue = append(s.queue, p)
-	leader := s.flushDone == nil
-	if leader {
+	if s.flushDone == nil {
 		s.flushDone = make(chan struct{})
 	}
+	leader := s.claimSubmitLocked()
 	s.mu.Unlock()
 
 	return last, func(ctx context.Context) error {
 		if leader {
 			// The leader commits whatever its own ctx says: others wait on
-			// it. Its own append is in the first batch, so it returns after
-			// that batch and hands the rest of the queue to a goroutine: a
-			// leader is never held hostage by later publishers.
-			bg := context.WithoutCancel(ctx)
-			if s.flushBatch(bg) {
-				go s.flush(bg)
-			}
+			// it. Its own append is in the batch it submits, so it returns
+			// after that batch; later batches are submitted by whoever
+			// queues or settles next: a leader is never held hostage by
+			// later publishers.
+			s.commitNext(context.WithoutCancel(ctx), false)
 			return <-p.done
 		}
 		select {
@@ -246,119 +260,6 @@ func (s *Stream) assign(drafts []event.Draft) []*event.Event {
 		events[i] = &event.Event{Stream: s.name, Seq: s.last, Type: d.Type, Time: t.UTC(), Data: d.Data}
 	}
 	return events
-}
-
-// flush commits batches until the queue is empty.
-func (s *Stream) flush(ctx context.Context) {
-	for s.flushBatch(ctx) {
-	}
-}
-
-// flushBatch is run by one flusher at a time: it merges every queued
-// append into one commit, so concurrent publishers of a stream share a
-// transaction, and makes their events visible in order. It reports whether
-// more appends were queued meanwhile; if not, the flush is over.
-func (s *Stream) flushBatch(ctx context.Context) (more bool) {
-	s.mu.Lock()
-	batch := s.queue
-	s.queue = nil
-	s.mu.Unlock()
-
-	merged := mergeAppends(s.name, batch)
-	var err error
-	if len(merged.Events) > 0 || merged.Head != 0 || merged.Checkpoint != nil {
-		err = s.store.Commit(ctx, merged)
-	}
-	if err != nil {
-		err = fmt.Errorf("commit %s: %w", s.name, err)
-	} else {
-		s.rmu.Lock()
-		for _, p := range batch {
-			s.makeVisibleLocked(p.events)
-		}
-		s.rmu.Unlock()
-	}
-
-	s.mu.Lock()
-	if err == nil {
-		if !s.cfg.Persist {
-			s.lease = max(s.lease, merged.Head)
-		}
-		if merged.Checkpoint != nil {
-			s.durableCP = merged.Checkpoint
-		}
-	} else {
-		batch = s.rollbackLocked(batch, err)
-	}
-	more = len(s.queue) > 0
-	if !more {
-		close(s.flushDone)
-		s.flushDone = nil
-	}
-	s.mu.Unlock()
-	for _, p := range batch {
-		p.done <- err
-	}
-	return more
-}
-
-// rollbackLocked undoes a failed commit so that it leaves no trace: the
-// appends queued behind it fail too (their seqs follow the failed ones and
-// their checkpoints may build on the failed one), and seqs continue from
-// the last visible one, so the next success has no hole (s.mu held). It
-// returns every append to answer with the failure.
-func (s *Stream) rollbackLocked(batch []*pending, err error) []*pending {
-	batch = append(batch, s.queue...)
-	s.queue = nil
-	s.rmu.RLock()
-	s.last = s.head
-	s.rmu.RUnlock()
-	s.failed = err
-	return batch
-}
-
-// Recover takes the mark a failed commit left: failed reports whether a
-// commit failed since the last call, and durable is the checkpoint of the
-// newest successful commit since the stream was opened (nil: none), which
-// is what an emitter must continue from. Appends with a checkpoint are
-// accepted again afterwards.
-func (s *Stream) Recover() (durable *Checkpoint, failed bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	failed = s.failed != nil
-	s.failed = nil
-	return s.durableCP, failed
-}
-
-// waitFlushed returns once no commit of the stream is queued or running.
-func (s *Stream) waitFlushed(ctx context.Context) error {
-	s.mu.Lock()
-	done := s.flushDone
-	s.mu.Unlock()
-	if done == nil {
-		return nil
-	}
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("wait for commits of %s: %w", s.name, ctx.Err())
-	}
-}
-
-func mergeAppends(name string, batch []*pending) Append {
-	if len(batch) == 1 {
-		return batch[0].append
-	}
-	merged := Append{Stream: name}
-	for _, p := range batch {
-		merged.Events = append(merged.Events, p.append.Events...)
-		merged.Head = max(merged.Head, p.append.Head)
-		if p.append.Checkpoint != nil {
-			merged.Checkpoint = p.append.Checkpoint
-		}
-	}
-	return merged
 }
 
 func (s *Stream) makeVisible(events []*event.Event) {

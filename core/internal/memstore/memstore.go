@@ -8,6 +8,7 @@ package memstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"sync"
 	"time"
@@ -24,6 +25,9 @@ var (
 
 // ErrInjected is what Commit returns while failures are switched on.
 var ErrInjected = errors.New("memstore: injected commit failure")
+
+// ErrFenced refuses an append that follows a failed one of its stream.
+var ErrFenced = fmt.Errorf("memstore: append follows a failed one: %w", stream.ErrStoreUnavailable)
 
 // PruneCall records one Prune.
 type PruneCall struct {
@@ -43,6 +47,11 @@ type Store struct {
 	fail    error
 	gate    *Gate
 	prunes  []PruneCall
+	// fenced is, per stream, the first seq of a failed append with
+	// events: later appends after it are refused (stream.Submitter).
+	fenced  map[string]uint64
+	tail    chan struct{} // closed when the last Submit's commit ended
+	submits int
 }
 
 // New returns an empty store.
@@ -52,6 +61,7 @@ func New() *Store {
 		heads:   map[string]uint64{},
 		cps:     map[string][]byte{},
 		specs:   map[string]emitter.Spec{},
+		fenced:  map[string]uint64{},
 	}
 }
 
@@ -132,8 +142,8 @@ func (s *Store) Commit(ctx context.Context, a stream.Append) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.fail != nil {
-		return s.fail
+	if err := s.fenceLocked(a); err != nil {
+		return err
 	}
 	head := max(s.heads[a.Stream], a.Head)
 	for _, e := range a.Events {
@@ -150,6 +160,66 @@ func (s *Store) Commit(ctx context.Context, a stream.Append) error {
 	}
 	s.commits++
 	return nil
+}
+
+// fenceLocked fails a while failures are injected, and refuses it when
+// its events come after those of a failed append of its stream, as the
+// bolt store does (s.mu held).
+func (s *Store) fenceLocked(a stream.Append) error {
+	err := s.fail
+	if len(a.Events) == 0 {
+		return err
+	}
+	first := a.Events[0].Seq
+	if failed, ok := s.fenced[a.Stream]; ok && err == nil {
+		if first > failed {
+			err = ErrFenced
+		} else {
+			delete(s.fenced, a.Stream)
+		}
+	}
+	if err != nil {
+		if failed, ok := s.fenced[a.Stream]; !ok || first < failed {
+			s.fenced[a.Stream] = first
+		}
+	}
+	return err
+}
+
+// Submit implements stream.Submitter: commits run in the order of their
+// Submits, each on a goroutine of its own once the one before it ended.
+func (s *Store) Submit(ctx context.Context, a stream.Append) (wait func() error, err error) {
+	return s.SubmitVia(ctx, a, s.Commit)
+}
+
+// SubmitVia is Submit with commit in place of Commit, in the same order:
+// for a test's wrapper that overrides Commit (a wrapper embedding Store
+// would otherwise have Submit bypass it).
+func (s *Store) SubmitVia(ctx context.Context, a stream.Append, commit func(context.Context, stream.Append) error) (wait func() error, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	prev, mine := s.tail, make(chan struct{})
+	s.tail = mine
+	s.submits++
+	s.mu.Unlock()
+	res := make(chan error, 1)
+	go func() {
+		defer close(mine)
+		if prev != nil {
+			<-prev
+		}
+		res <- commit(ctx, a)
+	}()
+	return func() error { return <-res }, nil
+}
+
+// Submits returns how many appends were submitted (Submit) so far.
+func (s *Store) Submits() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.submits
 }
 
 // ReadAfter implements stream.History.

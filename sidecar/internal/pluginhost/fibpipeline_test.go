@@ -39,6 +39,17 @@ func (g *gatedStore) Commit(ctx context.Context, a stream.Append) error {
 	return g.Store.Commit(ctx, a)
 }
 
+// Submit holds like Commit: the stream submits through it.
+func (g *gatedStore) Submit(ctx context.Context, a stream.Append) (func() error, error) {
+	if g.armed.CompareAndSwap(true, false) {
+		g.entered <- struct{}{}
+		if err := <-g.outcome; err != nil {
+			return nil, err
+		}
+	}
+	return g.Store.Submit(ctx, a)
+}
+
 // countingRunner counts the commands the plugin has answered.
 type countingRunner struct {
 	*Host
