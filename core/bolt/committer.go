@@ -164,9 +164,10 @@ func (s *Store) send(ctx context.Context, r *request) error {
 
 // run is the committer: it takes one request, then everything else that
 // is already waiting (bounded by MaxBatch and MaxBatchBytes), and commits
-// them in one transaction; while one transaction syncs, the next group
-// queues up by itself. Only B-tree groups on a busy store linger briefly
-// for more (see opLinger).
+// them in one transaction; while one group's journal record syncs, the
+// next group is gathered and written, and its sync joins the first
+// (syncpipe.go). Only B-tree groups on a busy store linger briefly for
+// more (see opLinger).
 func (s *Store) run() {
 	defer close(s.done)
 	defer s.shutdown()
@@ -176,10 +177,8 @@ func (s *Store) run() {
 	linger.Stop()
 	last := 0 // size of the previous group: how busy the store is
 	for {
-		var r *request
-		select {
-		case r = <-s.reqs:
-		case <-s.quit:
+		r := s.next()
+		if r == nil {
 			return
 		}
 		group = append(group[:0], r)
@@ -191,6 +190,27 @@ func (s *Store) run() {
 		last = len(group)
 		s.commitGroup(group, &ar)
 		clear(group)
+	}
+}
+
+// next waits for the next request, acknowledging groups as their syncs
+// finish meanwhile; it takes no request while the pipe is full. nil
+// means the store is closing: everything in flight is acknowledged.
+func (s *Store) next() *request {
+	for {
+		reqs := s.reqs
+		if s.pipe.full() {
+			reqs = nil
+		}
+		select {
+		case r := <-reqs:
+			return r
+		case res := <-s.pipe.results:
+			s.synced(res)
+		case <-s.quit:
+			s.drain()
+			return nil
+		}
 	}
 }
 
@@ -246,6 +266,9 @@ func (s *Store) shutdown() {
 	if err := s.ap.failed(); err != nil {
 		errs = append(errs, err)
 	}
+	if err := s.pipe.close(); err != nil {
+		errs = append(errs, err)
+	}
 	if err := s.jr.close(); err != nil {
 		errs = append(errs, err)
 	}
@@ -264,6 +287,7 @@ func (s *Store) shutdown() {
 // only to have the group's own appends follow it.
 func (s *Store) commitGroup(g []*request, ar *arena) {
 	if err := s.ap.failed(); err != nil {
+		s.drain() // no failure overtakes an earlier group's answer
 		for _, r := range g {
 			s.ack(r, err)
 		}
@@ -280,6 +304,9 @@ func (s *Store) commitGroup(g []*request, ar *arena) {
 		journaled, g = split(g)
 		s.journalGroup(journaled)
 	}
+	// The ops wait for every journaled record before them to be handed
+	// to the applier (mustSee counts those), so for the syncs in flight.
+	s.drain()
 	if need := s.mustSee(g); need > 0 {
 		if err := s.ap.waitFor(context.Background(), need); err != nil {
 			for _, r := range g {
@@ -345,18 +372,48 @@ func split(g []*request) (journaled, ops []*request) {
 	return journaled, ops
 }
 
-// journalGroup makes g durable as one journal record and acknowledges
-// it; the applier writes it into the B-tree later.
+// journalGroup writes g as one journal record and starts its sync; the
+// group is acknowledged once that sync and every earlier one succeeded
+// (retire), and the applier writes it into the B-tree later. Under
+// NoSync it is acknowledged at once.
 func (s *Store) journalGroup(g []*request) {
 	if g = s.fenceOut(g); len(g) == 0 {
 		return
 	}
-	if err := storageErr(s.makeJournalRoom()); err != nil {
+	buf, offs := s.encodeGroup(g)
+	err := storageErr(s.makeJournalRoom(len(*buf)))
+	began := time.Now() // OnCommit times the write and its sync
+	var start int64
+	var pos journalPos
+	switch {
+	case err != nil:
+	case s.pipe.on():
+		start, pos, err = s.jr.write(*buf)
+	default:
+		pos, err = s.jr.append(*buf)
+	}
+	if err = storageErr(err); err != nil {
+		frameBufs.Put(buf)
+		s.drain() // no failure overtakes an earlier group's answer
 		for _, r := range g {
 			s.ack(r, err)
 		}
 		return
 	}
+	if s.pipe.on() {
+		s.pipe.launch(g, buf, offs, start, pos, began)
+		return
+	}
+	s.handOver(g, buf, offs, pos, began)
+	for _, r := range g {
+		s.ack(r, nil)
+	}
+}
+
+// encodeGroup frames g's record in a pooled buffer, and notes where its
+// tagged entries start (in the committer's scratch, valid until the next
+// group is encoded).
+func (s *Store) encodeGroup(g []*request) (*[]byte, []int) {
 	buf := frameBufs.Get().(*[]byte)
 	rec := append((*buf)[:0], make([]byte, frameHdrLen)...)
 	rec = binary.AppendUvarint(rec, uint64(len(g)))
@@ -370,53 +427,57 @@ func (s *Store) journalGroup(g []*request) {
 		}
 	}
 	s.entryOffs = offs
-	rec = slices.Grow(rec, frameHdrLen) // room for the zero header append writes behind it
+	rec = slices.Grow(rec, frameHdrLen) // room for the zero header write puts behind it
 	*buf = rec
-	start := time.Now()
-	pos, err := s.jr.append(rec)
-	err = storageErr(err)
-	if err != nil {
-		frameBufs.Put(buf)
-	} else {
-		// The hooks run before the applier can have the record, so
-		// what they note is never older than what it applies.
-		no := s.ap.handedCount() + 1
-		for _, r := range g {
-			if r.entry == nil {
-				continue
-			}
-			if r.journaled != nil {
-				off := offs[0]
-				r.journaled(no, rec[off:off+len(r.entry):off+len(r.entry)])
-			}
-			offs = offs[1:]
-			s.lastQueueRec = no
-		}
-		s.ap.push(buf, pos)
-		s.committed(start, len(g))
-	}
+	return buf, offs
+}
+
+// handOver runs once g's record is durable and every earlier one is
+// acknowledged: the journaled hooks, then the applier gets the record.
+// The hooks run before the applier can have the record, so what they
+// note is never older than what it applies.
+func (s *Store) handOver(g []*request, buf *[]byte, offs []int, pos journalPos, began time.Time) {
+	rec := *buf
+	no := s.ap.handedCount() + 1
 	for _, r := range g {
-		s.ack(r, err)
+		if r.entry == nil {
+			continue
+		}
+		if r.journaled != nil {
+			off := offs[0]
+			r.journaled(no, rec[off:off+len(r.entry):off+len(r.entry)])
+		}
+		offs = offs[1:]
+		s.lastQueueRec = no
 	}
+	s.ap.push(buf, pos)
+	s.committed(began, len(g))
 }
 
 // makeJournalRoom keeps the journal and the applier's backlog bounded:
 // past either limit it waits for the applier to catch up, and a journal
-// past its limit then starts over as a new generation.
-func (s *Store) makeJournalRoom() error {
+// past its limit then starts over as a new generation. Growing the file
+// for a frame of n bytes, and the reset, sync the journal's own
+// descriptor, so both wait for the syncs in flight first.
+func (s *Store) makeJournalRoom(n int) error {
 	if err := s.ap.failed(); err != nil {
 		return err
 	}
-	if s.jr.size < s.opts.JournalMaxBytes && s.ap.backlog() < s.opts.MaxBatchBytes*8 {
-		return nil
+	if s.jr.size >= s.opts.JournalMaxBytes || s.ap.backlog() >= s.opts.MaxBatchBytes*8 {
+		s.drain() // the records in flight must reach the applier first
+		if err := s.ap.wait(context.Background()); err != nil {
+			return err
+		}
+		if s.jr.size >= s.opts.JournalMaxBytes {
+			if err := s.jr.reset(s.jr.gen + 1); err != nil {
+				return err
+			}
+		}
 	}
-	if err := s.ap.wait(context.Background()); err != nil {
-		return err
+	if s.jr.needsGrow(n) {
+		s.drain()
 	}
-	if s.jr.size < s.opts.JournalMaxBytes {
-		return nil
-	}
-	return s.jr.reset(s.jr.gen + 1)
+	return nil
 }
 
 func (s *Store) update(g []*request, ar *arena) error {

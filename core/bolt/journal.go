@@ -25,6 +25,11 @@ import (
 //	[16:32] id of the store the journal belongs to (meta bucket)
 //	frames: [u32 payload length][u32 CRC-32C of generation + payload][payload = record]
 //
+// The committer writes frames one at a time, in order, and keeps up to
+// syncDepth fdatasyncs of them in flight on sync workers, each on its
+// own descriptor (syncpipe.go); a group is acknowledged once its own
+// sync and every earlier group's have succeeded.
+//
 // The file is grown ahead of the writes in zero-filled steps and reused
 // across generations, so an append overwrites allocated blocks and its
 // fdatasync flushes data only, with no file-size change to journal
@@ -158,17 +163,34 @@ func (j *journal) scan(from int64, fn func(rec []byte, end int64) error) (int64,
 }
 
 // append writes frame (whose first frameHdrLen bytes are reserved for the
-// frame header) at the end of the journal and syncs it. On failure the
-// journal is cut back to where it was, so a half-written frame never sits
-// in front of the next one.
+// frame header) at the end of the journal and syncs it on the journal's
+// own descriptor: the one-at-a-time form, for stores without sync
+// workers (NoSync) and for replay's tools. The committer's pipeline uses
+// write and syncs on a worker's descriptor instead (syncpipe.go).
 func (j *journal) append(frame []byte) (journalPos, error) {
+	start, pos, err := j.write(frame)
+	if err != nil {
+		return journalPos{}, err
+	}
+	if err := j.sync(); err != nil {
+		return journalPos{}, j.syncFailed(start, err)
+	}
+	return pos, nil
+}
+
+// write puts frame (whose first frameHdrLen bytes are reserved for the
+// frame header) at the end of the journal without syncing it, and
+// returns where the frame starts and the position just past it. On
+// failure the journal is cut back to where it was, so a half-written
+// frame never sits in front of the next one.
+func (j *journal) write(frame []byte) (int64, journalPos, error) {
 	if j.err != nil {
-		return journalPos{}, j.err
+		return 0, journalPos{}, j.err
 	}
 	payload := frame[frameHdrLen:]
 	if len(payload) > maxFrame {
 		// Replay would take such a length for damage and stop there.
-		return journalPos{}, fmt.Errorf("%w: a commit of %d bytes exceeds the journal's %d", ErrInvalid, len(payload), maxFrame)
+		return 0, journalPos{}, fmt.Errorf("%w: a commit of %d bytes exceeds the journal's %d", ErrInvalid, len(payload), maxFrame)
 	}
 	binary.BigEndian.PutUint32(frame[:4], uint32(len(payload)))
 	binary.BigEndian.PutUint32(frame[4:8], j.checksum(payload))
@@ -182,22 +204,40 @@ func (j *journal) append(frame []byte) (journalPos, error) {
 	if err == nil {
 		_, err = j.f.WriteAt(frame, j.size)
 	}
-	if err == nil {
-		if err = j.sync(); err != nil {
-			j.err = fmt.Errorf("bolt: journal %s: fdatasync failed; no more writes until the store is reopened: %w", j.path, err)
-		}
-	}
 	if err != nil {
-		// Zero the frame's length, so a half-written frame never sits
-		// in front of the next one.
-		var zero [frameHdrLen]byte
-		if _, zerr := j.f.WriteAt(zero[:], j.size); zerr != nil {
-			return journalPos{}, fmt.Errorf("bolt: journal %s: write: %w (and clearing it: %w)", j.path, err, zerr)
-		}
-		return journalPos{}, fmt.Errorf("bolt: journal %s: write: %w", j.path, err)
+		return 0, journalPos{}, j.cut(j.size, err)
 	}
+	start := j.size
 	j.size += int64(n)
-	return journalPos{j.gen, uint64(j.size)}, nil
+	return start, journalPos{j.gen, uint64(j.size)}, nil
+}
+
+// needsGrow reports whether a frame of n bytes (header included) would
+// have to grow the file, which syncs it (see grow).
+func (j *journal) needsGrow(n int) bool {
+	return j.size+int64(n)+frameHdrLen > j.alloc
+}
+
+// syncFailed stops the journal after the fdatasync covering the frame
+// at off failed: the kernel may have dropped the pages and a later sync
+// can report success anyway, so no more writes are taken until the
+// store is reopened and replays what is there. The frame's length is
+// zeroed, so neither it nor any frame written behind it replays.
+func (j *journal) syncFailed(off int64, err error) error {
+	if j.err == nil {
+		j.err = fmt.Errorf("bolt: journal %s: fdatasync failed; no more writes until the store is reopened: %w", j.path, err)
+	}
+	return j.cut(off, err)
+}
+
+// cut zeroes the length of the frame at off, which failed with err, and
+// returns err as the write's error.
+func (j *journal) cut(off int64, err error) error {
+	var zero [frameHdrLen]byte
+	if _, zerr := j.f.WriteAt(zero[:], off); zerr != nil {
+		return fmt.Errorf("bolt: journal %s: write: %w (and clearing it: %w)", j.path, err, zerr)
+	}
+	return fmt.Errorf("bolt: journal %s: write: %w", j.path, err)
 }
 
 // cleanEnd reports whether the journal's intact records end cleanly at

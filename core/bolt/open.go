@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -81,6 +82,15 @@ func Open(ctx context.Context, path string, opts Options, log *slog.Logger) (*St
 		done: make(chan struct{}),
 	}
 	if s.jr, err = recoverJournal(db, path+JournalSuffix, opts.NoSync, log); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	depth := cmp.Or(opts.syncDepth, syncDepth)
+	if opts.NoSync {
+		depth = 0 // nothing to wait for: groups are acknowledged once written
+	}
+	if s.pipe, err = newSyncPipe(s.jr.path, depth, opts.syncSeam); err != nil {
+		_ = s.jr.close()
 		_ = db.Close()
 		return nil, err
 	}

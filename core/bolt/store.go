@@ -88,6 +88,11 @@ type Options struct {
 	// applyLinger overrides how long a journaled record may wait for
 	// the applier (tests hold records in the journal with it).
 	applyLinger time.Duration
+	// syncDepth overrides how many journal syncs may be in flight
+	// (benchmarks compare depths with it); syncSeam lets tests order
+	// and fail those syncs.
+	syncDepth int
+	syncSeam  *syncSeam
 }
 
 func (o Options) withDefaults() Options {
@@ -145,6 +150,7 @@ type Store struct {
 	opts Options
 	jr   *journal
 	ap   *applier
+	pipe *syncPipe // journal syncs in flight (committer only)
 
 	reqs      chan *request
 	quit      chan struct{}
