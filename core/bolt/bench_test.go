@@ -30,6 +30,19 @@ func BenchmarkCommit(b *testing.B) {
 	}
 }
 
+// BenchmarkCommitSyncDepth is BenchmarkCommit's small-append cases at
+// 1 to 4 journal syncs in flight: depth 1 is the one-group-at-a-time
+// committer (write, sync, acknowledge, then gather the next group).
+func BenchmarkCommitSyncDepth(b *testing.B) {
+	for _, c := range []struct{ writers, perAppend int }{{10, 10}, {64, 1}} {
+		for depth := 1; depth <= 4; depth++ {
+			b.Run(fmt.Sprintf("writers=%d/events=%d/depth=%d", c.writers, c.perAppend, depth), func(b *testing.B) {
+				benchCommit(b, c.writers, c.perAppend, Options{syncDepth: depth})
+			})
+		}
+	}
+}
+
 func benchCommit(b *testing.B, writers, perAppend int, opts Options) {
 	s := openT(b, tempPath(b), opts)
 	ctx := context.Background()
