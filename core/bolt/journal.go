@@ -25,8 +25,8 @@ import (
 //	[16:32] id of the store the journal belongs to (meta bucket)
 //	frames: [u32 payload length][u32 CRC-32C of generation + payload][payload = record]
 //
-// The committer writes frames one at a time, in order, and keeps up to
-// syncDepth fdatasyncs of them in flight on sync workers, each on its
+// The committer writes frames one at a time, in order, and may keep up
+// to syncDepth fdatasyncs of them in flight on sync workers, each on its
 // own descriptor (syncpipe.go); a group is acknowledged once its own
 // sync and every earlier group's have succeeded.
 //

@@ -16,6 +16,15 @@ import (
 // that chose the depth are in BENCHMARKS.md ("Journal syncs in flight").
 const syncDepth = 2
 
+// overlapBelow gates the overlap: another group is written while syncs
+// are in flight only if those hold fewer writes than this. Under light
+// load groups are small and a writer would otherwise wait out the
+// running sync before its own starts, so overlapping cuts its wait;
+// under heavy load groups are big, writers already share each flush,
+// and splitting them into more, smaller groups costs more flushes than
+// the overlap saves (BENCHMARKS.md, "Journal syncs in flight").
+const overlapBelow = 8
+
 // syncPipe is the committer's window of journal frames written and not
 // yet acknowledged, oldest first, with the workers that sync them. Only
 // the committer goroutine touches it (the workers get jobs and answer on
@@ -36,6 +45,7 @@ const syncDepth = 2
 type syncPipe struct {
 	ring    []flight // len depth; ring[head] is the oldest of n
 	head, n int
+	writes  int    // requests in the groups in flight
 	seq     uint64 // groups launched so far
 	idle    []*syncWorker
 	results chan syncResult // cap depth: a worker never blocks on it
@@ -123,13 +133,16 @@ func (p *syncPipe) on() bool { return len(p.ring) > 0 }
 
 // full reports whether the committer must wait for a sync before it
 // writes another group.
-func (p *syncPipe) full() bool { return p.on() && p.n == len(p.ring) }
+func (p *syncPipe) full() bool {
+	return p.on() && (p.n == len(p.ring) || (p.n > 0 && p.writes >= overlapBelow))
+}
 
 // launch queues a written group and starts its sync. The pipe must not
 // be full. g and offs are copied: the committer reuses its own.
 func (p *syncPipe) launch(g []*request, buf *[]byte, offs []int, start int64, pos journalPos, began time.Time) {
 	slot := (p.head + p.n) % len(p.ring)
 	p.n++
+	p.writes += len(g)
 	p.seq++
 	f := &p.ring[slot]
 	f.g = append(f.g[:0], g...)
@@ -170,6 +183,7 @@ func (s *Store) synced(res syncResult) {
 		f.err = storageErr(s.jr.syncFailed(f.start, res.err))
 	}
 	for p.n > 0 && p.ring[p.head].done {
+		p.writes -= len(p.ring[p.head].g)
 		s.retire(&p.ring[p.head])
 		p.head = (p.head + 1) % len(p.ring)
 		p.n--
