@@ -23,7 +23,7 @@ var benchPayload = json.RawMessage(`{"line":"` + string(bytes.Repeat([]byte("x")
 // events=10 is a plugin's Run batch; events=1 with 64 writers is the
 // track scenario (one publish per user stream).
 func BenchmarkCommit(b *testing.B) {
-	for _, c := range []struct{ writers, perAppend int }{{1, 10}, {10, 10}, {100, 10}, {64, 1}} {
+	for _, c := range []struct{ writers, perAppend int }{{1, 10}, {2, 10}, {10, 10}, {100, 10}, {64, 1}} {
 		b.Run(fmt.Sprintf("writers=%d/events=%d", c.writers, c.perAppend), func(b *testing.B) {
 			benchCommit(b, c.writers, c.perAppend, Options{})
 		})

@@ -17,12 +17,16 @@ import (
 const syncDepth = 2
 
 // overlapBelow gates the overlap: another group is written while syncs
-// are in flight only if those hold fewer writes than this. Under light
-// load groups are small and a writer would otherwise wait out the
-// running sync before its own starts, so overlapping cuts its wait;
-// under heavy load groups are big, writers already share each flush,
-// and splitting them into more, smaller groups costs more flushes than
-// the overlap saves (BENCHMARKS.md, "Journal syncs in flight").
+// are in flight only while recent groups held fewer writes than this on
+// average. Under light load groups are small and a writer would
+// otherwise wait out the running sync before its own starts (two
+// writers never share a group then: each comes back after the other's
+// was taken), so overlapping cuts its wait; under heavy load groups are
+// big, writers already share each flush, and splitting them into more,
+// smaller groups costs more flushes than the overlap saves
+// (BENCHMARKS.md, "Journal syncs in flight"). The average, not the
+// last group, decides, so that one small group under heavy load does
+// not open the way to more of them.
 const overlapBelow = 8
 
 // syncPipe is the committer's window of journal frames written and not
@@ -45,10 +49,12 @@ const overlapBelow = 8
 type syncPipe struct {
 	ring    []flight // len depth; ring[head] is the oldest of n
 	head, n int
-	writes  int    // requests in the groups in flight
-	seq     uint64 // groups launched so far
-	idle    []*syncWorker
-	results chan syncResult // cap depth: a worker never blocks on it
+	// avgWrites is a moving average of the writes per group, in
+	// 1/16ths (each group weighs 1/8).
+	avgWrites int
+	seq       uint64 // groups launched so far
+	idle      []*syncWorker
+	results   chan syncResult // cap depth: a worker never blocks on it
 	// broken is the failed sync that fails every group behind it.
 	broken error
 	seam   *syncSeam
@@ -134,7 +140,7 @@ func (p *syncPipe) on() bool { return len(p.ring) > 0 }
 // full reports whether the committer must wait for a sync before it
 // writes another group.
 func (p *syncPipe) full() bool {
-	return p.on() && (p.n == len(p.ring) || (p.n > 0 && p.writes >= overlapBelow))
+	return p.on() && (p.n == len(p.ring) || (p.n > 0 && p.avgWrites >= overlapBelow*16))
 }
 
 // launch queues a written group and starts its sync. The pipe must not
@@ -142,7 +148,7 @@ func (p *syncPipe) full() bool {
 func (p *syncPipe) launch(g []*request, buf *[]byte, offs []int, start int64, pos journalPos, began time.Time) {
 	slot := (p.head + p.n) % len(p.ring)
 	p.n++
-	p.writes += len(g)
+	p.avgWrites += (len(g)*16 - p.avgWrites) / 8
 	p.seq++
 	f := &p.ring[slot]
 	f.g = append(f.g[:0], g...)
@@ -183,7 +189,6 @@ func (s *Store) synced(res syncResult) {
 		f.err = storageErr(s.jr.syncFailed(f.start, res.err))
 	}
 	for p.n > 0 && p.ring[p.head].done {
-		p.writes -= len(p.ring[p.head].g)
 		s.retire(&p.ring[p.head])
 		p.head = (p.head + 1) % len(p.ring)
 		p.n--
