@@ -242,3 +242,31 @@ func TestCloseWaitsForJournalSyncsInFlight(t *testing.T) {
 		t.Fatalf("after reopen: %s, want [1]", got)
 	}
 }
+
+// A B-tree op waits for the journal syncs in flight: a stream delete
+// sent while an append of that stream is still syncing runs after the
+// append is durable and applied, so it deletes it, also after a reopen.
+func TestOpWaitsForTheJournalSyncsInFlight(t *testing.T) {
+	t.Parallel()
+	h := newHeldSyncs(1)
+	path := tempPath(t)
+	s := openT(t, path, Options{syncSeam: h.seam()})
+	res := startGroups(t, s, h, 1, "a")
+	deleted := make(chan error, 1)
+	go func() { deleted <- s.DeleteStream(context.Background(), "a") }()
+	h.held[1] <- nil
+	if err := result(t, res[0]); err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	if err := result(t, deleted); err != nil {
+		t.Fatalf("DeleteStream: %v", err)
+	}
+	if got := eventsOf(t, s, "a"); got != "[]" {
+		t.Fatalf("after the delete: %s, want [] (the delete ran before the append it follows)", got)
+	}
+	closeT(t, s)
+	s = openT(t, path, Options{})
+	if got := eventsOf(t, s, "a"); got != "[]" {
+		t.Fatalf("after reopen: %s, want []", got)
+	}
+}
