@@ -185,6 +185,9 @@ func (s *Store) run() {
 		size := r.size
 		group, size = s.gather(group, size)
 		if r.op != nil && last >= opLingerBusy && len(group) < s.opts.MaxBatch && size < s.opts.MaxBatchBytes {
+			// The ops wait for the syncs in flight anyway; answering
+			// those first keeps the linger from holding durable groups.
+			s.drain()
 			group, _ = s.gatherFor(group, size, linger)
 		}
 		last = len(group)
