@@ -34,7 +34,7 @@ func BenchmarkCommit(b *testing.B) {
 // 1 to 4 journal syncs in flight: depth 1 is the one-group-at-a-time
 // committer (write, sync, acknowledge, then gather the next group).
 func BenchmarkCommitSyncDepth(b *testing.B) {
-	for _, c := range []struct{ writers, perAppend int }{{10, 10}, {64, 1}} {
+	for _, c := range []struct{ writers, perAppend int }{{2, 10}, {10, 10}, {64, 1}} {
 		for depth := 1; depth <= 4; depth++ {
 			b.Run(fmt.Sprintf("writers=%d/events=%d/depth=%d", c.writers, c.perAppend, depth), func(b *testing.B) {
 				benchCommit(b, c.writers, c.perAppend, Options{syncDepth: depth})
