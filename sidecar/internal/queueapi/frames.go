@@ -35,9 +35,10 @@ func decodeFrame(data []byte) (frame, error) {
 	if len(t) == 0 || t[0] != '{' {
 		return f, fmt.Errorf("%w: a frame is a JSON object {\"action\",\"headers\",\"body\"}", errBadFrame)
 	}
-	// json.Valid is the one full grammar check; walkFrame then reads the
-	// usual frame without a second scan, and encoding/json takes the rest.
-	if !json.Valid(t) || !walkFrame(t, &f) {
+	// grammarValid is the one full grammar check; walkFrame then reads the
+	// usual frame without a second scan, and encoding/json takes the rest
+	// (and words the error of a frame that is not JSON).
+	if !grammarValid(t) || !walkFrame(t, &f) {
 		f = frame{}
 		if err := json.Unmarshal(t, &f); err != nil {
 			return f, fmt.Errorf("%w: %s", errBadFrame, jsonerr.Describe(err).Message)

@@ -6,7 +6,7 @@ import (
 	"github.com/sidestream/sidestream/sidecar/internal/jsonwalk"
 )
 
-// walkFrame fills f from t (which json.Valid accepted) in one walk; false
+// walkFrame fills f from t in one walk (grammarValid accepted t); false
 // means t holds something the walk leaves to encoding/json (escaped or
 // case-folded keys, a repeated member, a value of an unexpected type),
 // which then decides, with the same result or error as ever.
