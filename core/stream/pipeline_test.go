@@ -72,8 +72,13 @@ type answered struct {
 
 // startPublish publishes one event {"n":n} and reports its outcome.
 func startPublish(s *stream.Stream, n int) <-chan answered {
+	return startPublishCP(s, n, nil)
+}
+
+// startPublishCP is startPublish with a checkpoint in the same commit.
+func startPublishCP(s *stream.Stream, n int, cp *stream.Checkpoint) <-chan answered {
 	res := make(chan answered, 1)
-	_, wait, err := s.Enqueue(drafts(n, 1), nil)
+	_, wait, err := s.Enqueue(drafts(n, 1), cp)
 	if err != nil {
 		res <- answered{err: err}
 		return res
@@ -132,22 +137,24 @@ func TestSecondCommitInFlight(t *testing.T) {
 
 // A failure of the first commit in flight fails the second, even if the
 // store accepted it: nothing of either becomes visible, the seqs are
-// handed out again and Recover reports the failure.
+// handed out again, and Recover reports the failure with the newest
+// acknowledged checkpoint, not the one the store took behind it.
 func TestFailedCommitFailsTheOneInFlightBehindIt(t *testing.T) {
 	t.Parallel()
 	store := newHeldWaits(memstore.New())
 	s := open(t, newHub(t, store), "s", stream.Config{Persist: true, RingSize: 16})
 	sub := s.Subscribe(stream.After(0))
 	defer sub.Close()
-	res := startPublish(s, 1)
+	cp := func(v string) *stream.Checkpoint { return &stream.Checkpoint{Emitter: "e", Value: []byte(v)} }
+	res := startPublishCP(s, 1, cp("good"))
 	store.next(t, "the first commit").verdict <- nil
 	if got := <-res; got.err != nil {
 		t.Fatal(got.err)
 	}
 
-	resA := startPublish(s, 2)
+	resA := startPublishCP(s, 2, cp("a"))
 	a := store.next(t, "commit A")
-	resB := startPublish(s, 3)
+	resB := startPublishCP(s, 3, cp("b"))
 	b := store.next(t, "commit B, while A is in flight,")
 	b.verdict <- nil // the store would keep B
 	a.verdict <- memstore.ErrInjected
@@ -156,8 +163,8 @@ func TestFailedCommitFailsTheOneInFlightBehindIt(t *testing.T) {
 			t.Fatalf("caller answered %v with head %d, want A's failure and head 1", got.err, got.head)
 		}
 	}
-	if _, failed := s.Recover(); !failed {
-		t.Fatal("Recover does not report the failure")
+	if durable, failed := s.Recover(); !failed || durable == nil || string(durable.Value) != "good" {
+		t.Fatalf("Recover = %+v %v, want the checkpoint good and the failure", durable, failed)
 	}
 	res = startPublish(s, 2)
 	c := store.next(t, "the commit after the failure")
