@@ -13,6 +13,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/sidestream/sidestream/core/queue"
+	"github.com/sidestream/sidestream/core/queue/seqmap"
 )
 
 // Queue posts and deletes are journaled like stream appends: each is
@@ -43,8 +44,8 @@ import (
 // pendQueue is what the journal holds for one queue and the B-tree does
 // not yet.
 type pendQueue struct {
-	posted  map[uint64][]byte // seq → value (aliases the journal record)
-	deleted map[uint64]struct{}
+	posted  seqmap.Map[[]byte] // seq → value (aliases the journal record)
+	deleted seqmap.Map[struct{}]
 }
 
 // pendRef names the entries of one journal record, so the applier can
@@ -59,7 +60,7 @@ type pendRef struct {
 func (d *QueueDriver) pendFor(name string) *pendQueue {
 	p := d.pend[name]
 	if p == nil {
-		p = &pendQueue{posted: map[uint64][]byte{}, deleted: map[uint64]struct{}{}}
+		p = &pendQueue{}
 		d.pend[name] = p
 	}
 	return p
@@ -82,7 +83,7 @@ func (d *QueueDriver) posted(rec uint64, name string, entry []byte) {
 		if r.err != nil {
 			break
 		}
-		p.posted[seq] = v
+		p.posted.Set(seq, v)
 		if lo == 0 {
 			lo = seq
 		}
@@ -103,7 +104,7 @@ func (d *QueueDriver) deleted(rec uint64, name string, seqs []uint64) {
 	defer d.qmu.Unlock()
 	p := d.pendFor(name)
 	for _, seq := range seqs {
-		p.deleted[seq] = struct{}{}
+		p.deleted.Set(seq, struct{}{})
 	}
 	d.refs = append(d.refs, pendRef{rec: rec, name: name, dels: seqs})
 }
@@ -121,12 +122,12 @@ func (d *QueueDriver) applied(upTo uint64) {
 			continue
 		}
 		for seq := ref.lo; seq != 0 && seq <= ref.hi; seq++ {
-			delete(p.posted, seq)
+			p.posted.Delete(seq)
 		}
 		for _, seq := range ref.dels {
-			delete(p.deleted, seq)
+			p.deleted.Delete(seq)
 		}
-		if len(p.posted) == 0 && len(p.deleted) == 0 {
+		if p.posted.Len() == 0 && p.deleted.Len() == 0 {
 			delete(d.pend, ref.name)
 		}
 	}
@@ -143,11 +144,10 @@ func (p *pendQueue) get(seq uint64) ([]byte, bool) {
 	if p == nil {
 		return nil, false
 	}
-	if _, gone := p.deleted[seq]; gone {
+	if p.deleted.Has(seq) {
 		return nil, true
 	}
-	v, ok := p.posted[seq]
-	return v, ok
+	return p.posted.Get(seq)
 }
 
 // minExpiry is the earliest expiry among the journaled posts.
@@ -156,7 +156,7 @@ func (p *pendQueue) minExpiry() int64 {
 	if p == nil {
 		return m
 	}
-	for _, v := range p.posted {
+	for _, v := range p.posted.All() {
 		if r, err := decodeMsg(v); err == nil {
 			m = min(m, r.expires)
 		}
@@ -179,7 +179,7 @@ func lookup(mb *bbolt.Bucket, p *pendQueue, seq uint64) []byte {
 func eachMsg(mb *bbolt.Bucket, p *pendQueue, from uint64, fn func(seq uint64, v []byte) (bool, error)) error {
 	var extra []uint64
 	if p != nil {
-		for seq := range p.posted {
+		for seq := range p.posted.All() {
 			if seq >= from {
 				extra = append(extra, seq)
 			}
@@ -195,7 +195,7 @@ func eachMsg(mb *bbolt.Bucket, p *pendQueue, from uint64, fn func(seq uint64, v 
 		switch {
 		case len(extra) > 0 && (k == nil || extra[0] <= keySeq(k)):
 			seq = extra[0]
-			val = p.posted[seq]
+			val, _ = p.posted.Get(seq)
 			if k != nil && keySeq(k) == seq {
 				k, v = c.Next() // applied meanwhile: the same value
 			}
@@ -207,7 +207,7 @@ func eachMsg(mb *bbolt.Bucket, p *pendQueue, from uint64, fn func(seq uint64, v 
 			return nil
 		}
 		if p != nil {
-			if _, gone := p.deleted[seq]; gone {
+			if p.deleted.Has(seq) {
 				continue
 			}
 		}

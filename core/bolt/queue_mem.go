@@ -8,6 +8,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/sidestream/sidestream/core/queue/memq"
+	"github.com/sidestream/sidestream/core/queue/seqmap"
 )
 
 // Claims live in memory (memQueue), and are written to the file lazily.
@@ -43,7 +44,7 @@ import (
 type memQueue struct {
 	claims *memq.Claims
 	// pinned seqs are being deleted or popped by a commit in progress.
-	pinned map[uint64]struct{}
+	pinned seqmap.Map[struct{}]
 	// extend is a message's life extended by a claim beyond its stored
 	// expiry, until the claim is flushed.
 	extend map[uint64]int64
@@ -53,8 +54,7 @@ type memQueue struct {
 }
 
 func newMemQueue() *memQueue {
-	return &memQueue{claims: memq.NewClaims(), pinned: map[uint64]struct{}{},
-		extend: map[uint64]int64{}, unflushed: map[uuid.UUID]bool{}}
+	return &memQueue{claims: memq.NewClaims(), extend: map[uint64]int64{}, unflushed: map[uuid.UUID]bool{}}
 }
 
 // loadMem rebuilds a queue's claim state from its bucket and the
@@ -183,7 +183,7 @@ func (m *memQueue) overlay(seq uint64, r *msgRec, now int64) {
 // they are candidates again.
 func (m *memQueue) unpin(seqs []uint64, ok bool) {
 	for _, seq := range seqs {
-		delete(m.pinned, seq)
+		m.pinned.Delete(seq)
 		if ok {
 			m.claims.Forget(seq)
 			delete(m.extend, seq)

@@ -227,7 +227,7 @@ func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, clai
 		}
 		// No claim takes them until the outcome is known.
 		for _, seq := range seqs {
-			m.pinned[seq] = struct{}{}
+			m.pinned.Set(seq, struct{}{})
 		}
 		pinned = true
 		return nil
@@ -257,7 +257,7 @@ func (d *QueueDriver) pinHeld(name string, seqs []uint64, claims []uuid.UUID, n 
 		}
 	}
 	for _, seq := range seqs {
-		m.pinned[seq] = struct{}{}
+		m.pinned.Set(seq, struct{}{})
 	}
 	return true
 }
@@ -321,7 +321,7 @@ func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, n
 		_, err := m.takeFree(&sc, n, limit, func(seq uint64, r *msgRec) {
 			out = append(out, r.message(seq, n, &slab))
 			taken = append(taken, seq)
-			m.pinned[seq] = struct{}{}
+			m.pinned.Set(seq, struct{}{})
 		})
 		if err != nil {
 			return fmt.Errorf("queue %s: %w", k, err)
@@ -353,7 +353,7 @@ func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, n
 // r.body aliases the page.
 func (m *memQueue) takeFree(sc *seqCursor, now int64, limit int, fn func(seq uint64, r *msgRec)) ([]uint64, error) {
 	return m.claims.Take(limit, func(seq uint64) (bool, error) {
-		if _, busy := m.pinned[seq]; busy {
+		if m.pinned.Has(seq) {
 			return false, nil
 		}
 		v, ok := sc.get(seq)

@@ -4,6 +4,8 @@ import (
 	"container/heap"
 
 	"github.com/google/uuid"
+
+	"github.com/sidestream/sidestream/core/queue/seqmap"
 )
 
 // Claims is the claim table of one queue: which claim holds which message
@@ -16,7 +18,7 @@ type Claims struct {
 	// hold deleted, expired or duplicate seqs (checked when taken), but
 	// never misses a free one: claims never rescan the queue.
 	free  runHeap
-	owner map[uint64]*claim // seq → claim holding it (maybe expired, not yet reaped)
+	owner seqmap.Map[*claim] // seq → claim holding it (maybe expired, not yet reaped)
 	byID  map[uuid.UUID]*claim
 	byExp claimHeap
 }
@@ -32,7 +34,7 @@ type claim struct {
 
 // NewClaims returns an empty table.
 func NewClaims() *Claims {
-	return &Claims{owner: map[uint64]*claim{}, byID: map[uuid.UUID]*claim{}}
+	return &Claims{byID: map[uuid.UUID]*claim{}}
 }
 
 // AddFree makes the seqs lo..hi candidates for claims (a post, in order).
@@ -40,7 +42,7 @@ func (c *Claims) AddFree(lo, hi uint64) { c.free.push(lo, hi) }
 
 // Holder returns the id and expiry of the active claim holding seq.
 func (c *Claims) Holder(seq uint64, now int64) (uuid.UUID, int64, bool) {
-	if cl := c.owner[seq]; cl != nil && cl.expires > now {
+	if cl, _ := c.owner.Get(seq); cl != nil && cl.expires > now {
 		return cl.id, cl.expires, true
 	}
 	return uuid.Nil, 0, false
@@ -75,7 +77,7 @@ func (c *Claims) Take(limit int, accept func(seq uint64) (bool, error)) ([]uint6
 			break
 		}
 		// A seq may be a candidate twice; the heap yields copies in a row.
-		if seq == prev || c.owner[seq] != nil {
+		if seq == prev || c.owner.Has(seq) {
 			continue
 		}
 		prev = seq
@@ -94,7 +96,7 @@ func (c *Claims) Take(limit int, accept func(seq uint64) (bool, error)) ([]uint6
 // Free makes seq a candidate again unless a claim holds it (a delete or
 // pop of it that failed).
 func (c *Claims) Free(seq uint64) {
-	if c.owner[seq] == nil {
+	if !c.owner.Has(seq) {
 		c.free.push(seq, seq)
 	}
 }
@@ -103,7 +105,7 @@ func (c *Claims) Free(seq uint64) {
 func (c *Claims) Hold(id uuid.UUID, seqs []uint64, created, expires, ttl, grace int64) {
 	cl := &claim{id: id, created: created, expires: expires, ttl: ttl, grace: grace, seqs: seqs, live: len(seqs)}
 	for _, seq := range seqs {
-		c.owner[seq] = cl
+		c.owner.Set(seq, cl)
 	}
 	c.byID[id] = cl
 	heap.Push(&c.byExp, cl)
@@ -130,7 +132,7 @@ func (c *Claims) info(cl *claim) ClaimInfo {
 	ci := ClaimInfo{ID: cl.id, Created: cl.created, Expires: cl.expires, TTL: cl.ttl, Grace: cl.grace,
 		Seqs: make([]uint64, 0, cl.live)}
 	for _, seq := range cl.seqs {
-		if c.owner[seq] == cl {
+		if o, _ := c.owner.Get(seq); o == cl {
 			ci.Seqs = append(ci.Seqs, seq)
 		}
 	}
@@ -164,8 +166,8 @@ func (c *Claims) Release(id uuid.UUID, now int64) bool {
 // free1 makes the seqs cl still holds free again.
 func (c *Claims) free1(cl *claim) {
 	for _, seq := range cl.seqs {
-		if c.owner[seq] == cl {
-			delete(c.owner, seq)
+		if o, _ := c.owner.Get(seq); o == cl {
+			c.owner.Delete(seq)
 			c.free.push(seq, seq)
 		}
 	}
@@ -187,8 +189,8 @@ func (c *Claims) Reap(now int64) int {
 // Forget drops what the table knows of a deleted message; a claim left
 // holding nothing is dropped.
 func (c *Claims) Forget(seq uint64) {
-	if cl := c.owner[seq]; cl != nil {
-		delete(c.owner, seq)
+	if cl, _ := c.owner.Get(seq); cl != nil {
+		c.owner.Delete(seq)
 		if cl.live--; cl.live == 0 {
 			c.drop(cl)
 		}

@@ -107,7 +107,7 @@ func ReadSnapshot(r io.Reader) (*State, error) {
 func (q *queueState) rebuildFree() {
 	var lo, hi uint64
 	for _, m := range q.msgs {
-		if q.claims.owner[m.seq] != nil {
+		if q.claims.owner.Has(m.seq) {
 			continue
 		}
 		if hi != 0 && m.seq == hi+1 {
