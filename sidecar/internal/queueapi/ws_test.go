@@ -84,6 +84,11 @@ func TestWSOperations(t *testing.T) {
 
 // TestWSBadFrames: every bad frame gets an error reply in the API's
 // format, the connection keeps working, and nothing stored changes.
+// postRaw is a post frame of one message whose body is the raw text body.
+func postRaw(body string) string {
+	return `{"action":"message_post","headers":{"Client-ID":"` + clientA + `"},"body":{"queue_name":"q","messages":[{"body":` + body + `}]}}`
+}
+
 func TestWSBadFrames(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, envOpts{nosync: true, api: Options{MaxBodyBytes: 4096}})
@@ -107,6 +112,12 @@ func TestWSBadFrames(t *testing.T) {
 		{"body not object", websocket.TextMessage, `{"action":"queue_list","body":[1]}`, 400, "malformed_frame"},
 		{"header not string", websocket.TextMessage, `{"action":"queue_list","headers":{"X-Project-Id":5}}`, 400, "malformed_frame"},
 		{"not UTF-8", websocket.TextMessage, `{"action":"message_post","headers":{"Client-ID":"` + clientA + `"},"body":{"queue_name":"q","messages":[{"body":"` + "\xff\xfe" + `"}]}}`, 400, "invalid_utf8"},
+		// Grammar the walkers and sonic's validator leave to encoding/json:
+		// escapes and control bytes inside a message body.
+		{"bad escape in a body", websocket.TextMessage, postRaw(`"\x"`), 400, "malformed_frame"},
+		{"short unicode escape", websocket.TextMessage, postRaw(`"\u12"`), 400, "malformed_frame"},
+		{"control byte in a string", websocket.TextMessage, postRaw("\"a\tb\""), 400, "malformed_frame"},
+		{"leading zero", websocket.TextMessage, postRaw(`01`), 400, "malformed_frame"},
 		{"binary", websocket.BinaryMessage, `{"action":"queue_list"}`, 400, "unsupported_frame"},
 		{"oversized", websocket.TextMessage, `{"action":"queue_list","body":{"x":"` + strings.Repeat("y", 5000) + `"}}`, 413, "too_large"},
 	}
