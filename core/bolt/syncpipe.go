@@ -18,16 +18,17 @@ const syncDepth = 2
 
 // overlapBelow gates the overlap: another group is written while syncs
 // are in flight only while recent groups held fewer writes than this on
-// average. Under light load groups are small and a writer would
-// otherwise wait out the running sync before its own starts (two
-// writers never share a group then: each comes back after the other's
-// was taken), so overlapping cuts its wait; under heavy load groups are
-// big, writers already share each flush, and splitting them into more,
-// smaller groups costs more flushes than the overlap saves
-// (BENCHMARKS.md, "Journal syncs in flight"). The average, not the
-// last group, decides, so that one small group under heavy load does
-// not open the way to more of them.
-const overlapBelow = 8
+// average, i.e. while writers do not share groups anyway. Two writers
+// never share a group on a serial committer (each comes back after the
+// other's was taken), so each would wait out the other's sync before its
+// own starts: overlapping cuts that wait (1.3x on a quiet disk). Once
+// writers share groups, the overlap splits each group into two smaller
+// ones and the flushes cost more than the overlap saves: ten writers
+// went from 4.3 to 2 writes a group and 1.25x slower per append, and
+// the queue at 11-28 writes a group to 0.6x (BENCHMARKS.md, "Journal
+// syncs in flight"). The average, not the last group, decides, so that
+// one small group under heavy load does not open the way to more.
+const overlapBelow = 2
 
 // syncPipe is the committer's window of journal frames written and not
 // yet acknowledged, oldest first, with the workers that sync them. Only
