@@ -24,8 +24,11 @@ import (
 // messages in fragments with a ping inside), a jump in seq counts as
 // loss, and a connection the server closes is an error of its own while
 // the others go on.
+//
+// Not parallel with the package's other tests: it counts the reader
+// goroutines of the whole process, and the fanout tests' small pools
+// (below pollFrom) read on goroutines of their own.
 func TestPollReadsManySubscribers(t *testing.T) {
-	t.Parallel()
 	const perKind, last = 30, 200 // 200 events: more than a read buffer
 	host := scriptServer(t, last)
 	for _, tr := range []string{"sse", "ws"} {
