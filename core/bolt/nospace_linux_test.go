@@ -23,21 +23,10 @@ func TestFullDiskAppendIsUnavailableAndLeavesNothing(t *testing.T) {
 			path := tempPath(t)
 			s := openT(t, path, Options{})
 			commitT(t, s, stream.Append{Stream: "s", Events: events("s", 1, 2), Head: 2})
-			full, err := os.OpenFile("/dev/full", os.O_RDWR, 0)
-			if err != nil {
-				t.Fatalf("open /dev/full (Linux always has it): %v", err)
-			}
-			defer full.Close()
-			// The committer uses the journal only between taking a
-			// request and answering it, so swapping the file between
-			// commits is ordered by those channel operations.
-			real := s.jr.f
-			s.jr.f = full
 			if !grow {
 				s.jr.alloc = s.jr.size + growStep
 			}
-			err = s.Commit(testCtx(t), stream.Append{Stream: "s", Events: events("s", 3, 1), Head: 3})
-			s.jr.f = real
+			err := commitOnFullDisk(t, s, stream.Append{Stream: "s", Events: events("s", 3, 1), Head: 3})
 			if !errors.Is(err, ErrNoSpace) || !errors.Is(err, stream.ErrStoreUnavailable) ||
 				!errors.Is(err, queue.ErrUnavailable) || !errors.Is(err, syscall.ENOSPC) {
 				t.Fatalf("commit on a full disk: %v, want ErrNoSpace (unavailable) wrapping ENOSPC", err)
@@ -55,6 +44,23 @@ func TestFullDiskAppendIsUnavailableAndLeavesNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// commitOnFullDisk commits a with the journal's file swapped for
+// /dev/full, whose writes fail with ENOSPC. The committer uses the
+// journal only between taking a request and answering it, so swapping
+// the file between commits is ordered by those channel operations.
+func commitOnFullDisk(t *testing.T, s *Store, a stream.Append) error {
+	t.Helper()
+	full, err := os.OpenFile("/dev/full", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatalf("open /dev/full (Linux always has it): %v", err)
+	}
+	defer full.Close()
+	real := s.jr.f
+	s.jr.f = full
+	defer func() { s.jr.f = real }()
+	return s.Commit(testCtx(t), a)
 }
 
 func TestStorageErrMapsOnlyFullDisks(t *testing.T) {
@@ -89,15 +95,7 @@ func TestAppendBehindAFailedOneIsFenced(t *testing.T) {
 	s := openT(t, path, Options{})
 	ctx := testCtx(t)
 	commitT(t, s, stream.Append{Stream: "s", Events: events("s", 1, 2), Head: 2})
-	full, err := os.OpenFile("/dev/full", os.O_RDWR, 0)
-	if err != nil {
-		t.Fatalf("open /dev/full (Linux always has it): %v", err)
-	}
-	defer full.Close()
-	real := s.jr.f
-	s.jr.f = full // swapped between commits: see the test above
-	err = s.Commit(ctx, stream.Append{Stream: "s", Events: events("s", 3, 2), Head: 4})
-	s.jr.f = real
+	err := commitOnFullDisk(t, s, stream.Append{Stream: "s", Events: events("s", 3, 2), Head: 4})
 	if !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("commit on a full disk: %v, want ErrNoSpace", err)
 	}
