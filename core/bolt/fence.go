@@ -2,7 +2,6 @@ package bolt
 
 import (
 	"fmt"
-	"sync"
 
 	"github.com/sidestream/sidestream/core/stream"
 )
@@ -19,8 +18,10 @@ var ErrFenced = fmt.Errorf("bolt: append follows a failed append of its stream: 
 // streams with a failure still unanswered by the stream, so it stays
 // small; a reopened store starts empty, as the stream's seqs then start
 // from the durable head.
+//
+// Only the committer goroutine touches it (failures are acknowledged
+// and groups fenced there), so it needs no lock.
 type fence struct {
-	mu    sync.Mutex
 	after map[string]uint64
 }
 
@@ -30,8 +31,6 @@ func (f *fence) failed(a *stream.Append) {
 		return
 	}
 	first := a.Events[0].Seq
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	if f.after == nil {
 		f.after = map[string]uint64{}
 	}
@@ -47,8 +46,6 @@ func (f *fence) admits(a *stream.Append) bool {
 	if len(a.Events) == 0 {
 		return true
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
 	failed, ok := f.after[a.Stream]
 	switch {
 	case !ok:
