@@ -2,14 +2,12 @@
 // seed): a Fibonacci cursor driven by commands current, next, previous and
 // reset, whose state survives restarts through the host's checkpoint.
 //
-// State is the checkpoint JSON
-//
-//	{"position":N,"current":"<F(N)>","previous":"<F(N-1)>"}
-//
-// with decimal integers of any length, so every step is one addition or
-// subtraction (no overflow at any position; see decimal.go). At position 0,
+// State is the checkpoint JSON {"position":N}. The plugin keeps F(N) and
+// F(N-1) as decimal integers of any length, so every step is one addition
+// or subtraction (no overflow at any position; see decimal.go), and
+// computes them from N after a restart (see atPosition). At position 0,
 // previous is F(-1) = 1, which keeps next uniform: F(1) = F(0) + F(-1).
-// previous at position 0 stays at position 0.
+// previous at position 0 stays at position 0; next stops at MaxPosition.
 //
 // Every command answers {"position":N,"value":"<F(N)>"}; next, previous and
 // reset also emit one "fib" event with the same data and the new checkpoint.
@@ -110,9 +108,12 @@ func (p *Plugin) Command(_ context.Context, inst sdk.Instance, name string, args
 	case CmdCurrent:
 		return result(st, false)
 	case CmdNext:
-		st.step(true)
+		if err := st.step(true); err != nil {
+			return sdk.CommandResult{}, &sdk.CommandError{Code: "position_limit",
+				Message: fmt.Sprintf("position %d is the last this emitter keeps; reset to start again", MaxPosition)}
+		}
 	case CmdPrevious:
-		st.step(false)
+		_ = st.step(false) // back from 0 stays at 0; only next can fail
 	case CmdReset:
 		st = startDecoded()
 	default:

@@ -39,7 +39,8 @@ func (s *State) StepBack() {
 	s.Position--
 }
 
-// Encode returns the checkpoint form of s.
+// Encode returns the checkpoint form earlier builds wrote, numbers and
+// all: the plugin still reads it.
 func (s State) Encode() ([]byte, error) {
 	b, err := json.Marshal(stateJSON{s.Position, s.Current.String(), s.Previous.String()})
 	if err != nil {
@@ -48,9 +49,11 @@ func (s State) Encode() ([]byte, error) {
 	return b, nil
 }
 
-// DecodeState parses a checkpoint; nil or empty is position 0. It checks
-// that the numbers are decimal integers and that position 0 holds F(0) and
-// F(-1), but trusts the host for the rest (it stores what Encode wrote).
+// DecodeState parses a checkpoint; nil or empty is position 0. A position
+// alone is stepped to from 0, one addition at a time (slow, but
+// independent of the plugin's fast doubling). It checks that numbers are
+// decimal integers and that position 0 holds F(0) and F(-1), but trusts
+// the host for the rest (it stores what Encode wrote).
 func DecodeState(cp []byte) (State, error) {
 	if len(cp) == 0 {
 		return Start(), nil
@@ -58,6 +61,13 @@ func DecodeState(cp []byte) (State, error) {
 	var j stateJSON
 	if err := json.Unmarshal(cp, &j); err != nil {
 		return State{}, fmt.Errorf("%w: %v", ErrBadCheckpoint, err)
+	}
+	if j.Current == "" && j.Previous == "" {
+		s := Start()
+		for s.Position < j.Position {
+			s.StepForward()
+		}
+		return s, nil
 	}
 	cur, ok1 := new(big.Int).SetString(j.Current, 10)
 	prev, ok2 := new(big.Int).SetString(j.Previous, 10)
