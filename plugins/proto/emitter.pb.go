@@ -567,14 +567,16 @@ func (x *Batch) GetHasCheckpoint() bool {
 }
 
 type CommandRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
-	Config        []byte                 `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
-	Checkpoint    []byte                 `protobuf:"bytes,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
-	Name          string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
-	Args          []byte                 `protobuf:"bytes,5,opt,name=args,proto3" json:"args,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Config     []byte                 `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
+	Checkpoint []byte                 `protobuf:"bytes,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	Name       string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	Args       []byte                 `protobuf:"bytes,5,opt,name=args,proto3" json:"args,omitempty"`
+	// Set by a host that reads result_is_event in the answer.
+	ResultMayBeEvent bool `protobuf:"varint,6,opt,name=result_may_be_event,json=resultMayBeEvent,proto3" json:"result_may_be_event,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CommandRequest) Reset() {
@@ -642,6 +644,13 @@ func (x *CommandRequest) GetArgs() []byte {
 	return nil
 }
 
+func (x *CommandRequest) GetResultMayBeEvent() bool {
+	if x != nil {
+		return x.ResultMayBeEvent
+	}
+	return false
+}
+
 type CommandResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// JSON result shown to the caller.
@@ -649,8 +658,12 @@ type CommandResponse struct {
 	Batch  *Batch `protobuf:"bytes,2,opt,name=batch,proto3" json:"batch,omitempty"`
 	// Set when the command itself failed in a way the caller caused
 	// (unknown command, bad args): the host maps it to a 4xx.
-	ErrorCode     string `protobuf:"bytes,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
-	ErrorMessage  string `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	ErrorCode    string `protobuf:"bytes,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	ErrorMessage string `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
+	// Set, with result left empty, when the result is the same bytes as
+	// the first event's data (a fibonacci step answers with its event), so
+	// they cross the pipe once. Only when the request allowed it.
+	ResultIsEvent bool `protobuf:"varint,5,opt,name=result_is_event,json=resultIsEvent,proto3" json:"result_is_event,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -713,15 +726,24 @@ func (x *CommandResponse) GetErrorMessage() string {
 	return ""
 }
 
+func (x *CommandResponse) GetResultIsEvent() bool {
+	if x != nil {
+		return x.ResultIsEvent
+	}
+	return false
+}
+
 type CommandBatchRequest struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	InstanceId string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
 	Config     []byte                 `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
 	// The checkpoint the first command starts from.
-	Checkpoint    []byte            `protobuf:"bytes,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
-	Commands      []*BatchedCommand `protobuf:"bytes,4,rep,name=commands,proto3" json:"commands,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Checkpoint []byte            `protobuf:"bytes,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	Commands   []*BatchedCommand `protobuf:"bytes,4,rep,name=commands,proto3" json:"commands,omitempty"`
+	// As in CommandRequest.
+	ResultMayBeEvent bool `protobuf:"varint,5,opt,name=result_may_be_event,json=resultMayBeEvent,proto3" json:"result_may_be_event,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CommandBatchRequest) Reset() {
@@ -780,6 +802,13 @@ func (x *CommandBatchRequest) GetCommands() []*BatchedCommand {
 		return x.Commands
 	}
 	return nil
+}
+
+func (x *CommandBatchRequest) GetResultMayBeEvent() bool {
+	if x != nil {
+		return x.ResultMayBeEvent
+	}
+	return false
 }
 
 type BatchedCommand struct {
@@ -888,7 +917,9 @@ type CommandOutcome struct {
 	ErrorMessage string `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
 	// Set when the command failed inside the plugin, not through the
 	// caller (what a failed Command call reports as a gRPC error).
-	Failure       string `protobuf:"bytes,5,opt,name=failure,proto3" json:"failure,omitempty"`
+	Failure string `protobuf:"bytes,5,opt,name=failure,proto3" json:"failure,omitempty"`
+	// As in CommandResponse.
+	ResultIsEvent bool `protobuf:"varint,6,opt,name=result_is_event,json=resultIsEvent,proto3" json:"result_is_event,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -956,6 +987,13 @@ func (x *CommandOutcome) GetFailure() string {
 		return x.Failure
 	}
 	return ""
+}
+
+func (x *CommandOutcome) GetResultIsEvent() bool {
+	if x != nil {
+		return x.ResultIsEvent
+	}
+	return false
 }
 
 type StopRequest struct {
@@ -1336,7 +1374,7 @@ const file_emitter_proto_rawDesc = "" +
 	"\n" +
 	"checkpoint\x18\x02 \x01(\fR\n" +
 	"checkpoint\x12%\n" +
-	"\x0ehas_checkpoint\x18\x03 \x01(\bR\rhasCheckpoint\"\x91\x01\n" +
+	"\x0ehas_checkpoint\x18\x03 \x01(\bR\rhasCheckpoint\"\xc0\x01\n" +
 	"\x0eCommandRequest\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x16\n" +
@@ -1345,13 +1383,15 @@ const file_emitter_proto_rawDesc = "" +
 	"checkpoint\x18\x03 \x01(\fR\n" +
 	"checkpoint\x12\x12\n" +
 	"\x04name\x18\x04 \x01(\tR\x04name\x12\x12\n" +
-	"\x04args\x18\x05 \x01(\fR\x04args\"\xa0\x01\n" +
+	"\x04args\x18\x05 \x01(\fR\x04args\x12-\n" +
+	"\x13result_may_be_event\x18\x06 \x01(\bR\x10resultMayBeEvent\"\xc8\x01\n" +
 	"\x0fCommandResponse\x12\x16\n" +
 	"\x06result\x18\x01 \x01(\fR\x06result\x121\n" +
 	"\x05batch\x18\x02 \x01(\v2\x1b.sidestream.plugin.v1.BatchR\x05batch\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x03 \x01(\tR\terrorCode\x12#\n" +
-	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\"\xb0\x01\n" +
+	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\x12&\n" +
+	"\x0fresult_is_event\x18\x05 \x01(\bR\rresultIsEvent\"\xdf\x01\n" +
 	"\x13CommandBatchRequest\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x16\n" +
@@ -1359,19 +1399,21 @@ const file_emitter_proto_rawDesc = "" +
 	"\n" +
 	"checkpoint\x18\x03 \x01(\fR\n" +
 	"checkpoint\x12@\n" +
-	"\bcommands\x18\x04 \x03(\v2$.sidestream.plugin.v1.BatchedCommandR\bcommands\"8\n" +
+	"\bcommands\x18\x04 \x03(\v2$.sidestream.plugin.v1.BatchedCommandR\bcommands\x12-\n" +
+	"\x13result_may_be_event\x18\x05 \x01(\bR\x10resultMayBeEvent\"8\n" +
 	"\x0eBatchedCommand\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04args\x18\x02 \x01(\fR\x04args\"X\n" +
 	"\x14CommandBatchResponse\x12@\n" +
-	"\boutcomes\x18\x01 \x03(\v2$.sidestream.plugin.v1.CommandOutcomeR\boutcomes\"\xb9\x01\n" +
+	"\boutcomes\x18\x01 \x03(\v2$.sidestream.plugin.v1.CommandOutcomeR\boutcomes\"\xe1\x01\n" +
 	"\x0eCommandOutcome\x12\x16\n" +
 	"\x06result\x18\x01 \x01(\fR\x06result\x121\n" +
 	"\x05batch\x18\x02 \x01(\v2\x1b.sidestream.plugin.v1.BatchR\x05batch\x12\x1d\n" +
 	"\n" +
 	"error_code\x18\x03 \x01(\tR\terrorCode\x12#\n" +
 	"\rerror_message\x18\x04 \x01(\tR\ferrorMessage\x12\x18\n" +
-	"\afailure\x18\x05 \x01(\tR\afailure\".\n" +
+	"\afailure\x18\x05 \x01(\tR\afailure\x12&\n" +
+	"\x0fresult_is_event\x18\x06 \x01(\bR\rresultIsEvent\".\n" +
 	"\vStopRequest\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\"\x0e\n" +

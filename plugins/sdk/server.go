@@ -1,6 +1,7 @@
 package sdk
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -260,7 +261,19 @@ func (s *server) Command(ctx context.Context, req *pluginpb.CommandRequest) (res
 	case err != nil:
 		return nil, status.Errorf(codes.Unknown, "command %s: %v", req.GetName(), err)
 	}
-	return &pluginpb.CommandResponse{Result: res.Result, Batch: toPBBatch(res.Batch, time.Now())}, nil
+	result, isEvent := resultOnWire(res, req.GetResultMayBeEvent())
+	return &pluginpb.CommandResponse{Result: result, ResultIsEvent: isEvent, Batch: toPBBatch(res.Batch, time.Now())}, nil
+}
+
+// resultOnWire leaves the result out when the host allows it and the
+// result is the first event's data, as a fibonacci step's is: at deep
+// positions that is thousands of digits a command that would otherwise
+// be encoded, copied through the pipe and decoded twice.
+func resultOnWire(res CommandResult, mayBeEvent bool) (result []byte, isEvent bool) {
+	if mayBeEvent && len(res.Result) > 0 && len(res.Batch.Events) > 0 && bytes.Equal(res.Result, res.Batch.Events[0].Data) {
+		return nil, true
+	}
+	return res.Result, false
 }
 
 // MaxBatchCommands bounds the commands of one CommandBatch call; the host
@@ -289,7 +302,7 @@ func (s *server) CommandBatch(ctx context.Context, req *pluginpb.CommandBatchReq
 			// The host gave up on the call: it reads no outcome.
 			return nil, status.FromContextError(err).Err()
 		}
-		out := s.batchedCommand(ctx, inst, c.GetName(), c.GetArgs())
+		out := s.batchedCommand(ctx, inst, c.GetName(), c.GetArgs(), req.GetResultMayBeEvent())
 		if b := out.GetBatch(); b.GetHasCheckpoint() {
 			inst.Checkpoint = b.GetCheckpoint()
 			if last != nil {
@@ -303,7 +316,7 @@ func (s *server) CommandBatch(ctx context.Context, req *pluginpb.CommandBatchReq
 }
 
 // batchedCommand is one command of a batch; a panic fails this command only.
-func (s *server) batchedCommand(ctx context.Context, inst Instance, name string, args json.RawMessage) (out *pluginpb.CommandOutcome) {
+func (s *server) batchedCommand(ctx context.Context, inst Instance, name string, args json.RawMessage, mayBeEvent bool) (out *pluginpb.CommandOutcome) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.log.Error("plugin panic", "call", "CommandBatch", "instance", inst.ID, "command", name,
@@ -324,7 +337,8 @@ func (s *server) batchedCommand(ctx context.Context, inst Instance, name string,
 	case err != nil:
 		return &pluginpb.CommandOutcome{Failure: fmt.Sprintf("command %s: %v", name, err)}
 	}
-	return &pluginpb.CommandOutcome{Result: res.Result, Batch: toPBBatch(res.Batch, time.Now())}
+	result, isEvent := resultOnWire(res, mayBeEvent)
+	return &pluginpb.CommandOutcome{Result: result, ResultIsEvent: isEvent, Batch: toPBBatch(res.Batch, time.Now())}
 }
 
 func commandFailure(code, msg string) *pluginpb.CommandResponse {

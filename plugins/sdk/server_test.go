@@ -307,3 +307,46 @@ func TestCommand(t *testing.T) {
 		})
 	}
 }
+
+// A result that is the same bytes as the command's first event crosses
+// the pipe once, but only for a host that asked for that (an older host
+// would read an empty result).
+func TestResultSentOnceWhenItIsTheEvent(t *testing.T) {
+	t.Parallel()
+	for _, allowed := range []bool{false, true} {
+		t.Run(fmt.Sprint("allowed=", allowed), func(t *testing.T) {
+			t.Parallel()
+			c := dial(t, commander{})
+			one, err := c.Command(ctxT(t), &pluginpb.CommandRequest{InstanceId: "i", Checkpoint: []byte("5"), Name: "add", Args: []byte("2"), ResultMayBeEvent: allowed})
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch, err := c.CommandBatch(ctxT(t), &pluginpb.CommandBatchRequest{InstanceId: "i", Checkpoint: []byte("5"), ResultMayBeEvent: allowed,
+				Commands: []*pluginpb.BatchedCommand{{Name: "add", Args: []byte("2")}, {Name: "add", Args: []byte("3")}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			type answer struct {
+				result  []byte
+				isEvent bool
+				events  []*pluginpb.Event
+			}
+			got := []answer{{one.GetResult(), one.GetResultIsEvent(), one.GetBatch().GetEvents()}}
+			for _, o := range batch.GetOutcomes() {
+				got = append(got, answer{o.GetResult(), o.GetResultIsEvent(), o.GetBatch().GetEvents()})
+			}
+			for i, a := range got {
+				want := []string{"7", "7", "10"}[i]
+				if len(a.events) != 1 || string(a.events[0].GetData()) != want {
+					t.Fatalf("answer %d: events %v, want one with %s", i, a.events, want)
+				}
+				if allowed && (a.result != nil || !a.isEvent) {
+					t.Errorf("answer %d: result %q, result_is_event %v; want it sent once, as the event", i, a.result, a.isEvent)
+				}
+				if !allowed && (string(a.result) != want || a.isEvent) {
+					t.Errorf("answer %d: result %q, result_is_event %v; want %s in full", i, a.result, a.isEvent, want)
+				}
+			}
+		})
+	}
+}

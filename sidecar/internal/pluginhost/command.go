@@ -28,7 +28,7 @@ func (k *kindProc) commandBatch(ctx context.Context, id string, config json.RawM
 		return commandEach(ctx, p, id, config, checkpoint, cmds), nil
 	}
 	req := &pluginpb.CommandBatchRequest{InstanceId: id, Config: config, Checkpoint: checkpoint,
-		Commands: make([]*pluginpb.BatchedCommand, len(cmds))}
+		Commands: make([]*pluginpb.BatchedCommand, len(cmds)), ResultMayBeEvent: true}
 	for i, c := range cmds {
 		req.Commands[i] = &pluginpb.BatchedCommand{Name: c.Name, Args: c.Args}
 	}
@@ -55,7 +55,7 @@ func (k *kindProc) commandBatch(ctx context.Context, id string, config json.RawM
 	}
 	res := make([]emitter.CmdOutcome, len(cmds))
 	for i, o := range outs {
-		res[i].CommandResult, res[i].Err = outcome(cmds[i].Name, o.GetResult(), o.GetBatch(), o.GetErrorCode(), o.GetErrorMessage())
+		res[i].CommandResult, res[i].Err = outcome(cmds[i].Name, resultOf(o.GetResult(), o.GetResultIsEvent(), o.GetBatch()), o.GetBatch(), o.GetErrorCode(), o.GetErrorMessage())
 		if f := o.GetFailure(); f != "" {
 			res[i] = emitter.CmdOutcome{Err: fmt.Errorf("command %s: %w", cmds[i].Name, errors.New(f))}
 		}
@@ -78,11 +78,20 @@ func commandEach(ctx context.Context, p *proc, id string, config json.RawMessage
 }
 
 func command(ctx context.Context, p *proc, id, name string, config json.RawMessage, checkpoint []byte, args json.RawMessage) (emitter.CommandResult, error) {
-	resp, err := p.rpc.Command(ctx, &pluginpb.CommandRequest{InstanceId: id, Config: config, Checkpoint: checkpoint, Name: name, Args: args})
+	resp, err := p.rpc.Command(ctx, &pluginpb.CommandRequest{InstanceId: id, Config: config, Checkpoint: checkpoint, Name: name, Args: args, ResultMayBeEvent: true})
 	if err != nil {
 		return emitter.CommandResult{}, fmt.Errorf("command %s: %w", name, rpcErr(err))
 	}
-	return outcome(name, resp.GetResult(), resp.GetBatch(), resp.GetErrorCode(), resp.GetErrorMessage())
+	return outcome(name, resultOf(resp.GetResult(), resp.GetResultIsEvent(), resp.GetBatch()), resp.GetBatch(), resp.GetErrorCode(), resp.GetErrorMessage())
+}
+
+// resultOf is a command's result: the first event's data when the plugin
+// sent it once (result_is_event, which the host allows on every call).
+func resultOf(result []byte, isEvent bool, b *pluginpb.Batch) []byte {
+	if isEvent && len(b.GetEvents()) > 0 {
+		return b.GetEvents()[0].GetData()
+	}
+	return result
 }
 
 // outcome maps one command's answer: caller errors to the emitter
