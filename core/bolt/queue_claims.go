@@ -65,7 +65,7 @@ func (d *QueueDriver) CreateClaim(ctx context.Context, k queue.Key, o queue.Clai
 		// Bodies alias pages and journaled posts: copy them while qmu
 		// and the read transaction still hold them.
 		msgs = make([]queue.Message, 0, len(got))
-		slab := msgSlab{body: make([]byte, 0, bodies)}
+		slab := msgSlab{body: make([]byte, 0, bodies), ids: claimIDs(got)}
 		for i := range got {
 			msgs = append(msgs, got[i].r.message(got[i].seq, n, &slab))
 		}
@@ -91,6 +91,16 @@ func (d *QueueDriver) CreateClaim(ctx context.Context, k queue.Key, o queue.Clai
 type takenMsg struct {
 	seq uint64
 	r   msgRec
+}
+
+// claimIDs formats the ids of got in one string.
+func claimIDs(got []takenMsg) string {
+	var small [16 * 16]byte // the usual claim is formatted on the stack
+	b := small[:0]
+	for i := range got {
+		b = memq.AppendMessageID(b, got[i].seq)
+	}
+	return string(b)
 }
 
 var takenBufs = sync.Pool{New: func() any { b := make([]takenMsg, 0, 64); return &b }}

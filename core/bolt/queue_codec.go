@@ -77,6 +77,19 @@ type msgSlab struct {
 	body              []byte
 	client, claim     uuid.UUID
 	clientStr, claimS string
+	// ids, if set, holds the ids of the next messages in order, 16 bytes
+	// each (one string for a claim's ids instead of one per message).
+	ids string
+}
+
+// id is seq's id, taken from s.ids when they were formatted ahead.
+func (s *msgSlab) id(seq uint64) string {
+	if len(s.ids) < 16 {
+		return memq.MessageID(seq)
+	}
+	id := s.ids[:16]
+	s.ids = s.ids[16:]
+	return id
 }
 
 // message materializes r with body copied into s.
@@ -84,7 +97,7 @@ func (r *msgRec) message(seq uint64, now int64, s *msgSlab) queue.Message {
 	start := len(s.body)
 	s.body = append(s.body, r.body...)
 	m := queue.Message{
-		ID:      memq.MessageID(seq),
+		ID:      s.id(seq),
 		Body:    s.body[start:len(s.body):len(s.body)],
 		TTL:     time.Duration(r.ttl),
 		Created: time.Unix(0, r.created).UTC(),

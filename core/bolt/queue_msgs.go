@@ -44,11 +44,7 @@ func (d *QueueDriver) PostMessages(ctx context.Context, k queue.Key, clientID st
 	if err != nil {
 		return nil, err
 	}
-	ids := make([]string, len(msgs))
-	for i := range ids {
-		ids[i] = memq.MessageID(first + uint64(i))
-	}
-	return ids, nil
+	return memq.MessageIDs(first, len(msgs)), nil
 }
 
 // postTree posts to a queue that does not exist yet, creating it, in one
@@ -349,9 +345,12 @@ func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, n
 
 // takeFree takes up to limit live, unclaimed messages from the free
 // candidates (as sc reads them), oldest first, calls fn for each and returns their seqs; it
-// drops candidates that were deleted or expired. fn must not modify mb;
-// r.body aliases the page.
+// drops candidates that were deleted or expired. fn must not modify mb
+// nor keep r (reused for the next message); r.body aliases the page.
 func (m *memQueue) takeFree(sc *seqCursor, now int64, limit int, fn func(seq uint64, r *msgRec)) ([]uint64, error) {
+	// One record for the whole take: passed to fn (an indirect call), a
+	// record per message escaped, an allocation per claimed message.
+	r := new(msgRec)
 	return m.claims.Take(limit, func(seq uint64) (bool, error) {
 		if m.pinned.Has(seq) {
 			return false, nil
@@ -364,16 +363,16 @@ func (m *memQueue) takeFree(sc *seqCursor, now int64, limit int, fn func(seq uin
 			delete(m.extend, seq)
 			return false, nil
 		}
-		r, err := decodeMsg(v)
-		if err != nil {
+		var err error
+		if *r, err = decodeMsg(v); err != nil {
 			return false, fmt.Errorf("%w: seq %d: %w", ErrCorrupt, seq, err)
 		}
-		m.overlay(seq, &r, now)
+		m.overlay(seq, r, now)
 		if r.expires <= now {
 			delete(m.extend, seq)
 			return false, nil // the sweep deletes it
 		}
-		fn(seq, &r)
+		fn(seq, r)
 		return true, nil
 	})
 }

@@ -153,6 +153,29 @@ func MessageID(seq uint64) string {
 	return hex.EncodeToString(b[:])
 }
 
+// AppendMessageID appends MessageID(seq) to b.
+func AppendMessageID(b []byte, seq uint64) []byte {
+	var s [8]byte
+	binary.BigEndian.PutUint64(s[:], seq)
+	return hex.AppendEncode(b, s[:])
+}
+
+// MessageIDs returns the ids of the n seqs from first on. They share one
+// string: a post's ids were an allocation each.
+func MessageIDs(first uint64, n int) []string {
+	var small [16 * 16]byte // the usual batch is formatted on the stack
+	b := small[:0]
+	for i := range n {
+		b = AppendMessageID(b, first+uint64(i))
+	}
+	all := string(b)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = all[16*i : 16*i+16]
+	}
+	return ids
+}
+
 // ParseMessageID returns 0 for anything that is not a message id.
 func ParseMessageID(id string) uint64 {
 	if len(id) != 16 {

@@ -163,6 +163,24 @@ func TestMessageIDs(t *testing.T) {
 	}
 }
 
+// TestMessageIDsOfAPost: the ids of a post, formatted together, are
+// each seq's own id, past the stack buffer's 16 too.
+func TestMessageIDsOfAPost(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{0, 1, 10, 16, 17, 1000} {
+		first := uint64(1<<40 - 5)
+		ids := memq.MessageIDs(first, n)
+		if len(ids) != n {
+			t.Fatalf("n %d: %d ids", n, len(ids))
+		}
+		for i, id := range ids {
+			if want := memq.MessageID(first + uint64(i)); id != want {
+				t.Fatalf("n %d: ids[%d] = %q, want %q", n, i, id, want)
+			}
+		}
+	}
+}
+
 // TestWritesNeverGoBackInTime: a claim that found a message expired
 // leaves it expired for a later write with an earlier now (clocks of
 // proposers differ), on the State and on one restored from its snapshot

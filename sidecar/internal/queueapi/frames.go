@@ -14,12 +14,28 @@ import (
 )
 
 // frame is one client request over the WebSocket.
+//
+// The strings walkFrame and walkParams take from a frame share its bytes
+// (jsonwalk.SharedString): the reader hands each frame a slice of its
+// own, and nothing writes to it after.
 type frame struct {
 	Action  string                     `json:"action"`
-	Headers map[string]json.RawMessage `json:"headers"`
+	Headers map[string]json.RawMessage `json:"headers"` // as encoding/json reads them
 	Body    json.RawMessage            `json:"body"`
 	raw     []byte                     // the frame as received (valid JSON)
+	// walked are the headers as walkFrame reads them, instead of Headers:
+	// a map per frame cost an allocation, and one per header name.
+	walked  [maxWalkedHeaders]headerPair
+	nWalked int
 }
+
+// headerPair is one walked header: its name and its string value (JSON,
+// quotes included).
+type headerPair struct{ name, val []byte }
+
+// maxWalkedHeaders is the most headers walkFrame reads; a frame with
+// more goes to encoding/json.
+const maxWalkedHeaders = 4
 
 var errBadFrame = errors.New("malformed frame")
 
@@ -64,6 +80,12 @@ func decodeFrame(data []byte) (frame, error) {
 
 // header returns the string value of a header, matched case-insensitively.
 func (f *frame) header(name string) string {
+	for _, h := range f.walked[:f.nWalked] {
+		if strings.EqualFold(string(h.name), name) {
+			s, _ := jsonwalk.SharedString(h.val) // walkHeaders checked it
+			return s
+		}
+	}
 	for k, v := range f.Headers {
 		if strings.EqualFold(k, name) {
 			if s, ok := jsonwalk.PlainString(v); ok {

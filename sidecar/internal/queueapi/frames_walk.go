@@ -20,7 +20,7 @@ func walkFrame(t []byte, f *frame) bool {
 		i := -1
 		switch string(w.Key) {
 		case "action":
-			s, ok := jsonwalk.PlainString(w.Val)
+			s, ok := jsonwalk.SharedString(w.Val)
 			if !ok {
 				return false
 			}
@@ -53,17 +53,20 @@ func walkHeaders(v []byte, f *frame) bool {
 	if v[0] != '{' {
 		return false
 	}
-	f.Headers = make(map[string]json.RawMessage, 4)
 	h := jsonwalk.Object(v)
 	for h.Next() {
-		if h.KeyEsc {
+		// A value must be a plain string (decodeFrame's rule), and names
+		// are compared as encoding/json's map keys would be: exactly.
+		if _, ok := jsonwalk.SharedString(h.Val); h.KeyEsc || !ok || f.nWalked == maxWalkedHeaders {
 			return false
 		}
-		k := string(h.Key)
-		if _, dup := f.Headers[k]; dup {
-			return false
+		for _, p := range f.walked[:f.nWalked] {
+			if string(p.name) == string(h.Key) {
+				return false
+			}
 		}
-		f.Headers[k] = json.RawMessage(h.Val)
+		f.walked[f.nWalked] = headerPair{name: h.Key, val: h.Val}
+		f.nWalked++
 	}
 	return h.Done()
 }
@@ -100,7 +103,7 @@ func walkPost(body []byte, p *postParams) bool {
 		case "queue_name":
 			i = 0
 			if ok = w.Skip(); ok {
-				p.QueueName, ok = jsonwalk.PlainString(w.Val)
+				p.QueueName, ok = jsonwalk.SharedString(w.Val)
 			}
 		case "messages":
 			i = 1
@@ -197,11 +200,11 @@ func walkIDs(body []byte, p *idsParams) bool {
 		}
 		switch i {
 		case 0:
-			p.QueueName, ok = jsonwalk.PlainString(w.Val)
+			p.QueueName, ok = jsonwalk.SharedString(w.Val)
 		case 1:
-			p.MessageID, ok = jsonwalk.PlainString(w.Val)
+			p.MessageID, ok = jsonwalk.SharedString(w.Val)
 		case 2:
-			p.ClaimID, ok = jsonwalk.PlainString(w.Val)
+			p.ClaimID, ok = jsonwalk.SharedString(w.Val)
 		case 3:
 			p.MessageIDs, ok = walkStrings(w.Val)
 		case 4:
@@ -232,7 +235,7 @@ func walkStrings(v []byte) ([]string, bool) {
 	out := make([]string, 0, 16)
 	a := jsonwalk.Walk(v)
 	for a.Next() {
-		s, ok := jsonwalk.PlainString(a.Val)
+		s, ok := jsonwalk.SharedString(a.Val)
 		if !ok {
 			return nil, false
 		}

@@ -32,6 +32,8 @@ var walkCases = []string{
 	`{"Action":"x"}`, `{"act\u0069on":"x"}`, `{"action":"\u0078"}`, `{"action":null}`, `{"action":1}`,
 	`{"action":"x","headers":null,"body":null}`, `{"action":"x","headers":[],"body":[1]}`,
 	`{"action":"x","headers":{"a":1,"b":{"c":"d"}}}`, `{}`, `{"x":{"action":"y"}}`,
+	`{"action":"x","headers":{"a":"1","b":"2","c":"3","d":"4","e":"5"}}`,
+	`{"action":"x","headers":{"a":"\u0041","A":"b"}}`,
 }
 
 func TestWalkFrameAgreesWithEncodingJSON(t *testing.T) {
@@ -60,12 +62,15 @@ func checkWalkFrame(t *testing.T, data []byte) {
 		if err := json.Unmarshal(data, &slow); err != nil {
 			t.Fatalf("%s: walked, but encoding/json refuses it: %v", data, err)
 		}
-		if fast.Action != slow.Action || !sameRaw(fast.Body, slow.Body) || len(fast.Headers) != len(slow.Headers) {
+		if fast.Action != slow.Action || !sameRaw(fast.Body, slow.Body) || fast.Headers != nil || fast.nWalked != len(slow.Headers) {
 			t.Fatalf("%s: walked %+v, encoding/json %+v", data, fast, slow)
 		}
 		for k, v := range slow.Headers {
-			if !sameRaw(fast.Headers[k], v) {
-				t.Fatalf("%s: header %q walked %s, encoding/json %s", data, k, fast.Headers[k], v)
+			if got := fast.walkedHeader(k); !sameRaw(got, v) {
+				t.Fatalf("%s: header %q walked %s, encoding/json %s", data, k, got, v)
+			}
+			if fast.header(k) != slow.header(k) {
+				t.Fatalf("%s: header %q walked %q, encoding/json %q", data, k, fast.header(k), slow.header(k))
 			}
 		}
 	}
@@ -89,6 +94,17 @@ func checkWalkFrame(t *testing.T, data []byte) {
 			t.Fatalf("%s: walked %+v, encoding/json %+v", body, pair[0], pair[1])
 		}
 	}
+}
+
+// walkedHeader is the value walkFrame read for the header named
+// exactly name.
+func (f *frame) walkedHeader(name string) json.RawMessage {
+	for _, h := range f.walked[:f.nWalked] {
+		if string(h.name) == name {
+			return h.val
+		}
+	}
+	return nil
 }
 
 // normRaw re-encodes params so raw bodies compare by bytes, not by how

@@ -167,13 +167,15 @@ func (s *session) readLoop() {
 		return nil
 	})
 	var buf bytes.Buffer
+	var lr io.LimitedReader // one per session, not one per frame
 	for s.ctx.Err() == nil {
 		mt, r, err := c.NextReader()
 		if err != nil {
 			return
 		}
 		s.readDeadline()
-		data, err := readFrame(&buf, io.LimitReader(r, int64(s.api.o.MaxBodyBytes)+1))
+		lr.R, lr.N = r, int64(s.api.o.MaxBodyBytes)+1
+		data, err := readFrame(&buf, &lr)
 		if err != nil {
 			return
 		}
@@ -215,7 +217,9 @@ func (s *session) readLoop() {
 
 // readFrame reads r through buf (reused across frames) and returns an
 // exact-size copy, which the handler may keep: io.ReadAll's doubling from
-// 512 bytes was the largest allocator of a busy connection.
+// 512 bytes was the largest allocator of a busy connection. The copy is
+// the frame's own and never written to: the strings read from it share
+// its bytes (see frame).
 func readFrame(buf *bytes.Buffer, r io.Reader) ([]byte, error) {
 	buf.Reset()
 	if _, err := buf.ReadFrom(r); err != nil {
