@@ -82,6 +82,9 @@ func (s *Store) Queues(ctx context.Context) (*QueueDriver, error) {
 	return d, nil
 }
 
+// queueKey is queueName as a string, in one allocation.
+func queueKey(k queue.Key) string { return k.Tenant + "\x00" + k.Queue }
+
 func queueName(k queue.Key) []byte {
 	b := make([]byte, 0, len(k.Tenant)+1+len(k.Queue))
 	b = append(b, k.Tenant...)
@@ -122,7 +125,7 @@ func (d *QueueDriver) CreateQueue(ctx context.Context, k queue.Key, meta json.Ra
 	var created bool
 	err := d.write(ctx, 64+len(meta), func(tx *bbolt.Tx, ar *arena) error {
 		var err error
-		_, created, err = ensureQueue(tx, ar.str(string(queueName(k))), ar.str(string(meta)))
+		_, created, err = ensureQueue(tx, ar.str(queueKey(k)), ar.str(string(meta)))
 		return err
 	})
 	return created, err
@@ -204,11 +207,11 @@ func (d *QueueDriver) DeleteQueue(ctx context.Context, k queue.Key) error {
 func (d *QueueDriver) QueueStats(ctx context.Context, k queue.Key, now time.Time) (queue.Stats, error) {
 	var st queue.Stats
 	n := now.UnixNano()
-	err := d.withMem(ctx, string(queueName(k)), n, func(_ *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error {
+	err := d.withMem(ctx, queueKey(k), n, func(_ *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error {
 		if b == nil {
 			return nil
 		}
-		return eachMsg(b.Bucket(qbktMsgs), d.pend[string(queueName(k))], 1, func(seq uint64, v []byte) (bool, error) {
+		return eachMsg(b.Bucket(qbktMsgs), d.pend[queueKey(k)], 1, func(seq uint64, v []byte) (bool, error) {
 			r, err := decodeMsg(v)
 			if err != nil {
 				return false, fmt.Errorf("%w: queue %s: %w", ErrCorrupt, k, err)

@@ -23,7 +23,7 @@ func (d *QueueDriver) CreateClaim(ctx context.Context, k queue.Key, o queue.Clai
 	id := uuid.New()
 	n := now.UnixNano()
 	expires := n + int64(o.TTL)
-	name := string(queueName(k))
+	name := queueKey(k)
 	if err := d.loaded(ctx, name, n); err != nil {
 		return queue.Claim{}, err
 	}
@@ -123,7 +123,7 @@ func (d *QueueDriver) GetClaim(ctx context.Context, k queue.Key, id string, now 
 	}
 	n := now.UnixNano()
 	var out queue.Claim
-	err := d.withMem(ctx, string(queueName(k)), n, func(_ *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error {
+	err := d.withMem(ctx, queueKey(k), n, func(_ *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error {
 		c, err := activeClaim(m, cid, n)
 		if err != nil {
 			return err
@@ -131,7 +131,7 @@ func (d *QueueDriver) GetClaim(ctx context.Context, k queue.Key, id string, now 
 		out = queue.Claim{ID: id, TTL: time.Duration(c.TTL), Grace: time.Duration(c.Grace),
 			Created: time.Unix(0, c.Created).UTC(), Expires: time.Unix(0, c.Expires).UTC()}
 		var slab msgSlab
-		return forClaimed(b.Bucket(qbktMsgs), d.pend[string(queueName(k))], c.Seqs, func(seq uint64, r *msgRec) error {
+		return forClaimed(b.Bucket(qbktMsgs), d.pend[queueKey(k)], c.Seqs, func(seq uint64, r *msgRec) error {
 			m.overlay(seq, r, n)
 			if r.expires > n {
 				out.Messages = append(out.Messages, r.message(seq, n, &slab))
@@ -189,7 +189,7 @@ func (d *QueueDriver) updateClaim(ctx context.Context, k queue.Key, id string, n
 	if !ok {
 		return fmt.Errorf("%w: %q", queue.ErrClaimNotFound, id)
 	}
-	name := string(queueName(k))
+	name := queueKey(k)
 	if err := d.loaded(ctx, name, n); err != nil {
 		return err
 	}

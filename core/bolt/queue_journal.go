@@ -232,7 +232,7 @@ func (d *QueueDriver) reserve(name string, n int) (uint64, bool) {
 
 // journalPost encodes msgs as a post entry with seqs from first on,
 // makes it durable, and notes it (posted).
-func (d *QueueDriver) journalPost(ctx context.Context, name []byte, first uint64, client uuid.UUID, msgs []queue.NewMessage, n int64) error {
+func (d *QueueDriver) journalPost(ctx context.Context, name string, first uint64, client uuid.UUID, msgs []queue.NewMessage, n int64) error {
 	buf := entryBufs.Get().(*[]byte)
 	entry := appendTaggedHeader((*buf)[:0], entryQueuePost, name, len(msgs))
 	minExp := int64(1<<63 - 1)
@@ -243,8 +243,8 @@ func (d *QueueDriver) journalPost(ctx context.Context, name []byte, first uint64
 		r.encode(v)
 		minExp = min(minExp, r.expires)
 	}
-	d.noteExpiry(string(name), minExp)
-	err := d.journal(ctx, entry, func(rec uint64, inRecord []byte) { d.posted(rec, string(name), inRecord) })
+	d.noteExpiry(name, minExp)
+	err := d.journal(ctx, entry, func(rec uint64, inRecord []byte) { d.posted(rec, name, inRecord) })
 	if cap(entry) <= entryBufKeep {
 		*buf = entry[:0]
 		entryBufs.Put(buf)
@@ -259,7 +259,7 @@ const entryBufKeep = 64 << 10
 
 // journalDelete makes a delete entry of seqs durable and notes it.
 func (d *QueueDriver) journalDelete(ctx context.Context, name string, seqs []uint64) error {
-	entry := appendTaggedHeader(make([]byte, 0, 2+2*10+len(name)+10*len(seqs)), entryQueueDelete, []byte(name), len(seqs))
+	entry := appendTaggedHeader(make([]byte, 0, 2+2*10+len(name)+10*len(seqs)), entryQueueDelete, name, len(seqs))
 	for _, seq := range seqs {
 		entry = binary.AppendUvarint(entry, seq)
 	}

@@ -26,20 +26,20 @@ func (d *QueueDriver) PostMessages(ctx context.Context, k queue.Key, clientID st
 	if err != nil {
 		return nil, fmt.Errorf("%w: client id: %w", ErrInvalid, err)
 	}
-	name := queueName(k)
+	name := queueKey(k)
 	n := now.UnixNano()
-	if err := d.loaded(ctx, string(name), n); err != nil {
+	if err := d.loaded(ctx, name, n); err != nil {
 		return nil, err
 	}
 	var first uint64
 	if len(msgs) == 0 {
 		return []string{}, nil
 	}
-	if f, ok := d.reserve(string(name), len(msgs)); ok {
+	if f, ok := d.reserve(name, len(msgs)); ok {
 		first = f
 		err = d.journalPost(ctx, name, first, client, msgs, n)
 	} else {
-		first, err = d.postTree(ctx, k, name, client, msgs, n)
+		first, err = d.postTree(ctx, k, []byte(name), client, msgs, n)
 	}
 	if err != nil {
 		return nil, err
@@ -99,7 +99,7 @@ func (d *QueueDriver) ListMessages(ctx context.Context, k queue.Key, o queue.Lis
 		client, _ = uuid.Parse(o.ClientID)
 	}
 	n := now.UnixNano()
-	name := string(queueName(k))
+	name := queueKey(k)
 	err := d.withMem(ctx, name, n, func(_ *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error {
 		if b == nil {
 			return nil
@@ -133,13 +133,13 @@ func (d *QueueDriver) ListMessages(ctx context.Context, k queue.Key, o queue.Lis
 func (d *QueueDriver) GetMessages(ctx context.Context, k queue.Key, ids []string, now time.Time) ([]queue.Message, error) {
 	var out []queue.Message
 	n := now.UnixNano()
-	err := d.withMem(ctx, string(queueName(k)), n, func(_ *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error {
+	err := d.withMem(ctx, queueKey(k), n, func(_ *bbolt.Tx, b *bbolt.Bucket, m *memQueue) error {
 		if b == nil {
 			return nil
 		}
 		var slab msgSlab
 		mb := b.Bucket(qbktMsgs)
-		p := d.pend[string(queueName(k))]
+		p := d.pend[queueKey(k)]
 		for _, id := range ids {
 			seq := memq.ParseMessageID(id)
 			if seq == 0 {
@@ -184,7 +184,7 @@ func (d *QueueDriver) DeleteMessages(ctx context.Context, k queue.Key, ids, clai
 	if len(seqs) == 0 {
 		return nil
 	}
-	name := string(queueName(k))
+	name := queueKey(k)
 	n := now.UnixNano()
 	if d.pinHeld(name, seqs, claims, n) {
 		return d.finishDelete(ctx, name, seqs)
@@ -289,7 +289,7 @@ func checkDelete(holder uuid.UUID, held bool, seq uint64, claims []uuid.UUID) er
 
 // PopMessages implements queue.Driver.
 func (d *QueueDriver) PopMessages(ctx context.Context, k queue.Key, limit int, now time.Time) ([]queue.Message, error) {
-	name := string(queueName(k))
+	name := queueKey(k)
 	n := now.UnixNano()
 	if err := d.loaded(ctx, name, n); err != nil {
 		return nil, err

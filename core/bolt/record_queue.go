@@ -32,7 +32,7 @@ const (
 
 // appendTaggedHeader starts a tagged entry of kind for queue bucket name
 // with n items.
-func appendTaggedHeader(dst []byte, kind byte, name []byte, n int) []byte {
+func appendTaggedHeader[S string | []byte](dst []byte, kind byte, name S, n int) []byte {
 	dst = append(dst, entryTagged, kind)
 	dst = binary.AppendUvarint(dst, uint64(len(name)))
 	dst = append(dst, name...)
