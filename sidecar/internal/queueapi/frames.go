@@ -112,7 +112,7 @@ func reply(req []byte, status int, body any) []byte {
 	if req == nil {
 		req = []byte("null")
 	}
-	out := make([]byte, 0, len(req)+len(b)+48)
+	out := outBuf(len(req) + len(b) + 48)
 	out = append(out, `{"request":`...)
 	out = append(out, req...)
 	out = append(out, `,"headers":{"status":`...)

@@ -58,7 +58,7 @@ func opMessagePost(ctx context.Context, api *API, w who, dec decodeFunc) (int, a
 	for _, id := range ids {
 		size += 2*len(id) + len(p.QueueName) + 28
 	}
-	b := make(encoded, 0, size)
+	b := encoded(outBuf(size))
 	b = append(b, `{"resources":[`...)
 	for i, id := range ids {
 		if i > 0 {

@@ -320,7 +320,7 @@ func (sub *subscription) deliveryFrame(claimID string, ms []queue.Message, now t
 	for _, m := range ms {
 		size += len(m.ID) + len(m.Body)
 	}
-	b := make([]byte, 0, size)
+	b := outBuf(size)
 	b = append(b, `{"action":"message_delivery","headers":{"status":200,"subscription_id":"`...)
 	b = append(append(append(append(b, sub.id...), `","queue_name":"`...), q...), `"},"body":`...)
 	b = claimBody(b, q, claimID, sub.id, ms, now)

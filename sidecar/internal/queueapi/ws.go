@@ -302,15 +302,20 @@ func (s *session) writeQueued(b, batch []byte) ([]byte, error) {
 		select {
 		case more = <-s.out:
 		default:
-			return batch, s.write(b)
+			err := s.write(b)
+			recycle(b)
+			return batch, err
 		}
 	}
 	batch = wire.AppendFrame(batch[:0], wire.OpText, b, nil)
 	batch = wire.AppendFrame(batch, wire.OpText, more, nil)
+	recycle(b)
+	recycle(more)
 	for len(batch) < maxWriteBatch {
 		select {
 		case more = <-s.out:
 			batch = wire.AppendFrame(batch, wire.OpText, more, nil)
+			recycle(more)
 			continue
 		default:
 		}
@@ -383,7 +388,11 @@ func (s *session) handle(f frame) []byte {
 	if deleted != nil && status == http.StatusNoContent {
 		s.acked(w.key(deleted.QueueName).String(), deleted)
 	}
-	return reply(f.raw, status, out)
+	rep := reply(f.raw, status, out)
+	if e, ok := out.(encoded); ok {
+		recycle(e) // copied into rep; over REST it is the response itself
+	}
+	return rep
 }
 
 func (s *session) identify(f frame, o op) (who, error) {

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/sidestream/sidestream/sidecar/queueclient"
 )
 
 // Pipelined posts whose replies span the three WebSocket length
@@ -129,4 +131,99 @@ func readServerFrame(t *testing.T, r io.Reader) (byte, []byte) {
 	}
 	t.Fatal("only pings from the server")
 	return 0, nil
+}
+
+// Replies and deliveries are built in buffers the writer recycles once
+// written: many frames of different sizes in flight on one connection,
+// posts, reads and a subscription's deliveries, must each come back with
+// their own contents, never another frame's bytes.
+func TestWSRecycledBuffersKeepFramesApart(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{nosync: true})
+	c := e.dial(nil)
+	sub := e.dial(nil)
+	r := wsDo(t, sub, "subscription_create", h("p1", clientB), map[string]any{"queue_name": "sub", "options": map[string]any{"limit": 3}})
+	if r.Status != http.StatusCreated {
+		t.Fatalf("subscribe: %d %s", r.Status, r.Body)
+	}
+	const workers, rounds = 8, 24
+	sizes := []int{1, 90, 3000, 5000, 9000} // around and past outBufMin
+	want := make(map[string]string)         // delivered id → body
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range rounds {
+				q := fmt.Sprintf("q%d", w)
+				if i%3 == 0 {
+					q = "sub"
+				}
+				body := strings.Repeat(string(rune('a'+(w+i)%26)), sizes[(w+i)%len(sizes)])
+				if err := postAndRead(c, q, body, &mu, want); err != nil {
+					errs <- fmt.Errorf("worker %d round %d: %w", w, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	seen := 0
+	deadline := time.After(20 * time.Second)
+	for seen < len(want) {
+		select {
+		case d := <-sub.Deliveries():
+			for _, m := range d.Messages {
+				var got string
+				if err := json.Unmarshal(m.Body, &got); err != nil || got != want[m.ID] {
+					t.Fatalf("delivery of %s: body %.40q (%v), want %.40q", m.ID, m.Body, err, want[m.ID])
+				}
+				seen++
+			}
+		case <-deadline:
+			t.Fatalf("%d of %d messages delivered", seen, len(want))
+		}
+	}
+}
+
+// postAndRead posts body to q, checks the reply's href names q, reads the
+// message back and checks its body; posts to "sub" are noted in want.
+func postAndRead(c *queueclient.Client, q, body string, mu *sync.Mutex, want map[string]string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	raw, _ := json.Marshal(body)
+	r, err := c.Do(ctx, "message_post", h("p1", clientA), map[string]any{"queue_name": q, "messages": []any{map[string]any{"body": json.RawMessage(raw)}}})
+	if err != nil {
+		return err
+	}
+	var posted struct {
+		Resources []string `json:"resources"`
+		IDs       []string `json:"message_ids"`
+	}
+	if err := json.Unmarshal(r.Body, &posted); err != nil || r.Status != http.StatusCreated || len(posted.IDs) != 1 ||
+		posted.Resources[0] != "/v2/queues/"+q+"/messages/"+posted.IDs[0] {
+		return fmt.Errorf("post to %s: %d %.200s (%v)", q, r.Status, r.Body, err)
+	}
+	if q == "sub" {
+		mu.Lock()
+		want[posted.IDs[0]] = body
+		mu.Unlock()
+		return nil
+	}
+	g, err := c.Do(ctx, "message_get", h("p1", clientA), map[string]any{"queue_name": q, "message_id": posted.IDs[0]})
+	if err != nil {
+		return err
+	}
+	var got struct {
+		ID   string `json:"id"`
+		Body string `json:"body"`
+	}
+	if err := json.Unmarshal(g.Body, &got); err != nil || got.ID != posted.IDs[0] || got.Body != body {
+		return fmt.Errorf("get from %s: %d %.200s (%v), want body %.40q", q, g.Status, g.Body, err, body)
+	}
+	return nil
 }
