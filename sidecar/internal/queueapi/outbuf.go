@@ -12,7 +12,7 @@ package queueapi
 var outFree = make(chan []byte, 256)
 
 const (
-	outBufMin  = 4 << 10  // a new buffer's least room (a delivery of 10)
+	outBufMin  = 8 << 10  // a new buffer's least room: a delivery of 10 fits
 	outBufKeep = 64 << 10 // larger buffers are left to the collector
 )
 

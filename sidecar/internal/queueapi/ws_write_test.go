@@ -147,7 +147,7 @@ func TestWSRecycledBuffersKeepFramesApart(t *testing.T) {
 		t.Fatalf("subscribe: %d %s", r.Status, r.Body)
 	}
 	const workers, rounds = 8, 24
-	sizes := []int{1, 90, 3000, 5000, 9000} // around and past outBufMin
+	sizes := []int{1, 90, 3000, 7000, 9000} // around and past outBufMin
 	want := make(map[string]string)         // delivered id → body
 	var mu sync.Mutex
 	var wg sync.WaitGroup
