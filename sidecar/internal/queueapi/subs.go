@@ -188,7 +188,7 @@ func (s *session) listSubscriptions(f frame) []byte {
 
 // acked frees window room of the subscriptions on a queue after this
 // connection deleted messages.
-func (s *session) acked(key string, p *idsParams) {
+func (s *session) acked(key queue.Key, p *idsParams) {
 	ids := p.MessageIDs
 	if p.MessageID != "" {
 		ids = append(ids, p.MessageID)
@@ -196,7 +196,7 @@ func (s *session) acked(key string, p *idsParams) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, sub := range s.subs {
-		if sub.key.String() != key {
+		if sub.key != key {
 			continue
 		}
 		sub.mu.Lock()

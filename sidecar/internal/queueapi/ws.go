@@ -386,7 +386,7 @@ func (s *session) handle(f frame) []byte {
 		return errorReply(f.raw, err)
 	}
 	if deleted != nil && status == http.StatusNoContent {
-		s.acked(w.key(deleted.QueueName).String(), deleted)
+		s.acked(w.key(deleted.QueueName), deleted)
 	}
 	rep := reply(f.raw, status, out)
 	if e, ok := out.(encoded); ok {
