@@ -35,8 +35,8 @@ type subscription struct {
 	done chan struct{}
 
 	mu       sync.Mutex
-	inflight map[string]time.Time // message id → claim expiry
-	reserved int                  // window taken by claims in progress
+	inflight inflight // message id → claim expiry
+	reserved int      // window taken by claims in progress
 	// soonest is the earliest claim expiry in inflight (zero when none is
 	// known): scanning the window for expired claims on every claim cost
 	// more than the claim itself, so reserve scans only once one is due.
@@ -130,7 +130,7 @@ func (s *session) newSubscription(w who, p subParams) (*subscription, error) {
 	}
 	sub := &subscription{
 		id: uuid.NewString(), key: w.key(p.QueueName), clientID: w.clientID,
-		inflight: map[string]time.Time{}, kick: make(chan struct{}, claimers), done: make(chan struct{}),
+		kick: make(chan struct{}, claimers), done: make(chan struct{}),
 	}
 	sub.opts = p.Options
 	sub.claimSize = min(max(p.Options.Window/claimers, p.Options.Limit), l.MaxMessagesPerClaim)
@@ -201,7 +201,7 @@ func (s *session) acked(key queue.Key, p *idsParams) {
 		}
 		sub.mu.Lock()
 		for _, id := range ids {
-			delete(sub.inflight, id)
+			sub.inflight.delete(id)
 		}
 		sub.mu.Unlock()
 		for range claimers {
@@ -218,18 +218,13 @@ func (s *session) acked(key queue.Key, p *idsParams) {
 func (sub *subscription) reserve(now time.Time, n int) int {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
-	if len(sub.inflight) > sub.opts.Window/2 && !sub.soonest.IsZero() && !sub.soonest.After(now) {
+	if sub.inflight.len() > sub.opts.Window/2 && !sub.soonest.IsZero() && !sub.soonest.After(now) {
 		sub.soonest = time.Time{}
-		for id, exp := range sub.inflight {
-			switch {
-			case !exp.After(now):
-				delete(sub.inflight, id)
-			case sub.soonest.IsZero() || exp.Before(sub.soonest):
-				sub.soonest = exp
-			}
+		if soonest := sub.inflight.expire(now.UnixNano()); soonest != 0 {
+			sub.soonest = time.Unix(0, soonest)
 		}
 	}
-	n = max(min(n, sub.opts.Window-len(sub.inflight)-sub.reserved), 0)
+	n = max(min(n, sub.opts.Window-sub.inflight.len()-sub.reserved), 0)
 	sub.reserved += n
 	return n
 }
@@ -297,8 +292,9 @@ func (sub *subscription) claimLoop(ctx context.Context, s *session) {
 
 func (sub *subscription) deliver(s *session, c queue.Claim, reserved int) {
 	sub.mu.Lock()
+	exp := c.Expires.UnixNano()
 	for _, m := range c.Messages {
-		sub.inflight[m.ID] = c.Expires
+		sub.inflight.set(m.ID, exp)
 	}
 	if len(c.Messages) > 0 && (sub.soonest.IsZero() || c.Expires.Before(sub.soonest)) {
 		sub.soonest = c.Expires
