@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -203,7 +204,10 @@ func (s *Service) conf(ctx context.Context, k Key) (queueConf, error) {
 	}
 	s.mu.Lock()
 	if s.gen == gen {
-		s.confs[k] = c
+		// k's strings may share a whole request's bytes (the WebSocket
+		// API reads names in place): the cache, which outlives it, keeps
+		// copies.
+		s.confs[Key{Tenant: strings.Clone(k.Tenant), Queue: strings.Clone(k.Queue)}] = c
 	}
 	s.mu.Unlock()
 	return c, nil

@@ -17,7 +17,9 @@ import (
 //
 // The strings walkFrame and walkParams take from a frame share its bytes
 // (jsonwalk.SharedString): the reader hands each frame a slice of its
-// own, and nothing writes to it after.
+// own, and nothing writes to it after. Whatever keeps such a string
+// beyond the request (the queue service's config cache) keeps a copy, or
+// it would hold the whole frame.
 type frame struct {
 	Action  string                     `json:"action"`
 	Headers map[string]json.RawMessage `json:"headers"` // as encoding/json reads them
