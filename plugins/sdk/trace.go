@@ -8,6 +8,8 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
+
+	pluginpb "github.com/sidestream/sidestream/plugins/proto"
 )
 
 // The host injects W3C trace context into every call's gRPC metadata.
@@ -64,7 +66,9 @@ func (s tracedStream) Context() context.Context { return s.ctx }
 
 // grpcServer is go-plugin's server factory with trace extraction added.
 func grpcServer(opts []grpc.ServerOption) *grpc.Server {
-	opts = append(opts, grpc.ChainUnaryInterceptor(traceUnary), grpc.ChainStreamInterceptor(traceStream))
+	opts = append(opts, grpc.ChainUnaryInterceptor(traceUnary), grpc.ChainStreamInterceptor(traceStream),
+		grpc.InitialWindowSize(pluginpb.PipeWindow), grpc.InitialConnWindowSize(pluginpb.PipeWindow),
+		grpc.ReadBufferSize(pluginpb.PipeBuffer), grpc.WriteBufferSize(pluginpb.PipeBuffer))
 	return grpc.NewServer(opts...)
 }
 

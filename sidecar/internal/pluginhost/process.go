@@ -86,7 +86,9 @@ func (k *kindProc) spawn(ctx context.Context) (*proc, error) {
 	cmd.Env = append(append([]string(nil), src.Env...), plugin.EnvUnixSocketDir+"="+k.h.sockDir)
 	cmd.SysProcAttr = pluginProcAttr()
 	logw := newLogWriter(k.h.log, src.Name)
-	dial := []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxBatchBytes))}
+	dial := []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxBatchBytes)),
+		grpc.WithInitialWindowSize(pluginpb.PipeWindow), grpc.WithInitialConnWindowSize(pluginpb.PipeWindow),
+		grpc.WithReadBufferSize(pluginpb.PipeBuffer), grpc.WithWriteBufferSize(pluginpb.PipeBuffer)}
 	if cfg.DialOptions != nil {
 		dial = append(dial, cfg.DialOptions(src.Name)...)
 	}
