@@ -163,13 +163,15 @@ func runFanout(ctx context.Context, e *env) error {
 	h := e.hist("delivery")
 	split := e.splitHists()
 	pools := make([]*pool, nstreams)
+	stamps := make([]*stampTable, nstreams)
 	for i := range pools {
 		pools[i] = e.newPool(ctx, (subs+nstreams-1)/nstreams)
 		defer pools[i].close()
+		stamps[i] = newStampTable(time.Now())
 	}
 	t0 := time.Now()
 	err = e.connectAll(ctx, subs, func(_ context.Context, i int) error {
-		c := &consumer{e: e, key: i, h: h, h2: split(i), ops: &e.ops}
+		c := &consumer{e: e, key: i, h: h, h2: split(i), ops: &e.ops, shared: stamps[i%nstreams]}
 		return pools[i%nstreams].add(e.subHost(i), tr, streams[i%nstreams].path, c, 0, e.measuring, nil)
 	})
 	if err != nil {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +25,56 @@ func (c *stampCache) parse(b []byte) (int64, bool) {
 	c.last = append(c.last[:0], b...)
 	c.ns, c.ok = parseRFC3339(b)
 	return c.ns, c.ok
+}
+
+// stampTable shares the parsed times of one stream's events between its
+// subscribers, by seq: a ring of slots, each one atomic word holding the
+// low bits of a seq and the time in µs after the table's base, so a
+// reader never sees one event's seq with another's time. A time it
+// cannot hold (before the base, or 12 days after) is not shared.
+type stampTable struct {
+	base  int64 // Unix ns
+	slots [stampSlots]atomic.Uint64
+}
+
+const (
+	stampSlots   = 1 << 12
+	stampSeqBits = 24
+	stampUSBits  = 64 - stampSeqBits
+	stampUSMask  = 1<<stampUSBits - 1
+)
+
+// newStampTable starts the table an hour before now: events published
+// during the run, or an hour before it, fit.
+func newStampTable(now time.Time) *stampTable {
+	return &stampTable{base: now.Add(-time.Hour).UnixNano()}
+}
+
+// lookup returns the time of the event with this seq, if shared; a nil
+// table shares nothing.
+func (t *stampTable) lookup(seq uint64) (int64, bool) {
+	if t == nil {
+		return 0, false
+	}
+	v := t.slots[seq%stampSlots].Load()
+	us := v & stampUSMask
+	if us == 0 || v>>stampUSBits != seq&(1<<stampSeqBits-1) {
+		return 0, false
+	}
+	return t.base + int64(us-1)*1000, true
+}
+
+// store shares the time of the event with this seq, to the µs (what the
+// latencies are recorded in).
+func (t *stampTable) store(seq uint64, ns int64) {
+	if t == nil || ns < t.base {
+		return
+	}
+	us := uint64(ns-t.base)/1000 + 1 // 0 marks an empty slot
+	if us > stampUSMask {
+		return
+	}
+	t.slots[seq%stampSlots].Store(seq<<stampUSBits | us)
 }
 
 // parseRFC3339 parses "2006-01-02T15:04:05.999999999Z" quickly and falls
