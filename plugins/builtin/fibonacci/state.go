@@ -31,7 +31,7 @@ const MaxPosition = 100_000_000
 
 // decoded is the plugin's working state: F(Position) and F(Position-1)
 // as decimal limbs (see decimal), with their printed forms, which the
-// result and the checkpoint both need.
+// answers need (a step back answers with the one printed before).
 type decoded struct {
 	Position  uint64
 	cur, prev decimal
@@ -107,7 +107,7 @@ func decodeCheckpoint(cp []byte) (decoded, error) {
 }
 
 // atPosition computes F(n) and F(n-1) by fast doubling with math/big, in
-// O(log n) multiplications (F(1,000,000): tens of milliseconds; see
+// O(log n) multiplications (F(1,000,000): about 70 ms; see
 // BenchmarkAtPosition), then prints them once and takes the decimal
 // limbs from the print. It runs after a restart or a rolled-back commit,
 // not per command: the plugin keeps its last state (lastStates).
