@@ -159,7 +159,11 @@ next:
 	return sum
 }
 
-// After a short scenario (subscribe, publish, kill a plugin) /metrics holds
+func fibStage(stage string) map[string]string {
+	return map[string]string{"sidestream_plugin": "fibonacci", "sidestream_command_stage": stage}
+}
+
+// After a short scenario (subscribe, publish, fib nexts, kill a plugin) /metrics holds
 // the named series and their values moved as expected. Needs the telemetry
 // wiring in sidecar/internal/app (see the telemetry package).
 func TestMetricsAfterSubscribePublishAndPluginRestart(t *testing.T) {
@@ -171,6 +175,12 @@ func TestMetricsAfterSubscribePublishAndPluginRestart(t *testing.T) {
 	var created struct{ ID string }
 	if code := do(t, http.MethodPut, sc.URL("/log"), `{"source":"synthetic","rate":200}`, &created); code != http.StatusCreated {
 		t.Fatalf("PUT /log: %d", code)
+	}
+	const nexts = 3
+	for range nexts {
+		if code := do(t, http.MethodPost, sc.URL("/fib/next"), "", nil); code != http.StatusOK {
+			t.Fatalf("POST /fib/next: %d", code)
+		}
 	}
 	sse := openSSE(t, sc.URL("/sse/log/"+created.ID), "")
 	read := func(n int) {
@@ -215,6 +225,10 @@ func TestMetricsAfterSubscribePublishAndPluginRestart(t *testing.T) {
 		{"plugin RPCs", "rpc_client_call_duration_seconds", logPlugin, 1},
 		{"store commits", "sidestream_store_commit_duration_seconds", nil, 1},
 		{"store batch sizes", "sidestream_store_commit_size", nil, 1},
+		{"fib commands' queue stage", "sidestream_command_duration_seconds", fibStage("queue"), nexts},
+		{"fib commands' plugin stage", "sidestream_command_duration_seconds", fibStage("plugin"), nexts},
+		{"fib commands' commit stage", "sidestream_command_duration_seconds", fibStage("commit"), nexts},
+		{"fib round trips", "sidestream_command_batch_size", map[string]string{"sidestream_plugin": "fibonacci"}, 1},
 		{"PUT /log request", "http_server_request_duration_seconds", map[string]string{
 			"http_route": "/log", "http_request_method": "PUT", "http_response_status_code": "201"}, 1},
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // MaxCommandBatch bounds the commands one plugin round trip carries.
@@ -31,7 +32,7 @@ func (m *Manager) Command(ctx context.Context, id, name string, args json.RawMes
 	if inst.spec.Stopped {
 		return nil, fmt.Errorf("command %s on %s: emitter is stopped: %w", name, id, ErrUnavailable)
 	}
-	call := &commandCall{ctx: ctx, cmd: Cmd{Name: name, Args: args}, ready: make(chan struct{})}
+	call := &commandCall{ctx: ctx, cmd: Cmd{Name: name, Args: args}, ready: make(chan struct{}), since: time.Now()}
 	lead := inst.cmds.join(call)
 	if !lead {
 		if lead, err = inst.cmds.await(call); err != nil {
@@ -67,8 +68,9 @@ type commandQueue struct {
 
 // commandCall is one caller's command.
 type commandCall struct {
-	ctx context.Context
-	cmd Cmd
+	ctx   context.Context
+	cmd   Cmd
+	since time.Time // when it was called: its queue stage starts
 	// ready is closed exactly once: when the call is promoted to leader
 	// (lead set, still queued) or when a leader answered it (taken).
 	ready chan struct{}
@@ -168,7 +170,13 @@ func (m *Manager) lead(inst *instance, self *commandCall) {
 	}
 	inst.mu.Lock()
 	calls := inst.cmds.take()
+	kind := inst.spec.Kind
+	taken := time.Now()
+	for _, c := range calls {
+		m.obs.CommandStage(kind, StageQueue, taken.Sub(c.since), 1)
+	}
 	wait, committed := m.runBatchLocked(inst, calls, self.ctx)
+	enqueued := time.Now()
 	inst.mu.Unlock()
 	inst.cmds.handOff()
 
@@ -196,6 +204,7 @@ func (m *Manager) lead(inst *instance, self *commandCall) {
 	go func() {
 		ctx := context.WithoutCancel(self.ctx)
 		bc.err = wait(ctx)
+		m.obs.CommandStage(kind, StageCommit, time.Since(enqueued), len(committed))
 		if bc.err != nil {
 			inst.resync() // once for the batch, before anyone retries
 		}
@@ -223,8 +232,11 @@ func (m *Manager) runBatchLocked(inst *instance, calls []*commandCall, leader co
 	}
 	inst.recoverLocked() // a failure nobody waited for (all callers left)
 	ctx, stop := batchContext(leader, live)
+	began := time.Now()
 	outs, err := m.runner.CommandBatch(ctx, inst.spec.Kind, inst.spec.ID, inst.spec.Config, inst.latest, cmds)
 	stop()
+	m.obs.CommandStage(inst.spec.Kind, StagePlugin, time.Since(began), len(cmds))
+	m.obs.CommandBatch(inst.spec.Kind, len(cmds))
 	if err == nil && len(outs) != len(cmds) {
 		err = fmt.Errorf("runner answered %d outcomes to %d commands", len(outs), len(cmds))
 	}

@@ -59,6 +59,7 @@ type Manager struct {
 	runner Runner
 	hub    *stream.Hub
 	log    *slog.Logger
+	obs    CommandObserver
 
 	mu       sync.RWMutex
 	emitters map[string]*instance
@@ -90,9 +91,13 @@ type instance struct {
 }
 
 // NewManager returns a manager; call Restore to start the stored emitters.
-func NewManager(specs SpecStore, runner Runner, hub *stream.Hub, log *slog.Logger) *Manager {
-	return &Manager{specs: specs, runner: runner, hub: hub, log: log,
+func NewManager(specs SpecStore, runner Runner, hub *stream.Hub, log *slog.Logger, opts ...ManagerOption) *Manager {
+	m := &Manager{specs: specs, runner: runner, hub: hub, log: log, obs: noObserver{},
 		emitters: map[string]*instance{}, creating: map[string]chan struct{}{}}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
 }
 
 // Restore starts every stored emitter from its checkpoint. One emitter that

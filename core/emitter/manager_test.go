@@ -37,7 +37,7 @@ type env struct {
 }
 
 // newEnv returns a manager over store (a fresh one when nil).
-func newEnv(t *testing.T, store *memstore.Store) *env {
+func newEnv(t *testing.T, store *memstore.Store, opts ...emitter.ManagerOption) *env {
 	t.Helper()
 	if store == nil {
 		store = memstore.New()
@@ -45,7 +45,7 @@ func newEnv(t *testing.T, store *memstore.Store) *env {
 	log := slog.New(slog.DiscardHandler)
 	hub := stream.NewHub(store, log, stream.HubOptions{})
 	e := &env{store: store, runner: newRunner(), hub: hub}
-	e.m = emitter.NewManager(store, e.runner, hub, log)
+	e.m = emitter.NewManager(store, e.runner, hub, log, opts...)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), guard)
 		defer cancel()

@@ -332,7 +332,7 @@ var seriesNames = []string{
 	"sidestream_stream_write_bytes", "sidestream_plugin_state", "sidestream_plugin_restarts_total",
 	"sidestream_plugin_instances", "rpc_client_call_duration_seconds", "sidestream_store_commit_duration_seconds",
 	"sidestream_store_commit_size", "sidestream_queue_depth", "sidestream_queue_claims_total",
-	"http_server_request_duration_seconds",
+	"http_server_request_duration_seconds", "sidestream_command_duration_seconds", "sidestream_command_batch_size",
 }
 
 func TestGrafanaDashboard(t *testing.T) {

@@ -220,7 +220,8 @@ func (s *system) startPlugins(context.Context) error {
 
 // startEmitters restores the stored emitters and the shared ones.
 func (s *system) startEmitters(ctx context.Context) error {
-	s.mgr = emitter.NewManager(s.store, s.host, s.hub, s.log.With("component", "emitters"))
+	s.mgr = emitter.NewManager(s.store, s.host, s.hub, s.log.With("component", "emitters"),
+		emitter.WithCommandObserver(commandMetrics{s.tel.Instruments()}))
 	s.push("emitters", s.mgr.Close)
 	if err := s.mgr.Restore(ctx); err != nil {
 		// One broken emitter must not take the others down.

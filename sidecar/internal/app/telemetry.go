@@ -2,9 +2,11 @@ package app
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel/codes"
 
+	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/sidecar/internal/httpapi"
 	"github.com/sidestream/sidestream/sidecar/internal/pluginhost"
 	streamhttp "github.com/sidestream/sidestream/sidecar/internal/stream"
@@ -92,4 +94,17 @@ func pluginSamples(host *pluginhost.Host) func() []telemetry.PluginSample {
 		}
 		return out
 	}
+}
+
+// commandMetrics reports where emitter commands spend their time.
+type commandMetrics struct{ ins *telemetry.Instruments }
+
+var _ emitter.CommandObserver = commandMetrics{}
+
+func (m commandMetrics) CommandStage(kind string, stage emitter.CommandStage, d time.Duration, n int) {
+	m.ins.Plugin(kind).CommandStage(context.Background(), stage.String(), d, n)
+}
+
+func (m commandMetrics) CommandBatch(kind string, n int) {
+	m.ins.Plugin(kind).CommandBatch(context.Background(), n)
 }

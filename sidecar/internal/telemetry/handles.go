@@ -127,9 +127,11 @@ func (s *StreamMetrics) Write(ctx context.Context, t Transport, events, bytes in
 // PluginMetrics are the synchronous series of one plugin (its RPC
 // latency); state, restarts and instances are observed with ObservePlugins.
 type PluginMetrics struct {
-	ins  *Instruments
-	name attribute.KeyValue
-	rpcs *cache[rpcKey, attrOpts]
+	ins    *Instruments
+	name   attribute.KeyValue
+	only   attrOpts // {plugin}
+	rpcs   *cache[rpcKey, attrOpts]
+	stages *cache[string, attrOpts]
 }
 
 type rpcKey struct {
@@ -142,6 +144,8 @@ func (i *Instruments) Plugin(name string) *PluginMetrics { return i.plugins.get(
 
 func (i *Instruments) newPluginMetrics(name string) *PluginMetrics {
 	p := &PluginMetrics{ins: i, name: KeyPlugin.String(name)}
+	p.only = newAttrOpts(p.name)
+	p.stages = newCache(func(stage string) attrOpts { return newAttrOpts(p.name, KeyStage.String(stage)) }, otherString)
 	p.rpcs = newCache(func(k rpcKey) attrOpts {
 		kvs := []attribute.KeyValue{p.name, attribute.String("rpc.system", "grpc"), attribute.String("rpc.method", k.method)}
 		if k.failed {
@@ -156,6 +160,21 @@ func (i *Instruments) newPluginMetrics(name string) *PluginMetrics {
 // whether it failed.
 func (p *PluginMetrics) RPC(ctx context.Context, method string, d time.Duration, failed bool) {
 	p.ins.pluginRPC.Record(ctx, d.Seconds(), p.rpcs.get(rpcKey{method, failed}).rec...)
+}
+
+// CommandStage records that n commands to this plugin's emitters each
+// spent d in stage ("queue", "plugin" or "commit", in that order; their
+// sum is a command's time on the node, HTTP aside).
+func (p *PluginMetrics) CommandStage(ctx context.Context, stage string, d time.Duration, n int) {
+	o := p.stages.get(stage).rec
+	for range n {
+		p.ins.cmdDuration.Record(ctx, d.Seconds(), o...)
+	}
+}
+
+// CommandBatch records one plugin round trip carrying n commands.
+func (p *PluginMetrics) CommandBatch(ctx context.Context, n int) {
+	p.ins.cmdBatch.Record(ctx, int64(n), p.only.rec...)
 }
 
 // PluginSample is one plugin's supervision status at observation time.

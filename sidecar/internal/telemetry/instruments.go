@@ -21,6 +21,7 @@ const (
 	KeyPluginState = attribute.Key("sidestream.plugin.state")
 	KeyQueue       = attribute.Key("sidestream.queue")
 	KeyReason      = attribute.Key("sidestream.reason")
+	KeyStage       = attribute.Key("sidestream.command.stage")
 )
 
 // Instrument names (OTel) of the series; the Prometheus names (as scraped
@@ -39,6 +40,8 @@ const (
 	MetricPluginRPC       = "rpc.client.call.duration" // OTel semantic convention
 	MetricStoreCommit     = "sidestream.store.commit.duration"
 	MetricStoreBatch      = "sidestream.store.commit.size"
+	MetricCommandDuration = "sidestream.command.duration"
+	MetricCommandBatch    = "sidestream.command.batch.size"
 	MetricQueueDepth      = "sidestream.queue.depth"
 	MetricQueueClaims     = "sidestream.queue.claims"
 	MetricHTTPDuration    = "http.server.request.duration" // OTel semantic convention
@@ -55,7 +58,7 @@ var PrometheusNames = []string{
 	"sidestream_plugin_instances", "rpc_client_call_duration_seconds", "sidestream_store_commit_duration_seconds",
 	"sidestream_store_commit_size", "sidestream_queue_depth", "sidestream_queue_claims_total",
 	"http_server_request_duration_seconds", "sidestream_http_connections_refused_total",
-	"sidestream_go_goroutines",
+	"sidestream_go_goroutines", "sidestream_command_duration_seconds", "sidestream_command_batch_size",
 }
 
 // PluginStates are the states sidestream_plugin_state reports (1 for the
@@ -86,6 +89,8 @@ type Instruments struct {
 	pluginRPC    metric.Float64Histogram
 	storeCommit  metric.Float64Histogram
 	storeBatch   metric.Int64Histogram
+	cmdDuration  metric.Float64Histogram
+	cmdBatch     metric.Int64Histogram
 	queueDepth   metric.Int64Gauge
 	queueClaims  metric.Int64Counter
 	httpDuration metric.Float64Histogram
@@ -151,6 +156,9 @@ func newInstruments(m metric.Meter) (*Instruments, error) {
 	i.pluginRPC = b.seconds(MetricPluginRPC, "Duration of gRPC calls to plugins.")
 	i.storeCommit = b.seconds(MetricStoreCommit, "Duration of a group commit (transaction and fsync).")
 	i.storeBatch = b.intHist(MetricStoreBatch, "{write}", "Writes sharing one group commit.", countBounds)
+	i.cmdDuration = b.seconds(MetricCommandDuration,
+		"Time an emitter command spent in each stage (queue: waiting for its plugin round trip; plugin: the round trip; commit: until durable), by plugin.")
+	i.cmdBatch = b.intHist(MetricCommandBatch, "{command}", "Commands sharing one plugin round trip, by plugin.", countBounds)
 	i.queueDepth, err = m.Int64Gauge(MetricQueueDepth, metric.WithUnit("{message}"),
 		metric.WithDescription("Messages in a queue (claimed or not)."))
 	b.check(MetricQueueDepth, err)

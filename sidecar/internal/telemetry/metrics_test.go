@@ -101,6 +101,10 @@ func TestMetricsHandlerExposesNamedSeries(t *testing.T) {
 	ins.Stream("fibonacci").Published(ctx, 1)
 	ins.Plugin("magic").RPC(ctx, "sidestream.plugin.v1.Emitter/Command", time.Millisecond, false)
 	ins.StoreCommit(ctx, 700*time.Microsecond, 12)
+	fib := ins.Plugin("fibonacci")
+	fib.CommandStage(ctx, "queue", 300*time.Microsecond, 1)
+	fib.CommandStage(ctx, "plugin", 500*time.Microsecond, 4) // one round trip of four commands
+	fib.CommandBatch(ctx, 4)
 	ins.QueueDepth(ctx, "orders", 7)
 	ins.QueueClaimed(ctx, "orders", 2)
 	ins.HTTPRequest(ctx, "GET", "/api/v1/emitters/:id", 200, 3*time.Millisecond)
@@ -141,6 +145,9 @@ func TestMetricsHandlerExposesNamedSeries(t *testing.T) {
 		{"rpc_client_call_duration_seconds", map[string]string{"sidestream_plugin": "magic", "rpc_method": "sidestream.plugin.v1.Emitter/Command"}, 1},
 		{"sidestream_store_commit_duration_seconds", nil, 1},
 		{"sidestream_store_commit_size", nil, 1},
+		{"sidestream_command_duration_seconds", map[string]string{"sidestream_plugin": "fibonacci", "sidestream_command_stage": "queue"}, 1},
+		{"sidestream_command_duration_seconds", map[string]string{"sidestream_plugin": "fibonacci", "sidestream_command_stage": "plugin"}, 4},
+		{"sidestream_command_batch_size", map[string]string{"sidestream_plugin": "fibonacci"}, 1},
 		{"sidestream_http_connections_refused_total", map[string]string{"sidestream_reason": "max_connections"}, 2},
 		{"sidestream_http_connections_refused_total", map[string]string{"sidestream_reason": "accept_failed"}, 0},
 		{"sidestream_queue_depth", map[string]string{"sidestream_queue": "orders"}, 7},
