@@ -244,6 +244,9 @@ func TestLivedocStreamViewerInBrowser(t *testing.T) {
 func TestLivedocStreamChartInBrowser(t *testing.T) {
 	requireChromium(t)
 	sc := startSidecar(t, t.TempDir())
+	// The gap stream fills while the browser starts and charts fib: a
+	// fast stream the node keeps only in memory, read later from seq 1.
+	gapID := createEmitter(t, sc, `{"kind":"magic","id":"vw-gap","config":{"rate":400},"retention":{"persist":false}}`)
 	p := openBrowser(t, sc.addr)
 	t.Cleanup(func() {
 		for _, pr := range p.Problems() {
@@ -257,15 +260,21 @@ func TestLivedocStreamChartInBrowser(t *testing.T) {
 	do(t, http.MethodPost, sc.URL("/fib/next"), "", nil)
 	p.waitJS("fib position charted", `document.getElementById('vw-chart').dataset.series.split(' ').includes('position')`)
 
-	// A gap: start after seq 1 on a fast stream the node keeps only in
-	// memory; the node says what it no longer has.
-	gapID := createEmitter(t, sc, `{"kind":"magic","id":"vw-gap","config":{"rate":400},"retention":{"persist":false}}`)
+	// A gap: start after seq 1 on the stream; the node says what it no
+	// longer has.
 	waitHead(t, sc, gapID, 4600) // beyond the 4096 events kept in memory
 	p.do("list it", chromedp.Evaluate[chromedp.Void](`document.getElementById('tab-overview').click(); document.getElementById('tab-viewer').click()`))
 	p.waitJS("listed", `document.querySelector('#vw-stream option[value="`+gapID+`"]')`)
 	p.do("open it after seq 1", chromedp.SetValue(chromedp.CSS(`#vw-stream`), gapID), chromedp.SetValue(chromedp.CSS(`#vw-after`), "1"),
 		chromedp.Click(chromedp.CSS(`#vw-open`)))
 	p.waitJS("a gap marker row", `document.querySelector('#vw-log li.vw-marker.gap')?.textContent.includes('no longer kept')`)
+	p.waitJS("20 magic rows", `document.querySelectorAll('#vw-log li.vw-row').length >= 20`)
+	// Stopped as soon as what is checked below is on the page: every
+	// frame of a 400 events/s stream is a DOM change the test's CDP
+	// client mirrors, which under -race outruns a busy machine (a
+	// minute of backlog), and a busy machine draws the pictures slowly.
+	p.do("stop", chromedp.Evaluate[chromedp.Void](`document.getElementById('vw-stop').click()`))
+	p.waitJS("stopped", `document.getElementById('vw-state').textContent === 'stopped'`)
 	p.waitJS("a gap marker on the timeline", `document.getElementById('vw-chart').dataset.markers.split(' ').includes('gap')`)
 	if m := evalJS[string](p, `document.getElementById('vw-markers').textContent`); m == "0" {
 		t.Error("the marker count says 0 with a gap shown")
@@ -284,10 +293,6 @@ func TestLivedocStreamChartInBrowser(t *testing.T) {
 	if !exact {
 		t.Errorf("magic numbers look rounded: %q", magics)
 	}
-	// Stopped for the pictures: a thousand events a second keep a busy
-	// test machine from drawing.
-	p.do("stop", chromedp.Evaluate[chromedp.Void](`document.getElementById('vw-stop').click()`))
-	p.waitJS("stopped", `document.getElementById('vw-state').textContent === 'stopped'`)
 	explorerShots(t, p, "viewer-chart", `#vw-chart`)
 }
 
