@@ -157,9 +157,8 @@ func TestLivedocStreamViewerInBrowser(t *testing.T) {
 	requireChromium(t)
 	sc := startSidecar(t, t.TempDir())
 	logID := createEmitter(t, sc, `{"kind":"log","id":"vw-log","config":{"source":"synthetic","rate":50},"retention":{"persist":true}}`)
+	p := openBrowser(t, sc.addr) // while the history fills
 	waitHead(t, sc, logID, 260)
-
-	p := openBrowser(t, sc.addr)
 	t.Cleanup(func() {
 		for _, pr := range p.Problems() {
 			t.Errorf("page problem: %s", pr)
