@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,11 +62,17 @@ func untoken(tok string) string {
 
 // retryJS retries a JetStream management call while the cluster is still
 // forming (no meta leader yet, too few peers for the replicas asked), up
-// to ctx's end.
+// to ctx's end. While a cluster forms a request can go unanswered (no meta
+// leader yet; nodes started together create the same stream at once and
+// none hears back) and the retry then succeeds at once, so the first
+// attempts are short (1 s, 2 s, … up to 5 s for a slow cluster): a fixed
+// 5 s per lost answer made a fresh three-node start take about 11 s. The
+// pause between attempts is jittered so such nodes stop asking in step.
 func retryJS(ctx context.Context, what string, fn func(context.Context) error) error {
-	delay := 100 * time.Millisecond
+	delay, attempt := 100*time.Millisecond, time.Second
 	for {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, attempt)
+		attempt = min(attempt*2, 5*time.Second)
 		err := fn(cctx)
 		cancel()
 		if err == nil {
@@ -77,7 +84,7 @@ func retryJS(ctx context.Context, what string, fn func(context.Context) error) e
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%s: %w (last error: %v)", what, ctx.Err(), err)
-		case <-time.After(delay):
+		case <-time.After(delay + rand.N(delay)):
 		}
 		delay = min(delay*2, 2*time.Second)
 	}
