@@ -125,7 +125,8 @@ func (s *StreamMetrics) Write(ctx context.Context, t Transport, events, bytes in
 }
 
 // PluginMetrics are the synchronous series of one plugin (its RPC
-// latency); state, restarts and instances are observed with ObservePlugins.
+// latency, its emitters' command stages and round trip sizes); state,
+// restarts and instances are observed with ObservePlugins.
 type PluginMetrics struct {
 	ins    *Instruments
 	name   attribute.KeyValue
