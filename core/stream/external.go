@@ -164,6 +164,7 @@ func (s *Stream) closeIfIdle(now time.Time, idle time.Duration) bool {
 	}
 	s.closed = true
 	close(s.notify)
+	s.callWakersLocked()
 	return true
 }
 

@@ -115,6 +115,12 @@ type Stream struct {
 	wakeTimer  *time.Timer
 	wakeDue    bool
 
+	// wakers are the subscriptions that Poll found with nothing to
+	// deliver, called at the next wake-up (wmu; taken under rmu).
+	wmu      sync.Mutex
+	wakers   []*Subscription
+	spareFns []func() // the last wake-up's calls, reused (rmu)
+
 	onPublish   func(kind string, events int)
 	subscribers atomic.Int64
 	published   atomic.Uint64
@@ -330,6 +336,7 @@ func (s *Stream) lingerEnded() {
 func (s *Stream) wakeLocked() {
 	close(s.notify)
 	s.notify = make(chan struct{})
+	s.callWakersLocked()
 }
 
 // at returns the visible event seq from the ring, or nil for a seq whose
@@ -364,6 +371,7 @@ func (s *Stream) close() {
 	if !s.closed {
 		s.closed = true
 		close(s.notify)
+		s.callWakersLocked()
 		if s.wakeTimer != nil {
 			s.wakeTimer.Stop()
 		}

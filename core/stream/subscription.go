@@ -29,6 +29,10 @@ type Subscription struct {
 	closed bool
 	// offSeen is the stream's offEpoch this subscriber was told about.
 	offSeen uint64
+	// widx is this subscription's index in the stream's wakers, -1 when
+	// Poll has not registered wake (both guarded by the stream's wmu).
+	widx int
+	wake func()
 }
 
 // Subscribe opens a subscription at pos. A resume point beyond the head
@@ -48,7 +52,7 @@ func (s *Stream) Subscribe(pos Position) *Subscription {
 	if pos.now || (cursor > head && !trustResume) {
 		cursor = head
 	}
-	return &Subscription{s: s, cursor: cursor}
+	return &Subscription{s: s, cursor: cursor, widx: -1}
 }
 
 // Cursor returns the last seq delivered (or skipped by a gap).
@@ -58,6 +62,7 @@ func (sub *Subscription) Cursor() uint64 { return sub.cursor }
 func (sub *Subscription) Close() {
 	if !sub.closed {
 		sub.closed = true
+		sub.Unpoll()
 		if sub.s.subscribers.Add(-1) == 0 && sub.s.ext != nil {
 			sub.s.lastUsed.Store(time.Now().UnixNano())
 		}

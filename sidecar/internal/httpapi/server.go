@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,6 +142,9 @@ type Options struct {
 	// instead of holding its stream, goroutine and buffers until it
 	// hangs up.
 	WriteTimeout time.Duration
+	// SSEWriters is the writer goroutines (shards) that deliver to SSE
+	// subscribers over plain sockets (default: 2 per GOMAXPROCS).
+	SSEWriters int
 	// MaxConns bounds the open connections (streams included): one more
 	// is answered 503 with Retry-After and closed, so the process keeps
 	// the file descriptors it needs (default: derived from the open-file
@@ -174,6 +178,9 @@ func (o Options) withDefaults() Options {
 	if o.MaxWSFrame <= 0 {
 		o.MaxWSFrame = 64 << 10
 	}
+	if o.SSEWriters <= 0 {
+		o.SSEWriters = fanShards * runtime.GOMAXPROCS(0)
+	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
 	}
@@ -201,6 +208,8 @@ type Server struct {
 	hangups *streamhttp.HangupWatcher
 	// streams are the SSE responses served after their handler returned.
 	streams streamGroup
+	// fan is the writer shards that deliver to SSE subscribers.
+	fan *streamhttp.Fan
 	// filters compiles each distinct ?filter= once for every route.
 	filters *filter.Cache
 
@@ -235,7 +244,8 @@ func New(d Deps, o Options) (*Server, error) {
 	ln := newTrackingListener(raw, connLimits{total: max(o.MaxConns, 0), perIP: max(o.MaxConnsPerIP, 0),
 		onRefuse: d.OnConnRefused, onAcceptErr: acceptErrLogger(d.Log)})
 	d.Log.Info("connection limits", "max_connections", o.MaxConns, "max_connections_per_ip", o.MaxConnsPerIP)
-	s := &Server{d: d, o: o, ln: ln, log: d.Log, serveDone: make(chan struct{})}
+	s := &Server{d: d, o: o, ln: ln, log: d.Log, serveDone: make(chan struct{}),
+		fan: streamhttp.NewFan(o.SSEWriters)}
 	if s.filters, err = filter.NewCache(filter.DefaultCacheSize); err != nil {
 		return nil, errors.Join(err, ln.Close())
 	}
@@ -357,6 +367,9 @@ wait:
 	if werr := waitStreams(streamsDone); werr != nil {
 		err = errors.Join(err, werr)
 	}
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	err = errors.Join(err, s.fan.Close(fctx))
+	fcancel()
 	select {
 	case <-s.serveDone:
 	case <-ctx.Done():
@@ -369,6 +382,11 @@ wait:
 	}
 	return nil
 }
+
+// fanShards is the SSE writer shards per processor: a few, so that a
+// wake-up of a hot stream makes a handful of goroutines runnable, and more
+// than one per processor, so that one shard's slow turn leaves the others.
+const fanShards = 2
 
 // waitStreams waits for the SSE streams once their sockets are closed:
 // their writes fail at once, so they end promptly; the bound only keeps a

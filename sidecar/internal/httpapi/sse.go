@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cloudwego/hertz/pkg/app"
@@ -83,6 +84,8 @@ type sseStream struct {
 	st        *stream.Stream
 	w         rawChunked
 	sse       streamhttp.SSEStream
+	tw        streamhttp.TryWriter // nil: not served by the writer shards
+	fan       streamhttp.FanSSE
 	leave     func()
 	cancel    context.CancelFunc
 	stopWatch func()
@@ -141,11 +144,17 @@ func (s *Server) startSSE(c *app.RequestContext, tc *trackedConn, hc network.Con
 		ss.run(ctx)
 		return
 	}
+	ss.tw = ss.w.tryWriter()
 	go ss.run(ctx)
 }
 
-// run is the stream's goroutine: small frames only (see SSEStream).
+// run is the stream's goroutine: small frames only (see SSEStream). Over
+// a plain socket the server's writer shards make its deliveries.
 func (ss *sseStream) run(ctx context.Context) {
+	if ss.tw != nil {
+		ss.end(ss.fan.Serve(ctx, ss.s.fan, &ss.sse, ss.tw))
+		return
+	}
 	ss.end(ss.sse.Run(ctx))
 }
 
@@ -231,6 +240,11 @@ type rawChunked struct {
 	err     error
 	size    [24]byte
 	vec     [4][]byte
+	// For a writer shard (TryWriteFrames): the socket itself, and the
+	// rest of a write it did not take whole, in a pooled slice.
+	raw   syscall.RawConn
+	rest  [][]byte
+	restp *[][]byte
 }
 
 var crlf = []byte("\r\n")
@@ -268,14 +282,7 @@ func (w *rawChunked) WriteFrames(frames [][]byte) (int, error) {
 		return 0, errors.New("sse: write after the response ended")
 	}
 	pp := partsPool.Get().(*[][]byte)
-	parts := w.head((*pp)[:0])
-	if !w.plain {
-		parts = append(parts, append(strconv.AppendInt(w.size[:0], int64(n), 16), crlf...))
-	}
-	parts = append(parts, frames...)
-	if !w.plain {
-		parts = append(parts, crlf)
-	}
+	parts := w.chunk((*pp)[:0], n, frames)
 	w.err = w.writev(parts)
 	clear(parts) // keep no reference to the caller's bytes
 	*pp = parts[:0]
@@ -284,6 +291,20 @@ func (w *rawChunked) WriteFrames(frames [][]byte) (int, error) {
 		return 0, w.err
 	}
 	return n, nil
+}
+
+// chunk appends to parts the headers (first write only) and frames, of n
+// bytes, as one chunk.
+func (w *rawChunked) chunk(parts [][]byte, n int, frames [][]byte) [][]byte {
+	parts = w.head(parts)
+	if !w.plain {
+		parts = append(parts, append(strconv.AppendInt(w.size[:0], int64(n), 16), crlf...))
+	}
+	parts = append(parts, frames...)
+	if !w.plain {
+		parts = append(parts, crlf)
+	}
+	return parts
 }
 
 var _ streamhttp.FramesWriter = (*rawChunked)(nil)

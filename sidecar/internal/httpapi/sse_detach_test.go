@@ -64,7 +64,8 @@ func TestSSEServedAfterHandlerReturned(t *testing.T) {
 		}
 		writers = 0
 		for _, g := range goroutineStacks(t) {
-			if !strings.Contains(g, "sidecar/internal/stream.ServeSSE(") && !strings.Contains(g, "sidecar/internal/stream.(*SSEStream).Run(") {
+			if !strings.Contains(g, "sidecar/internal/stream.ServeSSE(") && !strings.Contains(g, "sidecar/internal/stream.(*SSEStream).Run(") &&
+				!strings.Contains(g, "sidecar/internal/stream.(*FanSSE).Serve(") {
 				continue
 			}
 			writers++
@@ -197,12 +198,21 @@ func closeWithStuckSSE(t *testing.T) error {
 // returns the client's connection (closed at the end of the test).
 func stuckSSEClient(t *testing.T, e *env) net.Conn {
 	t.Helper()
+	return stuckSSEClientBuf(t, e, 4<<10, 16)
+}
+
+// stuckSSEClientBuf is stuckSSEClient with the client's receive buffer
+// (0: the system's) and the MiB published to fill the buffers.
+func stuckSSEClientBuf(t *testing.T, e *env, rcvbuf, mib int) net.Conn {
+	t.Helper()
 	conn, err := net.Dial("tcp", e.srv.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	if rcvbuf > 0 {
+		_ = conn.(*net.TCPConn).SetReadBuffer(rcvbuf)
+	}
 	if _, err := io.WriteString(conn, "GET /time HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -214,9 +224,9 @@ func stuckSSEClient(t *testing.T, e *env) net.Conn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 16 MiB: more than the socket buffers of both ends hold.
+	// More than the socket buffers of both ends hold.
 	big := json.RawMessage(`"` + strings.Repeat("x", 8<<10) + `"`)
-	for i := 0; i < 40; i++ {
+	for i := 0; i < mib*5/2; i++ {
 		drafts := make([]event.Draft, 50)
 		for j := range drafts {
 			drafts[j] = event.Draft{Type: "line", Data: big}
@@ -230,7 +240,7 @@ func stuckSSEClient(t *testing.T, e *env) net.Conn {
 			time.Sleep(5 * time.Millisecond)
 		}
 		for _, g := range goroutineStacks(t) {
-			if strings.Contains(g, "(*SSEStream).Run(") && strings.Contains(g, "(*rawChunked).writev(") && strings.Contains(g, "IO wait") {
+			if (strings.Contains(g, "(*SSEStream).Run(") || strings.Contains(g, "(*FanSSE).Serve(")) && strings.Contains(g, "(*rawChunked).writev(") && strings.Contains(g, "IO wait") {
 				return conn
 			}
 		}
