@@ -117,6 +117,8 @@ type FanSSE struct {
 	unfinished bool  // the socket did not take a whole write
 	// lastWrite is when the shard last wrote (unix ns), for heartbeats.
 	lastWrite int64
+	// slowUntil: its own goroutine serves it until then (slowStay).
+	slowUntil time.Time
 }
 
 // Serve is s.Run with the deliveries made by fan's shards: it writes
@@ -143,6 +145,14 @@ func (f *FanSSE) Serve(ctx context.Context, fan *Fan, s *SSEStream, tw TryWriter
 func (f *FanSSE) loop(ctx context.Context) error {
 	s := f.s
 	for {
+		if !f.slowUntil.IsZero() {
+			// A slow reader: served as without shards, each write
+			// waiting for its socket, until it kept up for slowStay.
+			if err := f.slowTurn(ctx); err != nil {
+				return err
+			}
+			continue
+		}
 		evs, r := s.Sub.Poll(s.evs[:0], f.wake)
 		s.evs = evs
 		var err error
@@ -161,6 +171,29 @@ func (f *FanSSE) loop(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// slowStay is how long a subscriber whose socket did not take a write
+// stays on its own goroutine after its last wait for the socket. Left to
+// the shards, it would get a part of each write (what fits) and hand the
+// rest back, every few ms, while its client catches up.
+const slowStay = time.Second
+
+// slowTurn is one turn of a slow reader on its own goroutine.
+func (f *FanSSE) slowTurn(ctx context.Context) error {
+	s := f.s
+	evs, err := s.Sub.NextUntil(ctx, s.evs[:0], s.beat.C)
+	s.evs = evs
+	start := time.Now()
+	if err = s.deliver(ctx, err); err != nil {
+		return err
+	}
+	if now := time.Now(); now.Sub(start) > time.Millisecond {
+		f.slowUntil = now.Add(slowStay) // waited for the socket again
+	} else if now.After(f.slowUntil) {
+		f.slowUntil = time.Time{}
+	}
+	return nil
 }
 
 // park waits while the stream or the shard holds the subscriber, and
@@ -221,6 +254,7 @@ func (f *FanSSE) takeBack() error {
 		if err := f.tw.FinishWrite(); err != nil {
 			return err
 		}
+		f.slowUntil = time.Now().Add(slowStay)
 		f.s.beat.Reset(f.s.wait())
 	}
 	return nil
