@@ -173,11 +173,16 @@ func TestWSDropsSilentClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := newWatcher(t)
-	o := WSOptions{Heartbeat: 20 * time.Millisecond, WriteTimeout: 20 * time.Millisecond}
+	// A write timeout well above the heartbeat: a write starts its
+	// deadline before the write itself, and a writer descheduled between
+	// the two on a loaded machine would time out a write the live client
+	// was ready to read (and, with the close frame's write timing out
+	// too, leave it waiting on an open socket).
+	o := WSOptions{Heartbeat: 100 * time.Millisecond, WriteTimeout: time.Second}
 	_, endedSilent := serveIdle(t, ctx, st, 1, o, w, nil)
 	live, endedLive := serveIdle(t, ctx, st, 1, o, w, nil)
 	pings := 0
-	for pings < 20 { // 20 heartbeats: far past the silent client's limit
+	for pings < 20 { // 2 s of heartbeats: past the silent client's limit (1.2 s)
 		op, p := readServerFrame(t, live[0].br)
 		if op != wire.OpPing {
 			t.Fatalf("live client got op %d", op)
