@@ -262,10 +262,18 @@ func (w *trackWatch) unsubscribe() {
 // is lost and, once it is back or the stream elected a leader (which may
 // not have republished every message), delivers what was missed before
 // marking each online again; resyncs that fail are retried with backoff.
+//
+// After a reconnect every subscription is new on the server reached, and
+// its interest may reach the stream leader's server after the resync's
+// read (nothing orders the two across the cluster): a message stored in
+// between is neither read nor delivered, and would only show as a hole
+// with the user's next message. So, as for a new watch, a reconnect's
+// resync is repeated once, trackSettle after it succeeded.
 func (l *TrackerLog) watchStatus(ctx context.Context) {
 	defer l.wg.Done()
 	var retry <-chan time.Time
 	delay := 100 * time.Millisecond
+	settle := false // the next successful resync follows a reconnect
 	for {
 		select {
 		case <-ctx.Done():
@@ -275,17 +283,20 @@ func (l *TrackerLog) watchStatus(ctx context.Context) {
 				return
 			}
 			if s == nats.CONNECTED {
-				retry, delay = time.After(0), 100*time.Millisecond
+				retry, delay, settle = time.After(0), 100*time.Millisecond, true
 			} else {
-				retry = nil
+				retry, settle = nil, false
 				l.setOffline()
 			}
 		case <-l.elected:
 			retry, delay = time.After(0), 100*time.Millisecond
 		case <-retry:
 			retry = nil
-			if !l.resync(ctx) {
+			switch {
+			case !l.resync(ctx):
 				retry, delay = time.After(delay), min(2*delay, 5*time.Second)
+			case settle:
+				retry, settle = time.After(trackSettle), false
 			}
 		}
 	}
