@@ -58,14 +58,34 @@ func TestTrackerResyncsWhenLeaderElected(t *testing.T) {
 	if h := st.Head(); h != 0 {
 		t.Fatalf("head %d before the election, want 0 (nothing delivered)", h)
 	}
-	if _, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+trackStream, nil); err != nil {
+	// This connection watches the advisories too, so that a failure tells
+	// an election never announced from a resync that did not deliver.
+	adv, err := nc.SubscribeSync(trackElected)
+	if err != nil {
 		t.Fatal(err)
 	}
+	if err := nc.FlushWithContext(ctx); err != nil {
+		t.Fatal(err)
+	}
+	was := leaderOf(t, l)
+	reply, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+trackStream, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var resp struct {
+		Success bool            `json:"success"`
+		Error   json.RawMessage `json:"error"`
+	}
+	if err := json.Unmarshal(reply.Data, &resp); err != nil || !resp.Success {
+		t.Fatalf("leader step-down refused: %s", reply.Data)
+	}
 	var got []uint64
-	for len(got) < 2 && ctx.Err() == nil {
+	for len(got) < 2 {
 		evs, err := sub.Next(ctx, nil)
 		if err != nil {
-			t.Fatal(err)
+			seen, _, _ := adv.Pending()
+			t.Fatalf("no resync delivered seqs 1 2 after the leader (%s) stepped down: got %v, %v; "+
+				"election advisories this connection received: %d; leader now %q", was, got, err, seen, leaderOf(t, l))
 		}
 		for _, e := range evs {
 			got = append(got, e.Seq)
@@ -74,4 +94,20 @@ func TestTrackerResyncsWhenLeaderElected(t *testing.T) {
 	if len(got) != 2 || got[0] != 1 || got[1] != 2 {
 		t.Fatalf("after the election got seqs %v, want 1 2", got)
 	}
+}
+
+// leaderOf names the tracker stream's leader ("" during an election, or
+// the error reading it): for failure messages.
+func leaderOf(t *testing.T, l *TrackerLog) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), trackOpTimeout)
+	defer cancel()
+	info, err := l.st.Info(ctx)
+	if err != nil {
+		return err.Error()
+	}
+	if info.Cluster == nil {
+		return ""
+	}
+	return info.Cluster.Leader
 }
