@@ -271,9 +271,9 @@ func (w *trackWatch) unsubscribe() {
 // resync is repeated once, trackSettle after it succeeded.
 func (l *TrackerLog) watchStatus(ctx context.Context) {
 	defer l.wg.Done()
-	var retry <-chan time.Time
+	var retry, settle <-chan time.Time
 	delay := 100 * time.Millisecond
-	settle := false // the next successful resync follows a reconnect
+	settleDue := false // the next successful resync follows a reconnect
 	for {
 		select {
 		case <-ctx.Done():
@@ -283,9 +283,9 @@ func (l *TrackerLog) watchStatus(ctx context.Context) {
 				return
 			}
 			if s == nats.CONNECTED {
-				retry, delay, settle = time.After(0), 100*time.Millisecond, true
+				retry, delay, settleDue = time.After(0), 100*time.Millisecond, true
 			} else {
-				retry, settle = nil, false
+				retry, settle, settleDue = nil, nil, false
 				l.setOffline()
 			}
 		case <-l.elected:
@@ -295,8 +295,15 @@ func (l *TrackerLog) watchStatus(ctx context.Context) {
 			switch {
 			case !l.resync(ctx):
 				retry, delay = time.After(delay), min(2*delay, 5*time.Second)
-			case settle:
-				retry, settle = time.After(trackSettle), false
+			case settleDue:
+				// Its own timer: an election's resync right after a
+				// reconnect (both come with a node's loss) is no settle.
+				settle, settleDue = time.After(trackSettle), false
+			}
+		case <-settle:
+			settle = nil
+			if !l.resync(ctx) {
+				retry, delay = time.After(delay), min(2*delay, 5*time.Second)
 			}
 		}
 	}
