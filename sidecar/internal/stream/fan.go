@@ -5,6 +5,7 @@ import (
 	"errors"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sidestream/sidestream/core/event"
@@ -29,9 +30,7 @@ type Fan struct {
 	once   sync.Once
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex
-	next   int
-	closed bool
+	next atomic.Uint32 // round robin over shards
 }
 
 // NewFan returns a Fan of n shards (at least 1); their goroutines start
@@ -47,9 +46,6 @@ func NewFan(n int) *Fan {
 // Close stops the shards once they served what they hold; subscribers
 // woken later are served by their own goroutines.
 func (f *Fan) Close(ctx context.Context) error {
-	f.mu.Lock()
-	f.closed = true
-	f.mu.Unlock()
 	f.once.Do(func() {}) // no start after Close
 	for _, sh := range f.shards {
 		sh.close()
@@ -72,11 +68,7 @@ func (f *Fan) pick() *shard {
 			go func() { defer f.wg.Done(); sh.run() }()
 		}
 	})
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	sh := f.shards[f.next%len(f.shards)]
-	f.next++
-	return sh
+	return f.shards[int(f.next.Add(1)-1)%len(f.shards)]
 }
 
 // TryWriter is an SSE response that can write without waiting for its
@@ -115,8 +107,9 @@ type FanSSE struct {
 	// Set by the shard before it hands the subscriber back.
 	err        error // its write failed
 	unfinished bool  // the socket did not take a whole write
-	// lastWrite is when the shard last wrote (unix ns), for heartbeats.
-	lastWrite int64
+	// lastWrite is when the shard last wrote (unix ns), for heartbeats:
+	// an atomic, so a shard's write takes no lock for it.
+	lastWrite atomic.Int64
 	// slowUntil: its own goroutine serves it until then (slowStay).
 	slowUntil time.Time
 }
@@ -211,10 +204,7 @@ func (f *FanSSE) park(ctx context.Context) error {
 			f.s.evs = f.s.evs[:0]
 			return f.s.deliver(ctx, ctx.Err())
 		case <-f.s.beat.C:
-			f.mu.Lock()
-			last := f.lastWrite
-			f.mu.Unlock()
-			if left := f.s.Opts.Heartbeat - time.Since(time.Unix(0, last)); left > 0 {
+			if left := f.s.Opts.Heartbeat - time.Since(time.Unix(0, f.lastWrite.Load())); left > 0 {
 				f.s.beat.Reset(left) // the shard wrote meanwhile
 				continue
 			}
@@ -441,9 +431,6 @@ func (sh *shard) write(f *FanSSE, evs []*event.Event) (done bool, err error) {
 		return false, err
 	}
 	observe(f.s.Opts.Observer, evs, n)
-	now := time.Now().UnixNano()
-	f.mu.Lock()
-	f.lastWrite = now
-	f.mu.Unlock()
+	f.lastWrite.Store(time.Now().UnixNano())
 	return done, nil
 }
