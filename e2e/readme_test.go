@@ -102,7 +102,12 @@ func runShell(t *testing.T, line string, stream bool, env ...string) string {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", "exec "+line) // exec: a cut kills the command itself
 	cmd.Env = cliEnv(env...)
-	cmd.WaitDelay = 5 * time.Second
+	// WaitDelay bounds only the wait for the output pipes once the
+	// process has exited or been killed; nothing here leaves a child
+	// holding them, so it is long: on a loaded two-core runner the
+	// copying goroutine took over 5 s to see EOF from a command that
+	// had exited 0 with all of its output written.
+	cmd.WaitDelay = 30 * time.Second
 	out, err := cmd.Output()
 	var exit *exec.ExitError
 	switch {
