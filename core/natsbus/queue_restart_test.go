@@ -176,7 +176,10 @@ func TestQueueDriverNodeKilled(t *testing.T) {
 	}
 	postN(t, b, 100, 3)
 	d := openDriver(t, nodes[2], o) // c's node, a new driver instance
-	got = listAll(t, d)
+	// As a client would, it retries while the log elects leaders after
+	// the kill: a loaded machine can take longer than one request's
+	// Timeout to settle them.
+	got = retryList(t, d)
 	wantBodies := []string{"10", "100", "101", "102", "11", "12", "13", "14", "15", "16", "17", "18", "19"}
 	if keys := slices.Sorted(maps.Keys(got)); !slices.Equal(keys, slices.Sorted(slices.Values(wantBodies))) {
 		t.Fatalf("restarted driver lists %v, want %v", keys, wantBodies)
@@ -226,9 +229,20 @@ func TestQueueDriverCatchesUpPastPurge(t *testing.T) {
 	co := o
 	logs := &lockedBuffer{}
 	co.Log = slog.New(slog.NewTextHandler(logs, nil))
-	// c's connection goes only to its own node, so it waits for it.
-	c, closeC := startDriverConn(t, nodes[2], co, nodes[2].Connect(t,
-		nats.IgnoreDiscoveredServers(), nats.ReconnectWait(50*time.Millisecond), nats.MaxReconnects(-1)))
+	// c's connection goes only to its own node, so it waits for it, and
+	// only once that node holds the purge itself: a consumer reading
+	// from a replica still replaying its raft log would find the
+	// entries there, and never meet the purge. Until then it retries a
+	// port nobody listens on.
+	spare := fmt.Sprintf("nats://127.0.0.1:%d", natstest.FreePorts(t, 1)[0])
+	purged := make(chan struct{})
+	cnc, err := nats.Connect(nodes[2].ClientURL()+","+spare, nats.DontRandomize(), nats.IgnoreDiscoveredServers(),
+		nats.ReconnectWait(50*time.Millisecond), nats.MaxReconnects(-1), reconnectOnceClosed(spare, purged))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cnc.Close)
+	c, closeC := startDriverConn(t, nodes[2], co, cnc)
 	defer closeC()
 	postN(t, a, 0, 3)
 	if got := listAll(t, c); len(got) != 3 {
@@ -245,7 +259,8 @@ func TestQueueDriverCatchesUpPastPurge(t *testing.T) {
 	// 5 entries later. Leader elections take seconds: bounded at 30 s.
 	posted := 3
 	deadline := time.Now().Add(30 * time.Second)
-	for firstSeq(t, js, o.Stream) < 10 {
+	const purgedTo = 10 // c applied 3
+	for firstSeq(t, js, o.Stream) < purgedTo {
 		if time.Now().After(deadline) {
 			t.Fatalf("the log was never purged to a snapshot:\n%s", alogs.String())
 		}
@@ -253,7 +268,8 @@ func TestQueueDriverCatchesUpPastPurge(t *testing.T) {
 		posted += 5
 		time.Sleep(50 * time.Millisecond)
 	}
-	restart()
+	waitFirstSeq(t, restart(), o.Stream, purgedTo)
+	close(purged)
 	if got := retryList(t, c); len(got) != posted {
 		t.Fatalf("c lists %d messages after catching up, want %d", len(got), posted)
 	}
@@ -268,7 +284,7 @@ func TestQueueDriverCatchesUpPastPurge(t *testing.T) {
 
 // stopNode shuts node i down and returns a function that starts it again
 // with the same name, store and ports, routed to the others.
-func stopNode(t *testing.T, nodes []*natstest.Server, i int) (restart func()) {
+func stopNode(t *testing.T, nodes []*natstest.Server, i int) (restart func() *server.Server) {
 	t.Helper()
 	old := nodes[i]
 	client, cluster := old.Addr().(*net.TCPAddr).Port, old.ClusterAddr().Port
@@ -280,7 +296,7 @@ func stopNode(t *testing.T, nodes []*natstest.Server, i int) (restart func()) {
 	}
 	old.Shutdown()
 	old.WaitForShutdown()
-	return func() {
+	return func() *server.Server {
 		t.Helper()
 		ns, err := server.NewServer(&server.Options{
 			ServerName: old.Name, Host: "127.0.0.1", Port: client,
@@ -303,6 +319,29 @@ func stopNode(t *testing.T, nodes []*natstest.Server, i int) (restart func()) {
 				t.Fatal("restarted node never caught up with the cluster")
 			}
 			time.Sleep(50 * time.Millisecond)
+		}
+		return ns
+	}
+}
+
+// waitFirstSeq waits until srv's own replica of stream starts at first or
+// later, within 30 s.
+func waitFirstSeq(t *testing.T, srv *server.Server, stream string, first uint64) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		jsz, err := srv.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, acc := range jsz.AccountDetails {
+			for _, st := range acc.Streams {
+				if st.Name == stream && st.State.FirstSeq >= first {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's replica of %s never started at %d or later", srv.Name(), stream, first)
 		}
 	}
 }

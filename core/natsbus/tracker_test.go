@@ -320,7 +320,13 @@ func TestTrackerNodeKilledLosesNothing(t *testing.T) {
 	t.Parallel()
 	servers := natstest.RunCluster(t, 3)
 	nodes := trackNodes(t, servers)
-	watcher := newTrackNode(t, servers[0], 3) // its connection goes through n1 too
+	// The watcher's connection goes through n1 too. It reconnects only
+	// once the test has seen it offline: a reconnect within milliseconds
+	// (it has two live servers to go to) would otherwise bring the stream
+	// back online, with nothing missed, before a loaded machine ran the
+	// reader, and the offline marker is only given while offline.
+	seen := make(chan struct{})
+	watcher := newTrackNode(t, servers[0], 3, reconnectOnceClosed(servers[0].ClientURL(), seen))
 	wsub := watcher.subscribe(t, "dave", stream.FromNow())
 	nodes[0].publish(t, "dave", 1, 2, 3, 4, 5)
 	wantSeqs(t, read(t, wsub, 5), 1, 5, same)
@@ -332,6 +338,7 @@ func TestTrackerNodeKilledLosesNothing(t *testing.T) {
 	if off[0].Type != event.TypeOffline || off[0].Seq != 5 {
 		t.Fatalf("watcher got %v, want an offline marker at seq 5", describe(off))
 	}
+	close(seen)
 	// The stream may elect a new leader first: retry as a client would.
 	var seq uint64
 	err := retryUnavailable(t, func(ctx context.Context) (err error) {
@@ -345,6 +352,25 @@ func TestTrackerNodeKilledLosesNothing(t *testing.T) {
 		wantSeqs(t, read(t, n.subscribe(t, "dave", stream.After(0)), 6), 1, 6, same)
 	}
 	wantSeqs(t, read(t, wsub, 1), 6, 6, same)
+}
+
+// reconnectOnceClosed makes a connection retry only the dead server at
+// URL, every 50 ms, until gate is closed, then any other.
+func reconnectOnceClosed(dead string, gate <-chan struct{}) nats.Option {
+	return nats.ReconnectToServer(func(pool []nats.Server, _ nats.ServerInfo) (*nats.Server, time.Duration) {
+		held := true
+		select {
+		case <-gate:
+			held = false
+		default:
+		}
+		for i := range pool {
+			if (pool[i].URL.String() == dead) == held {
+				return &pool[i], 50 * time.Millisecond
+			}
+		}
+		return nil, 0
+	})
 }
 
 // History beyond MaxEvents is gone: a subscriber resuming before it gets
