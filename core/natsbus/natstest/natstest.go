@@ -105,11 +105,17 @@ func RunCluster(t testing.TB, n int) []*Server {
 	if failed != nil {
 		t.Fatalf("natstest: %v", failed)
 	}
+	// Each pair of servers is joined by a pool of route connections, each
+	// account's traffic on one of them, plus one of the system account's
+	// own: until all are up, the messages of an account whose route is
+	// missing do not cross between that pair (a republished message is
+	// lost, not late), so "a route to each peer" is not yet a cluster.
+	conns := (n - 1) * (server.DEFAULT_ROUTE_POOL_SIZE + 1)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		ready := true
 		for _, s := range servers {
-			if s.NumRoutes() < n-1 || !s.JetStreamIsCurrent() {
+			if s.NumRoutes() < conns || !s.JetStreamIsCurrent() {
 				ready = false
 			}
 		}
