@@ -42,7 +42,13 @@ type TrackerOptions struct {
 	// MaxEvents kept per user (default 10000) and MaxAge (default 24h).
 	MaxEvents int
 	MaxAge    time.Duration
-	Log       *slog.Logger
+	// PositionCheck is how often every watched user with subscribers is
+	// compared with JetStream's newest message (default 5s): live events
+	// are republished at most once, and one lost (a route between servers
+	// being re-established) would otherwise show only with the user's
+	// next message, however late that comes.
+	PositionCheck time.Duration
+	Log           *slog.Logger
 }
 
 // TrackerLog keeps tracker users in one JetStream stream, SIDESTREAM_TRACK,
@@ -66,7 +72,9 @@ type TrackerOptions struct {
 // "sidestream.trackpub.<user>"; each node subscribes there once per
 // watched user and feeds an external stream (stream.Hub.OpenExternal).
 // A hole (a republished message lost) is filled from JetStream when the
-// next message shows it; after a reconnect (watchers get `offline`
+// next message shows it, or by the position check (every watched user
+// with subscribers, every PositionCheck) when no next message comes;
+// after a reconnect (watchers get `offline`
 // meanwhile) or a leader election (a new leader does not republish what
 // its predecessor stored) every watched user is synced from JetStream,
 // and so is a user each time a client opens it.
@@ -129,6 +137,9 @@ func NewTrackerLog(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, h
 	if o.MaxAge <= 0 {
 		o.MaxAge = 24 * time.Hour
 	}
+	if o.PositionCheck <= 0 {
+		o.PositionCheck = 5 * time.Second
+	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -162,8 +173,9 @@ func NewTrackerLog(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, h
 		return nil, fmt.Errorf("tracker stream %s: leader advisories: %w", trackStream, err)
 	}
 	l.status = nc.StatusChanged(nats.CONNECTED, nats.DISCONNECTED, nats.RECONNECTING, nats.CLOSED)
-	l.wg.Add(1)
+	l.wg.Add(2)
 	go l.watchStatus(bg)
+	go l.checkPositions(bg, o.PositionCheck)
 	return l, nil
 }
 

@@ -32,7 +32,8 @@ func TestTrackerResyncsWhenLeaderElected(t *testing.T) {
 	defer func() { _ = hub.Close(context.Background()) }()
 	var l *TrackerLog
 	for i := 0; i < 100 && ctx.Err() == nil; i++ { // the cluster may not place 3 replicas yet
-		if l, err = NewTrackerLog(ctx, js, nc, hub, TrackerOptions{Replicas: 3}); err == nil {
+		// No position check within the test: only the resync may deliver.
+		if l, err = NewTrackerLog(ctx, js, nc, hub, TrackerOptions{Replicas: 3, PositionCheck: time.Hour}); err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -93,6 +94,53 @@ func TestTrackerResyncsWhenLeaderElected(t *testing.T) {
 	}
 	if len(got) != 2 || got[0] != 1 || got[1] != 2 {
 		t.Fatalf("after the election got seqs %v, want 1 2", got)
+	}
+}
+
+// A live event lost with nothing after it (here the watch's live feed is
+// cut) still reaches the subscribers: the position check finds it in
+// JetStream.
+func TestTrackerPositionCheckDeliversLostLiveEvents(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	nc := natstest.RunServer(t).Connect(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := stream.NewHub(memstore.New(), slog.New(slog.DiscardHandler), stream.HubOptions{})
+	defer func() { _ = hub.Close(context.Background()) }()
+	l, err := NewTrackerLog(ctx, js, nc, hub, TrackerOptions{PositionCheck: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Close(context.Background()) }()
+	tr := tracker.NewWith(l, tracker.Options{})
+	st, err := tr.Stream(ctx, "mona")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub := st.Subscribe(stream.FromNow())
+	defer sub.Close()
+	l.watches[tracker.StreamName("mona")].unsubscribe() // the live feed is lost
+	for i := range 3 {
+		if _, err := tr.Publish(ctx, "mona", json.RawMessage(`{"i":1}`)); err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+	}
+	var got []uint64
+	for len(got) < 3 {
+		evs, err := sub.Next(ctx, nil)
+		if err != nil {
+			t.Fatalf("got seqs %v, then %v: the lost events never came", got, err)
+		}
+		for _, e := range evs {
+			got = append(got, e.Seq)
+		}
+	}
+	if len(got) != 3 || got[0] != 1 || got[2] != 3 {
+		t.Fatalf("got seqs %v, want 1 2 3", got)
 	}
 }
 
