@@ -30,17 +30,70 @@ type Mirrors struct {
 	nodes *Nodes
 	log   *slog.Logger
 
-	mu      sync.Mutex
-	mirrors map[string]*mirror
-	unwatch func()
-	wg      sync.WaitGroup
+	mu        sync.Mutex
+	mirrors   map[string]*mirror
+	unwatch   func()
+	quit      chan struct{} // closed by Close: ends the position check
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+}
+
+// MirrorsOptions tune Mirrors.
+type MirrorsOptions struct {
+	// PositionCheck is how often every mirror with subscribers is
+	// compared with its owner's head (default 5s): batches are published
+	// at most once, and one lost (a route between servers being
+	// re-established, or the owner publishing before this node's new
+	// subscription reached its server) would otherwise show only with
+	// the owner's next batch, however late that comes.
+	PositionCheck time.Duration
 }
 
 // NewMirrors returns the mirrors of this node, kept in hub.
-func NewMirrors(nc *nats.Conn, hub *stream.Hub, peers *Peers, nodes *Nodes, log *slog.Logger) *Mirrors {
-	m := &Mirrors{nc: nc, hub: hub, peers: peers, nodes: nodes, log: log, mirrors: map[string]*mirror{}}
+func NewMirrors(nc *nats.Conn, hub *stream.Hub, peers *Peers, nodes *Nodes, o MirrorsOptions, log *slog.Logger) *Mirrors {
+	if o.PositionCheck <= 0 {
+		o.PositionCheck = 5 * time.Second
+	}
+	m := &Mirrors{nc: nc, hub: hub, peers: peers, nodes: nodes, log: log, mirrors: map[string]*mirror{}, quit: make(chan struct{})}
 	m.unwatch = nodes.Watch(m.onNode)
+	m.wg.Add(1)
+	go m.checkPositions(o.PositionCheck)
 	return m
+}
+
+// checkPositions syncs every mirror with subscribers with its owner every
+// interval, until Close. A mirror whose owner is down is the owner's
+// return to catch up; a check that fails is the next tick's to repeat.
+func (m *Mirrors) checkPositions(every time.Duration) {
+	defer m.wg.Done()
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-m.quit:
+			return
+		case <-tick.C:
+		}
+		m.mu.Lock()
+		mirrors := make([]*mirror, 0, len(m.mirrors))
+		for _, mr := range m.mirrors {
+			mirrors = append(mirrors, mr)
+		}
+		m.mu.Unlock()
+		for _, mr := range mirrors {
+			if mr.st.Offline() || mr.st.Subscribers() == 0 {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
+			mr.sync(ctx)
+			cancel()
+			select {
+			case <-m.quit:
+				return
+			default:
+			}
+		}
+	}
 }
 
 // Open returns the local mirror of e's stream, opening it on first use.
@@ -112,6 +165,7 @@ func (m *Mirrors) onNode(n cluster.Node) {
 // Close drops every mirror's subscription.
 func (m *Mirrors) Close(ctx context.Context) error {
 	m.unwatch()
+	m.closeOnce.Do(func() { close(m.quit) })
 	m.mu.Lock()
 	for _, mr := range m.mirrors {
 		_ = mr.sub.Unsubscribe()

@@ -80,7 +80,8 @@ func wantSeqs(t *testing.T, what string, evs []*event.Event, from, to uint64) {
 }
 
 // A mirror is one subscription however often it is opened; it serves the
-// owner's history, live events, holes filled from the owner, `offline`
+// owner's history, live events, holes filled from the owner, a lost last
+// batch found by the position check, `offline`
 // while the owner is gone and what it missed once the owner is back.
 func TestMirrorFollowsOwnerAcrossHolesAndLoss(t *testing.T) {
 	t.Parallel()
@@ -107,7 +108,7 @@ func TestMirrorFollowsOwnerAcrossHolesAndLoss(t *testing.T) {
 	viewerNodes := startNodes(t, srv, "viewer")
 	t.Cleanup(func() { _ = viewerNodes.Close(ctx) })
 	waitFor(t, "owner up", func() bool { return viewerNodes.Up("owner") })
-	mirrors := NewMirrors(viewerNC, newHub(t), NewPeers(viewerNC, viewerNodes), viewerNodes, log)
+	mirrors := NewMirrors(viewerNC, newHub(t), NewPeers(viewerNC, viewerNodes), viewerNodes, MirrorsOptions{PositionCheck: 50 * time.Millisecond}, log)
 	t.Cleanup(func() { _ = mirrors.Close(ctx) })
 	entry := cluster.Entry{Spec: emitter.Spec{ID: "em-1", Kind: "log", Retention: emitter.Retention{Persist: true}}, Node: "owner"}
 	m1, err := mirrors.Open(ctx, entry)
@@ -133,13 +134,20 @@ func TestMirrorFollowsOwnerAcrossHolesAndLoss(t *testing.T) {
 	publishN(t, owned, 2)
 	wantSeqs(t, "hole filled", read(t, sub, 5), 11, 15)
 
+	// A last batch lost with nothing after it: the position check finds
+	// it at the owner.
+	exp.Unexport("em-1")
+	publishN(t, owned, 2)
+	exp.Export(owned)
+	wantSeqs(t, "lost last batch", read(t, sub, 2), 16, 17)
+
 	// The owner goes away: watchers are told, and get what it published
 	// meanwhile once it is back.
 	exp.Unexport("em-1")
 	_ = rpc.Close(ctx)
 	_ = ownerNodes.Close(ctx)
 	got := read(t, sub, 1)
-	if len(got) != 1 || got[0].Type != event.TypeOffline || got[0].Seq != 15 {
+	if len(got) != 1 || got[0].Type != event.TypeOffline || got[0].Seq != 17 {
 		t.Fatalf("after the owner's loss: %v", got)
 	}
 	publishN(t, owned, 3)
@@ -149,7 +157,7 @@ func TestMirrorFollowsOwnerAcrossHolesAndLoss(t *testing.T) {
 	back := startNodes(t, srv, "owner")
 	t.Cleanup(func() { _ = back.Close(ctx) })
 	exp.Export(owned)
-	wantSeqs(t, "caught up after the owner's return", read(t, sub, 3), 16, 18)
+	wantSeqs(t, "caught up after the owner's return", read(t, sub, 3), 18, 20)
 	publishN(t, owned, 1)
-	wantSeqs(t, "live again", read(t, sub, 1), 19, 19)
+	wantSeqs(t, "live again", read(t, sub, 1), 21, 21)
 }

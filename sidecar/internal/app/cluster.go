@@ -68,7 +68,7 @@ func (s *system) startCluster(ctx context.Context) error {
 	}
 	s.push("emitter registry", p.reg.Close)
 	peers := natsbus.NewPeers(p.nc, p.nodes)
-	mirrors := natsbus.NewMirrors(p.nc, s.hub, peers, p.nodes, log)
+	mirrors := natsbus.NewMirrors(p.nc, s.hub, peers, p.nodes, natsbus.MirrorsOptions{}, log)
 	s.push("stream mirrors", mirrors.Close)
 	exp := natsbus.NewExporter(p.nc, time.Duration(cc.ExportLinger), log)
 	s.push("stream export", exp.Close)
