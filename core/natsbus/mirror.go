@@ -30,12 +30,11 @@ type Mirrors struct {
 	nodes *Nodes
 	log   *slog.Logger
 
-	mu        sync.Mutex
-	mirrors   map[string]*mirror
-	unwatch   func()
-	quit      chan struct{} // closed by Close: ends the position check
-	closeOnce sync.Once
-	wg        sync.WaitGroup
+	mu      sync.Mutex
+	mirrors map[string]*mirror
+	unwatch func()
+	stop    context.CancelFunc // called by Close: ends the position check
+	wg      sync.WaitGroup
 }
 
 // MirrorsOptions tune Mirrors.
@@ -54,23 +53,26 @@ func NewMirrors(nc *nats.Conn, hub *stream.Hub, peers *Peers, nodes *Nodes, o Mi
 	if o.PositionCheck <= 0 {
 		o.PositionCheck = 5 * time.Second
 	}
-	m := &Mirrors{nc: nc, hub: hub, peers: peers, nodes: nodes, log: log, mirrors: map[string]*mirror{}, quit: make(chan struct{})}
+	m := &Mirrors{nc: nc, hub: hub, peers: peers, nodes: nodes, log: log, mirrors: map[string]*mirror{}}
 	m.unwatch = nodes.Watch(m.onNode)
+	ctx, stop := context.WithCancel(context.Background())
+	m.stop = stop
 	m.wg.Add(1)
-	go m.checkPositions(o.PositionCheck)
+	go m.checkPositions(ctx, o.PositionCheck)
 	return m
 }
 
 // checkPositions syncs every mirror with subscribers with its owner every
-// interval, until Close. A mirror whose owner is down is the owner's
-// return to catch up; a check that fails is the next tick's to repeat.
-func (m *Mirrors) checkPositions(every time.Duration) {
+// interval, until ctx ends (Close). A mirror whose owner is down is the
+// owner's return to catch up; a check that fails is the next tick's to
+// repeat.
+func (m *Mirrors) checkPositions(ctx context.Context, every time.Duration) {
 	defer m.wg.Done()
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
 		select {
-		case <-m.quit:
+		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
@@ -81,17 +83,15 @@ func (m *Mirrors) checkPositions(every time.Duration) {
 		}
 		m.mu.Unlock()
 		for _, mr := range mirrors {
+			if ctx.Err() != nil {
+				return
+			}
 			if mr.st.Offline() || mr.st.Subscribers() == 0 {
 				continue
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), rpcTimeout)
-			mr.sync(ctx)
+			cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+			mr.sync(cctx)
 			cancel()
-			select {
-			case <-m.quit:
-				return
-			default:
-			}
 		}
 	}
 }
@@ -165,7 +165,7 @@ func (m *Mirrors) onNode(n cluster.Node) {
 // Close drops every mirror's subscription.
 func (m *Mirrors) Close(ctx context.Context) error {
 	m.unwatch()
-	m.closeOnce.Do(func() { close(m.quit) })
+	m.stop()
 	m.mu.Lock()
 	for _, mr := range m.mirrors {
 		_ = mr.sub.Unsubscribe()

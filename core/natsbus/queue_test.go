@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,9 +22,14 @@ import (
 var logN atomic.Int64
 
 // logOptions names a fresh log, so tests sharing a server never meet.
+// logOptions names a new log. Its requests get 30 s, not the driver's
+// default 10 s: each test's log is a new replicated stream whose leader
+// is elected while the whole package runs under -race on two cores, and
+// a claim right after the first posts once took longer than 10 s.
 func logOptions(replicas int) natsbus.QueueOptions {
 	n := logN.Add(1)
-	return natsbus.QueueOptions{Replicas: replicas, Stream: fmt.Sprintf("Q%d", n), Subject: fmt.Sprintf("q%d.ops", n)}
+	return natsbus.QueueOptions{Replicas: replicas, Stream: fmt.Sprintf("Q%d", n), Subject: fmt.Sprintf("q%d.ops", n),
+		Timeout: 30 * time.Second}
 }
 
 // openDriver starts a driver on its own connection to srv, closed when
@@ -50,6 +56,15 @@ func startDriverConn(t testing.TB, srv *natstest.Server, o natsbus.QueueOptions,
 		t.Fatal(err)
 	}
 	o.Node = srv.Name
+	if o.Log == nil { // shown if the test fails: what the driver went through
+		logs := &lockedBuffer{}
+		o.Log = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("driver on %s:\n%s", srv.Name, logs.String())
+			}
+		})
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	d, err = natsbus.NewQueueDriver(ctx, js, o)
@@ -88,13 +103,7 @@ func TestQueueDriverContractCluster(t *testing.T) {
 	t.Parallel()
 	nodes := natstest.RunCluster(t, 3)
 	queuetest.Run(t, func(t *testing.T) queue.Driver {
-		// Each subtest's log is a new replicated stream whose leader is
-		// elected while the whole suite runs under -race on two cores:
-		// a log write or read barrier gets the contract suite's own
-		// bound (30 s), not the driver's default 10 s, which a CI run
-		// once exceeded on a claim's read barrier.
-		o := logOptions(3)
-		o.Timeout = 30 * time.Second
+		o := logOptions(3) // a CI run once took over 10 s on a claim's read barrier
 		s := &spread{}
 		for _, n := range nodes {
 			s.ds = append(s.ds, openDriver(t, n, o))
