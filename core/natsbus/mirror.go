@@ -63,36 +63,32 @@ func NewMirrors(nc *nats.Conn, hub *stream.Hub, peers *Peers, nodes *Nodes, o Mi
 }
 
 // checkPositions syncs every mirror with subscribers with its owner every
-// interval, until ctx ends (Close). A mirror whose owner is down is the
-// owner's return to catch up; a check that fails is the next tick's to
-// repeat.
+// interval, until ctx ends (Close).
 func (m *Mirrors) checkPositions(ctx context.Context, every time.Duration) {
 	defer m.wg.Done()
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	everyTick(ctx, every, m.checkPositionsOnce)
+}
+
+// checkPositionsOnce syncs every mirror with subscribers. A mirror whose
+// owner is down is the owner's return to catch up; a check that fails is
+// the next tick's to repeat.
+func (m *Mirrors) checkPositionsOnce(ctx context.Context) {
+	m.mu.Lock()
+	mirrors := make([]*mirror, 0, len(m.mirrors))
+	for _, mr := range m.mirrors {
+		mirrors = append(mirrors, mr)
+	}
+	m.mu.Unlock()
+	for _, mr := range mirrors {
+		if ctx.Err() != nil {
 			return
-		case <-tick.C:
 		}
-		m.mu.Lock()
-		mirrors := make([]*mirror, 0, len(m.mirrors))
-		for _, mr := range m.mirrors {
-			mirrors = append(mirrors, mr)
+		if mr.st.Offline() || mr.st.Subscribers() == 0 {
+			continue
 		}
-		m.mu.Unlock()
-		for _, mr := range mirrors {
-			if ctx.Err() != nil {
-				return
-			}
-			if mr.st.Offline() || mr.st.Subscribers() == 0 {
-				continue
-			}
-			cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
-			mr.sync(cctx)
-			cancel()
-		}
+		cctx, cancel := context.WithTimeout(ctx, rpcTimeout)
+		mr.sync(cctx)
+		cancel()
 	}
 }
 

@@ -147,3 +147,18 @@ func waitAll(ctx context.Context, wg *sync.WaitGroup, what string) error {
 		return fmt.Errorf("close %s: %w", what, ctx.Err())
 	}
 }
+
+// everyTick calls fn every interval until ctx ends: the position checks'
+// loop.
+func everyTick(ctx context.Context, every time.Duration, fn func(context.Context)) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			fn(ctx)
+		}
+	}
+}

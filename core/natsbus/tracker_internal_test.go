@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sidestream/sidestream/core/internal/memstore"
@@ -24,25 +25,8 @@ func TestTrackerResyncsWhenLeaderElected(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	nc := natstest.RunCluster(t, 3)[1].Connect(t)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := stream.NewHub(memstore.New(), slog.New(slog.DiscardHandler), stream.HubOptions{})
-	defer func() { _ = hub.Close(context.Background()) }()
-	var l *TrackerLog
-	for i := 0; i < 100 && ctx.Err() == nil; i++ { // the cluster may not place 3 replicas yet
-		// No position check within the test: only the resync may deliver.
-		if l, err = NewTrackerLog(ctx, js, nc, hub, TrackerOptions{Replicas: 3, PositionCheck: time.Hour}); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close(context.Background()) }()
-	tr := tracker.NewWith(l, tracker.Options{})
+	// No position check within the test: only the resync may deliver.
+	l, tr := newTrackerLog(ctx, t, nc, TrackerOptions{Replicas: 3, PositionCheck: time.Hour})
 	st, err := tr.Stream(ctx, "lena")
 	if err != nil {
 		t.Fatal(err)
@@ -104,19 +88,7 @@ func TestTrackerPositionCheckDeliversLostLiveEvents(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	nc := natstest.RunServer(t).Connect(t)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hub := stream.NewHub(memstore.New(), slog.New(slog.DiscardHandler), stream.HubOptions{})
-	defer func() { _ = hub.Close(context.Background()) }()
-	l, err := NewTrackerLog(ctx, js, nc, hub, TrackerOptions{PositionCheck: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close(context.Background()) }()
-	tr := tracker.NewWith(l, tracker.Options{})
+	l, tr := newTrackerLog(ctx, t, natstest.RunServer(t).Connect(t), TrackerOptions{PositionCheck: 50 * time.Millisecond})
 	st, err := tr.Stream(ctx, "mona")
 	if err != nil {
 		t.Fatal(err)
@@ -142,6 +114,31 @@ func TestTrackerPositionCheckDeliversLostLiveEvents(t *testing.T) {
 	if len(got) != 3 || got[0] != 1 || got[2] != 3 {
 		t.Fatalf("got seqs %v, want 1 2 3", got)
 	}
+}
+
+// newTrackerLog opens the tracker log on nc with o, retrying while a
+// cluster cannot place its replicas yet, and a tracker on it; both are
+// closed when the test ends.
+func newTrackerLog(ctx context.Context, t *testing.T, nc *nats.Conn, o TrackerOptions) (*TrackerLog, *tracker.Tracker) {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub := stream.NewHub(memstore.New(), slog.New(slog.DiscardHandler), stream.HubOptions{})
+	t.Cleanup(func() { _ = hub.Close(context.Background()) })
+	var l *TrackerLog
+	for i := 0; i < 100 && ctx.Err() == nil; i++ {
+		if l, err = NewTrackerLog(ctx, js, nc, hub, o); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	return l, tracker.NewWith(l, tracker.Options{})
 }
 
 // leaderOf names the tracker stream's leader ("" during an election, or

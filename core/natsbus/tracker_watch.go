@@ -310,30 +310,26 @@ func (l *TrackerLog) watchStatus(ctx context.Context) {
 }
 
 // checkPositions syncs every watched user with subscribers every
-// interval until ctx ends (TrackerOptions.PositionCheck). A user that is
-// offline is the reconnect's to resync; a check that fails is the next
-// tick's to repeat.
+// interval until ctx ends (TrackerOptions.PositionCheck).
 func (l *TrackerLog) checkPositions(ctx context.Context, every time.Duration) {
 	defer l.wg.Done()
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
+	everyTick(ctx, every, l.checkPositionsOnce)
+}
+
+// checkPositionsOnce syncs every watched user with subscribers. A user
+// that is offline is the reconnect's to resync; a check that fails is
+// the next tick's to repeat.
+func (l *TrackerLog) checkPositionsOnce(ctx context.Context) {
+	for _, w := range l.watched() {
+		if ctx.Err() != nil {
 			return
-		case <-tick.C:
 		}
-		for _, w := range l.watched() {
-			if ctx.Err() != nil {
-				return
-			}
-			if !w.opened() || w.st.Offline() || w.st.Subscribers() == 0 {
-				continue
-			}
-			cctx, cancel := context.WithTimeout(ctx, trackOpTimeout)
-			_ = w.sync(cctx)
-			cancel()
+		if !w.opened() || w.st.Offline() || w.st.Subscribers() == 0 {
+			continue
 		}
+		cctx, cancel := context.WithTimeout(ctx, trackOpTimeout)
+		_ = w.sync(cctx)
+		cancel()
 	}
 }
 
