@@ -51,14 +51,17 @@ func TestNodesTrackMembership(t *testing.T) {
 	if l := a.List(); len(l) != 2 || l[0].Name != "a" || l[1].Name != "b" || l[1].Up {
 		t.Fatalf("list: %+v", l)
 	}
+	// Watchers are called after the state changed, outside its lock:
+	// the calls may still be on their way.
 	var sawUp, sawDown bool
-	for len(changes) > 0 {
-		n := <-changes
-		sawUp = sawUp || (n.Name == "b" && n.Up)
-		sawDown = sawDown || (n.Name == "b" && !n.Up)
-	}
-	if !sawUp || !sawDown {
-		t.Fatalf("watcher saw up %v down %v", sawUp, sawDown)
+	for timeout := time.After(10 * time.Second); !sawUp || !sawDown; {
+		select {
+		case n := <-changes:
+			sawUp = sawUp || (n.Name == "b" && n.Up)
+			sawDown = sawDown || (n.Name == "b" && !n.Up)
+		case <-timeout:
+			t.Fatalf("watcher saw up %v down %v", sawUp, sawDown)
+		}
 	}
 	// A third node starting later finds b listed from the bucket.
 	c := startNodes(t, srv, "c")
