@@ -52,6 +52,8 @@ type Local interface {
 	Delete(ctx context.Context, id string) error
 	Command(ctx context.Context, id, name string, args json.RawMessage) (json.RawMessage, error)
 	Stream(id string) (*stream.Stream, error)
+	Attach(ctx context.Context, req emitter.CreateRequest) (emitter.Spec, error)
+	Stop(ctx context.Context, id string) error
 }
 
 // Emitters serves the emitters of the whole cluster as if they were local:
@@ -164,6 +166,63 @@ func (c *Emitters) Ensure(ctx context.Context, req emitter.CreateRequest) (emitt
 	c.export(spec.ID)
 	spec.Node = c.node
 	return spec, nil
+}
+
+// Attach is Manager.Attach for an emitter of a guest on this node, entered
+// in the registry so that every node serves its stream. As for Create,
+// the id is claimed cluster-wide first: one another node owns is refused
+// (emitter.ErrExists), and while the registry cannot be reached nothing
+// runs and the error says so (the guest service retries it).
+func (c *Emitters) Attach(ctx context.Context, req emitter.CreateRequest) (emitter.Spec, error) {
+	claimed := true
+	err := c.reg.Claim(ctx, Entry{Spec: emitter.Spec{ID: req.ID, Kind: req.Kind}, Node: c.node})
+	if errors.Is(err, emitter.ErrExists) {
+		claimed = false
+		e, gerr := c.reg.Get(ctx, req.ID)
+		switch {
+		case gerr != nil:
+			err = gerr
+		case e.Node != c.node:
+			err = fmt.Errorf("registered to node %s: %w", e.Node, emitter.ErrExists)
+		default:
+			err = nil // ours: a restart, a changed config or a guest back
+		}
+	}
+	if err != nil {
+		return emitter.Spec{}, fmt.Errorf("attach %s: %w", req.ID, err)
+	}
+	spec, err := c.local.Attach(ctx, req)
+	if err != nil {
+		if claimed {
+			err = errors.Join(err, c.reg.Delete(context.WithoutCancel(ctx), req.ID))
+		}
+		return emitter.Spec{}, err
+	}
+	if err := c.reg.Put(ctx, Entry{Spec: spec, Node: c.node}); err != nil {
+		// Nothing may run that the guest service counts as failed: it
+		// would not stop it when the guest goes.
+		stop := c.local.Stop(context.WithoutCancel(ctx), spec.ID)
+		return emitter.Spec{}, errors.Join(fmt.Errorf("register %s: %w", spec.ID, err), stop)
+	}
+	c.export(spec.ID)
+	spec.Node = c.node
+	return spec, nil
+}
+
+// Stop is Manager.Stop (its guest is gone), the registry told too: the
+// stream and its history stay, served from every node.
+func (c *Emitters) Stop(ctx context.Context, id string) error {
+	if err := c.local.Stop(ctx, id); err != nil {
+		return err
+	}
+	spec, err := c.local.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := c.reg.Put(ctx, Entry{Spec: spec, Node: c.node}); err != nil {
+		return fmt.Errorf("stopped %s; the registry still has it running: %w", id, err)
+	}
+	return nil
 }
 
 // Get returns the spec of an emitter anywhere in the cluster.

@@ -18,8 +18,9 @@ import (
 // peers and mirrors run in core/natsbus's tests and the e2e cluster tests.
 
 type memRegistry struct {
-	mu sync.Mutex
-	m  map[string]cluster.Entry
+	mu      sync.Mutex
+	m       map[string]cluster.Entry
+	failPut error
 }
 
 func (r *memRegistry) Claim(_ context.Context, e cluster.Entry) error {
@@ -34,6 +35,9 @@ func (r *memRegistry) Claim(_ context.Context, e cluster.Entry) error {
 func (r *memRegistry) Put(_ context.Context, e cluster.Entry) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.failPut != nil {
+		return r.failPut
+	}
 	r.m[e.Spec.ID] = e
 	return nil
 }
@@ -116,6 +120,30 @@ func (l *memLocal) Command(_ context.Context, id, name string, _ json.RawMessage
 	return json.RawMessage(`"` + name + ` on ` + id + `"`), nil
 }
 func (l *memLocal) Stream(string) (*stream.Stream, error) { return nil, emitter.ErrNotFound }
+func (l *memLocal) Attach(ctx context.Context, req emitter.CreateRequest) (emitter.Spec, error) {
+	l.mu.Lock()
+	s, ok := l.specs[req.ID]
+	if ok {
+		s.Stopped = false
+		l.specs[req.ID] = s
+	}
+	l.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	return l.Create(ctx, req)
+}
+func (l *memLocal) Stop(_ context.Context, id string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s, ok := l.specs[id]
+	if !ok {
+		return emitter.ErrNotFound
+	}
+	s.Stopped = true
+	l.specs[id] = s
+	return nil
+}
 
 // node wires one Emitters over a shared registry; peers reach the other
 // nodes' Emitters directly, as the RPC would.
@@ -141,6 +169,12 @@ func (noExport) Unexport(string)       {}
 
 func twoNodes(t *testing.T) (testNodes, map[string]*memLocal) {
 	t.Helper()
+	nodes, locals, _ := twoNodesReg(t)
+	return nodes, locals
+}
+
+func twoNodesReg(t *testing.T) (testNodes, map[string]*memLocal, *memRegistry) {
+	t.Helper()
 	reg := &memRegistry{m: map[string]cluster.Entry{}}
 	nodes := testNodes{}
 	locals := map[string]*memLocal{}
@@ -148,7 +182,7 @@ func twoNodes(t *testing.T) (testNodes, map[string]*memLocal) {
 		locals[name] = &memLocal{specs: map[string]emitter.Spec{}}
 		nodes[name] = cluster.NewEmitters(name, locals[name], reg, directPeers{nodes}, nil, noExport{}, slog.New(slog.DiscardHandler))
 	}
-	return nodes, locals
+	return nodes, locals, reg
 }
 
 func TestEmittersRunOnTheirNodeAndForward(t *testing.T) {
@@ -241,5 +275,63 @@ func TestEnsureRunsSharedEmittersOnce(t *testing.T) {
 	}
 	if running != 1 {
 		t.Fatalf("fib runs on %d nodes", running)
+	}
+}
+
+// A guest's emitter is entered in the registry when attached, so every
+// node lists it (and serves its stream); stopped when its guest goes, it
+// stays listed as stopped. An id another node owns is refused before
+// anything runs, and a failed attach frees the id it claimed.
+func TestAttachRegistersGuestEmitters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	nodes, locals := twoNodes(t)
+	spec, err := nodes["a"].Attach(ctx, emitter.CreateRequest{ID: "vm-1.console", Kind: "log"})
+	if err != nil || spec.Node != "a" {
+		t.Fatalf("attach on a: %+v %v", spec, err)
+	}
+	got, err := nodes["b"].Get(ctx, "vm-1.console")
+	if err != nil || got.Node != "a" || got.Stopped {
+		t.Fatalf("b sees %+v %v, want it running on a", got, err)
+	}
+	if _, err := nodes["b"].Attach(ctx, emitter.CreateRequest{ID: "vm-1.console", Kind: "log"}); !errors.Is(err, emitter.ErrExists) {
+		t.Fatalf("attach of a's id on b: %v", err)
+	}
+	if _, err := locals["b"].Get(ctx, "vm-1.console"); err == nil {
+		t.Fatal("the refused attach runs on b")
+	}
+	if err := nodes["a"].Stop(ctx, "vm-1.console"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := nodes["b"].Get(ctx, "vm-1.console"); err != nil || !got.Stopped || got.Node != "a" {
+		t.Fatalf("after the stop b sees %+v %v, want it stopped on a", got, err)
+	}
+	if _, err := nodes["a"].Attach(ctx, emitter.CreateRequest{ID: "vm-1.console", Kind: "log"}); err != nil {
+		t.Fatalf("attach again (the guest is back): %v", err)
+	}
+	if got, _ := nodes["b"].Get(ctx, "vm-1.console"); got.Stopped {
+		t.Fatal("b still sees it stopped after the guest came back")
+	}
+	locals["a"].fail = emitter.ErrUnknownKind
+	if _, err := nodes["a"].Attach(ctx, emitter.CreateRequest{ID: "vm-2.console", Kind: "nope"}); !errors.Is(err, emitter.ErrUnknownKind) {
+		t.Fatalf("attach of an unknown kind: %v", err)
+	}
+	if _, err := nodes["b"].Get(ctx, "vm-2.console"); !errors.Is(err, emitter.ErrNotFound) {
+		t.Fatalf("the failed attach left its id claimed: %v", err)
+	}
+}
+
+// An attach the registry cannot record leaves nothing running: the guest
+// service counts it failed and would not stop it when the guest goes.
+func TestAttachUnrecordedLeavesNothingRunning(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	nodes, locals, reg := twoNodesReg(t)
+	reg.failPut = emitter.ErrUnavailable
+	if _, err := nodes["a"].Attach(ctx, emitter.CreateRequest{ID: "vm-3.console", Kind: "log"}); !errors.Is(err, emitter.ErrUnavailable) {
+		t.Fatalf("attach with the registry down: %v", err)
+	}
+	if s, err := locals["a"].Get(ctx, "vm-3.console"); err == nil && !s.Stopped {
+		t.Fatal("the unrecorded attach runs")
 	}
 }

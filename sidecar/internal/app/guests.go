@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sidestream/sidestream/core/cluster"
 	"github.com/sidestream/sidestream/core/emitter"
 	"github.com/sidestream/sidestream/core/guest"
 	"github.com/sidestream/sidestream/sidecar/api"
@@ -26,12 +27,36 @@ func (s *system) startGuests(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("guests stream: %w", err)
 	}
-	s.guests = guest.New(s.mgr, guest.Options{Events: st, Log: s.log.With("component", "guests")})
+	s.guests = guest.New(s.guestEmitters(), guest.Options{Events: st, Log: s.log.With("component", "guests")})
 	s.push("guests", s.guests.Close)
 	if err := s.applyGuests(ctx, s.cfg.Guests); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
 	return nil
+}
+
+// guestEmitters is what the guest service attaches through: this node's
+// manager, and in cluster mode the cluster's attach and stop, which enter
+// the emitters in the registry so every node serves their streams. Get
+// and List stay this node's: the service reconciles what it runs here.
+func (s *system) guestEmitters() guest.Emitters {
+	if s.cluster == nil {
+		return s.mgr
+	}
+	return clusterGuestEmitters{Manager: s.mgr, cluster: s.cluster.emitters}
+}
+
+type clusterGuestEmitters struct {
+	*emitter.Manager
+	cluster *cluster.Emitters
+}
+
+func (g clusterGuestEmitters) Attach(ctx context.Context, req emitter.CreateRequest) (emitter.Spec, error) {
+	return g.cluster.Attach(ctx, req)
+}
+
+func (g clusterGuestEmitters) Stop(ctx context.Context, id string) error {
+	return g.cluster.Stop(ctx, id)
 }
 
 // applyGuests checks the rules' kinds against the plugins and hands
