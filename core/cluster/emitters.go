@@ -174,23 +174,12 @@ func (c *Emitters) Ensure(ctx context.Context, req emitter.CreateRequest) (emitt
 // (emitter.ErrExists), and while the registry cannot be reached nothing
 // runs and the error says so (the guest service retries it).
 func (c *Emitters) Attach(ctx context.Context, req emitter.CreateRequest) (emitter.Spec, error) {
-	claimed := true
-	err := c.reg.Claim(ctx, Entry{Spec: emitter.Spec{ID: req.ID, Kind: req.Kind}, Node: c.node})
-	if errors.Is(err, emitter.ErrExists) {
-		claimed = false
-		e, gerr := c.reg.Get(ctx, req.ID)
-		switch {
-		case gerr != nil:
-			err = gerr
-		case e.Node != c.node:
-			err = fmt.Errorf("registered to node %s: %w", e.Node, emitter.ErrExists)
-		default:
-			err = nil // ours: a restart, a changed config or a guest back
-		}
-	}
+	claimed, err := c.claimHere(ctx, req)
 	if err != nil {
 		return emitter.Spec{}, fmt.Errorf("attach %s: %w", req.ID, err)
 	}
+	before, gerr := c.local.Get(ctx, req.ID)
+	wasRunning := gerr == nil && !before.Stopped
 	spec, err := c.local.Attach(ctx, req)
 	if err != nil {
 		if claimed {
@@ -199,14 +188,37 @@ func (c *Emitters) Attach(ctx context.Context, req emitter.CreateRequest) (emitt
 		return emitter.Spec{}, err
 	}
 	if err := c.reg.Put(ctx, Entry{Spec: spec, Node: c.node}); err != nil {
-		// Nothing may run that the guest service counts as failed: it
-		// would not stop it when the guest goes.
-		stop := c.local.Stop(context.WithoutCancel(ctx), spec.ID)
-		return emitter.Spec{}, errors.Join(fmt.Errorf("register %s: %w", spec.ID, err), stop)
+		if !wasRunning {
+			// Nothing may run that the guest service counts as failed:
+			// it would not stop it when the guest goes.
+			errs := []error{fmt.Errorf("register %s: %w", spec.ID, err), c.local.Stop(context.WithoutCancel(ctx), spec.ID)}
+			if claimed {
+				errs = append(errs, c.reg.Delete(context.WithoutCancel(ctx), spec.ID))
+			}
+			return emitter.Spec{}, errors.Join(errs...)
+		}
+		// It ran before and runs on (a restart's reconcile, a config
+		// change): its guest's log is not stopped for a registry blip;
+		// the registry keeps the earlier entry until the next attach.
+		c.log.Warn("guest emitter attached; the registry keeps its earlier entry", "emitter", spec.ID, "err", err)
 	}
 	c.export(spec.ID)
 	spec.Node = c.node
 	return spec, nil
+}
+
+// claimHere claims req's id for this node, or finds it this node's
+// already (claimed false): a restart, a changed config, a guest back.
+func (c *Emitters) claimHere(ctx context.Context, req emitter.CreateRequest) (claimed bool, err error) {
+	err = c.reg.Claim(ctx, Entry{Spec: emitter.Spec{ID: req.ID, Kind: req.Kind}, Node: c.node})
+	if !errors.Is(err, emitter.ErrExists) {
+		return err == nil, err
+	}
+	e, err := c.reg.Get(ctx, req.ID)
+	if err == nil && e.Node != c.node {
+		err = fmt.Errorf("registered to node %s: %w", e.Node, emitter.ErrExists)
+	}
+	return false, err
 }
 
 // Stop is Manager.Stop (its guest is gone), the registry told too: the

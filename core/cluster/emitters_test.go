@@ -321,8 +321,9 @@ func TestAttachRegistersGuestEmitters(t *testing.T) {
 	}
 }
 
-// An attach the registry cannot record leaves nothing running: the guest
-// service counts it failed and would not stop it when the guest goes.
+// An attach the registry cannot record leaves nothing running that did
+// not run before: the guest service counts it failed and would not stop
+// it when the guest goes.
 func TestAttachUnrecordedLeavesNothingRunning(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -333,5 +334,20 @@ func TestAttachUnrecordedLeavesNothingRunning(t *testing.T) {
 	}
 	if s, err := locals["a"].Get(ctx, "vm-3.console"); err == nil && !s.Stopped {
 		t.Fatal("the unrecorded attach runs")
+	}
+	if _, err := reg.Get(ctx, "vm-3.console"); !errors.Is(err, emitter.ErrNotFound) {
+		t.Fatalf("the unrecorded attach kept its claim: %v", err)
+	}
+	// One that already ran (a restart's reconcile) is not stopped for it.
+	reg.failPut = nil
+	if _, err := nodes["a"].Attach(ctx, emitter.CreateRequest{ID: "vm-4.console", Kind: "log"}); err != nil {
+		t.Fatal(err)
+	}
+	reg.failPut = emitter.ErrUnavailable
+	if _, err := nodes["a"].Attach(ctx, emitter.CreateRequest{ID: "vm-4.console", Kind: "log"}); err != nil {
+		t.Fatalf("re-attach of a running emitter with the registry down: %v", err)
+	}
+	if s, err := locals["a"].Get(ctx, "vm-4.console"); err != nil || s.Stopped {
+		t.Fatalf("a running emitter was stopped for a registry blip: %+v %v", s, err)
 	}
 }

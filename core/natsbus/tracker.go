@@ -74,10 +74,10 @@ type TrackerOptions struct {
 // A hole (a republished message lost) is filled from JetStream when the
 // next message shows it, or by the position check (every watched user
 // with subscribers, every PositionCheck) when no next message comes;
-// after a reconnect (watchers get `offline`
-// meanwhile) or a leader election (a new leader does not republish what
-// its predecessor stored) every watched user is synced from JetStream,
-// and so is a user each time a client opens it.
+// after a reconnect (watchers get `offline` meanwhile) or a leader
+// election (a new leader does not republish what its predecessor stored)
+// every watched user is synced from JetStream, and so is a user each time
+// a client opens it.
 //
 // History reads (catch-up past the ring, pages, fills) map user seqs to
 // stream sequences without an index: the last message of the subject
